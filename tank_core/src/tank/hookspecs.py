@@ -1,0 +1,123 @@
+"""Every hook a Tank plugin can implement.
+
+A plugin is a module listed under the ``tank`` entry-point group::
+
+    [project.entry-points.tank]
+    mystore = "tank_store_mystore.plugin"
+
+whose functions are marked with :data:`tank.hookimpl` and named after the hooks below.
+An implementation may accept fewer arguments than the spec (pluggy passes only those it
+names), so hooks can grow new arguments without breaking plugins. Hooks are called with
+keyword arguments only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+import pluggy
+
+if TYPE_CHECKING:
+    from tank.model import Context, Image
+    from tank.registry import Registry
+    from tank.store import Backend
+
+hookspec = pluggy.HookspecMarker("tank")
+
+
+class RegisterStore(Protocol):
+    def __call__(self, backend: type[Backend]) -> None: ...
+
+
+class RegisterRegistry(Protocol):
+    def __call__(self, registry: type[Registry]) -> None: ...
+
+
+# --- Registration hooks: called once when the plugin manager is set up ---------------
+
+
+@hookspec
+def tank_register_stores(register: RegisterStore) -> None:
+    """Contribute store backends.
+
+    Called once per :class:`tank.plugins.Plugins`, when the stores named in the config
+    are built (and by ``tank stores``). Call ``register(BackendClass)`` for each
+    :class:`tank.store.Backend` subclass the plugin provides. Stores are keyed by
+    ``BackendClass.type_name``; a type name or URI scheme already registered by another
+    plugin is an error naming both plugins.
+
+    :param register: the registrar; takes a Backend subclass.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_register_registries(register: RegisterRegistry) -> None:
+    """Contribute registry implementations (where image metadata lives).
+
+    Called once per :class:`tank.plugins.Plugins`, when the registry is opened. Call
+    ``register(RegistryClass)`` for each :class:`tank.registry.Registry` subclass;
+    they are keyed by ``RegistryClass.kind`` (``sql``, ``http``, ...), chosen by the
+    ``[registry] kind`` config key. A kind registered twice is an error naming both
+    plugins.
+
+    :param register: the registrar; takes a Registry subclass.
+    :return: ignored.
+    """
+
+
+# --- Image lifecycle hooks: observers, called by tank.service.ImageService ----------
+# All are called after the registry has recorded the change. An exception raised by an
+# implementation is logged with the plugin's name and does not undo the change.
+
+
+@hookspec
+def tank_image_created(image: Image, context: Context) -> None:
+    """An image record was created (status ``queued``, or ``active`` for a location).
+
+    :param image: the image as stored in the registry.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_activated(image: Image, context: Context) -> None:
+    """An image's data was uploaded and verified, and the image is now ``active``.
+
+    :param image: the image with its ``size``, ``checksum``, ``sha256`` and ``location``.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_updated(image: Image, previous: Image, context: Context) -> None:
+    """An image's metadata was changed by a user (not by the upload lifecycle).
+
+    :param image: the image after the change.
+    :param previous: the image before the change.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_deleted(image: Image, context: Context) -> None:
+    """An image was deleted: its record is marked deleted and its data removed.
+
+    :param image: the image as it was marked deleted.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_killed(image: Image, reason: str, context: Context) -> None:
+    """An upload failed and the image became ``killed``; no data was kept.
+
+    :param image: the killed image.
+    :param reason: what went wrong, safe to show a user (no secrets).
+    :param context: who asked.
+    :return: ignored.
+    """

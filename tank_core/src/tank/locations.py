@@ -1,0 +1,63 @@
+"""Location URIs: where a store keeps an image's data.
+
+A location names data, never credentials. Legacy Glance locations may still embed
+``user:password@``; :func:`redact` removes that (and secret-looking query parameters)
+before a location reaches a log line, an error message or an API response.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from tank.errors import BadLocation
+
+_SECRET_PARAMS = {
+    "password",
+    "passwd",
+    "secret",
+    "secret_key",
+    "key",
+    "token",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "temp_url_sig",
+    "sig",
+}
+
+
+def scheme_of(uri: str) -> str:
+    """The lower-cased scheme of ``uri``; :class:`BadLocation` if it has none."""
+    scheme = urllib.parse.urlsplit(uri).scheme.lower() if isinstance(uri, str) else ""
+    if not scheme:
+        raise BadLocation(f"location {redact(str(uri))!r} has no scheme (expected e.g. file://...)")
+    return scheme
+
+
+def redact(uri: str) -> str:
+    """``uri`` without userinfo secrets or secret query parameters; safe to show anyone."""
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:
+        return "<unparseable location>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = urllib.parse.urlencode(
+            [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
+        )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def has_credentials(uri: str) -> bool:
+    """True if ``uri`` carries a password in its userinfo (a legacy Glance location)."""
+    try:
+        return urllib.parse.urlsplit(uri).password is not None
+    except ValueError:
+        return False

@@ -1,0 +1,234 @@
+"""The plugin manager: one per Tank instance, built here and passed down.
+
+Plugins are found only through the ``tank`` entry-point group. Loading is done here
+rather than by pluggy's ``load_setuptools_entrypoints`` so that a plugin that fails to
+import or register raises :class:`~tank.errors.PluginLoadError` naming the plugin and
+its distribution. ``TANK_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point name;
+``TANK_DISABLE_PLUGIN_AUTOLOAD=1`` loads none (tests then register plugins by hand).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from tank import hookspecs
+from tank.errors import PluginLoadError
+
+if TYPE_CHECKING:
+    from tank.model import Context, Image
+    from tank.registry import Registry
+    from tank.store import Backend
+
+log = logging.getLogger(__name__)
+
+GROUP = "tank"
+
+
+@attrs.frozen
+class PluginInfo:
+    """One loaded plugin, for ``tank plugins`` / ``tank stores``."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+
+
+class Plugins:
+    """A pluggy manager with one typed method per hook (so call sites are type-checked)."""
+
+    def __init__(self, pm: pluggy.PluginManager, dists: Mapping[str, Any]) -> None:
+        self.pm = pm
+        self._dists = dict(dists)
+        self._stores: dict[str, type[Backend]] | None = None
+        self._registries: dict[str, type[Registry]] | None = None
+
+    # --- registration hooks ----------------------------------------------------------
+
+    def store_types(self) -> dict[str, type[Backend]]:
+        """Installed store classes by type name (``file``, ``s3``, ...)."""
+        if self._stores is None:
+            self._stores = self._collect("tank_register_stores", _store_key)
+        return dict(self._stores)
+
+    def registry_types(self) -> dict[str, type[Registry]]:
+        """Installed registry classes by kind (``sql``, ``http``, ...)."""
+        if self._registries is None:
+            self._registries = self._collect("tank_register_registries", _registry_key)
+        return dict(self._registries)
+
+    def _collect(self, hook_name: str, key_of: Any) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        schemes: dict[str, str] = {}
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
+
+            def register(cls: Any, _plugin: str = plugin_name) -> None:
+                key = key_of(cls, _plugin)
+                if key in found and found[key] is not cls:
+                    raise PluginLoadError(
+                        _plugin,
+                        self._dist_name(_plugin),
+                        ValueError(f"{key!r} is already registered by plugin {owners[key]!r}"),
+                    )
+                for scheme in getattr(cls, "schemes", ()) if hook_name.endswith("stores") else ():
+                    if scheme in schemes and schemes[scheme] != key:
+                        raise PluginLoadError(
+                            _plugin,
+                            self._dist_name(_plugin),
+                            ValueError(
+                                f"scheme {scheme!r} is already handled by store "
+                                f"{schemes[scheme]!r} of plugin {owners[schemes[scheme]]!r}"
+                            ),
+                        )
+                    schemes[scheme] = key
+                found[key] = cls
+                owners[key] = _plugin
+
+            try:
+                impl.function(register=register)
+            except PluginLoadError:
+                raise
+            except Exception as exc:
+                raise PluginLoadError(plugin_name, self._dist_name(plugin_name), exc) from exc
+        return found
+
+    # --- lifecycle hooks (observers: failures are logged, never raised) ------------------
+
+    def image_created(self, *, image: Image, context: Context) -> None:
+        self._notify("tank_image_created", image=image, context=context)
+
+    def image_activated(self, *, image: Image, context: Context) -> None:
+        self._notify("tank_image_activated", image=image, context=context)
+
+    def image_updated(self, *, image: Image, previous: Image, context: Context) -> None:
+        self._notify("tank_image_updated", image=image, previous=previous, context=context)
+
+    def image_deleted(self, *, image: Image, context: Context) -> None:
+        self._notify("tank_image_deleted", image=image, context=context)
+
+    def image_killed(self, *, image: Image, reason: str, context: Context) -> None:
+        self._notify("tank_image_killed", image=image, reason=reason, context=context)
+
+    def _notify(self, hook_name: str, **kwargs: Any) -> None:
+        hook = getattr(self.pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            args = {name: kwargs[name] for name in impl.argnames}
+            try:
+                impl.function(**args)
+            except Exception:
+                log.exception(
+                    "plugin %s failed in %s for image %s",
+                    self.pm.get_name(impl.plugin),
+                    hook_name,
+                    kwargs["image"].id,
+                )
+
+    # --- listing ---------------------------------------------------------------------
+
+    def list_plugins(self) -> list[PluginInfo]:
+        out = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda p: p[0]):
+            dist = self._dists.get(name)
+            hooks = tuple(sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()))
+            out.append(
+                PluginInfo(
+                    name=name,
+                    distribution=dist.metadata["Name"] if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                    hooks=hooks,
+                )
+            )
+        return out
+
+    def _dist_name(self, plugin_name: str) -> str | None:
+        dist = self._dists.get(plugin_name)
+        return dist.metadata["Name"] if dist is not None else None
+
+
+def _store_key(cls: Any, plugin: str) -> str:
+    from tank.store import Backend
+
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise TypeError(f"register() takes a tank.store.Backend subclass, got {cls!r}")
+    for attr in ("type_name", "schemes", "Config"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"store class {cls.__name__} has no {attr!r} attribute")
+    return str(cls.type_name)
+
+
+def _registry_key(cls: Any, plugin: str) -> str:
+    from tank.registry import Registry
+
+    if not (isinstance(cls, type) and issubclass(cls, Registry)):
+        raise TypeError(f"register() takes a tank.registry.Registry subclass, got {cls!r}")
+    for attr in ("kind", "Config"):
+        if not hasattr(cls, attr):
+            raise TypeError(f"registry class {cls.__name__} has no {attr!r} attribute")
+    return str(cls.kind)
+
+
+def make_plugin_manager(
+    *,
+    plugins: Iterable[tuple[str, object]] = (),
+    autoload: bool | None = None,
+    blocked: Iterable[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Plugins:
+    """Build the plugin manager of one Tank instance.
+
+    :param plugins: ``(name, module_or_object)`` pairs registered before entry points
+        (tests use this to add plugins without installing them).
+    :param autoload: load the ``tank`` entry points; default: unless
+        ``TANK_DISABLE_PLUGIN_AUTOLOAD`` is set.
+    :param blocked: entry-point names not to load; default: ``TANK_DISABLE_PLUGINS``.
+    :raises PluginLoadError: a plugin failed to import, has a bad hook, or clashes.
+    """
+    env = os.environ if environ is None else environ
+    if autoload is None:
+        autoload = not env.get("TANK_DISABLE_PLUGIN_AUTOLOAD")
+    if blocked is None:
+        blocked = [b.strip() for b in env.get("TANK_DISABLE_PLUGINS", "").split(",")]
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    for name in blocked:
+        if name:
+            pm.set_blocked(name)
+    dists: dict[str, Any] = {}
+    for name, plugin in plugins:
+        _register(pm, plugin, name, None)
+    if autoload:
+        for ep in importlib.metadata.entry_points(group=GROUP):
+            if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+                continue
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginLoadError(ep.name, dist_name, exc) from exc
+            _register(pm, plugin, ep.name, dist_name)
+            dists[ep.name] = dist
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        dist = dists.get(name)
+        raise PluginLoadError(name, dist.metadata["Name"] if dist else None, exc) from exc
+    return Plugins(pm, dists)
+
+
+def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginLoadError(name, dist, exc) from exc

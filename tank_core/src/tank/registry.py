@@ -1,0 +1,113 @@
+"""The registry contract: where image metadata and memberships live.
+
+A registry stores :class:`tank.model.Image` records and enforces visibility from the
+request :class:`~tank.model.Context` (admins see everything; others see public images,
+their own, and those shared with their tenant). Invisible images behave exactly like
+missing ones (:class:`~tank.errors.NotFound`), so a caller cannot probe other tenants'
+ids. Validation of values is the model's (:mod:`tank.model`); status changes go through
+:meth:`tank.model.Image.update`, which enforces the lifecycle.
+
+Implementations register through the ``tank_register_registries`` hook and are
+picked by ``[registry] kind`` (default ``sql``; ``http`` when ``url`` is set).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tank.model import Context, Image, ListQuery, Member, Status
+
+
+class Registry(abc.ABC):
+    """Base class of registries. All methods are safe to call from several threads."""
+
+    #: Registry kind as chosen by ``[registry] kind``.
+    kind: ClassVar[str]
+    #: attrs class built from the ``[registry]`` section (minus ``kind``).
+    Config: ClassVar[type[Any]]
+
+    def __init__(self, config: Any, *, data_dir: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+
+    @abc.abstractmethod
+    def create(self, image: Image) -> Image:
+        """Record a new image as given; :class:`~tank.errors.Duplicate` if the id exists
+        (including ids of deleted images: ids are never reused)."""
+
+    @abc.abstractmethod
+    def get(self, image_id: str, *, context: Context) -> Image:
+        """The image, or NotFound if it does not exist or ``context`` cannot see it.
+
+        Deleted images are returned to admins only.
+        """
+
+    @abc.abstractmethod
+    def update(
+        self,
+        image_id: str,
+        changes: Mapping[str, Any],
+        *,
+        context: Context,
+        purge_props: bool = False,
+        expected_status: Status | None = None,
+    ) -> Image:
+        """Apply ``changes`` atomically through :meth:`Image.update` and return the result.
+
+        ``expected_status`` makes the update conditional: if the image's status is not
+        that, raise :class:`~tank.errors.Conflict` and change nothing (the service uses
+        it so two uploads to one queued image cannot both win). Invisible → NotFound.
+        """
+
+    @abc.abstractmethod
+    def delete(self, image_id: str, *, context: Context) -> Image:
+        """Mark the image deleted (status ``deleted``, ``deleted=True``, ``deleted_at``).
+
+        Its members are removed. The record stays, so its id is not reused.
+        """
+
+    @abc.abstractmethod
+    def list(self, query: ListQuery, *, context: Context) -> list[Image]:
+        """Images visible to ``context`` that match ``query``, in order, one page.
+
+        Deleted images are left out unless ``filters["deleted"]`` is true (admins only;
+        ignored for others). An unknown or invisible ``marker`` raises NotFound.
+        """
+
+    # --- members -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def list_members(self, image_id: str, *, context: Context) -> list[Member]:
+        """Members of a visible image, ordered by member name."""
+
+    @abc.abstractmethod
+    def add_member(
+        self, image_id: str, member: str, *, can_share: bool = False, context: Context
+    ) -> Member:
+        """Share the image with ``member`` (or update ``can_share`` if already shared)."""
+
+    @abc.abstractmethod
+    def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
+        """Stop sharing; NotFound if ``member`` is not a member."""
+
+    @abc.abstractmethod
+    def replace_members(
+        self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
+    ) -> list[Member]:
+        """Make ``(member, can_share)`` pairs the whole member list, atomically."""
+
+    @abc.abstractmethod
+    def shared_with(self, member: str, *, context: Context) -> list[Member]:
+        """Memberships of ``member`` on images that are not deleted."""
+
+    def upgrade(self) -> None:
+        """Bring the registry's schema up to date (``tank-manage db upgrade``).
+
+        Registries without a schema of their own (remote ones) do nothing.
+        """
+
+    def close(self) -> None:
+        """Release connections."""

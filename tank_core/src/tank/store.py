@@ -1,0 +1,267 @@
+"""The store contract: ``tank.store.Backend``.
+
+A store implements four small primitives:
+
+* :meth:`Backend.open_writer` returns a :class:`Writer` (``write`` / ``commit`` /
+  ``abort``): data becomes visible only at ``commit``, and ``abort`` removes every byte.
+* :meth:`Backend.read` streams stored data, from an offset, for a length.
+* :meth:`Backend.delete` and :meth:`Backend.get_size`.
+
+Everything every store needs is written once here, in the template methods
+:meth:`Backend.add` and :meth:`Backend.get`: chunking, MD5 + SHA-256 while streaming,
+size caps, size and checksum verification *before* commit, and cleanup on any failure
+(including a client that goes away mid-upload). A store must translate its library's
+exceptions into :mod:`tank.errors` and must not keep per-request state on ``self``:
+one backend object serves concurrent uploads.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import attrs
+
+from tank import errors
+from tank.checksums import Checksums, StreamHasher
+from tank.locations import redact, scheme_of
+from tank.streams import DEFAULT_CHUNK_SIZE, DataSource, iter_chunks, rechunk
+
+log = logging.getLogger(__name__)
+
+
+class Capability(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+    DELETE = "delete"
+
+
+@attrs.frozen
+class StoredData:
+    """What :meth:`Backend.add` returns. Frozen; new fields may be added later."""
+
+    location: str
+    size: int
+    checksums: Checksums
+    metadata: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.define
+class ReadResult:
+    """A stream of stored bytes.
+
+    ``size`` is the number of bytes ``chunks`` yields (the requested range, clipped to
+    the data); ``total_size`` is the size of the whole stored object. Iterate ``chunks``
+    to the end or call :meth:`close`; it owns its connection or file handle.
+    """
+
+    size: int
+    total_size: int
+    chunks: Iterator[bytes]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> ReadResult:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Writer(abc.ABC):
+    """One write in progress. Used by a single upload, from a single thread."""
+
+    @abc.abstractmethod
+    def write(self, chunk: bytes) -> None:
+        """Store the next chunk (raise :mod:`tank.errors`, e.g. StorageFull)."""
+
+    @abc.abstractmethod
+    def commit(self) -> str:
+        """Make the data visible atomically and return its location URI."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Remove everything written so far. Called at most once, instead of commit.
+
+        Best effort and idempotent: log rather than raise if cleanup itself fails.
+        """
+
+
+class Backend(abc.ABC):
+    """Base class of every store. Subclasses set the class attributes and primitives.
+
+    Construction takes the store's typed config (its ``Config`` attrs class built from
+    the ``[stores.<name>]`` section) and the instance name. Constructors must not do
+    network I/O; :meth:`check_writable` is where a store probes its target.
+    """
+
+    #: Store type, as users name it in ``type = ...`` and as the plugin registers it.
+    type_name: ClassVar[str]
+    #: URI schemes whose locations this store reads (lower case).
+    schemes: ClassVar[tuple[str, ...]]
+    #: What the store can do; a read-only store leaves out WRITE and DELETE.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.READ, Capability.WRITE, Capability.DELETE}
+    )
+    #: An example location for error messages, e.g. ``file:///var/lib/tank/images/<id>``.
+    location_example: ClassVar[str] = ""
+    #: attrs class of this store's config section.
+    Config: ClassVar[type[Any]]
+    #: Writes are regrouped into chunks of exactly this size; None passes chunks through.
+    write_chunk_size: ClassVar[int | None] = None
+    #: Size of chunks the store yields on read.
+    read_chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def __init__(self, config: Any, *, name: str | None = None) -> None:
+        self.config = config
+        self.name = name or self.type_name
+        #: Why writes are disabled, or None. Set when :meth:`check_writable` fails.
+        self.write_disabled: str | None = None
+
+    # --- primitives a store implements ---------------------------------------------
+
+    @abc.abstractmethod
+    def open_writer(self, image_id: str, size: int | None) -> Writer:
+        """Start writing the data of ``image_id``; ``size`` is None when unknown.
+
+        Raise :class:`~tank.errors.Duplicate` if data for this image already exists.
+        """
+
+    @abc.abstractmethod
+    def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        """Stream ``length`` bytes (None: to the end) from ``offset``.
+
+        ``offset`` is already checked to be >= 0. Clip the range at the end of the data.
+        Raise :class:`~tank.errors.NotFound` when there is no data at ``location``.
+        """
+
+    @abc.abstractmethod
+    def delete(self, location: str) -> None:
+        """Remove the data; :class:`~tank.errors.NotFound` if there is none."""
+
+    @abc.abstractmethod
+    def get_size(self, location: str) -> int:
+        """Size in bytes of the data; :class:`~tank.errors.NotFound` if there is none."""
+
+    def check_writable(self) -> None:
+        """Probe the target once at start-up; raise BadStoreConfig to disable writes."""
+
+    def close(self) -> None:
+        """Release connections and pools."""
+
+    # --- template methods (do not override) -------------------------------------------
+
+    def add(
+        self,
+        image_id: str,
+        data: DataSource,
+        *,
+        size: int | None = None,
+        checksum: str | None = None,
+        max_size: int | None = None,
+    ) -> StoredData:
+        """Store ``data`` for ``image_id`` and return where it went and what it was.
+
+        ``size`` and ``checksum`` (MD5 hex) are what the client announced: they are
+        verified before commit, and on a mismatch nothing is left in the store. Data
+        beyond ``max_size`` raises ImageTooLarge; so does an announced size above it.
+        """
+        self.require(Capability.WRITE)
+        if size is not None and max_size is not None and size > max_size:
+            raise errors.ImageTooLarge(
+                f"image size {size} exceeds the limit of {max_size} bytes", store=self.name
+            )
+        writer = self.open_writer(image_id, size)
+        hasher = StreamHasher()
+        written = 0
+        limit = max_size if size is None else size if max_size is None else min(size, max_size)
+        try:
+            chunks = iter_chunks(data)
+            if self.write_chunk_size:
+                chunks = rechunk(chunks, self.write_chunk_size)
+            for chunk in chunks:
+                written += len(chunk)
+                if limit is not None and written > limit:
+                    raise self._too_much(written, size, max_size)
+                hasher.update(chunk)
+                writer.write(chunk)
+            sums = hasher.result()
+            if size is not None and written != size:
+                raise errors.SizeMismatch(
+                    f"received {written} bytes but the image size was given as {size}",
+                    store=self.name,
+                )
+            if checksum is not None and checksum.lower() != sums.md5:
+                raise errors.ChecksumMismatch(
+                    f"data has MD5 {sums.md5} but the checksum was given as {checksum}",
+                    store=self.name,
+                )
+            location = writer.commit()
+        except BaseException as exc:
+            hasher.close()
+            self._abort(writer, image_id, exc)
+            raise
+        return StoredData(location=location, size=written, checksums=sums)
+
+    def get(self, location: str, offset: int = 0, length: int | None = None) -> ReadResult:
+        """Stream stored data. ``offset``/``length`` select a range (end exclusive).
+
+        An ``offset`` beyond the end yields nothing; a ``length`` past the end is
+        clipped. Negative values raise :class:`~tank.errors.Invalid`.
+        """
+        self.require(Capability.READ)
+        if offset < 0 or (length is not None and length < 0):
+            raise errors.Invalid(f"bad range: offset={offset} length={length}")
+        self.check_location(location)
+        return self.read(location, offset, length)
+
+    # --- helpers for subclasses ----------------------------------------------------
+
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise errors.ReadOnlyStore(
+                f"store {self.name!r} ({self.type_name}) cannot {capability.value}",
+                store=self.name,
+            )
+        if capability is not Capability.READ and self.write_disabled:
+            raise errors.ReadOnlyStore(
+                f"store {self.name!r} is read-only: {self.write_disabled}", store=self.name
+            )
+
+    def check_location(self, location: str) -> None:
+        """Raise UnknownScheme unless ``location`` has one of this store's schemes."""
+        scheme = scheme_of(location)
+        if scheme not in self.schemes:
+            raise errors.UnknownScheme(
+                f"store {self.name!r} does not handle {scheme}:// locations "
+                f"(e.g. {self.location_example or ', '.join(self.schemes)})",
+                store=self.name,
+                location=redact(location),
+            )
+
+    def _too_much(self, written: int, size: int | None, max_size: int | None) -> errors.TankError:
+        if size is not None and (max_size is None or size <= max_size):
+            return errors.SizeMismatch(
+                f"received more than the {size} bytes announced", store=self.name
+            )
+        return errors.ImageTooLarge(f"image exceeds the limit of {max_size} bytes", store=self.name)
+
+    def _abort(self, writer: Writer, image_id: str, cause: BaseException) -> None:
+        try:
+            writer.abort()
+        except Exception:
+            log.exception(
+                "store %s: cleanup of image %s failed after %r", self.name, image_id, cause
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
