@@ -43,7 +43,7 @@ class _HashThread:
         try:
             while (chunk := get()) is not _DONE:
                 update(chunk)
-        except BaseException as exc:  # pragma: no cover - hashlib does not fail on bytes
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
             self.error = exc
             while get() is not _DONE:
                 pass

@@ -18,7 +18,7 @@ import attrs
 from tank.errors import InvalidTransition, ValidationError
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     QUEUED = "queued"
     SAVING = "saving"
     ACTIVE = "active"
