@@ -69,7 +69,7 @@ class Plugins:
         owners: dict[str, str] = {}
         schemes: dict[str, str] = {}
         hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: the first plugin keeps a name
             plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
 
             def register(cls: Any, _plugin: str = plugin_name) -> None:

@@ -1,0 +1,337 @@
+"""The service layer: the one object an embedding application (or tank-api) uses.
+
+``ImageService`` runs the image lifecycle over a registry and the configured stores:
+queued → saving → active, and killed on any failure of an upload (store error, client
+gone, size/checksum mismatch, size cap) with no bytes left in the store. Permission
+checks that are not about visibility live here (protected images, owner changes);
+visibility itself is the registry's. Lifecycle hooks fire after the registry has
+recorded each change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tank import config as config_mod
+from tank import errors
+from tank.config import TankConfig
+from tank.model import MUTABLE_FIELDS, Context, Image, ListQuery, Member, Status, parse_int
+from tank.plugins import Plugins, make_plugin_manager
+from tank.registry import Registry
+from tank.store import Capability, ReadResult
+from tank.stores import StoreSet
+from tank.streams import DataSource
+
+log = logging.getLogger(__name__)
+
+#: Keys ``create`` accepts besides the user-settable fields.
+_CREATE_ONLY = {"id"}
+
+
+def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
+    """Build the registry named by ``[registry] kind`` (``http`` if ``url`` is set, else
+    ``sql``) from the rest of the ``[registry]`` section."""
+    section = dict(config.registry)
+    kind = section.pop("kind", "http" if "url" in section else "sql")
+    types = plugins.registry_types()
+    where = config.where("registry")
+    if kind not in types:
+        installed = ", ".join(sorted(types)) or "none"
+        hint = " (install tank-registry-sql)" if kind == "sql" else ""
+        raise errors.ConfigError(
+            f"{where} kind: no installed registry of kind {kind!r}{hint}; installed: {installed}"
+        )
+    registry_cls = types[kind]
+    registry_config = config_mod.build(registry_cls.Config, section, where=where)
+    return registry_cls(registry_config, data_dir=config.data_dir)
+
+
+class ImageService:
+    """Create, upload, download, update, delete and list images; manage members."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        stores: StoreSet,
+        plugins: Plugins,
+        *,
+        image_size_cap: int = config_mod.DEFAULT_IMAGE_SIZE_CAP,
+    ) -> None:
+        self.registry = registry
+        self.stores = stores
+        self.plugins = plugins
+        self.image_size_cap = image_size_cap
+
+    @classmethod
+    def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
+        """Build the registry and stores named in ``config`` from installed plugins."""
+        plugins = plugins or make_plugin_manager()
+        stores = StoreSet.from_config(config, plugins)
+        registry = open_registry(config, plugins)
+        return cls(registry, stores, plugins, image_size_cap=config.image_size_cap)
+
+    def close(self) -> None:
+        self.registry.close()
+        self.stores.close()
+
+    def __enter__(self) -> ImageService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reading ---------------------------------------------------------------------
+
+    def get(self, image_id: str, *, context: Context) -> Image:
+        return self.registry.get(image_id, context=context)
+
+    def list(self, query: ListQuery | None = None, *, context: Context) -> list[Image]:
+        return self.registry.list(query or ListQuery(), context=context)
+
+    def download(
+        self,
+        image_id: str,
+        *,
+        context: Context,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> tuple[Image, ReadResult]:
+        """The image and a stream of its data (or of the range ``offset``/``length``).
+
+        Only active images have data; others raise NotFound, as in Glance v1.
+        """
+        image = self.registry.get(image_id, context=context)
+        if image.status is not Status.ACTIVE or image.deleted:
+            raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
+        if not image.location:
+            raise errors.NotFound(f"image {image.id} has no data")
+        backend = self.stores.for_location(image.location, image.store)
+        return image, backend.get(image.location, offset, length)
+
+    # --- creating and uploading ------------------------------------------------------------
+
+    def create(
+        self,
+        meta: Mapping[str, Any],
+        data: DataSource | None = None,
+        *,
+        context: Context,
+        size: int | None = None,
+        checksum: str | None = None,
+        store: str | None = None,
+        location: str | None = None,
+    ) -> Image:
+        """Register an image; with ``data`` also upload it, with ``location`` point at
+        data that already lives in a store (active at once; never both).
+
+        ``size``/``checksum`` are what the client announced (verified against the data).
+        """
+        fields = self._user_fields(meta, context, allowed=MUTABLE_FIELDS | _CREATE_ONLY)
+        if data is not None and location is not None:
+            raise errors.Invalid("give either image data or a location, not both")
+        if store is not None and data is None and location is None:
+            self.stores.get(store)  # fail early on an unknown store name
+        fields.setdefault("owner", context.tenant)
+        if location is not None:
+            return self._create_with_location(fields, location, context, size, checksum)
+        if size is not None:
+            fields["size"] = parse_int("size", size)
+        image = self.registry.create(Image(**fields))
+        self.plugins.image_created(image=image, context=context)
+        if data is None:
+            return image
+        return self._upload(image, data, context, size=size, checksum=checksum, store=store)
+
+    def upload(
+        self,
+        image_id: str,
+        data: DataSource,
+        *,
+        context: Context,
+        size: int | None = None,
+        checksum: str | None = None,
+        store: str | None = None,
+    ) -> Image:
+        """Upload data to a queued image; Conflict for any other status."""
+        image = self.registry.get(image_id, context=context)
+        self._check_modify(image, context)
+        if image.status is not Status.QUEUED:
+            raise errors.Conflict(
+                f"image {image.id} is {image.status}: data can only be uploaded to a queued image"
+            )
+        return self._upload(image, data, context, size=size, checksum=checksum, store=store)
+
+    def _upload(
+        self,
+        image: Image,
+        data: DataSource,
+        context: Context,
+        *,
+        size: int | None,
+        checksum: str | None,
+        store: str | None,
+    ) -> Image:
+        backend = self.stores.get(store)
+        backend.require(Capability.WRITE)
+        size = image.size if size is None else parse_int("size", size)
+        image = self.registry.update(
+            image.id,
+            {"status": Status.SAVING},
+            context=context,
+            expected_status=Status.QUEUED,
+        )
+        try:
+            stored = backend.add(
+                image.id, data, size=size, checksum=checksum, max_size=self.image_size_cap
+            )
+        except BaseException as exc:
+            self._kill(image, context, exc)
+            raise
+        try:
+            image = self.registry.update(
+                image.id,
+                {
+                    "status": Status.ACTIVE,
+                    "size": stored.size,
+                    "checksum": stored.checksums.md5,
+                    "sha256": stored.checksums.sha256,
+                    "location": stored.location,
+                    "store": backend.name,
+                },
+                context=context,
+                expected_status=Status.SAVING,
+            )
+        except BaseException as exc:
+            self._discard(backend.name, stored.location)
+            self._kill(image, context, exc)
+            raise
+        self.plugins.image_activated(image=image, context=context)
+        return image
+
+    def _create_with_location(
+        self,
+        fields: dict[str, Any],
+        location: str,
+        context: Context,
+        size: int | None,
+        checksum: str | None,
+    ) -> Image:
+        backend = self.stores.for_location(location)
+        actual = backend.get_size(location)
+        if size is not None and parse_int("size", size) != actual:
+            raise errors.SizeMismatch(
+                f"image size was given as {size} but the data at the location is {actual} bytes"
+            )
+        image = Image(
+            **fields,
+            status=Status.ACTIVE,
+            size=actual,
+            checksum=checksum,
+            location=location,
+            store=backend.name,
+        )
+        image = self.registry.create(image)
+        self.plugins.image_created(image=image, context=context)
+        self.plugins.image_activated(image=image, context=context)
+        return image
+
+    def _kill(self, image: Image, context: Context, cause: BaseException) -> None:
+        reason = str(cause) if isinstance(cause, errors.TankError) else type(cause).__name__
+        try:
+            killed = self.registry.update(
+                image.id, {"status": Status.KILLED}, context=context, expected_status=Status.SAVING
+            )
+        except Exception:
+            log.exception("could not mark image %s killed after: %s", image.id, reason)
+            return
+        log.info("image %s killed: %s", image.id, reason)
+        self.plugins.image_killed(image=killed, reason=reason, context=context)
+
+    def _discard(self, store: str, location: str) -> None:
+        try:
+            self.stores.get(store).delete(location)
+        except Exception:
+            log.exception("could not remove data of a failed upload from store %s", store)
+
+    # --- updating and deleting -------------------------------------------------------
+
+    def update(
+        self,
+        image_id: str,
+        changes: Mapping[str, Any],
+        *,
+        context: Context,
+        purge_props: bool = False,
+    ) -> Image:
+        """Change user metadata. ``purge_props`` removes properties not named (Glance v1 PUT)."""
+        previous = self.registry.get(image_id, context=context)
+        self._check_modify(previous, context)
+        fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS)
+        image = self.registry.update(image_id, fields, context=context, purge_props=purge_props)
+        self.plugins.image_updated(image=image, previous=previous, context=context)
+        return image
+
+    def delete(self, image_id: str, *, context: Context) -> Image:
+        """Delete the data, then mark the image deleted. Protected images: Forbidden.
+
+        Data in a read-only store (an http location) is left where it is. If the store
+        refuses (InUse: RBD clones) or cannot be reached, nothing changes.
+        """
+        image = self.registry.get(image_id, context=context)
+        self._check_modify(image, context)
+        if image.deleted:
+            raise errors.NotFound(f"image {image.id} is already deleted")
+        if image.protected:
+            raise errors.Forbidden(f"image {image.id} is protected and cannot be deleted")
+        if image.location:
+            backend = self.stores.for_location(image.location, image.store)
+            if Capability.DELETE in backend.capabilities:
+                try:
+                    backend.delete(image.location)
+                except errors.NotFound:
+                    log.warning("data of image %s was already gone", image.id)
+        deleted = self.registry.delete(image.id, context=context)
+        self.plugins.image_deleted(image=deleted, context=context)
+        return deleted
+
+    # --- members -------------------------------------------------------------------
+
+    def list_members(self, image_id: str, *, context: Context) -> list[Member]:
+        return self.registry.list_members(image_id, context=context)
+
+    def add_member(
+        self, image_id: str, member: str, *, can_share: bool = False, context: Context
+    ) -> Member:
+        return self.registry.add_member(image_id, member, can_share=can_share, context=context)
+
+    def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
+        self.registry.remove_member(image_id, member, context=context)
+
+    def replace_members(
+        self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
+    ) -> list[Member]:
+        return self.registry.replace_members(image_id, members, context=context)
+
+    def shared_with(self, member: str, *, context: Context) -> list[Member]:
+        return self.registry.shared_with(member, context=context)
+
+    # --- checks --------------------------------------------------------------------
+
+    @staticmethod
+    def _check_modify(image: Image, context: Context) -> None:
+        if not context.can_modify(image):
+            raise errors.Forbidden(f"image {image.id} belongs to another tenant")
+
+    @staticmethod
+    def _user_fields(
+        meta: Mapping[str, Any], context: Context, *, allowed: frozenset[str] | set[str]
+    ) -> dict[str, Any]:
+        unknown = sorted(set(meta) - set(allowed))
+        if unknown:
+            raise errors.ValidationError(unknown[0], "cannot be set by a client")
+        fields = dict(meta)
+        if "owner" in fields and not context.is_admin and fields["owner"] != context.tenant:
+            raise errors.Forbidden("only an admin may set an image's owner to another tenant")
+        return fields

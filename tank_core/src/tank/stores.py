@@ -1,0 +1,105 @@
+"""The configured store instances of one Tank, looked up by name or by location.
+
+Stores are named instances: ``[stores.<name>]`` with ``type`` defaulting to the name,
+so two S3 endpoints are ``[stores.s3-east]`` and ``[stores.s3-west]`` with
+``type = "s3"``. A store whose target is unusable at start-up (``check_writable``
+raises BadStoreConfig) stays readable and refuses writes with the reason, as Glance
+does; a store whose config section is wrong stops start-up with a ConfigError.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+
+from tank import config as config_mod
+from tank.config import TankConfig
+from tank.errors import BadStoreConfig, ConfigError, UnknownScheme, UnknownStore
+from tank.locations import redact, scheme_of
+from tank.plugins import Plugins
+from tank.store import Backend
+
+log = logging.getLogger(__name__)
+
+
+class StoreSet:
+    """Name → configured :class:`~tank.store.Backend`, plus the default store's name."""
+
+    def __init__(self, stores: Mapping[str, Backend], default: str) -> None:
+        if default not in stores:
+            raise ConfigError(
+                f"default_store {default!r} is not configured "
+                f"(configured stores: {', '.join(sorted(stores)) or 'none'})"
+            )
+        self._stores = dict(stores)
+        self.default = default
+
+    @classmethod
+    def from_config(cls, config: TankConfig, plugins: Plugins) -> StoreSet:
+        types = plugins.store_types()
+        stores: dict[str, Backend] = {}
+        for name, raw in config.stores.items():
+            section = dict(raw)
+            type_name = section.pop("type", name)
+            where = config.where(f"stores.{name}")
+            backend_cls = types.get(type_name)
+            if backend_cls is None:
+                installed = ", ".join(sorted(types)) or "none"
+                raise ConfigError(
+                    f"{where}: no installed store of type {type_name!r} "
+                    f"(installed: {installed}; install tank-store-{type_name}?)"
+                )
+            store_config = config_mod.build(backend_cls.Config, section, where=where)
+            try:
+                backend = backend_cls(store_config, name=name)
+            except BadStoreConfig as exc:
+                raise ConfigError(f"{where}: {exc}") from exc
+            try:
+                backend.check_writable()
+            except BadStoreConfig as exc:
+                backend.write_disabled = str(exc)
+                log.warning("store %s is read-only: %s", name, exc)
+            stores[name] = backend
+        return cls(stores, config.default_store)
+
+    def get(self, name: str | None = None) -> Backend:
+        """The store called ``name`` (default store if None); UnknownStore otherwise."""
+        name = self.default if name is None else name
+        try:
+            return self._stores[name]
+        except KeyError:
+            raise UnknownStore(
+                f"unknown store {name!r} (available: {', '.join(sorted(self._stores))})"
+            ) from None
+
+    def for_location(self, location: str, name: str | None = None) -> Backend:
+        """The store that reads ``location``: the named one if given, else by scheme."""
+        if name is not None and name in self._stores:
+            backend = self._stores[name]
+            backend.check_location(location)
+            return backend
+        scheme = scheme_of(location)
+        for backend in self._stores.values():
+            if scheme in backend.schemes:
+                return backend
+        raise UnknownScheme(
+            f"no configured store handles {scheme}:// locations "
+            f"(handled: {', '.join(sorted(self.schemes())) or 'none'})",
+            location=redact(location),
+        )
+
+    def schemes(self) -> set[str]:
+        return {s for b in self._stores.values() for s in b.schemes}
+
+    def __iter__(self) -> Iterator[Backend]:
+        return iter(self._stores.values())
+
+    def __len__(self) -> int:
+        return len(self._stores)
+
+    def close(self) -> None:
+        for backend in self._stores.values():
+            try:
+                backend.close()
+            except Exception:
+                log.exception("closing store %s failed", backend.name)

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import uuid
+
+import attrs
+import pytest
+
+from tank import errors
+from tank.model import Context, Image, ListQuery, Member, Status, check_transition
+
+
+def test_defaults_and_round_trip() -> None:
+    image = Image(name="cirros", disk_format="qcow2", container_format="bare")
+    assert uuid.UUID(image.id)
+    assert image.status is Status.QUEUED
+    again = Image.from_dict(image.to_dict())
+    assert again == image
+
+
+def test_client_chosen_id_is_canonicalised() -> None:
+    image = Image(id="A0B1C2D3-E4F5-4789-ABCD-0123456789AB")
+    assert image.id == "a0b1c2d3-e4f5-4789-abcd-0123456789ab"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("id", "not-a-uuid"),
+        ("disk_format", "floppy"),
+        ("container_format", "zip"),
+        ("size", -1),
+        ("size", "12abc"),
+        ("min_ram", "lots"),
+        ("min_disk", -5),
+        ("is_public", "maybe"),
+        ("protected", "2"),
+        ("status", "frozen"),
+        ("checksum", "xyz"),
+        ("sha256", "0" * 63),
+        ("name", "x" * 256),
+        ("properties", {"": "v"}),
+        ("properties", ["a"]),
+        ("created_at", "yesterday"),
+    ],
+)
+def test_invalid_values_name_the_field(field: str, value: object) -> None:
+    with pytest.raises(errors.ValidationError) as info:
+        Image(**{field: value})
+    assert info.value.field.startswith(field)
+    assert str(info.value).startswith(field)
+    assert info.value.http_status == 400
+
+
+def test_strings_are_parsed() -> None:
+    image = Image(size="42", min_ram="512", is_public="True", protected="false")
+    assert (image.size, image.min_ram, image.is_public, image.protected) == (42, 512, True, False)
+
+
+@pytest.mark.parametrize("fmt", ["aki", "ari", "ami"])
+def test_amazon_formats_must_match(fmt: str) -> None:
+    Image(disk_format=fmt, container_format=fmt)
+    with pytest.raises(errors.ValidationError, match="both must be the same"):
+        Image(disk_format=fmt, container_format="bare")
+    with pytest.raises(errors.ValidationError):
+        Image(disk_format="raw", container_format=fmt)
+
+
+def test_properties_are_strings() -> None:
+    image = Image(properties={"arch": "x86_64", "cores": 4, "secure": True})
+    assert image.properties == {"arch": "x86_64", "cores": "4", "secure": "true"}
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (Status.QUEUED, Status.SAVING),
+        (Status.SAVING, Status.ACTIVE),
+        (Status.SAVING, Status.KILLED),
+        (Status.QUEUED, Status.ACTIVE),
+        (Status.ACTIVE, Status.DELETED),
+        (Status.ACTIVE, Status.PENDING_DELETE),
+        (Status.KILLED, Status.DELETED),
+    ],
+)
+def test_allowed_transitions(old: Status, new: Status) -> None:
+    check_transition(old, new)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        (Status.ACTIVE, Status.SAVING),
+        (Status.ACTIVE, Status.QUEUED),
+        (Status.KILLED, Status.ACTIVE),
+        (Status.DELETED, Status.ACTIVE),
+        (Status.SAVING, Status.QUEUED),
+        (Status.SAVING, Status.SAVING),
+    ],
+)
+def test_forbidden_transitions(old: Status, new: Status) -> None:
+    with pytest.raises(errors.InvalidTransition):
+        check_transition(old, new)
+
+
+def test_update_merges_or_purges_properties() -> None:
+    image = Image(properties={"a": "1", "b": "2"})
+    merged = image.update({"properties": {"b": "3"}})
+    assert merged.properties == {"a": "1", "b": "3"}
+    purged = image.update({"properties": {"b": "3"}}, purge_props=True)
+    assert purged.properties == {"b": "3"}
+    assert image.update({"name": "x"}, purge_props=True).properties == {}
+    assert merged.updated_at >= image.updated_at
+
+
+def test_update_checks_transition_and_fields() -> None:
+    active = attrs.evolve(Image(), status=Status.ACTIVE)
+    with pytest.raises(errors.InvalidTransition):
+        active.update({"status": "saving"})
+    with pytest.raises(errors.ValidationError, match="unknown image field"):
+        active.update({"colour": "red"})
+
+
+def test_context_visibility() -> None:
+    private = Image(owner="t1")
+    public = Image(owner="t1", is_public=True)
+    assert Context.admin().can_see(private)
+    assert Context(tenant="t1").can_see(private)
+    assert not Context(tenant="t2").can_see(private)
+    assert Context(tenant="t2").can_see(public)
+    assert Context(tenant="t2").can_see(private, frozenset({"t2"}))
+    assert not Context().can_see(private)
+    assert Context(tenant="t1").can_modify(private)
+    assert not Context(tenant="t2").can_modify(public)
+
+
+def test_member_validation() -> None:
+    image_id = str(uuid.uuid4())
+    assert Member(image_id=image_id, member="t2", can_share="true").can_share is True
+    with pytest.raises(errors.ValidationError):
+        Member(image_id=image_id, member="  ")
+
+
+def test_list_query_validation() -> None:
+    query = ListQuery(filters={"size_min": "10", "property-arch": "x86"}, limit="5000")
+    assert query.filters["size_min"] == 10
+    assert query.limit == 1000
+    with pytest.raises(errors.ValidationError, match="sort_key"):
+        ListQuery(sort_key="owner; drop table")
+    with pytest.raises(errors.ValidationError, match="sort_dir"):
+        ListQuery(sort_dir="up")
+    with pytest.raises(errors.ValidationError, match="marker"):
+        ListQuery(marker="nope")
+    with pytest.raises(errors.ValidationError, match="colour"):
+        ListQuery(filters={"colour": "red"})
