@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+
+from tank.checksums import EMPTY, StreamHasher
+from tank.errors import BadLocation
+from tank.locations import has_credentials, redact, scheme_of
+from tank.streams import iter_chunks, rechunk, slice_chunks
+
+
+def test_iter_chunks_from_file_and_iterable() -> None:
+    data = os.urandom(3000)
+    assert b"".join(iter_chunks(io.BytesIO(data), 1024)) == data
+    assert [len(c) for c in iter_chunks(io.BytesIO(data), 1024)] == [1024, 1024, 952]
+    assert list(iter_chunks([b"a", b"", bytearray(b"b")])) == [b"a", b"b"]
+    with pytest.raises(TypeError, match="iterable of chunks"):
+        list(iter_chunks(b"abc"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be bytes"):
+        list(iter_chunks(["text"]))  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("sizes", [(1,), (3, 5, 7), (10,), (4, 4), (11, 2)])
+def test_rechunk(sizes: tuple[int, ...]) -> None:
+    data = bytes(range(40))
+    pieces, pos = [], 0
+    for i in range(100):
+        n = sizes[i % len(sizes)]
+        if pos >= len(data):
+            break
+        pieces.append(data[pos : pos + n])
+        pos += n
+    out = list(rechunk(pieces, 4))
+    assert b"".join(out) == data
+    assert all(len(c) == 4 for c in out)
+
+
+@pytest.mark.parametrize("skip,length", [(0, None), (3, None), (3, 4), (9, 100), (50, 1), (0, 0)])
+def test_slice_chunks(skip: int, length: int | None) -> None:
+    data = bytes(range(40))
+    pieces = [data[i : i + 7] for i in range(0, 40, 7)]
+    end = None if length is None else skip + length
+    assert b"".join(slice_chunks(pieces, skip, length)) == data[skip:end]
+
+
+def test_stream_hasher_matches_hashlib() -> None:
+    chunks = [os.urandom(n) for n in (1, 65536, 3, 1 << 20)]
+    hasher = StreamHasher(depth=2)
+    for chunk in chunks:
+        hasher.update(chunk)
+    sums = hasher.result()
+    joined = b"".join(chunks)
+    assert sums.md5 == hashlib.md5(joined).hexdigest()
+    assert sums.sha256 == hashlib.sha256(joined).hexdigest()
+    with StreamHasher() as empty:
+        pass
+    assert empty.result() == EMPTY
+
+
+@pytest.mark.parametrize(
+    "uri,shown",
+    [
+        ("s3+https://AKIA:sekrit@host/bucket/key", "s3+https://AKIA:***@host/bucket/key"),
+        ("swift://user:pa:ss@auth/c/o", "swift://user:***@auth/c/o"),
+        ("http://token@host/x", "http://***@host/x"),
+        ("https://h/x?X-Amz-Signature=abc&a=1", "https://h/x?X-Amz-Signature=***&a=1"),
+        ("file:///var/lib/tank/images/x", "file:///var/lib/tank/images/x"),
+    ],
+)
+def test_redact(uri: str, shown: str) -> None:
+    assert redact(uri) == shown
+    assert "sekrit" not in redact(uri) and "abc" not in redact(uri)
+
+
+def test_scheme_and_credentials() -> None:
+    assert scheme_of("S3://b/k") == "s3"
+    with pytest.raises(BadLocation, match="no scheme"):
+        scheme_of("/etc/passwd")
+    assert has_credentials("swift://u:p@h/c/o")
+    assert not has_credentials("swift://h/c/o")
