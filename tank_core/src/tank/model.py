@@ -247,7 +247,8 @@ class Image:
     min_disk: int = attrs.field(default=0, converter=_int("min_disk"))
     protected: bool = attrs.field(default=False, converter=_bool("protected"))
     properties: dict[str, str] = attrs.field(factory=dict, converter=_properties)
-    #: Store instance (``[stores.<name>]``) holding the data; None while queued.
+    #: Store instance (``[stores.<name>]``) Tank wrote the data to. None while queued and
+    #: for data registered by location, which Tank reads but never deletes.
     store: str | None = attrs.field(default=None, converter=_optional_text("store"))
     #: Where the data lives (never contains secrets). Internal: shown only to admins.
     location: str | None = attrs.field(default=None, converter=_optional_text("location", 2048))

@@ -131,8 +131,11 @@ class ImageService:
         fields = self._user_fields(meta, context, allowed=MUTABLE_FIELDS | _CREATE_ONLY)
         if data is not None and location is not None:
             raise errors.Invalid("give either image data or a location, not both")
-        if store is not None and data is None and location is None:
-            self.stores.get(store)  # fail early on an unknown store name
+        if store is not None or data is not None:
+            # Fail before anything is recorded: unknown store, or one that cannot write.
+            backend = self.stores.get(store)
+            if data is not None:
+                backend.require(Capability.WRITE)
         fields.setdefault("owner", context.tenant)
         if location is not None:
             return self._create_with_location(fields, location, context, size, checksum)
@@ -230,7 +233,7 @@ class ImageService:
             size=actual,
             checksum=checksum,
             location=location,
-            store=backend.name,
+            store=None,  # Tank did not write this data, so deleting the image keeps it
         )
         image = self.registry.create(image)
         self.plugins.image_created(image=image, context=context)
@@ -276,8 +279,10 @@ class ImageService:
     def delete(self, image_id: str, *, context: Context) -> Image:
         """Delete the data, then mark the image deleted. Protected images: Forbidden.
 
-        Data in a read-only store (an http location) is left where it is. If the store
-        refuses (InUse: RBD clones) or cannot be reached, nothing changes.
+        Only data Tank wrote is deleted (``image.store`` is set): data registered by
+        location belongs to someone else and may back other images, so it stays, and
+        so does data in a read-only store. If the store refuses (InUse: RBD clones) or
+        cannot be reached, nothing changes.
         """
         image = self.registry.get(image_id, context=context)
         self._check_modify(image, context)
@@ -285,7 +290,7 @@ class ImageService:
             raise errors.NotFound(f"image {image.id} is already deleted")
         if image.protected:
             raise errors.Forbidden(f"image {image.id} is protected and cannot be deleted")
-        if image.location:
+        if image.location and image.store is not None:
             backend = self.stores.for_location(image.location, image.store)
             if Capability.DELETE in backend.capabilities:
                 try:

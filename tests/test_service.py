@@ -1,0 +1,218 @@
+"""The embeddable service over the real filesystem store and SQL registry."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tank import errors
+from tank.model import Context, ListQuery, Status
+from tank.plugins import make_plugin_manager
+from tank.service import ImageService
+
+ADMIN = Context.admin()
+META = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
+
+
+def stored_files(data_dir: Path) -> list[str]:
+    images = data_dir / "images"
+    return sorted(p.name for p in images.rglob("*") if p.is_file()) if images.exists() else []
+
+
+def read_all(service: ImageService, image_id: str, **kw: int) -> bytes:
+    _, stream = service.download(image_id, context=ADMIN, **kw)
+    with stream:
+        return b"".join(stream)
+
+
+def test_plugins_come_from_entry_points() -> None:
+    plugins = make_plugin_manager(environ={})
+    assert plugins.store_types()["file"].__module__.startswith("tank_store_fs")
+    assert plugins.registry_types()["sql"].__module__.startswith("tank_registry_sql")
+    blocked = make_plugin_manager(environ={"TANK_DISABLE_PLUGINS": "fs"})
+    assert "file" not in blocked.store_types()
+
+
+def test_upload_download_round_trip(service: ImageService, recorder) -> None:  # type: ignore[no-untyped-def]
+    data = os.urandom(3 * (1 << 20) + 11)
+    image = service.create(META, data=io.BytesIO(data), context=ADMIN)
+    assert image.status is Status.ACTIVE
+    assert image.size == len(data)
+    assert image.checksum == hashlib.md5(data).hexdigest()
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.store == "file" and image.location.startswith("file://")
+    assert read_all(service, image.id) == data
+    assert read_all(service, image.id, offset=10, length=100) == data[10:110]
+    assert [e[0] for e in recorder.events] == ["created", "activated"]
+    assert service.get(image.id, context=ADMIN).checksum == image.checksum
+
+
+def test_queued_then_upload(service: ImageService) -> None:
+    image = service.create(META, context=ADMIN)
+    assert image.status is Status.QUEUED
+    with pytest.raises(errors.NotFound, match="not active"):
+        service.download(image.id, context=ADMIN)
+    image = service.upload(image.id, iter([b"abc", b"def"]), context=ADMIN)
+    assert image.status is Status.ACTIVE and image.size == 6
+    with pytest.raises(errors.Conflict, match="queued"):
+        service.upload(image.id, iter([b"again"]), context=ADMIN)
+    assert read_all(service, image.id) == b"abcdef"
+
+
+def test_zero_byte_image(service: ImageService) -> None:
+    image = service.create(META, data=iter(()), context=ADMIN)
+    assert image.status is Status.ACTIVE and image.size == 0
+    assert image.checksum == hashlib.md5(b"").hexdigest()
+    assert read_all(service, image.id) == b""
+
+
+def failing() -> Iterator[bytes]:
+    yield b"x" * (1 << 20)
+    raise ConnectionResetError("client went away")
+
+
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"data": iter([b"hello"]), "checksum": "0" * 32}, errors.ChecksumMismatch),
+        ({"data": iter([b"hello"]), "size": 4}, errors.SizeMismatch),
+        ({"data": iter([b"hello"]), "size": 6}, errors.SizeMismatch),
+        ({"data": failing()}, ConnectionResetError),
+    ],
+)
+def test_failed_upload_kills_and_leaves_nothing(
+    service: ImageService,
+    data_dir: Path,
+    recorder,
+    kwargs,
+    error,  # type: ignore[no-untyped-def]
+) -> None:
+    with pytest.raises(error):
+        service.create(META, context=ADMIN, **kwargs)
+    [image] = service.list(ListQuery(), context=ADMIN)
+    assert image.status is Status.KILLED
+    assert image.location is None
+    assert stored_files(data_dir) == []
+    assert recorder.events[-1][0] == "killed"
+    with pytest.raises(errors.NotFound):
+        service.download(image.id, context=ADMIN)
+
+
+def test_size_cap(data_dir: Path) -> None:
+    from tank.config import load
+
+    config = load(data_dir=data_dir, environ={})
+    import attrs
+
+    config = attrs.evolve(config, image_size_cap=1000)
+    with ImageService.from_config(config) as service:
+        with pytest.raises(errors.ImageTooLarge):
+            service.create(META, data=iter([b"x" * 600, b"y" * 600]), context=ADMIN)
+        with pytest.raises(errors.ImageTooLarge):
+            service.create(META, data=iter([b"x"]), size=5000, context=ADMIN)
+        assert {i.status for i in service.list(context=ADMIN)} == {Status.KILLED}
+    assert stored_files(data_dir) == []
+
+
+def test_unknown_store_records_nothing(service: ImageService) -> None:
+    with pytest.raises(errors.UnknownStore, match="'nope'"):
+        service.create(META, data=iter([b"x"]), store="nope", context=ADMIN)
+    assert service.list(context=ADMIN) == []
+
+
+def test_registry_failure_after_upload_discards_data(
+    service: ImageService, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_update = service.registry.update
+
+    def flaky(image_id, changes, **kw):  # type: ignore[no-untyped-def]
+        if changes.get("status") is Status.ACTIVE:
+            raise errors.StoreUnavailable("registry went away")
+        return real_update(image_id, changes, **kw)
+
+    monkeypatch.setattr(service.registry, "update", flaky)
+    with pytest.raises(errors.StoreUnavailable):
+        service.create(META, data=iter([b"data"]), context=ADMIN)
+    monkeypatch.undo()
+    [image] = service.list(context=ADMIN)
+    assert image.status is Status.KILLED
+    assert stored_files(data_dir) == []
+
+
+def test_update_and_purge(service: ImageService, recorder) -> None:  # type: ignore[no-untyped-def]
+    image = service.create({**META, "properties": {"a": "1", "b": "2"}}, context=ADMIN)
+    image = service.update(image.id, {"properties": {"b": "3"}}, context=ADMIN)
+    assert image.properties == {"a": "1", "b": "3"}
+    image = service.update(image.id, {"name": "new"}, context=ADMIN, purge_props=True)
+    assert image.properties == {} and image.name == "new"
+    with pytest.raises(errors.ValidationError, match="status"):
+        service.update(image.id, {"status": "active"}, context=ADMIN)
+    with pytest.raises(errors.ValidationError, match="min_ram"):
+        service.update(image.id, {"min_ram": "-3"}, context=ADMIN)
+    assert recorder.events[-1][0] == "updated"
+
+
+def test_delete(service: ImageService, data_dir: Path, recorder) -> None:  # type: ignore[no-untyped-def]
+    image = service.create(META, data=iter([b"bytes"]), context=ADMIN)
+    assert stored_files(data_dir) == [image.id]
+    deleted = service.delete(image.id, context=ADMIN)
+    assert deleted.status is Status.DELETED and deleted.deleted
+    assert stored_files(data_dir) == []
+    assert recorder.events[-1] == ("deleted", image.id, "deleted")
+    with pytest.raises(errors.NotFound):
+        service.delete(image.id, context=ADMIN)
+    assert service.list(context=ADMIN) == []
+
+
+def test_protected_image_cannot_be_deleted(service: ImageService, data_dir: Path) -> None:
+    image = service.create({**META, "protected": True}, data=iter([b"x"]), context=ADMIN)
+    with pytest.raises(errors.Forbidden, match="protected"):
+        service.delete(image.id, context=ADMIN)
+    assert stored_files(data_dir) == [image.id]
+    service.update(image.id, {"protected": False}, context=ADMIN)
+    service.delete(image.id, context=ADMIN)
+
+
+def test_tenants(service: ImageService) -> None:
+    alice, bob = Context(tenant="alice"), Context(tenant="bob")
+    image = service.create(META, data=iter([b"private"]), context=alice)
+    assert image.owner == "alice"
+    with pytest.raises(errors.NotFound):
+        service.get(image.id, context=bob)
+    with pytest.raises(errors.NotFound):
+        service.download(image.id, context=bob)
+    with pytest.raises(errors.Forbidden, match="owner"):
+        service.create({**META, "owner": "alice"}, context=bob)
+    service.add_member(image.id, "bob", context=alice)
+    assert read_all(service, image.id) == b"private"
+    assert service.get(image.id, context=bob).id == image.id
+    with pytest.raises(errors.Forbidden):
+        service.delete(image.id, context=bob)
+    with pytest.raises(errors.Forbidden):
+        service.update(image.id, {"name": "mine"}, context=bob)
+    assert [m.image_id for m in service.shared_with("bob", context=bob)] == [image.id]
+
+
+def test_register_location(service: ImageService, data_dir: Path, tmp_path: Path) -> None:
+    source = service.create(META, data=iter([b"shared bytes"]), context=ADMIN)
+    image = service.create(META, location=source.location, context=ADMIN)
+    assert image.status is Status.ACTIVE and image.size == len(b"shared bytes")
+    assert read_all(service, image.id) == b"shared bytes"
+    assert image.store is None
+    service.delete(image.id, context=ADMIN)  # registered data is not Tank's to delete
+    assert read_all(service, source.id) == b"shared bytes"
+    with pytest.raises(errors.SizeMismatch):
+        service.create(META, location=source.location, size=3, context=ADMIN)
+    outside = tmp_path / "secret.txt"
+    outside.write_text("do not read me")
+    with pytest.raises((errors.BadLocation, errors.Forbidden)):
+        service.create(META, location=outside.as_uri(), context=ADMIN)
+    with pytest.raises(errors.UnknownScheme):
+        service.create(META, location="gopher://x/y", context=ADMIN)
+    with pytest.raises(errors.Invalid, match="not both"):
+        service.create(META, data=iter([b"x"]), location=source.location, context=ADMIN)
