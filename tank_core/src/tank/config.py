@@ -138,7 +138,7 @@ def build(cls: type[T], section: Mapping[str, Any], *, where: str) -> T:
     that a field's converter or validator rejects become a :class:`ConfigError` naming
     the key.
     """
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[misc]
+    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(section) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields)) or "none"
@@ -162,7 +162,7 @@ def build(cls: type[T], section: Mapping[str, Any], *, where: str) -> T:
 
 def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
     text = expected if isinstance(expected, str) else getattr(expected, "__name__", "")
-    simple = {"int": int, "bool": bool, "str": str, "float": (int, float)}
+    simple: dict[str, Any] = {"int": int, "bool": bool, "str": str, "float": (int, float)}
     kind = simple.get(str(text).replace(" | None", ""))
     if kind is None:
         return

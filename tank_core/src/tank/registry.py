@@ -14,6 +14,7 @@ picked by ``[registry] kind`` (default ``sql``; ``http`` when ``url`` is set).
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -70,7 +71,7 @@ class Registry(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list(self, query: ListQuery, *, context: Context) -> list[Image]:
+    def list(self, query: ListQuery, *, context: Context) -> builtins.list[Image]:
         """Images visible to ``context`` that match ``query``, in order, one page.
 
         Deleted images are left out unless ``filters["deleted"]`` is true (admins only;
@@ -80,7 +81,7 @@ class Registry(abc.ABC):
     # --- members -------------------------------------------------------------------
 
     @abc.abstractmethod
-    def list_members(self, image_id: str, *, context: Context) -> list[Member]:
+    def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
         """Members of a visible image, ordered by member name."""
 
     @abc.abstractmethod
@@ -96,11 +97,11 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
-    ) -> list[Member]:
+    ) -> builtins.list[Member]:
         """Make ``(member, can_share)`` pairs the whole member list, atomically."""
 
     @abc.abstractmethod
-    def shared_with(self, member: str, *, context: Context) -> list[Member]:
+    def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         """Memberships of ``member`` on images that are not deleted."""
 
     def upgrade(self) -> None:

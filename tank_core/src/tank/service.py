@@ -10,6 +10,7 @@ recorded each change.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -87,7 +88,7 @@ class ImageService:
     def get(self, image_id: str, *, context: Context) -> Image:
         return self.registry.get(image_id, context=context)
 
-    def list(self, query: ListQuery | None = None, *, context: Context) -> list[Image]:
+    def list(self, query: ListQuery | None = None, *, context: Context) -> builtins.list[Image]:
         return self.registry.list(query or ListQuery(), context=context)
 
     def download(
@@ -303,7 +304,7 @@ class ImageService:
 
     # --- members -------------------------------------------------------------------
 
-    def list_members(self, image_id: str, *, context: Context) -> list[Member]:
+    def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
         return self.registry.list_members(image_id, context=context)
 
     def add_member(
@@ -316,10 +317,10 @@ class ImageService:
 
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
-    ) -> list[Member]:
+    ) -> builtins.list[Member]:
         return self.registry.replace_members(image_id, members, context=context)
 
-    def shared_with(self, member: str, *, context: Context) -> list[Member]:
+    def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         return self.registry.shared_with(member, context=context)
 
     # --- checks --------------------------------------------------------------------
