@@ -1,0 +1,218 @@
+"""The http store: image data that lives on a web server, read-only.
+
+Users register ``http(s)://`` locations (``x-image-meta-location``); Tank streams them
+on download and asks their size with HEAD. It never writes or deletes there: deleting
+such an image deletes only its metadata. requests is imported on first use, so this
+module (and ``tank stores``) loads without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from tank import errors
+from tank.config import positive
+from tank.store import Backend, Capability, ReadResult, Writer
+from tank_store_http.hosts import HostPolicy, HostRule
+from tank_store_http.location import HttpLocation, location_example
+
+if TYPE_CHECKING:
+    import requests
+
+    from tank_store_http.client import HttpClient
+
+log = logging.getLogger(__name__)
+
+READ_ONLY = "the http store is read-only; register http(s) locations with x-image-meta-location"
+
+
+def _host_list(key: str) -> Any:
+    def convert(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise TypeError(f"{key} must be a list of host names or networks, got {value!r}")
+        return tuple(value)
+
+    return convert
+
+
+def _host_rules(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for entry in value:
+        try:
+            HostRule.parse(entry)
+        except ValueError as exc:
+            raise ValueError(f"{attribute.name}: {exc}") from None
+
+
+def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+class HttpBackend(Backend):
+    """Reads images from web servers; refuses hosts on private networks by default."""
+
+    type_name = "http"
+    schemes = ("http", "https")
+    capabilities = frozenset({Capability.READ})
+    location_example = location_example
+
+    @attrs.frozen(kw_only=True)
+    class Config:
+        """``[stores.http]``; every key is optional."""
+
+        #: Seconds to wait for a TCP/TLS connection.
+        connect_timeout: float = attrs.field(default=10.0, validator=positive)
+        #: Seconds to wait for each piece of data from the server.
+        read_timeout: float = attrs.field(default=60.0, validator=positive)
+        #: Verify the server's TLS certificate. Leave on; use ca_bundle for private CAs.
+        verify_tls: bool = True
+        #: PEM file of CA certificates to trust instead of the system's.
+        ca_bundle: str | None = None
+        #: Redirects followed per request (https -> http is never followed).
+        max_redirects: int = attrs.field(default=5, validator=_not_negative)
+        #: Allow loopback, link-local, private and other non-public addresses.
+        allow_private_networks: bool = False
+        #: If set, only these hosts: names, ``*.domain``, IP addresses or CIDR networks.
+        allowed_hosts: tuple[str, ...] = attrs.field(
+            default=(), converter=_host_list("allowed_hosts"), validator=_host_rules
+        )
+        #: Never these hosts (same forms as allowed_hosts).
+        denied_hosts: tuple[str, ...] = attrs.field(
+            default=(), converter=_host_list("denied_hosts"), validator=_host_rules
+        )
+
+        def __attrs_post_init__(self) -> None:
+            if self.ca_bundle is not None and not self.verify_tls:
+                raise ValueError("ca_bundle is set but verify_tls is false: choose one")
+
+    def __init__(self, config: Any, *, name: str | None = None) -> None:
+        super().__init__(config, name=name)
+        if config.ca_bundle is not None and not os.path.isfile(config.ca_bundle):
+            raise errors.BadStoreConfig(
+                f"ca_bundle {config.ca_bundle!r} is not a readable file", store=self.name
+            )
+        if not config.verify_tls:
+            log.warning("store %s: TLS certificates are NOT verified (verify_tls = false)", name)
+        self.policy = HostPolicy.from_lists(
+            allow_private_networks=config.allow_private_networks,
+            allowed_hosts=config.allowed_hosts,
+            denied_hosts=config.denied_hosts,
+            section=f"[stores.{self.name}]",
+        )
+        self._client_obj: HttpClient | None = None
+        self._client_lock = threading.Lock()
+
+    # --- read-only ------------------------------------------------------------------
+
+    def open_writer(self, image_id: str, size: int | None) -> Writer:
+        raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
+
+    def delete(self, location: str) -> None:
+        raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        loc = HttpLocation.parse(location)
+        if length == 0:
+            return ReadResult(size=0, total_size=self.get_size(location), chunks=iter(()))
+        headers = {}
+        if offset or length is not None:
+            last = "" if length is None else str(offset + length - 1)
+            headers["Range"] = f"bytes={offset}-{last}"
+        client = self._client()
+        response = client.request("GET", loc, headers, accept=frozenset({416}))
+        try:
+            total, skip, available = self._span(response, loc, offset)
+            size = available if length is None else min(length, available)
+            if size <= 0:
+                response.close()
+                return ReadResult(size=0, total_size=total, chunks=iter(()))
+            if skip:
+                log.debug("store %s: %s ignores Range; skipping %d bytes", self.name, loc, skip)
+            from tank_store_http.client import ResponseChunks
+
+            chunks = ResponseChunks(
+                response, client, loc, skip=skip, size=size, chunk_size=self.read_chunk_size
+            )
+        except BaseException:
+            response.close()
+            raise
+        return ReadResult(size=size, total_size=total, chunks=chunks)
+
+    def _span(
+        self, response: requests.Response, loc: HttpLocation, offset: int
+    ) -> tuple[int, int, int]:
+        """(total size, bytes to skip, bytes available from ``offset``) of a GET answer."""
+        from tank_store_http.client import content_length, content_range
+
+        first, last, total = content_range(response)
+        if response.status_code == 416:
+            return (total if total is not None else self._size(loc)), 0, 0
+        if response.status_code == 206:
+            if first is None or last is None or first > offset:
+                raise errors.StoreError(
+                    f"the server sent a partial answer for {loc} that does not start at "
+                    f"byte {offset}",
+                    store=self.name,
+                    location=loc.redacted(),
+                )
+            if total is None:
+                total = self._size(loc)
+            return total, offset - first, last + 1 - offset
+        total = content_length(response)
+        if total is None:
+            total = self._size(loc)
+        return total, offset, max(total - offset, 0)
+
+    def get_size(self, location: str) -> int:
+        self.check_location(location)
+        return self._size(HttpLocation.parse(location))
+
+    def _size(self, loc: HttpLocation) -> int:
+        """HEAD; if refused or lengthless, a one-byte ranged GET and its Content-Range."""
+        from tank_store_http.client import content_length, content_range
+
+        client = self._client()
+        with client.request("HEAD", loc, accept=frozenset({403, 405, 501})) as response:
+            size = content_length(response) if response.status_code < 300 else None
+        if size is not None:
+            return size
+        with client.request("GET", loc, {"Range": "bytes=0-0"}, accept=frozenset({416})) as resp:
+            total = content_range(resp)[2]
+            if resp.status_code == 416:
+                return total if total is not None else 0
+            if resp.status_code != 206:
+                total = content_length(resp)
+        if total is None:
+            raise errors.StoreError(
+                f"the server does not tell the size of {loc}",
+                store=self.name,
+                location=loc.redacted(),
+            )
+        return total
+
+    def close(self) -> None:
+        with self._client_lock:
+            if self._client_obj is not None:
+                self._client_obj.close()
+                self._client_obj = None
+
+    def _client(self) -> HttpClient:
+        with self._client_lock:
+            if self._client_obj is None:
+                try:
+                    from tank_store_http.client import HttpClient
+                except ImportError as exc:
+                    raise errors.BadStoreConfig(
+                        f"the http store needs requests, which is not importable ({exc}): "
+                        "pip install tank-store-http",
+                        store=self.name,
+                    ) from None
+                self._client_obj = HttpClient(self.config, self.policy, self.name)
+            return self._client_obj
