@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 
 import pytest
 
@@ -234,7 +235,9 @@ def test_missing_ca_bundle_file(tmp_path) -> None:
 
 
 def test_registered_through_entry_point_without_importing_requests() -> None:
-    assert make_plugin_manager().store_types()["http"] is HttpBackend
+    (entry_point,) = [ep for ep in entry_points(group="tank") if ep.name == "http"]
+    plugins = make_plugin_manager(autoload=False, plugins=[("http", entry_point.load())])
+    assert plugins.store_types()["http"] is HttpBackend
     code = (
         "import sys, tank_store_http.plugin\n"
         "assert 'requests' not in sys.modules and 'urllib3' not in sys.modules"

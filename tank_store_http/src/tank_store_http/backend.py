@@ -8,6 +8,7 @@ module (and ``tank stores``) loads without it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -31,13 +32,18 @@ log = logging.getLogger(__name__)
 READ_ONLY = "the http store is read-only; register http(s) locations with x-image-meta-location"
 
 
-def _host_list(key: str) -> Any:
-    def convert(value: Any) -> tuple[str, ...]:
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            raise TypeError(f"{key} must be a list of host names or networks, got {value!r}")
-        return tuple(value)
+def _host_list(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise TypeError(f"{key} must be a list of host names or networks, got {value!r}")
+    return tuple(value)
 
-    return convert
+
+def _allowed_hosts(value: Any) -> tuple[str, ...]:
+    return _host_list("allowed_hosts", value)
+
+
+def _denied_hosts(value: Any) -> tuple[str, ...]:
+    return _host_list("denied_hosts", value)
 
 
 def _host_rules(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -79,11 +85,11 @@ class HttpBackend(Backend):
         allow_private_networks: bool = False
         #: If set, only these hosts: names, ``*.domain``, IP addresses or CIDR networks.
         allowed_hosts: tuple[str, ...] = attrs.field(
-            default=(), converter=_host_list("allowed_hosts"), validator=_host_rules
+            default=(), converter=_allowed_hosts, validator=_host_rules
         )
         #: Never these hosts (same forms as allowed_hosts).
         denied_hosts: tuple[str, ...] = attrs.field(
-            default=(), converter=_host_list("denied_hosts"), validator=_host_rules
+            default=(), converter=_denied_hosts, validator=_host_rules
         )
 
         def __attrs_post_init__(self) -> None:
@@ -92,6 +98,12 @@ class HttpBackend(Backend):
 
     def __init__(self, config: Any, *, name: str | None = None) -> None:
         super().__init__(config, name=name)
+        if importlib.util.find_spec("requests") is None:
+            raise errors.BadStoreConfig(
+                "the http store needs requests, which is not importable: "
+                "pip install tank-store-http",
+                store=self.name,
+            )
         if config.ca_bundle is not None and not os.path.isfile(config.ca_bundle):
             raise errors.BadStoreConfig(
                 f"ca_bundle {config.ca_bundle!r} is not a readable file", store=self.name
@@ -206,13 +218,7 @@ class HttpBackend(Backend):
     def _client(self) -> HttpClient:
         with self._client_lock:
             if self._client_obj is None:
-                try:
-                    from tank_store_http.client import HttpClient
-                except ImportError as exc:
-                    raise errors.BadStoreConfig(
-                        f"the http store needs requests, which is not importable ({exc}): "
-                        "pip install tank-store-http",
-                        store=self.name,
-                    ) from None
+                from tank_store_http.client import HttpClient
+
                 self._client_obj = HttpClient(self.config, self.policy, self.name)
             return self._client_obj

@@ -11,7 +11,7 @@ import logging
 import re
 import ssl
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -221,7 +221,7 @@ class ResponseChunks:
 
     def _generate(
         self, client: HttpClient, location: HttpLocation, skip: int, size: int, chunk_size: int
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         sent = 0
         try:
             raw = self._response.raw

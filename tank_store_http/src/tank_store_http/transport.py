@@ -118,7 +118,7 @@ class GuardedAdapter(requests.adapters.HTTPAdapter):
         host = parts.hostname or ""
         self.policy.check(host)
         proxies = kwargs.get("proxies") or {}
-        if self.policy.checks_addresses and requests.utils.select_proxy(request.url, proxies):
+        if self.policy.checks_addresses and requests.utils.select_proxy(request.url or "", proxies):
             port = parts.port or (443 if parts.scheme == "https" else 80)
             try:
                 addresses = resolve(host, port)
