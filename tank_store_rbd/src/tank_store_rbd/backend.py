@@ -1,0 +1,627 @@
+"""The Ceph RBD store: one format-2 RBD image per Tank image, frozen in a protected snapshot.
+
+Add creates the image (at full size when the size is known, else growing in large steps),
+writes it one RADOS object at a time with a few asynchronous writes in flight, trims it
+to the exact size, then snapshots it as ``snap`` and protects the snapshot so compute
+hosts can clone it copy-on-write. The location is ``rbd://<fsid>/<pool>/<image>/snap``.
+Reads stream from that snapshot with read-ahead; delete refuses while clones exist.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from tank import errors
+from tank.config import positive
+from tank.store import Backend, ReadResult, Writer
+from tank_store_rbd.cluster import Cluster, error_for, load_bindings, translate
+from tank_store_rbd.location import EXAMPLE, SCHEME, SNAPSHOT, RBDLocation
+
+log = logging.getLogger(__name__)
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+
+#: Feature names as ``rbd feature enable`` spells them -> rbd module constant.
+FEATURES = {
+    "layering": "RBD_FEATURE_LAYERING",
+    "exclusive-lock": "RBD_FEATURE_EXCLUSIVE_LOCK",
+    "object-map": "RBD_FEATURE_OBJECT_MAP",
+    "fast-diff": "RBD_FEATURE_FAST_DIFF",
+    "deep-flatten": "RBD_FEATURE_DEEP_FLATTEN",
+}
+_FEATURE_NEEDS = {"object-map": "exclusive-lock", "fast-diff": "object-map"}
+
+
+def _check_chunk_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 4 * KiB or value > 32 * MiB or value & (value - 1):
+        raise ValueError(
+            f"chunk_size must be a power of two from 4096 to 33554432 bytes "
+            f"(it is the RBD object size), got {value}"
+        )
+
+
+def _to_tuple(value: Any) -> tuple[Any, ...]:
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def _check_features(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        if name not in FEATURES:
+            known = ", ".join(FEATURES)
+            raise ValueError(f"features: unknown RBD feature {name!r} (known: {known})")
+        needed = _FEATURE_NEEDS.get(name)
+        if needed and needed not in value:
+            raise ValueError(f"features: {name} needs {needed}")
+    if "layering" not in value:
+        raise ValueError("features must include layering, or compute hosts cannot clone images")
+
+
+class RBDBackend(Backend):
+    """Images as RBD images of one pool of one Ceph cluster."""
+
+    type_name = "rbd"
+    schemes = (SCHEME,)
+    location_example = EXAMPLE
+
+    @attrs.frozen(kw_only=True)
+    class Config:
+        """``[stores.rbd]``; names follow Glance's ``rbd_store_*`` options."""
+
+        #: Pool the images go to (and legacy ``rbd://<image>`` locations are read from).
+        pool: str = "images"
+        #: ceph.conf path; "" lets librados search ($CEPH_CONF, /etc/ceph/ceph.conf, ...).
+        ceph_conf: str = ""
+        #: RADOS client id (``glance`` for client.glance); None: librados' default (admin).
+        user: str | None = None
+        #: Keyring path; None: the one ceph.conf names for the user.
+        keyring: str | None = None
+        #: RBD object size and the unit of every read and write (a power of two).
+        chunk_size: int = attrs.field(default=8 * MiB, validator=_check_chunk_size)
+        #: Seconds to reach the monitors before the store reports itself unavailable.
+        connect_timeout: int = attrs.field(default=10, validator=positive)
+        #: Seconds any single monitor or OSD operation may take once connected.
+        op_timeout: int = attrs.field(default=30, validator=positive)
+        #: Chunk-sized reads or writes in flight per transfer; memory is about
+        #: (queue_depth + 1) * chunk_size per upload or download.
+        queue_depth: int = attrs.field(default=2, validator=positive)
+        #: Features of new images; keep them to what compute hosts' clients support.
+        features: tuple[str, ...] = attrs.field(
+            default=("layering",), converter=_to_tuple, validator=_check_features
+        )
+        #: Do not write chunks that are all zeros (they read back as zeros anyway).
+        thin_provisioning: bool = True
+
+    def __init__(self, config: RBDBackend.Config, *, name: str | None = None) -> None:
+        super().__init__(config, name=name)
+        self.rados, self.rbd = load_bindings()
+        self.cluster = Cluster(
+            self.rados,
+            ceph_conf=config.ceph_conf,
+            user=config.user,
+            keyring=config.keyring,
+            connect_timeout=config.connect_timeout,
+            op_timeout=config.op_timeout,
+            store=self.name,
+        )
+        self.read_chunk_size = config.chunk_size
+        self.features = 0
+        for feature in config.features:
+            self.features |= getattr(self.rbd, FEATURES[feature])
+        self.order = config.chunk_size.bit_length() - 1
+
+    # --- primitives ----------------------------------------------------------------
+
+    def open_writer(self, image_id: str, size: int | None) -> RBDWriter:
+        if not image_id or "/" in image_id or "@" in image_id:
+            raise errors.Invalid(f"{image_id!r} cannot be an RBD image name", store=self.name)
+        pool = self.config.pool
+        with contextlib.ExitStack() as stack:
+            handle = self._lease(stack)
+            ioctx = self._open_pool(stack, handle, pool, configured=True)
+            try:
+                self.rbd.RBD().create(
+                    ioctx,
+                    image_id,
+                    size or 0,
+                    order=self.order,
+                    old_format=False,
+                    features=self.features,
+                )
+            except self.rbd.ImageExists:
+                raise errors.Duplicate(
+                    f"RBD image {image_id} already exists in pool {pool}", store=self.name
+                ) from None
+            except self.rbd.Error as exc:
+                what = f"cannot create RBD image {image_id} in pool {pool}"
+                raise self._error(exc, what) from None
+            location = RBDLocation(
+                image=image_id, pool=pool, fsid=self.cluster.fsid, snapshot=SNAPSHOT
+            )
+            try:
+                image = self.rbd.Image(ioctx, image_id)
+            except self.rbd.Error as exc:
+                self._remove_quietly(ioctx, image_id)
+                raise self._error(exc, f"cannot open new RBD image {image_id}") from None
+            return RBDWriter(self, ioctx, image, location, size, stack.pop_all())
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        with contextlib.ExitStack() as stack:
+            loc, image = self._open_snapshot(stack, location)
+            total = self._call(image.size, f"cannot stat {loc}", loc)
+            start = min(offset, total)
+            end = total if length is None else min(total, offset + length)
+            if start >= end:
+                return ReadResult(size=0, total_size=total, chunks=iter(()))
+            reader = _SnapshotReader(self, loc, image, start, end, stack.pop_all())
+            return ReadResult(size=end - start, total_size=total, chunks=reader)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_size(self, location: str) -> int:
+        with contextlib.ExitStack() as stack:
+            loc, image = self._open_snapshot(stack, location)
+            return int(self._call(image.size, f"cannot stat {loc}", loc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def delete(self, location: str) -> None:
+        """Remove the image and its snapshots; InUse while clones or clients use it."""
+        with contextlib.ExitStack() as stack:
+            loc = self._parse(location)
+            handle = self._lease(stack)
+            loc = self._on_this_cluster(loc)
+            pool = loc.pool or self.config.pool
+            ioctx = self._open_pool(stack, handle, pool, configured=loc.legacy)
+            what = f"cannot delete {loc}"
+            try:
+                snapshots = self._check_unused(ioctx, loc)
+                with self.rbd.Image(ioctx, loc.image) as image:
+                    for snap, protected in snapshots:
+                        if protected:
+                            image.unprotect_snap(snap)
+                        image.remove_snap(snap)
+            except self.rbd.ImageNotFound:
+                raise errors.NotFound(
+                    f"no RBD image {loc.image} in pool {pool}", store=self.name, location=str(loc)
+                ) from None
+            except self.rbd.ImageBusy:
+                raise errors.InUse(
+                    f"{loc} gained a clone while being deleted; not deleted",
+                    store=self.name,
+                    location=str(loc),
+                ) from None
+            except self.rbd.Error as exc:
+                raise self._error(exc, what, loc) from None
+            try:
+                self.rbd.RBD().remove(ioctx, loc.image)
+            except self.rbd.ImageBusy:
+                self._restore_snapshots(ioctx, loc, snapshots)
+                raise errors.InUse(
+                    f"{loc} is open by another client (e.g. mapped on a host); not deleted",
+                    store=self.name,
+                    location=str(loc),
+                ) from None
+            except self.rbd.Error as exc:
+                raise self._error(exc, what, loc) from None
+            log.info("store %s: deleted %s", self.name, loc)
+
+    def check_writable(self) -> None:
+        """Disable writes if the pool is missing or forbidden; an unreachable cluster
+        only logs (it may be back before the first upload)."""
+        try:
+            with contextlib.ExitStack() as stack:
+                handle = self._lease(stack)
+                ioctx = self._open_pool(stack, handle, self.config.pool, configured=True)
+                self.rbd.RBD().list(ioctx)
+        except errors.StoreUnavailable as exc:
+            log.warning("store %s: Ceph not reachable at start-up: %s", self.name, exc)
+        except errors.Forbidden as exc:
+            raise errors.BadStoreConfig(str(exc), store=self.name) from None
+        except self.rbd.Error as exc:
+            raise errors.BadStoreConfig(
+                f"cannot list images of pool {self.config.pool}: {exc}", store=self.name
+            ) from None
+
+    def close(self) -> None:
+        self.cluster.close()
+
+    # --- beyond the contract -------------------------------------------------------
+
+    def direct_url(self, location: str) -> str | None:
+        """The location a compute host on this cluster can clone from, or None.
+
+        This is what Glance shows as ``direct_url`` when ``show_image_direct_url`` is on:
+        Nova and Cinder parse ``rbd://<fsid>/<pool>/<image>/<snap>``, check the fsid is
+        their own cluster's and clone ``pool/image@snap`` instead of downloading. It names
+        data only (no credentials) but reveals the cluster layout, so expose it to trusted
+        callers only. Legacy ``rbd://<image>`` locations are resolved to the long form
+        when the image has a protected ``snap`` snapshot.
+        """
+        loc = self._parse(location)
+        if not loc.legacy:
+            return loc.to_uri()
+        with contextlib.ExitStack() as stack:
+            handle = self._lease(stack)
+            ioctx = self._open_pool(stack, handle, self.config.pool, configured=True)
+            try:
+                with self.rbd.Image(ioctx, loc.image, read_only=True) as image:
+                    names = {s["name"] for s in image.list_snaps()}
+                    if SNAPSHOT not in names or not image.is_protected_snap(SNAPSHOT):
+                        return None
+            except self.rbd.Error as exc:
+                raise self._error(exc, f"cannot open {loc}", loc) from None
+            full = RBDLocation(
+                image=loc.image, pool=self.config.pool, fsid=self.cluster.fsid, snapshot=SNAPSHOT
+            )
+            return full.to_uri()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- helpers -------------------------------------------------------------------
+
+    def _parse(self, location: str) -> RBDLocation:
+        self.check_location(location)
+        return RBDLocation.parse(location)
+
+    def _lease(self, stack: contextlib.ExitStack) -> Any:
+        handle = self.cluster.acquire()
+        stack.callback(self.cluster.release)
+        return handle
+
+    def _on_this_cluster(self, loc: RBDLocation) -> RBDLocation:
+        """``loc`` with its pool filled in; NotFound if it names another cluster."""
+        if loc.legacy:
+            return loc
+        if loc.fsid != self.cluster.fsid:
+            raise errors.NotFound(
+                f"{loc} is on Ceph cluster {loc.fsid}, but store {self.name!r} is "
+                f"connected to cluster {self.cluster.fsid}",
+                store=self.name,
+                location=str(loc),
+            )
+        return loc
+
+    def _open_pool(
+        self, stack: contextlib.ExitStack, handle: Any, pool: str, *, configured: bool
+    ) -> Any:
+        """An I/O context on ``pool``, closed with ``stack``. A missing configured pool is
+        a configuration error; a missing pool named by a location means missing data."""
+        try:
+            ioctx = handle.open_ioctx(pool)
+        except self.rados.ObjectNotFound:
+            if configured:
+                raise errors.BadStoreConfig(
+                    f"store {self.name!r}: pool {pool!r} does not exist (create it with "
+                    f"`ceph osd pool create {pool}` and `rbd pool init {pool}`)",
+                    store=self.name,
+                ) from None
+            raise errors.NotFound(f"there is no pool {pool!r}", store=self.name) from None
+        except self.rados.Error as exc:
+            raise self._error(exc, f"cannot open pool {pool!r}") from None
+        stack.callback(ioctx.close)
+        return ioctx
+
+    def _open_snapshot(self, stack: contextlib.ExitStack, location: str) -> tuple[RBDLocation, Any]:
+        """Open the image read-only at its snapshot (legacy: ``snap`` if present, else head)."""
+        loc = self._parse(location)
+        handle = self._lease(stack)
+        loc = self._on_this_cluster(loc)
+        pool = loc.pool or self.config.pool
+        ioctx = self._open_pool(stack, handle, pool, configured=loc.legacy)
+        try:
+            image = self.rbd.Image(ioctx, loc.image, snapshot=loc.snapshot, read_only=True)
+            stack.callback(image.close)
+            if loc.legacy and SNAPSHOT in {s["name"] for s in image.list_snaps()}:
+                image.set_snap(SNAPSHOT)
+        except self.rbd.ImageNotFound:
+            at = f" at snapshot {loc.snapshot}" if loc.snapshot else ""
+            raise errors.NotFound(
+                f"no RBD image {loc.image}{at} in pool {pool}", store=self.name, location=str(loc)
+            ) from None
+        except self.rbd.Error as exc:
+            raise self._error(exc, f"cannot open {loc}", loc) from None
+        return loc, image
+
+    def _check_unused(self, ioctx: Any, loc: RBDLocation) -> list[tuple[str, bool]]:
+        """The image's snapshots as (name, protected); InUse if it has clones or users."""
+        with self.rbd.Image(ioctx, loc.image, read_only=True) as image:
+            snapshots = [
+                (s["name"], bool(image.is_protected_snap(s["name"]))) for s in image.list_snaps()
+            ]
+            # a read-only handle registers no watch: every watcher is another client
+            watchers = sum(1 for _ in image.watchers_list())
+            clones = 0
+            for snap, _ in snapshots:
+                image.set_snap(snap)
+                clones += sum(1 for _ in image.list_children2())
+        if clones:
+            raise errors.InUse(
+                f"{loc} is in use by {clones} clone{'s' if clones > 1 else ''} "
+                "(e.g. VM disks); flatten or delete them first",
+                store=self.name,
+                location=str(loc),
+            )
+        if watchers:
+            raise errors.InUse(
+                f"{loc} is open by {watchers} other client{'s' if watchers > 1 else ''} "
+                "(e.g. mapped on a host); not deleted",
+                store=self.name,
+                location=str(loc),
+            )
+        return snapshots
+
+    def _restore_snapshots(
+        self, ioctx: Any, loc: RBDLocation, snapshots: list[tuple[str, bool]]
+    ) -> None:
+        """Put back the snapshots delete removed before the image turned out to be busy."""
+        try:
+            with self.rbd.Image(ioctx, loc.image) as image:
+                for snap, protected in snapshots:
+                    image.create_snap(snap)
+                    if protected:
+                        image.protect_snap(snap)
+        except self.rbd.Error:
+            log.exception("store %s: could not restore the snapshots of %s", self.name, loc)
+
+    def _remove_quietly(self, ioctx: Any, image: str) -> None:
+        try:
+            self.rbd.RBD().remove(ioctx, image)
+        except self.rbd.ImageNotFound:
+            pass
+        except self.rbd.Error:
+            log.exception("store %s: could not remove RBD image %s", self.name, image)
+
+    def _call(self, fn: Any, what: str, loc: RBDLocation | None = None) -> Any:
+        try:
+            return fn()
+        except (self.rbd.Error, self.rados.Error) as exc:
+            raise self._error(exc, what, loc) from None
+
+    def _error(
+        self, exc: BaseException, what: str, loc: RBDLocation | None = None
+    ) -> errors.TankError:
+        return translate(exc, what, store=self.name, location=str(loc) if loc else None)
+
+
+def _noop(*args: Any) -> None:
+    """aio callback: results are collected by waiting on the completion instead."""
+
+
+def _all_zero(chunk: bytes | bytearray) -> bool:
+    # a sparse sample rejects almost every data chunk before the full compare
+    sample = chunk[:: 4 * KiB]
+    return sample.count(0) == len(sample) and chunk == bytes(len(chunk))
+
+
+class RBDWriter(Writer):
+    """One upload: whole RBD objects written with aio, at most ``queue_depth`` in flight.
+
+    Incoming chunks of any size are copied into an object-sized buffer, so each write is
+    one OSD operation on one object. (Regrouping here rather than through
+    ``Backend.write_chunk_size`` keeps the checksum threads fed with the small incoming
+    chunks, and memory at about (queue_depth + 1) objects.) A pending write keeps its
+    buffer referenced: librbd reads it until the write completes. Owns the I/O context
+    and the cluster lease (``resources``) until commit or abort.
+    """
+
+    def __init__(
+        self,
+        backend: RBDBackend,
+        ioctx: Any,
+        image: Any,
+        location: RBDLocation,
+        size: int | None,
+        resources: contextlib.ExitStack,
+    ) -> None:
+        self._backend = backend
+        self._ioctx = ioctx
+        self._image: Any = image
+        self._location = location
+        self._resources = resources
+        self._pending: collections.deque[tuple[Any, bytes | bytearray]] = collections.deque()
+        self._depth = backend.config.queue_depth
+        self._thin = backend.config.thin_provisioning
+        self._chunk_size = backend.config.chunk_size
+        self._buffer: bytearray | None = None
+        self._filled = 0
+        self._capacity = size or 0
+        self._offset = 0  # where the buffer goes; everything before it is submitted
+        self._done = False
+
+    def write(self, chunk: bytes) -> None:
+        if self._buffer is None and len(chunk) == self._chunk_size:
+            self._submit(chunk)  # already a whole object: no copy
+            return
+        view = memoryview(chunk)
+        pos = 0
+        while pos < len(view):
+            if self._buffer is None:
+                self._buffer = bytearray(self._chunk_size)
+                self._filled = 0
+            n = min(len(view) - pos, self._chunk_size - self._filled)
+            self._buffer[self._filled : self._filled + n] = view[pos : pos + n]
+            self._filled += n
+            pos += n
+            if self._filled == self._chunk_size:
+                self._submit(self._buffer)
+                self._buffer = None
+
+    def _submit(self, data: bytes | bytearray) -> None:
+        end = self._offset + len(data)
+        if end > self._capacity:
+            self._grow(end)
+        if not (self._thin and _all_zero(data)):
+            if len(self._pending) >= self._depth:
+                self._reap()
+            try:
+                completion = self._image.aio_write(data, self._offset, _noop)
+            except self._backend.rbd.Error as exc:
+                raise self._error(exc, "cannot write to") from None
+            self._pending.append((completion, data))
+        self._offset = end
+
+    def commit(self) -> str:
+        if self._buffer is not None:
+            del self._buffer[self._filled :]
+            self._submit(self._buffer)
+            self._buffer = None
+        while self._pending:
+            self._reap()
+        image = self._image
+        try:
+            if self._capacity != self._offset:
+                image.resize(self._offset)
+            image.flush()
+            image.create_snap(SNAPSHOT)
+            image.protect_snap(SNAPSHOT)
+        except self._backend.rbd.Error as exc:
+            raise self._error(exc, "cannot finish") from None
+        self._done = True
+        self._close()
+        log.debug("store %s: stored %s, %d bytes", self._backend.name, self._location, self._offset)
+        return self._location.to_uri()
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._buffer = None
+        try:
+            while self._pending:  # librbd may still read their buffers
+                self._pending.popleft()[0].wait_for_complete_and_cb()
+            image = self._image
+            if SNAPSHOT in {s["name"] for s in image.list_snaps()}:  # commit got that far
+                if image.is_protected_snap(SNAPSHOT):
+                    image.unprotect_snap(SNAPSHOT)
+                image.remove_snap(SNAPSHOT)
+            self._image = None
+            image.close()
+            self._backend._remove_quietly(self._ioctx, self._location.image)
+        except Exception:
+            log.exception("store %s: cleaning up %s failed", self._backend.name, self._location)
+        finally:
+            self._close()
+
+    def _grow(self, end: int) -> None:
+        """Resize for data of unknown length: double, in steps of 8 objects to 1 GiB, so a
+        long upload resizes rarely and the final trim stays small."""
+        step = min(max(self._capacity, 8 * self._chunk_size), GiB)
+        size = max(end, self._capacity + step)
+        size = -(-size // self._chunk_size) * self._chunk_size
+        try:
+            self._image.resize(size)
+        except self._backend.rbd.Error as exc:
+            raise self._error(exc, f"cannot grow to {size} bytes") from None
+        self._capacity = size
+
+    def _reap(self) -> None:
+        completion, _ = self._pending.popleft()
+        completion.wait_for_complete_and_cb()
+        code = completion.get_return_value()
+        if code < 0:
+            raise error_for(
+                code,
+                f"cannot write to {self._location}: error {-code}",
+                store=self._backend.name,
+                location=str(self._location),
+            )
+
+    def _error(self, exc: BaseException, doing: str) -> errors.TankError:
+        return translate(
+            exc,
+            f"{doing} {self._location}",
+            store=self._backend.name,
+            location=str(self._location),
+        )
+
+    def _close(self) -> None:
+        try:
+            if self._image is not None:
+                self._image.close()
+                self._image = None
+        finally:
+            self._resources.close()
+
+
+class _SnapshotReader(Iterator[bytes]):
+    """Chunks of ``[start, end)`` of an open image, with ``queue_depth`` aio reads ahead.
+
+    Owns the image, its I/O context and the cluster lease, and closes them when the
+    range is exhausted, on :meth:`close`, or when garbage-collected. Reads after the
+    first are aligned to object boundaries.
+    """
+
+    def __init__(
+        self,
+        backend: RBDBackend,
+        loc: RBDLocation,
+        image: Any,
+        start: int,
+        end: int,
+        resources: contextlib.ExitStack,
+    ) -> None:
+        self._backend = backend
+        self._loc = loc
+        self._image = image
+        self._next = start
+        self._end = end
+        self._resources: contextlib.ExitStack | None = resources
+        self._chunk_size = backend.config.chunk_size
+        self._depth = backend.config.queue_depth
+        self._pending: collections.deque[tuple[Any, list[bytes]]] = collections.deque()
+
+    def __next__(self) -> bytes:
+        if self._resources is None:
+            raise StopIteration
+        while len(self._pending) < self._depth and self._next < self._end:
+            self._submit()
+        if not self._pending:
+            self.close()
+            raise StopIteration
+        completion, box = self._pending.popleft()
+        completion.wait_for_complete_and_cb()
+        code = completion.get_return_value()
+        if code < 0 or not box:
+            self.close()
+            raise error_for(
+                code,
+                f"cannot read {self._loc}: error {-code}",
+                store=self._backend.name,
+                location=str(self._loc),
+            )
+        return box[0]
+
+    def _submit(self) -> None:
+        offset = self._next
+        length = min(self._end, (offset // self._chunk_size + 1) * self._chunk_size) - offset
+        box: list[bytes] = []
+        try:
+            completion = self._image.aio_read(offset, length, lambda _c, data: box.append(data))
+        except self._backend.rbd.Error as exc:
+            self.close()
+            raise translate(
+                exc, f"cannot read {self._loc}", store=self._backend.name, location=str(self._loc)
+            ) from None
+        self._pending.append((completion, box))
+        self._next = offset + length
+
+    def close(self) -> None:
+        """Wait for reads in flight (librbd writes into their buffers), then let go."""
+        resources, self._resources = self._resources, None
+        if resources is None:
+            return
+        try:
+            while self._pending:
+                self._pending.popleft()[0].wait_for_complete_and_cb()
+        finally:
+            resources.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            log.exception("store %s: closing a read of %s failed", self._backend.name, self._loc)
