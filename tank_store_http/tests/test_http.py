@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import entry_points
 
 import pytest
@@ -99,6 +100,15 @@ def test_closing_unread_result_releases_it(store, server, image) -> None:
     for _ in range(15):  # more than the connection pool holds
         store.get(server.url(f"files/{name}")).close()
     assert read(store, server.url(f"files/{name}"), 0, 4) == data[:4]
+
+
+def test_concurrent_reads_share_one_store(store, server, image) -> None:
+    name, data = image
+    url = server.url(f"files/{name}")
+    ranges = [(i * 100_000, 150_000) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda r: read(store, url, *r), ranges))
+    assert got == [data[o : o + n] for o, n in ranges]
 
 
 # --- errors -----------------------------------------------------------------------------

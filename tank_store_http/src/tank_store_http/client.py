@@ -105,7 +105,12 @@ class HttpClient:
             raise errors.Forbidden(
                 f"refusing to fetch {_hop(location, url)}: {exc}", **self._where(location)
             ) from None
-        except requests.RequestException as exc:
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        ) as exc:
             raise self.translate(exc, location, url) from None
 
     def _redirect_target(self, url: str, header: str, location: HttpLocation) -> HttpLocation:
@@ -147,10 +152,10 @@ class HttpClient:
             return unavailable, f"the server for {where} sent nothing for {self.timeout[1]}s"
         if isinstance(exc, requests.exceptions.ProxyError):
             return unavailable, f"the proxy failed for {where}"
-        if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
-            return errors.BadLocation, f"{where} is not a URL that can be fetched"
         if isinstance(exc, requests.ConnectionError | urllib3.exceptions.HTTPError | OSError):
             return unavailable, f"cannot fetch {where}: {_reason(exc)}"
+        if isinstance(exc, requests.exceptions.InvalidURL | ValueError):
+            return errors.BadLocation, f"{where} is not a URL that can be fetched"
         return errors.StoreError, f"fetching {where} failed ({type(exc).__name__})"
 
     def _where(self, location: HttpLocation) -> dict[str, str]:
