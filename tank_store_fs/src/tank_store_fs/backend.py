@@ -1,0 +1,466 @@
+"""The filesystem store: each image is one file directly inside ``datadir``.
+
+Writes are atomic and durable: data goes to an unnamed file (``O_TMPFILE``; a hidden
+``.tank-tmp-*`` file where the filesystem lacks it), is fsync'ed, then linked under its
+final name, which fails rather than overwrite (→ Duplicate), and the directory is
+fsync'ed. Until then no reader can see a partial image, and a failed or aborted write
+leaves no file behind.
+
+Every location is checked before it is used: it must name a regular file directly inside
+``datadir`` (not a symlink, not a hidden file); anything else is
+:class:`~tank.errors.BadLocation`. Files are opened relative to a descriptor of the
+data directory with ``O_NOFOLLOW``, so a symlink planted under a valid name is refused
+rather than followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import logging
+import os
+import re
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import attrs
+
+from tank import errors
+from tank.config import positive
+from tank.store import Backend, ReadResult, Writer
+from tank_store_fs.location import FileLocation, location_example
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+#: Prefix of named temporary files (only used where O_TMPFILE is unavailable).
+TEMP_PREFIX = ".tank-tmp-"
+#: Image ids become file names; ids are UUIDs, but a name is checked, never trusted.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_FILE_MODE = 0o640
+_DIR_MODE = 0o750
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
+
+
+def _datadir(value: Any) -> Path:
+    if not isinstance(value, str | os.PathLike):
+        raise TypeError(f"datadir must be a path string, got {value!r}")
+    path = Path(os.path.expanduser(os.fspath(value)))
+    if not path.is_absolute():
+        raise ValueError(f"datadir must be an absolute path, got {str(value)!r}")
+    return Path(os.path.normpath(path))
+
+
+def _chunk_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    positive(instance, attribute, value)
+    if value > 64 * MiB:
+        raise ValueError(f"{attribute.name} must be at most 64 MiB, got {value}")
+
+
+class FilesystemBackend(Backend):
+    """Images as files in one local directory (``file://`` locations)."""
+
+    type_name = "file"
+    schemes = ("file",)
+    location_example = location_example
+
+    @attrs.frozen(kw_only=True)
+    class Config:
+        """``[stores.file]``: where the files live and how they are read."""
+
+        #: Absolute path of the data directory; created on first start if missing.
+        datadir: Path = attrs.field(converter=_datadir)
+        #: Bytes per read (and per chunk yielded on download).
+        read_chunk_size: int = attrs.field(default=MiB, validator=_chunk_size)
+
+    #: Use unnamed O_TMPFILE files for writes when the filesystem supports them.
+    use_tmpfile: ClassVar[bool] = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+    def __init__(self, config: FilesystemBackend.Config, *, name: str | None = None) -> None:
+        super().__init__(config, name=name)
+        self.datadir: Path = config.datadir
+        self.read_chunk_size = config.read_chunk_size
+
+    # --- writing ---------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Create the data directory if missing and prove a file can be written there."""
+        try:
+            os.makedirs(self.datadir, mode=_DIR_MODE, exist_ok=True)
+        except OSError as exc:
+            raise errors.BadStoreConfig(
+                f"data directory {self.datadir} cannot be created: {_reason(exc)}",
+                store=self.name,
+            ) from exc
+        try:
+            with self._dir() as dir_fd:
+                fd, temp = self._create_temp(dir_fd, "probe")
+                try:
+                    os.write(fd, b"tank")
+                finally:
+                    os.close(fd)
+                    if temp is not None:
+                        os.unlink(temp, dir_fd=dir_fd)
+        except OSError as exc:
+            raise errors.BadStoreConfig(
+                f"data directory {self.datadir} is not writable: {_reason(exc)}",
+                store=self.name,
+            ) from exc
+
+    def open_writer(self, image_id: str, size: int | None) -> Writer:
+        name = _file_name(image_id)
+        location = self._location(name)
+        try:
+            dir_fd = self._open_dir(create=True)
+        except OSError as exc:
+            raise translate(
+                exc,
+                "opening the data directory for",
+                store=self.name,
+                location=location,
+                reading=False,
+            ) from exc
+        try:
+            if _lstat(name, dir_fd) is not None:
+                raise errors.Duplicate(
+                    f"data for image {image_id} already exists", store=self.name, location=location
+                )
+            if size:
+                self._check_room(dir_fd, size, location)
+            fd, temp = self._create_temp(dir_fd, name)
+        except OSError as exc:
+            os.close(dir_fd)
+            raise translate(
+                exc, "creating a file for", store=self.name, location=location, reading=False
+            ) from exc
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        return FileWriter(self.name, location, dir_fd, fd, name, temp)
+
+    def _create_temp(self, dir_fd: int, name: str) -> tuple[int, str | None]:
+        """An open file for writing in the data directory: unnamed if possible."""
+        if self.use_tmpfile:
+            flags = os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC
+            try:
+                return os.open(".", flags, _FILE_MODE, dir_fd=dir_fd), None
+            except OSError as exc:
+                if exc.errno not in _NO_TMPFILE:
+                    raise
+        temp = f"{TEMP_PREFIX}{name}.{secrets.token_hex(6)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(temp, flags, _FILE_MODE, dir_fd=dir_fd), temp
+
+    def _check_room(self, dir_fd: int, size: int, location: str) -> None:
+        """Fail before any upload when the announced size cannot fit (nothing reserved)."""
+        st = os.fstatvfs(dir_fd)
+        free = st.f_bavail * st.f_frsize
+        if size > free:
+            raise errors.StorageFull(
+                f"image of {size} bytes does not fit: {free} bytes free in the data directory",
+                store=self.name,
+                location=location,
+            )
+
+    # --- reading, sizing, deleting ---------------------------------------------------------
+
+    def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        name = self._name_of(location)
+        try:
+            with self._dir() as dir_fd:
+                fd = os.open(
+                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+                )
+        except OSError as exc:
+            raise self._error(exc, "opening", location) from exc
+        try:
+            total = self._regular(os.fstat(fd), location).st_size
+            start = min(offset, total)
+            end = total if length is None else min(total, offset + length)
+            if end > start:
+                os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_SEQUENTIAL)
+        except OSError as exc:
+            os.close(fd)
+            raise self._error(exc, "opening", location) from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        on_error = functools.partial(translate, store=self.name, location=location)
+        chunks = FileChunks(fd, start, end, self.read_chunk_size, on_error)
+        return ReadResult(size=end - start, total_size=total, chunks=chunks)
+
+    def get_size(self, location: str) -> int:
+        return self._stat(location).st_size
+
+    def delete(self, location: str) -> None:
+        name = self._name_of(location)
+        try:
+            with self._dir() as dir_fd:
+                self._regular(_lstat(name, dir_fd), location)
+                os.unlink(name, dir_fd=dir_fd)
+        except OSError as exc:
+            raise self._error(exc, "deleting", location) from exc
+
+    def local_path(self, location: str) -> Path:
+        """The path of a location's file, for zero-copy serving (``os.sendfile``).
+
+        The same checks as :meth:`read` apply (inside ``datadir``, a regular file, not
+        a symlink). Open the path with ``O_NOFOLLOW``: the check cannot stop a process
+        that can write into ``datadir`` from swapping the file afterwards.
+        """
+        self._stat(location)
+        return self.datadir / self._name_of(location)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _name_of(self, location: str) -> str:
+        """The file name a location points to; BadLocation unless directly in datadir."""
+        self.check_location(location)
+        loc = FileLocation.parse(location)
+        parent = str(loc.path.parent)
+        if parent != str(self.datadir) and parent != os.path.realpath(self.datadir):
+            raise errors.BadLocation(
+                f"location {loc.redacted()} is outside the data directory of store {self.name!r}",
+                store=self.name,
+                location=loc.redacted(),
+            )
+        name = loc.path.name
+        if not name or name.startswith("."):
+            raise errors.BadLocation(
+                f"location {loc.redacted()} does not name an image file",
+                store=self.name,
+                location=loc.redacted(),
+            )
+        return name
+
+    def _stat(self, location: str) -> os.stat_result:
+        name = self._name_of(location)
+        try:
+            with self._dir() as dir_fd:
+                return self._regular(_lstat(name, dir_fd), location)
+        except OSError as exc:
+            raise self._error(exc, "reading the size of", location) from exc
+
+    def _regular(self, st: os.stat_result | None, location: str) -> os.stat_result:
+        """``st`` if it is a regular file; NotFound if None, BadLocation for the rest."""
+        if st is None:
+            raise errors.NotFound(f"no data at {location}", store=self.name, location=location)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+            raise errors.BadLocation(
+                f"location {location} is {kind}; refused", store=self.name, location=location
+            )
+        return st
+
+    @contextlib.contextmanager
+    def _dir(self, create: bool = False) -> Iterator[int]:
+        fd = self._open_dir(create=create)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def _open_dir(self, create: bool = False) -> int:
+        """A descriptor of the data directory; with ``create``, make it if missing."""
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+        try:
+            return os.open(self.datadir, flags)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.makedirs(self.datadir, mode=_DIR_MODE, exist_ok=True)
+            return os.open(self.datadir, flags)
+
+    def _location(self, name: str) -> str:
+        return FileLocation(PurePosixPath(self.datadir, name)).to_uri()
+
+    def _error(self, exc: OSError, doing: str, location: str) -> errors.TankError:
+        return translate(exc, doing, store=self.name, location=location)
+
+
+class FileWriter(Writer):
+    """One upload: an open temporary file and a descriptor of the data directory."""
+
+    def __init__(
+        self, store: str, location: str, dir_fd: int, fd: int, name: str, temp: str | None
+    ) -> None:
+        self._store = store
+        self._location = location
+        self._dir_fd = dir_fd
+        self._fd = fd
+        self._name = name
+        self._temp = temp
+        self._published = False
+
+    def write(self, chunk: bytes) -> None:
+        fd = self._fd
+        try:
+            done = os.write(fd, chunk)
+            if done < len(chunk):
+                view = memoryview(chunk)
+                while done < len(view):
+                    done += os.write(fd, view[done:])
+        except OSError as exc:
+            raise self._error(exc, "writing") from exc
+
+    def commit(self) -> str:
+        if self._fd < 0:
+            raise errors.StoreError("commit after the write finished", store=self._store)
+        try:
+            os.fsync(self._fd)
+            self._publish()
+            os.fsync(self._dir_fd)
+        except FileExistsError as exc:
+            raise errors.Duplicate(
+                f"data for image {self._name} already exists",
+                store=self._store,
+                location=self._location,
+            ) from exc
+        except OSError as exc:
+            raise self._error(exc, "saving") from exc
+        self._close()
+        return self._location
+
+    def _publish(self) -> None:
+        """Give the file its final name; never replaces an existing file."""
+        if self._temp is None:
+            os.link(
+                f"/proc/self/fd/{self._fd}",
+                self._name,
+                dst_dir_fd=self._dir_fd,
+                follow_symlinks=True,
+            )
+            self._published = True
+        else:
+            os.link(
+                self._temp,
+                self._name,
+                src_dir_fd=self._dir_fd,
+                dst_dir_fd=self._dir_fd,
+                follow_symlinks=False,
+            )
+            self._published = True
+            os.unlink(self._temp, dir_fd=self._dir_fd)
+            self._temp = None
+
+    def abort(self) -> None:
+        if self._dir_fd < 0:
+            return
+        for name in (self._temp, self._name if self._published else None):
+            if name is None:
+                continue
+            try:
+                os.unlink(name, dir_fd=self._dir_fd)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.error("store %s: could not remove %s: %s", self._store, name, _reason(exc))
+        self._temp = None
+        self._published = False
+        self._close()
+
+    def _close(self) -> None:
+        for fd in (self._fd, self._dir_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError as exc:
+                    log.warning("store %s: close failed: %s", self._store, _reason(exc))
+        self._fd = self._dir_fd = -1
+
+    def _error(self, exc: OSError, doing: str) -> errors.TankError:
+        return translate(exc, doing, store=self._store, location=self._location, reading=False)
+
+
+class FileChunks(Iterator[bytes]):
+    """The chunks of one byte range of an open file. Owns the descriptor.
+
+    Each chunk is a new ``bytes`` object (consumers may keep them). The file is closed
+    at the end of the range, on :meth:`close`, or when the iterator is collected.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        start: int,
+        end: int,
+        chunk_size: int,
+        error: Callable[[OSError, str], errors.TankError],
+    ) -> None:
+        self._fd = fd
+        self._pos = start
+        self._end = end
+        self._chunk_size = chunk_size
+        self._error = error
+
+    def __iter__(self) -> FileChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        want = min(self._chunk_size, self._end - self._pos)
+        if want <= 0 or self._fd < 0:
+            self.close()
+            raise StopIteration
+        try:
+            data = os.pread(self._fd, want, self._pos)
+        except OSError as exc:
+            self.close()
+            raise self._error(exc, "reading") from exc
+        if not data:
+            self.close()
+            raise self._error(OSError(errno.EIO, "file was truncated while being read"), "reading")
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def translate(
+    exc: OSError, doing: str, *, store: str, location: str, reading: bool = True
+) -> errors.TankError:
+    """The :mod:`tank.errors` exception for an OSError met while ``doing`` something.
+
+    ENOENT means "no data" when ``reading``; while writing it is a store failure.
+    """
+    what = f"{doing} {location} failed: {_reason(exc)}"
+    if exc.errno in _FULL:
+        return errors.StorageFull(what, store=store, location=location)
+    if exc.errno in _DENIED:
+        return errors.Forbidden(what, store=store, location=location)
+    if exc.errno == errno.ENOENT and reading:
+        return errors.NotFound(f"no data at {location}", store=store, location=location)
+    if exc.errno == errno.ELOOP:
+        return errors.BadLocation(
+            f"location {location} is a symbolic link; refused", store=store, location=location
+        )
+    return errors.StoreError(what, store=store, location=location)
+
+
+def _file_name(image_id: str) -> str:
+    if not isinstance(image_id, str) or not _SAFE_NAME.fullmatch(image_id):
+        raise errors.Invalid(f"image id {image_id!r} cannot name a file (expected a UUID)")
+    return image_id
+
+
+def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _reason(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return f"{exc.strerror or exc} ({name})" if name else str(exc.strerror or exc)
