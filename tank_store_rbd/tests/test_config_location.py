@@ -1,0 +1,136 @@
+"""Locations, configuration and missing bindings: no Ceph cluster needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tank import errors
+from tank.config import build, load
+from tank.plugins import make_plugin_manager
+from tank.stores import StoreSet
+from tank_store_rbd import RBDBackend, plugin
+from tank_store_rbd.location import RBDLocation
+
+FSID = "e7f613a4-4442-4ee2-8cec-25feb691d200"
+
+
+# --- locations ---------------------------------------------------------------------
+
+
+def test_full_location_round_trip() -> None:
+    uri = f"rbd://{FSID}/images/0b8c5b5e-1b8e-4a8e-9f5e-6d3c2a1b0c9d/snap"
+    loc = RBDLocation.parse(uri)
+    assert (loc.fsid, loc.pool, loc.image, loc.snapshot) == (
+        FSID,
+        "images",
+        "0b8c5b5e-1b8e-4a8e-9f5e-6d3c2a1b0c9d",
+        "snap",
+    )
+    assert not loc.legacy
+    assert loc.to_uri() == uri
+    assert loc.redacted() == uri
+
+
+def test_legacy_short_location() -> None:
+    loc = RBDLocation.parse("rbd://some-image")
+    assert loc.legacy
+    assert (loc.image, loc.pool, loc.snapshot) == ("some-image", None, None)
+    assert loc.to_uri() == "rbd://some-image"
+
+
+def test_components_are_quoted() -> None:
+    loc = RBDLocation(image="a b/c", pool="my pool", fsid=FSID, snapshot="snap")
+    assert loc.to_uri() == f"rbd://{FSID}/my%20pool/a%20b%2Fc/snap"
+    assert RBDLocation.parse(loc.to_uri()) == loc
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["rbd://", "rbd://a/b", "rbd://a//c/d", "rbd://a/b/c/d/e", "s3://bucket/key", "rbd:/x"],
+)
+def test_bad_locations(uri: str) -> None:
+    with pytest.raises(errors.BadLocation):
+        RBDLocation.parse(uri)
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def test_defaults_follow_glance() -> None:
+    config = build(RBDBackend.Config, {}, where="tank.toml [stores.rbd]")
+    assert config.pool == "images"
+    assert config.chunk_size == 8 << 20
+    assert config.features == ("layering",)
+
+
+@pytest.mark.parametrize(
+    "section, key",
+    [
+        ({"chunk_size": 3 << 20}, "chunk_size"),
+        ({"chunk_size": 64 << 20}, "chunk_size"),
+        ({"connect_timeout": 0}, "connect_timeout"),
+        ({"connect_timeout": "10"}, "connect_timeout"),
+        ({"features": ["layering", "object-map"]}, "exclusive-lock"),
+        ({"features": ["exclusive-lock"]}, "layering"),
+        ({"features": ["layering", "journaling"]}, "journaling"),
+        ({"monitors": "x"}, "monitors"),
+    ],
+)
+def test_bad_config_names_the_key(section: dict[str, object], key: str) -> None:
+    with pytest.raises(errors.ConfigError) as info:
+        build(RBDBackend.Config, section, where="tank.toml [stores.rbd]")
+    assert "[stores.rbd]" in str(info.value)
+    assert key in str(info.value)
+
+
+# --- the bindings are not a pip dependency -------------------------------------------
+
+
+def hide_bindings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a None entry in sys.modules makes `import rados` raise ImportError
+    monkeypatch.setitem(sys.modules, "rados", None)
+    monkeypatch.setitem(sys.modules, "rbd", None)
+
+
+def test_missing_bindings_say_how_to_install_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide_bindings(monkeypatch)
+    with pytest.raises(errors.BadStoreConfig) as info:
+        RBDBackend(RBDBackend.Config(pool="tank"))
+    message = str(info.value)
+    assert "rados" in message and "rbd" in message
+    assert "python3-rados python3-rbd" in message
+    assert "--system-site-packages" in message
+    assert "ceph.sh python-link VENV" in message
+
+
+def test_missing_bindings_stop_start_up_naming_the_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    hide_bindings(monkeypatch)
+    path = f"{tmp_path}/tank.toml"
+    with open(path, "w") as f:
+        f.write('default_store = "ceph"\n[stores.ceph]\ntype = "rbd"\npool = "images"\n')
+    plugins = make_plugin_manager(plugins=[("rbd", plugin)], autoload=False)
+    with pytest.raises(errors.ConfigError) as info:
+        StoreSet.from_config(load(path, environ={}), plugins)
+    assert "[stores.ceph]" in str(info.value)
+    assert "python3-rados" in str(info.value)
+
+
+def test_plugin_registers_without_the_bindings() -> None:
+    """`tank stores` must work on a host without Ceph's Python packages."""
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["rados"] = None
+        sys.modules["rbd"] = None
+        from tank.plugins import make_plugin_manager
+        types = make_plugin_manager(autoload=True, environ={}).store_types()
+        assert types["rbd"].__module__ == "tank_store_rbd.backend", types
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
