@@ -100,3 +100,14 @@ def test_build_errors_name_section_and_key(section: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config.build(StoreConfig, section, where="f [stores.a]")
     assert config.build(StoreConfig, {"datadir": "/x", "region": None}, where="w").region is None
+
+
+@attrs.frozen(kw_only=True)
+class ListConfig:
+    hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+
+def test_list_fields_reject_a_plain_string() -> None:
+    assert config.build(ListConfig, {"hosts": ["a", "b"]}, where="w").hosts == ("a", "b")
+    with pytest.raises(ConfigError, match="hosts: expected a list"):
+        config.build(ListConfig, {"hosts": "ab"}, where="w")

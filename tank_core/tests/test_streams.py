@@ -81,3 +81,22 @@ def test_scheme_and_credentials() -> None:
         scheme_of("/etc/passwd")
     assert has_credentials("swift://u:p@h/c/o")
     assert not has_credentials("swift://h/c/o")
+
+
+def test_read_result_close_runs_on_close_once() -> None:
+    from tank.store import ReadResult
+
+    calls = []
+
+    def never_started():  # type: ignore[no-untyped-def]
+        try:
+            yield b"x"
+        finally:
+            calls.append("finally")
+
+    result = ReadResult(
+        size=1, total_size=1, chunks=never_started(), on_close=lambda: calls.append("on_close")
+    )
+    result.close()
+    result.close()
+    assert calls == ["on_close"]  # an unstarted generator's finally never runs: on_close does

@@ -35,26 +35,6 @@ from pathlib import Path
 import attrs
 import pytest
 
-
-def _use_installed_package() -> None:
-    """Make ``import tank_store_http`` mean the installed package, not this folder.
-
-    With ``--import-mode=importlib`` pytest imports this file as
-    ``tank_store_http.tests.conftest`` and registers the distribution folder
-    ``tank_store_http/`` as a stand-in namespace package of the same name, which hides
-    ``src/tank_store_http``. Drop the stand-in and import the real package.
-    """
-    import importlib
-    import sys
-
-    stand_in = sys.modules.get("tank_store_http")
-    if stand_in is not None and getattr(stand_in, "__file__", None) is None:
-        del sys.modules["tank_store_http"]
-        importlib.import_module("tank_store_http")
-
-
-_use_installed_package()
-
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 

@@ -162,6 +162,10 @@ def build(cls: type[T], section: Mapping[str, Any], *, where: str) -> T:
 
 def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
     text = expected if isinstance(expected, str) else getattr(expected, "__name__", "")
+    if str(text).startswith(("tuple[", "list[", "frozenset[")):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} {key}: expected a list, got {value!r}")
+        return
     simple: dict[str, Any] = {"int": int, "bool": bool, "str": str, "float": (int, float)}
     kind = simple.get(str(text).replace(" | None", ""))
     if kind is None:

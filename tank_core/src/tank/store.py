@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import enum
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import attrs
@@ -61,14 +61,23 @@ class ReadResult:
     size: int
     total_size: int
     chunks: Iterator[bytes]
+    #: Releases what the store holds for this read (a connection, a file). Needed when
+    #: resources are taken before the first chunk: closing a generator that never
+    #: started does not run its ``finally``.
+    on_close: Callable[[], None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
         close = getattr(self.chunks, "close", None)
-        if close is not None:
-            close()
+        try:
+            if close is not None:
+                close()
+        finally:
+            if self.on_close is not None:
+                on_close, self.on_close = self.on_close, None
+                on_close()
 
     def __enter__(self) -> ReadResult:
         return self
@@ -129,12 +138,13 @@ class Backend(abc.ABC):
 
     # --- primitives a store implements ---------------------------------------------
 
-    @abc.abstractmethod
     def open_writer(self, image_id: str, size: int | None) -> Writer:
         """Start writing the data of ``image_id``; ``size`` is None when unknown.
 
         Raise :class:`~tank.errors.Duplicate` if data for this image already exists.
+        Read-only stores keep this default.
         """
+        raise errors.ReadOnlyStore(f"store {self.name!r} is read-only", store=self.name)
 
     @abc.abstractmethod
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
@@ -144,9 +154,12 @@ class Backend(abc.ABC):
         Raise :class:`~tank.errors.NotFound` when there is no data at ``location``.
         """
 
-    @abc.abstractmethod
     def delete(self, location: str) -> None:
-        """Remove the data; :class:`~tank.errors.NotFound` if there is none."""
+        """Remove the data; :class:`~tank.errors.NotFound` if there is none.
+
+        Read-only stores keep this default.
+        """
+        raise errors.ReadOnlyStore(f"store {self.name!r} is read-only", store=self.name)
 
     @abc.abstractmethod
     def get_size(self, location: str) -> int:

@@ -56,13 +56,18 @@ def irregular_chunks(
 
 
 def generated_stream(total: int, chunk: int = MiB) -> Iterator[bytes]:
-    """``total`` bytes made on the fly, never held whole (for memory tests)."""
+    """``total`` bytes made on the fly, never held whole (for memory tests).
+
+    Every chunk is a new object, so a store that keeps references to what it was
+    given shows up in the memory tests.
+    """
     block = os.urandom(chunk)
-    sent = 0
+    sent, i = 0, 0
     while sent < total:
         n = min(chunk, total - sent)
-        yield block[:n]
+        yield (i.to_bytes(8, "big") + block[8:n]) if n > 8 else block[:n]
         sent += n
+        i += 1
 
 
 class Boom(Exception):
