@@ -1,0 +1,558 @@
+"""``tank``: the Glance-style command line, talking to a tank-api over HTTP.
+
+Verbs are those of the Glance v1 ``glance`` tool (add, update, delete, index, details,
+show, clear, member commands) plus ``download``, ``stores`` and ``plugins``. Image
+fields are ``key=value`` arguments (see :mod:`tank.cli.fields`). Every result goes
+through :class:`tank.cli.output.Output` (``--json``); every failure is one ``Error:``
+line on stderr and exit status 1 (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import attrs
+import click
+
+import tank
+from tank.cli import fields as fieldargs
+from tank.cli.inventory import plugin_rows, store_rows
+from tank.cli.output import Output, human_bytes, table
+from tank.cli.progress import progress_bar
+from tank.client import DEFAULT_URL, Client, ConnectionFailed
+from tank.client.transfer import known_size
+from tank.errors import NotFound, TankError
+from tank.model import SORT_KEYS
+from tank.plugins import make_plugin_manager
+from tank.streams import DEFAULT_CHUNK_SIZE, DataSource
+
+
+class TankGroup(click.Group):
+    """Turns Tank's errors into one ``Error: ...`` line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConnectionFailed as exc:
+            raise click.ClickException(
+                f"{exc}. Is tank-api running there? Start one with "
+                "`tank-api --data-dir DIR`, or point --url / TANK_URL at it."
+            ) from None
+        except TankError as exc:
+            raise click.ClickException(_one_line(str(exc))) from None
+        except BrokenPipeError:
+            # The reader of our stdout went away (`tank download ID | head`): not an error.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(1)
+
+
+@attrs.define
+class State:
+    """What the global options decided; the client is made on first use."""
+
+    url: str
+    headers: dict[str, str]
+    timeout: float
+    output: Output
+    progress: bool | None
+    _client: Client | None = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = Client(self.url, headers=self.headers, timeout=(10.0, self.timeout))
+            click.get_current_context().call_on_close(self._client.close)
+        return self._client
+
+
+pass_state = click.make_pass_decorator(State)
+
+
+@click.group(cls=TankGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    envvar="TANK_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="tank-api base URL (env TANK_URL).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.option(
+    "--auth-token", envvar="TANK_AUTH_TOKEN", help="Sent as X-Auth-Token (env TANK_AUTH_TOKEN)."
+)
+@click.option(
+    "-H",
+    "--header",
+    "raw_headers",
+    multiple=True,
+    metavar="'NAME: VALUE'",
+    help="Extra request header, e.g. the identity headers of a trusted proxy. Repeatable.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the server.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bars for transfers [default: when stderr is a terminal].",
+)
+@click.version_option(tank.__version__, prog_name="tank")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    url: str,
+    as_json: bool,
+    auth_token: str | None,
+    raw_headers: tuple[str, ...],
+    timeout: float,
+    progress: bool | None,
+) -> None:
+    """Store and fetch virtual-machine images in a Tank (or any Glance v1 API).
+
+    Image fields are given as FIELD=VALUE, custom properties as property-KEY=VALUE
+    (or --property KEY=VALUE):
+
+        tank add name=cirros disk_format=qcow2 container_format=bare --file cirros.img
+
+        tank index disk_format=qcow2 property-os=linux
+
+        tank download IMAGE_ID -o cirros.img
+    """
+    headers = {}
+    for raw in raw_headers:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--header {raw!r} is not of the form 'Name: value'")
+        headers[name.strip()] = value.strip()
+    if auth_token:
+        headers["X-Auth-Token"] = auth_token
+    ctx.obj = State(
+        url=url,
+        headers=headers,
+        timeout=timeout,
+        output=Output(as_json=as_json),
+        progress=progress,
+    )
+
+
+# --- images --------------------------------------------------------------------------
+
+_property_option = click.option(
+    "--property",
+    "properties",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A custom property (same as property-KEY=VALUE). Repeatable.",
+)
+
+
+@cli.command()
+@click.argument("pairs", nargs=-1, metavar="[FIELD=VALUE]...")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Image data ('-' for stdin). Default: stdin when it is redirected or piped.",
+)
+@_property_option
+@click.option("--store", help="Store to write the data to (default: the server's default).")
+@click.option("--location", help="Register data already in a store instead of uploading.")
+@click.option("--size", type=click.IntRange(min=0), help="Expected size, checked by the server.")
+@click.option("--checksum", help="Expected MD5, checked by the server.")
+@pass_state
+def add(
+    state: State,
+    pairs: tuple[str, ...],
+    path: str | None,
+    properties: tuple[str, ...],
+    store: str | None,
+    location: str | None,
+    size: int | None,
+    checksum: str | None,
+) -> None:
+    """Add an image: upload its data, or register it by --location, or queue it.
+
+    FIELD is one of id, name, disk_format, container_format, is_public, protected,
+    owner, min_ram, min_disk (store=, location=, size=, checksum= work too, as in
+    Glance). With no --file and no --location, data is read from stdin when stdin is
+    a file or pipe (`tank add name=x < disk.img`); if that is empty, or stdin is a
+    terminal, the image is only registered (queued) and data can follow with
+    `tank update ID --file FILE`.
+    """
+    meta, extra = fieldargs.image_fields(
+        pairs, properties, allowed=fieldargs.ADD_FIELDS, transfer=True
+    )
+    store = store or extra.get("store")
+    location = location or extra.get("location")
+    checksum = checksum or extra.get("checksum")
+    if size is None and "size" in extra:
+        size = click.IntRange(min=0).convert(extra["size"], None, None)  # type: ignore[arg-type]
+    if location is not None and path is not None:
+        raise click.UsageError("give either --file or --location, not both")
+    with _open_data(path, implicit=location is None) as (data, known):
+        if data is None:
+            image = state.client.create(
+                store=store, location=location, size=size, checksum=checksum, **meta
+            )
+        else:
+            total = size if size is not None else known
+            with progress_bar("Uploading", total, enabled=state.progress) as progress:
+                image = state.client.create(
+                    data, size=size, checksum=checksum, store=store, progress=progress, **meta
+                )
+    state.output.image(image, heading=f"Added image {image.id} ({image.status})")
+
+
+@cli.command()
+@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("pairs", nargs=-1, metavar="[FIELD=VALUE]...")
+@click.option(
+    "-f",
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Upload data to a queued image ('-' for stdin).",
+)
+@_property_option
+@click.option(
+    "--purge-props",
+    is_flag=True,
+    help="Remove the properties not named here (Glance v1 PUT semantics).",
+)
+@click.option("--store", help="Store to write the data to (with --file).")
+@click.option("--size", type=click.IntRange(min=0), help="Expected size (with --file).")
+@click.option("--checksum", help="Expected MD5 (with --file).")
+@pass_state
+def update(
+    state: State,
+    image_id: str,
+    pairs: tuple[str, ...],
+    path: str | None,
+    properties: tuple[str, ...],
+    purge_props: bool,
+    store: str | None,
+    size: int | None,
+    checksum: str | None,
+) -> None:
+    """Change an image's metadata, or upload the data of a queued image.
+
+    Properties given are merged into the existing ones unless --purge-props.
+    """
+    meta, _ = fieldargs.image_fields(pairs, properties, allowed=fieldargs.UPDATE_FIELDS)
+    if path is None:
+        if not meta and not purge_props:
+            raise click.UsageError("nothing to update: give FIELD=VALUE pairs or --file")
+        if store or size is not None or checksum:
+            raise click.UsageError("--store, --size and --checksum go with --file")
+        image = state.client.update(image_id, purge_props=purge_props, **meta)
+        state.output.image(image, heading=f"Updated image {image.id}")
+        return
+    if purge_props:
+        raise click.UsageError("--purge-props cannot be combined with an upload (--file)")
+    with _open_data(path, implicit=False) as (data, known):
+        assert data is not None
+        total = size if size is not None else known
+        with progress_bar("Uploading", total, enabled=state.progress) as progress:
+            image = state.client.upload(
+                image_id, data, size=size, checksum=checksum, store=store, progress=progress, **meta
+            )
+    state.output.image(image, heading=f"Uploaded data to image {image.id} ({image.status})")
+
+
+@cli.command()
+@click.argument("image_ids", nargs=-1, required=True, metavar="IMAGE_ID...")
+@pass_state
+def delete(state: State, image_ids: tuple[str, ...]) -> None:
+    """Delete images and their data."""
+    deleted = []
+    for image_id in image_ids:
+        try:
+            state.client.delete(image_id)
+        except (ConnectionFailed, TankError) as exc:
+            if len(image_ids) == 1:
+                raise
+            state.output.warn(f"Error: {image_id}: {_one_line(str(exc))}")
+        else:
+            deleted.append(image_id)
+    state.output.emit({"deleted": deleted}, "\n".join(f"Deleted image {i}" for i in deleted))
+    if len(deleted) != len(image_ids):
+        raise click.ClickException(f"{len(image_ids) - len(deleted)} image(s) not deleted")
+
+
+@cli.command()
+@click.argument("image_id", metavar="IMAGE_ID")
+@pass_state
+def show(state: State, image_id: str) -> None:
+    """Show all of an image's metadata."""
+    state.output.image(state.client.get(image_id))
+
+
+def _listing_options(func: Any) -> Any:
+    func = click.option(
+        "--sort-dir", type=click.Choice(["asc", "desc"]), help="Sort direction [desc]."
+    )(func)
+    func = click.option(
+        "--sort-key", type=click.Choice(sorted(SORT_KEYS)), help="Sort by [created_at]."
+    )(func)
+    func = click.option("--marker", metavar="IMAGE_ID", help="Start after this image.")(func)
+    func = click.option(
+        "--limit", type=click.IntRange(min=1), help="At most this many images [all]."
+    )(func)
+    func = click.argument("pairs", nargs=-1, metavar="[FILTER=VALUE]...")(func)
+    return func
+
+
+def _list(state: State, detail: bool, pairs: tuple[str, ...], **page: Any) -> None:
+    filters = fieldargs.list_filters(pairs)
+    if detail:
+        images: list[Any] = list(state.client.iter_images(filters=filters, **page))
+    else:
+        images = list(state.client.iter_index(filters=filters, **page))
+    state.output.images(images, detail=detail)
+
+
+@cli.command()
+@_listing_options
+@pass_state
+def index(state: State, pairs: tuple[str, ...], **page: Any) -> None:
+    """List images briefly (id, name, formats, size).
+
+    FILTER is one of name, disk_format, container_format, status, size_min, size_max,
+    is_public, or property-KEY. All matching images are listed unless --limit.
+    """
+    _list(state, False, pairs, **page)
+
+
+@cli.command()
+@_listing_options
+@pass_state
+def details(state: State, pairs: tuple[str, ...], **page: Any) -> None:
+    """List images with all their metadata (filters as for index)."""
+    _list(state, True, pairs, **page)
+
+
+@cli.command()
+@click.argument("image_id", metavar="IMAGE_ID")
+@click.option(
+    "-o",
+    "--output",
+    "path",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write to this file (default: stdout).",
+)
+@click.option("--no-verify", is_flag=True, help="Do not check the data against the checksum.")
+@pass_state
+def download(state: State, image_id: str, path: str | None, no_verify: bool) -> None:
+    """Download an image's data, checking its size and MD5 checksum."""
+    to_stdout = path in (None, "-")
+    stdout = sys.stdout.buffer
+    if to_stdout and stdout.isatty():
+        raise click.UsageError("refusing to write image data to a terminal: use -o FILE or a pipe")
+    image = state.client.get(image_id)
+    with progress_bar("Downloading", image.size, enabled=state.progress) as progress:
+        if to_stdout:
+            state.client.download_to(image_id, stdout, verify=not no_verify, progress=progress)
+            stdout.flush()
+            return
+        assert path is not None
+        image = state.client.download_to(image_id, path, verify=not no_verify, progress=progress)
+    state.output.emit(
+        {"id": image.id, "file": path, "size": image.size, "checksum": image.checksum},
+        f"Saved image {image.id} to {path} ({human_bytes(image.size or 0)})",
+    )
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Really delete every image you own.")
+@pass_state
+def clear(state: State, force: bool) -> None:
+    """Delete all of your images (all images, when the server runs without auth)."""
+    if not force:
+        raise click.UsageError("clear deletes all of your images; add --force to do it")
+    tenant = next((v for k, v in state.headers.items() if k.lower() == "x-tenant-id"), None)
+    images = list(state.client.iter_images(filters={"is_public": None}))
+    mine = [i for i in images if tenant is None or i.owner == tenant]
+    deleted, failed = [], []
+    for image in mine:
+        try:
+            state.client.delete(image.id)
+        except NotFound:
+            continue  # deleted meanwhile
+        except TankError as exc:
+            if isinstance(exc, ConnectionFailed):
+                raise
+            failed.append(image.id)
+            state.output.warn(f"Error: {image.id}: {_one_line(str(exc))}")
+        else:
+            deleted.append(image.id)
+    state.output.emit(
+        {"deleted": deleted, "failed": failed},
+        f"Deleted {len(deleted)} image(s)",
+    )
+    if failed:
+        raise click.ClickException(f"{len(failed)} image(s) could not be deleted")
+
+
+# --- members -------------------------------------------------------------------------
+
+
+@cli.command("image-members")
+@click.argument("image_id", metavar="IMAGE_ID")
+@pass_state
+def image_members(state: State, image_id: str) -> None:
+    """List the tenants an image is shared with."""
+    state.output.members(state.client.members(image_id), key="member")
+
+
+@cli.command("member-images")
+@click.argument("member")
+@pass_state
+def member_images(state: State, member: str) -> None:
+    """List the images shared with a tenant."""
+    state.output.members(state.client.shared_images(member), key="image_id")
+
+
+@cli.command("member-add")
+@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("member")
+@click.option("--can-share", is_flag=True, help="The member may share the image further.")
+@pass_state
+def member_add(state: State, image_id: str, member: str, can_share: bool) -> None:
+    """Share an image with a tenant (or change whether it may share it further)."""
+    state.client.add_member(image_id, member, can_share=can_share)
+    state.output.emit(
+        {"image_id": image_id, "member": member, "can_share": can_share},
+        f"Shared image {image_id} with {member}" + (" (can share)" if can_share else ""),
+    )
+
+
+@cli.command("member-delete")
+@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("member")
+@pass_state
+def member_delete(state: State, image_id: str, member: str) -> None:
+    """Stop sharing an image with a tenant."""
+    state.client.remove_member(image_id, member)
+    state.output.emit(
+        {"image_id": image_id, "member": member, "deleted": True},
+        f"Image {image_id} is no longer shared with {member}",
+    )
+
+
+@cli.command("members-replace")
+@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("members", nargs=-1, metavar="[MEMBER]...")
+@click.option("--can-share", is_flag=True, help="The members may share the image further.")
+@pass_state
+def members_replace(state: State, image_id: str, members: tuple[str, ...], can_share: bool) -> None:
+    """Make MEMBERs the image's whole member list (none: unshare it from everyone)."""
+    state.client.replace_members(image_id, [(m, can_share) for m in members])
+    state.output.members(state.client.members(image_id), key="member")
+
+
+# --- what is installed ---------------------------------------------------------------
+
+
+@cli.command()
+@pass_state
+def stores(state: State) -> None:
+    """List the installed store types (no server needed)."""
+    rows = store_rows(make_plugin_manager())
+    state.output.emit(
+        rows,
+        lambda: table(
+            ["Type", "Schemes", "Capabilities", "Plugin", "Distribution"],
+            [
+                [
+                    r["type"],
+                    ",".join(r["schemes"]),
+                    ",".join(r["capabilities"]),
+                    r["plugin"] or "",
+                    f"{r['distribution']} {r['version']}" if r["distribution"] else "",
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+@cli.command()
+@pass_state
+def plugins(state: State) -> None:
+    """List the installed plugins and the hooks they implement (no server needed)."""
+    rows = plugin_rows(make_plugin_manager())
+    state.output.emit(
+        rows,
+        lambda: table(
+            ["Plugin", "Distribution", "Hooks"],
+            [
+                [
+                    r["name"],
+                    f"{r['distribution']} {r['version']}" if r["distribution"] else "",
+                    ",".join(r["hooks"]),
+                ]
+                for r in rows
+            ],
+        ),
+    )
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _open_data(
+    path: str | None, *, implicit: bool
+) -> Iterator[tuple[DataSource | None, int | None]]:
+    """The data for an upload and its size if known; ``(None, None)`` when there is none.
+
+    ``implicit``: without ``path``, read stdin if it is a file or pipe that has data.
+    """
+    if path is not None and path != "-":
+        try:
+            file = open(Path(path), "rb")
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+        with file:
+            yield file, known_size(file)
+        return
+    stdin = sys.stdin.buffer
+    if path == "-":
+        yield stdin, known_size(stdin)
+        return
+    if not implicit or _is_terminal(stdin):
+        yield None, None
+        return
+    size = known_size(stdin)
+    if size is not None:
+        yield (stdin, size) if size > 0 else (None, None)
+        return
+    first = stdin.read(DEFAULT_CHUNK_SIZE)
+    yield (_chain(first, stdin), None) if first else (None, None)
+
+
+def _chain(first: bytes, rest: IO[bytes]) -> Iterator[bytes]:
+    return itertools.chain([first], iter(lambda: rest.read(DEFAULT_CHUNK_SIZE), b""))
+
+
+def _is_terminal(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

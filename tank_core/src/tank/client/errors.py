@@ -1,0 +1,106 @@
+"""Errors of the HTTP client: the core error tree, plus what the HTTP exchange said.
+
+Every error a tank-api answers with is raised as a subclass of the matching
+:mod:`tank.errors` class (404 → :class:`NotFound` is a :class:`tank.errors.NotFound`),
+so code written against the in-process :class:`~tank.service.ImageService` catches the
+same exceptions when it talks to a remote Tank. ``except tank.client.HTTPError`` catches
+every error answer; :class:`ConnectionFailed` means no answer came at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tank import errors
+
+
+class HTTPError(errors.TankError):
+    """tank-api answered with an error status. ``status`` and ``title`` are the server's."""
+
+    def __init__(
+        self, message: str, *, status: int, title: str = "", method: str = "", url: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.title = title
+        self.method = method
+        self.url = url
+
+
+class BadRequest(HTTPError, errors.Invalid):
+    """400: a bad value, unknown store or filter, size or checksum mismatch."""
+
+
+class LengthRequired(HTTPError, errors.Invalid):
+    """411: the server needs a Content-Length for this request."""
+
+
+class RangeNotSatisfiable(HTTPError, errors.Invalid):
+    """416: the requested byte range lies outside the image."""
+
+
+class Forbidden(HTTPError, errors.Forbidden):
+    """403: not allowed (protected image, another tenant's image, read-only store)."""
+
+
+class NotFound(HTTPError, errors.NotFound):
+    """404: no such image or member, or one the caller may not see."""
+
+
+class Conflict(HTTPError, errors.Conflict):
+    """409: the id exists, or the image is not in a state that allows this."""
+
+
+class TooLarge(HTTPError, errors.ImageTooLarge):
+    """413: over the configured size cap, or the store is full."""
+
+
+class ServiceUnavailable(HTTPError, errors.StoreUnavailable):
+    """503: tank-api could not reach its store or registry."""
+
+
+class ServerError(HTTPError, errors.StoreError):
+    """Any other 5xx (a bug or a failure the server could not classify)."""
+
+
+class UnexpectedResponse(HTTPError):
+    """A status or body the Glance v1 API does not define for this call."""
+
+
+class ConnectionFailed(errors.StoreUnavailable):
+    """No answer: connection refused, DNS failure, timeout, or a connection cut mid-body."""
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+BY_STATUS: dict[int, type[HTTPError]] = {
+    400: BadRequest,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    411: LengthRequired,
+    413: TooLarge,
+    416: RangeNotSatisfiable,
+    503: ServiceUnavailable,
+}
+
+
+def error_for(status: int, body: Any, *, method: str, url: str, reason: str = "") -> HTTPError:
+    """The exception for an error answer; ``body`` is the parsed JSON (or None).
+
+    tank-api answers ``{"error": {"code", "title", "message"}}``; anything else (a proxy's
+    HTML page) falls back to the status line, so the message is never empty.
+    """
+    title, message = reason, ""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        title = str(err.get("title") or title)
+        message = str(err.get("message") or "")
+    if not message:
+        message = f"{status} {title}".strip()
+    cls = BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else UnexpectedResponse
+    return cls(message, status=status, title=title, method=method, url=url)

@@ -1,0 +1,149 @@
+"""Streaming bodies: what an upload sends and what a download yields.
+
+Uploads never hold more than one chunk in memory: a file is read ``chunk_size`` bytes at
+a time and sent with a Content-Length when its size is known (regular files, seekable
+streams), chunked otherwise (pipes, generators). Downloads are iterators over the
+response that check the length and the MD5 the server announced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from tank.errors import ChecksumMismatch, SizeMismatch
+from tank.model import Image
+from tank.streams import DataSource, iter_chunks
+
+#: Called with the number of bytes just sent or received (for progress bars).
+Progress = Callable[[int], None]
+
+
+def known_size(data: DataSource) -> int | None:
+    """Bytes left in ``data`` if that can be known without reading it, else None."""
+    fileno = getattr(data, "fileno", None)
+    if fileno is not None:
+        try:
+            st = os.fstat(fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        else:
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            try:
+                return max(st.st_size - data.tell(), 0)  # type: ignore[union-attr]
+            except (OSError, AttributeError, io.UnsupportedOperation):
+                return st.st_size
+    seekable = getattr(data, "seekable", None)
+    if seekable is not None:
+        try:
+            if seekable():
+                here = data.tell()  # type: ignore[union-attr]
+                end = data.seek(0, io.SEEK_END)  # type: ignore[union-attr]
+                data.seek(here)  # type: ignore[union-attr]
+                return max(end - here, 0)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return None
+    return None
+
+
+def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
+    for chunk in chunks:
+        if progress is not None:
+            progress(len(chunk))
+        yield chunk
+
+
+class SizedBody:
+    """A body of known length: requests sends it with a Content-Length and streams the
+    chunks as they come. Sending fewer or more bytes than announced fails the upload."""
+
+    def __init__(self, chunks: Iterable[bytes], size: int, progress: Progress | None) -> None:
+        self.size = size
+        self._chunks = chunks
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        for chunk in _counted(self._chunks, self._progress):
+            sent += len(chunk)
+            if sent > self.size:
+                raise SizeMismatch(f"the data is longer than the announced {self.size} bytes")
+            yield chunk
+        if sent != self.size:
+            raise SizeMismatch(f"the data ended after {sent} of the announced {self.size} bytes")
+
+
+def upload_body(
+    data: DataSource, size: int | None, chunk_size: int, progress: Progress | None
+) -> Iterable[bytes]:
+    """The request body for ``data``: sized when ``size`` is known, chunked otherwise."""
+    chunks = iter_chunks(data, chunk_size)
+    if size is None:
+        return _counted(chunks, progress)
+    return SizedBody(chunks, size, progress)
+
+
+class Download:
+    """An image's data as it arrives, with the metadata that came in its headers.
+
+    Iterate it for chunks, or :meth:`read_all`. ``size`` is the number of bytes this
+    response carries (the range, for a partial download). At the end of a full download
+    the MD5 is compared with the image's checksum (``verify``), and a short body raises
+    rather than passing silently. Close it (or use ``with``) if you stop early.
+    """
+
+    def __init__(
+        self,
+        image: Image,
+        size: int | None,
+        chunks: Iterator[bytes],
+        *,
+        close: Callable[[], Any],
+        verify: bool,
+    ) -> None:
+        self.image = image
+        self.size = size
+        self._chunks = chunks
+        self._close = close
+        self._verify = verify and image.checksum is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        md5 = hashlib.md5(usedforsecurity=False) if self._verify else None
+        received = 0
+        try:
+            for chunk in self._chunks:
+                if chunk:
+                    received += len(chunk)
+                    if md5 is not None:
+                        md5.update(chunk)
+                    yield chunk
+        finally:
+            self.close()
+        if self.size is not None and received != self.size:
+            raise SizeMismatch(f"image {self.image.id}: received {received} of {self.size} bytes")
+        if md5 is not None and md5.hexdigest() != self.image.checksum:
+            raise ChecksumMismatch(
+                f"image {self.image.id}: downloaded data has MD5 {md5.hexdigest()}, "
+                f"the image's checksum is {self.image.checksum}"
+            )
+
+    def read_all(self) -> bytes:
+        """All the data in memory: for small images and tests."""
+        return b"".join(self)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
