@@ -84,9 +84,14 @@ class SizedBody:
 def upload_body(
     data: DataSource, size: int | None, chunk_size: int, progress: Progress | None
 ) -> Iterable[bytes]:
-    """The request body for ``data``: sized when ``size`` is known, chunked otherwise."""
+    """The request body for ``data``: sized when ``size`` is known, chunked otherwise.
+
+    An empty body is sent chunked too: to a Glance v1 server ``Content-Length: 0`` means
+    "no data" (register a queued image), while a chunked body with no chunks is data of
+    zero bytes.
+    """
     chunks = iter_chunks(data, chunk_size)
-    if size is None:
+    if not size:
         return _counted(chunks, progress)
     return SizedBody(chunks, size, progress)
 
