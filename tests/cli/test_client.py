@@ -1,0 +1,211 @@
+"""``tank.client.Client`` against a real tank-api: bytes, metadata, paging, members, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tank import errors
+from tank.client import BriefImage, Client, ConnectionFailed, HTTPError
+from tank.client import errors as client_errors
+from tank.model import Status
+
+META = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
+
+
+def blob(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def test_upload_file_round_trip(client: Client, tmp_path: Path) -> None:
+    data = blob(3 * (1 << 20) + 17)
+    path = tmp_path / "disk.img"
+    path.write_bytes(data)
+    with path.open("rb") as f:
+        image = client.create(f, properties={"os": "linux"}, **META)
+    assert image.status is Status.ACTIVE
+    assert image.size == len(data)
+    assert image.checksum == hashlib.md5(data).hexdigest()
+    assert image.properties == {"os": "linux"}
+    with client.download(image.id) as download:
+        assert download.size == len(data)
+        assert download.image.checksum == image.checksum
+        assert download.read_all() == data
+    head = client.get(image.id)
+    assert (head.id, head.name, head.size, head.checksum, head.status, head.properties) == (
+        image.id,
+        "cirros",
+        len(data),
+        image.checksum,
+        Status.ACTIVE,
+        {"os": "linux"},
+    )
+    out = tmp_path / "copy.img"
+    assert client.download_to(image.id, out).id == image.id
+    assert out.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_upload_iterator_is_chunked(client: Client) -> None:
+    chunks = [blob(1000), blob(70_000), b"", blob(3)]
+    data = b"".join(chunks)
+    image = client.create(iter(chunks), name="from-iterator")
+    assert image.size == len(data)
+    assert image.checksum == hashlib.md5(data).hexdigest()
+    assert client.download(image.id).read_all() == data
+
+
+def test_zero_byte_image(client: Client) -> None:
+    image = client.create(io.BytesIO(b""), name="empty")
+    assert image.status is Status.ACTIVE
+    assert image.size == 0
+    assert image.checksum == hashlib.md5(b"").hexdigest()
+    assert client.download(image.id).read_all() == b""
+
+
+def test_queued_then_upload(client: Client) -> None:
+    image = client.create(name="later")
+    assert image.status is Status.QUEUED
+    with pytest.raises(errors.NotFound):
+        client.download(image.id)
+    data = blob(5000)
+    image = client.upload(image.id, io.BytesIO(data), min_ram=64)
+    assert (image.status, image.size, image.min_ram) == (Status.ACTIVE, 5000, 64)
+    with pytest.raises(errors.Conflict):
+        client.upload(image.id, io.BytesIO(b"again"))
+
+
+def test_non_ascii_metadata(client: Client) -> None:
+    image = client.create(name="Ubuntu noble ü", properties={"description": "für Tests ✓"})
+    got = client.get(image.id)
+    assert got.name == "Ubuntu noble ü"
+    assert got.properties["description"] == "für Tests ✓"
+
+
+def test_range_download(client: Client) -> None:
+    data = blob(100_000)
+    image = client.create(io.BytesIO(data), name="ranged")
+    assert client.download(image.id, offset=10, length=100).read_all() == data[10:110]
+    assert client.download(image.id, offset=99_990).read_all() == data[99_990:]
+    with pytest.raises(client_errors.RangeNotSatisfiable):
+        client.download(image.id, offset=200_000)
+
+
+def test_update_merges_or_purges_properties(client: Client) -> None:
+    image = client.create(name="props", properties={"a": "1", "b": "2"})
+    image = client.update(image.id, name="renamed", properties={"b": "3", "c": "4"})
+    assert image.name == "renamed"
+    assert image.properties == {"a": "1", "b": "3", "c": "4"}
+    image = client.update(image.id, purge_props=True, properties={"c": "5"})
+    assert image.properties == {"c": "5"}
+    assert client.get(image.id).properties == {"c": "5"}
+    image = client.update(image.id, is_public=True, protected=True)
+    assert image.is_public and image.protected
+    with pytest.raises(errors.Forbidden):
+        client.delete(image.id)
+    client.update(image.id, protected=False)
+    client.delete(image.id)
+    with pytest.raises(errors.NotFound):
+        client.get(image.id)
+
+
+def test_listing_filters_sort_and_paging(client: Client, tag: str) -> None:
+    made = [
+        client.create(io.BytesIO(blob(i + 1)), name=f"page-{i}", properties={"tag": tag}).id
+        for i in range(7)
+    ]
+    filters = {"property-tag": tag}
+    everything = client.list(filters=filters, sort_key="name", sort_dir="asc")
+    assert [i.id for i in everything] == made
+    first = client.list(filters=filters, sort_key="name", sort_dir="asc", limit=3)
+    second = client.list(
+        filters=filters, sort_key="name", sort_dir="asc", limit=3, marker=first[-1].id
+    )
+    assert [i.id for i in first + second] == made[:6]
+    paged = list(client.iter_images(filters=filters, sort_key="size", sort_dir="asc", page_size=2))
+    assert [i.id for i in paged] == made
+    limited = list(client.iter_images(filters=filters, sort_key="name", limit=5, page_size=2))
+    assert [i.id for i in limited] == made[::-1][:5]
+    brief = list(client.iter_index(filters={"properties": {"tag": tag}}, page_size=3))
+    assert {b.id for b in brief} == set(made)
+    assert all(isinstance(b, BriefImage) for b in brief)
+    assert {b.size for b in brief} == set(range(1, 8))
+    by_size = client.list(filters={**filters, "size_min": 3, "size_max": 5})
+    assert sorted(i.size for i in by_size) == [3, 4, 5]
+    assert [i.name for i in client.list(filters={**filters, "name": "page-4"})] == ["page-4"]
+
+
+def test_listing_errors(client: Client) -> None:
+    with pytest.raises(errors.Invalid):
+        client.list(sort_key="checksum")
+    with pytest.raises(errors.Invalid):
+        client.list(marker=str(uuid.uuid4()))
+
+
+def test_members(client: Client) -> None:
+    image = client.create(name="shared")
+    tenant = f"tenant-{uuid.uuid4().hex[:8]}"
+    client.add_member(image.id, tenant)
+    client.add_member(image.id, "other", can_share=True)
+    members = {(m.member, m.can_share) for m in client.members(image.id)}
+    assert members == {(tenant, False), ("other", True)}
+    shared = client.shared_images(tenant)
+    assert [(m.image_id, m.member) for m in shared] == [(image.id, tenant)]
+    client.replace_members(image.id, [(tenant, True)])
+    assert [(m.member, m.can_share) for m in client.members(image.id)] == [(tenant, True)]
+    client.remove_member(image.id, tenant)
+    assert client.members(image.id) == []
+    with pytest.raises(errors.NotFound):
+        client.remove_member(image.id, tenant)
+
+
+def test_errors_are_the_core_tree(client: Client, tmp_path: Path) -> None:
+    missing = str(uuid.uuid4())
+    with pytest.raises(client_errors.NotFound) as info:
+        client.get(missing)
+    assert isinstance(info.value, errors.NotFound) and isinstance(info.value, HTTPError)
+    assert info.value.status == 404
+    with pytest.raises(errors.NotFound, match=missing):
+        client.delete(missing)
+    with pytest.raises(errors.ValidationError):
+        client.get("not-a-uuid")
+
+    chosen = str(uuid.uuid4())
+    client.create(id=chosen, name="mine")
+    with pytest.raises(errors.Conflict):
+        client.create(id=chosen, name="again")
+    with pytest.raises(errors.Invalid, match="store"):
+        client.create(io.BytesIO(b"x"), store="no-such-store")
+
+    bad = str(uuid.uuid4())
+    with pytest.raises(errors.Invalid, match="checksum"):
+        client.create(io.BytesIO(b"payload"), id=bad, checksum="0" * 32)
+    assert client.get(bad).status is Status.KILLED
+    with pytest.raises(errors.Invalid):
+        client.create(io.BytesIO(b"payload"), size=3)
+
+
+def test_corrupt_data_fails_the_download(client: Client) -> None:
+    data = blob(10_000)
+    image = client.create(io.BytesIO(data), name="to-corrupt")
+    assert image.location is not None, "admin callers see the location"
+    path = Path(urllib.parse.unquote(urllib.parse.urlsplit(image.location).path))
+    stored = bytearray(path.read_bytes())
+    stored[5000] ^= 0xFF
+    path.write_bytes(bytes(stored))
+    with pytest.raises(errors.ChecksumMismatch):
+        client.download(image.id).read_all()
+    assert len(client.download(image.id, verify=False).read_all()) == len(data)
+
+
+def test_server_down(dead_url: str) -> None:
+    with Client(dead_url) as client, pytest.raises(ConnectionFailed) as info:
+        client.list()
+    assert dead_url in str(info.value)
+    assert isinstance(info.value, errors.StoreUnavailable)
