@@ -1,0 +1,262 @@
+"""The s3 store: image data as objects in one S3 bucket, through boto3.
+
+Tank writes each image to ``s3://<bucket>/<image id>`` on the endpoint of the store
+instance, with that instance's credentials: the location holds no endpoint and no
+secret. It reads those locations and legacy Glance ones (``s3+https://...``), but only
+when they point at the endpoint the store is configured for.
+
+Uploads stream (:mod:`tank_store_s3.writer`); downloads are ranged GETs that resume
+where they broke if the connection drops mid-stream (:mod:`tank_store_s3.reader`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import urllib.parse
+from typing import Any
+
+import attrs
+
+from tank import errors
+from tank.config import positive
+from tank.store import Backend, ReadResult, Writer
+from tank_store_s3.client import (
+    error_code,
+    library_errors,
+    make_client,
+    translate,
+)
+from tank_store_s3.location import SCHEMES, S3Location, endpoint_address, location_example
+from tank_store_s3.reader import open_read
+from tank_store_s3.writer import MAX_PART_SIZE, MIN_PART_SIZE, S3Writer
+
+log = logging.getLogger(__name__)
+
+MiB = 1 << 20
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+
+
+def _bucket_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _BUCKET_NAME.fullmatch(value):
+        raise ValueError(f"{attribute.name}: {value!r} is not a valid S3 bucket name")
+
+
+def _endpoint_url(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{attribute.name} must be an http(s):// URL, got {value!r}")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            f"{attribute.name} must be a plain URL: no credentials (use access_key/secret_key),"
+            " no query"
+        )
+
+
+def _part_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
+        raise ValueError(
+            f"{attribute.name} must be between {MIN_PART_SIZE} (5 MiB, S3's smallest part) "
+            f"and {MAX_PART_SIZE} bytes, got {value}"
+        )
+
+
+def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
+
+
+class S3Backend(Backend):
+    """Stores images in an S3 bucket; reads ``s3://``, ``s3+http://``, ``s3+https://``."""
+
+    type_name = "s3"
+    schemes = SCHEMES
+    location_example = location_example
+
+    @attrs.frozen(kw_only=True)
+    class Config:
+        """``[stores.s3]``: only ``bucket`` is required. Sizes are in bytes."""
+
+        #: Bucket new images are written to (locations name their own bucket).
+        bucket: str = attrs.field(validator=_bucket_name)
+        #: S3 endpoint URL, e.g. ``https://rgw.example.com``; unset means AWS S3.
+        endpoint: str | None = attrs.field(default=None, validator=_endpoint_url)
+        #: Credentials; leave both unset to use boto3's credential chain (env, profile, IAM).
+        access_key: str | None = None
+        secret_key: str | None = attrs.field(default=None, repr=False)
+        #: Region for signing; defaults to us-east-1 with an endpoint, else boto3's choice.
+        region: str | None = None
+        #: ``auto``, ``path`` (most S3-compatible servers) or ``virtual`` (bucket in host).
+        addressing_style: str = attrs.field(
+            default="auto", validator=attrs.validators.in_(ADDRESSING_STYLES)
+        )
+        #: Create ``bucket`` at start-up (or on first write) if it does not exist.
+        create_bucket_on_put: bool = False
+        #: Images announced at most this large go up in one PUT (buffered up to this size).
+        large_object_size: int = attrs.field(default=16 * MiB, validator=_not_negative)
+        #: Part size of multipart uploads (grows for huge images to stay under 10,000 parts).
+        large_object_chunk_size: int = attrs.field(default=8 * MiB, validator=_part_size)
+        #: Parts uploaded in parallel per image; memory per upload ~ (this + 1) x part size.
+        thread_pools: int = attrs.field(default=4, validator=positive)
+        #: Verify the endpoint's TLS certificate. Use ca_bundle for a private CA.
+        verify_tls: bool = True
+        #: PEM file of CA certificates to trust instead of botocore's bundle.
+        ca_bundle: str | None = None
+        #: Seconds to wait for a connection; keeps an unreachable endpoint from hanging.
+        connect_timeout: float = attrs.field(default=5.0, validator=positive)
+        #: Seconds to wait for each piece of a response.
+        read_timeout: float = attrs.field(default=60.0, validator=positive)
+        #: Tries per request (botocore "standard" retries, with backoff), and per download.
+        max_attempts: int = attrs.field(default=3, validator=positive)
+
+        def __attrs_post_init__(self) -> None:
+            if (self.access_key is None) != (self.secret_key is None):
+                raise ValueError(
+                    "access_key and secret_key must be set together "
+                    "(or neither, to use boto3's credential chain)"
+                )
+
+    def __init__(self, config: Any, *, name: str | None = None) -> None:
+        super().__init__(config, name=name)
+        self._client_lock = threading.Lock()
+        # Made now (no network I/O): a missing boto3 or a bad setting shows at start-up,
+        # and the first upload does not pay for loading botocore's S3 model.
+        self._client: Any = make_client(config)
+
+    # --- shared plumbing (also used by the writer) ---------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The store's botocore client (made again if used after :meth:`close`)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = make_client(self.config)
+        return self._client
+
+    @property
+    def endpoint_label(self) -> str:
+        """How messages name the endpoint (a URL from config: it holds no credentials)."""
+        return self.config.endpoint or "AWS S3"
+
+    def locate(self, location: str) -> S3Location:
+        """Parse ``location``; a legacy one must name this store's endpoint."""
+        self.check_location(location)
+        loc = S3Location.parse(location)
+        if loc.endpoint is not None and not self._is_my_endpoint(loc):
+            raise errors.BadLocation(
+                f"store {self.name!r} reads {self.endpoint_label}, but {loc.redacted()} names "
+                "another endpoint: configure a store for that endpoint (Tank uses each "
+                "store's own endpoint and credentials, never those in a location)",
+                store=self.name,
+                location=loc.redacted(),
+            )
+        return loc
+
+    def head(self, loc: S3Location, doing: str) -> dict[str, Any]:
+        try:
+            return self.client.head_object(Bucket=loc.bucket, Key=loc.key)  # type: ignore[no-any-return]
+        except library_errors() as exc:
+            raise translate(exc, self, doing, loc.redacted()) from exc
+
+    def exists(self, loc: S3Location) -> bool:
+        try:
+            self.head(loc, "checking")
+        except errors.NotFound:
+            return False
+        return True
+
+    def create_bucket(self) -> None:
+        """Create the configured bucket (``create_bucket_on_put``); fine if it exists."""
+        bucket = self.config.bucket
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if self.config.region and self.config.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.config.region}
+        try:
+            self.client.create_bucket(**kwargs)
+            log.info("store %s: created bucket %s at %s", self.name, bucket, self.endpoint_label)
+        except library_errors() as exc:
+            code = error_code(exc)[0]
+            if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise translate(exc, self, "creating bucket", bucket) from exc
+            try:
+                self.client.head_bucket(Bucket=bucket)
+            except library_errors():
+                raise errors.BadStoreConfig(
+                    f"store {self.name!r}: bucket {bucket!r} exists at {self.endpoint_label} "
+                    "but belongs to someone else: choose another bucket name",
+                    store=self.name,
+                ) from exc
+
+    def missing_bucket(self) -> errors.BadStoreConfig:
+        return errors.BadStoreConfig(
+            f"store {self.name!r}: bucket {self.config.bucket!r} does not exist at "
+            f"{self.endpoint_label}: create it, or set create_bucket_on_put = true in "
+            f"[stores.{self.name}]",
+            store=self.name,
+        )
+
+    # --- the store primitives --------------------------------------------------------
+
+    def open_writer(self, image_id: str, size: int | None) -> Writer:
+        loc = S3Location(bucket=self.config.bucket, key=image_id)
+        if self.exists(loc):
+            raise errors.Duplicate(
+                f"store {self.name!r}: {loc.redacted()} already exists", store=self.name
+            )
+        return S3Writer(self, loc, size)
+
+    def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        return open_read(self, self.locate(location), offset, length)
+
+    def delete(self, location: str) -> None:
+        loc = self.locate(location)
+        self.head(loc, "deleting")  # DeleteObject succeeds on missing keys: NotFound from HEAD
+        try:
+            self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
+        except library_errors() as exc:
+            raise translate(exc, self, "deleting", loc.redacted()) from exc
+
+    def get_size(self, location: str) -> int:
+        return int(self.head(self.locate(location), "sizing")["ContentLength"])
+
+    def check_writable(self) -> None:
+        """The bucket must exist (or be created); an unreachable endpoint only warns."""
+        bucket = self.config.bucket
+        try:
+            self.client.head_bucket(Bucket=bucket)
+            return
+        except library_errors() as exc:
+            problem = translate(exc, self, "checking bucket", bucket)
+        if isinstance(problem, errors.NotFound):
+            if not self.config.create_bucket_on_put:
+                raise self.missing_bucket()
+            try:
+                self.create_bucket()
+            except errors.TankError as exc:
+                raise errors.BadStoreConfig(str(exc), store=self.name) from exc
+            return
+        if isinstance(problem, errors.StoreUnavailable):
+            # Down now is not misconfigured: writes stay enabled and fail while it is down.
+            log.warning("store %s: cannot check bucket yet: %s", self.name, problem)
+            return
+        raise errors.BadStoreConfig(str(problem), store=self.name) from problem
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _is_my_endpoint(self, loc: S3Location) -> bool:
+        address = loc.endpoint_address
+        assert address is not None
+        if self.config.endpoint is None:
+            host = address[0]
+            return host == "amazonaws.com" or host.endswith(".amazonaws.com")
+        return endpoint_address(self.config.endpoint) == address
