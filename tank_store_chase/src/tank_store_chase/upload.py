@@ -1,0 +1,209 @@
+"""Streamed object PUTs fed by ``Writer.write``.
+
+swiftclient (through requests) *pulls* a request body from a file-like object, while
+Tank's writer is *pushed* chunks. :class:`StreamedPut` runs one PUT in its own thread and
+hands it the chunks through a :class:`Pipe` that holds at most a few MiB, so memory stays
+bounded whatever the object size. The body is sent as the chunks arrive: with a known
+length under ``Content-Length``, otherwise with chunked transfer encoding.
+
+A streamed body cannot be sent twice, so swiftclient's retry loop (which re-authenticates
+on a 401) cannot help once the PUT has started. Each PUT therefore first runs a cheap
+request on its connection (``prepare``: a HEAD of the container, creating it if allowed),
+which re-authenticates if the token has expired; the PUT itself is sent once, with the
+fresh token. If the upload is abandoned, the pipe raises :class:`UploadAborted` inside
+requests, the connection is dropped mid-body and Swift discards the partial object.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from swiftclient.client import Connection
+
+    from tank_store_chase.connections import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+#: Bytes a pipe holds before ``write`` waits for the PUT to send them.
+PIPE_BYTES = 4 << 20
+#: Largest piece handed to requests per read when the length is unknown (chunked).
+READ_SIZE = 1 << 20
+
+Buffer = bytes | memoryview
+
+
+class UploadAborted(Exception):
+    """Raised into the PUT body when the upload is abandoned (never seen by callers)."""
+
+
+class Pipe:
+    """A bounded hand-over of chunks from one producer thread to one reading PUT."""
+
+    def __init__(self, limit: int = PIPE_BYTES) -> None:
+        self._items: collections.deque[Buffer] = collections.deque()
+        self._bytes = 0
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._eof = False
+        self._failed = False
+        self._reader_gone = False
+        self._current: memoryview = memoryview(b"")
+
+    # --- producer side --------------------------------------------------------------
+
+    def put(self, chunk: Buffer) -> bool:
+        """Queue ``chunk``; False if the reader has stopped (the PUT ended or failed)."""
+        with self._cond:
+            while self._bytes >= self._limit and not self._reader_gone:
+                self._cond.wait()
+            if self._reader_gone:
+                return False
+            self._items.append(chunk)
+            self._bytes += len(chunk)
+            self._cond.notify_all()
+            return True
+
+    def close(self) -> None:
+        """No more data: the reader sees end of file."""
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def fail(self) -> None:
+        """Abandon the body: the reader raises :class:`UploadAborted`."""
+        with self._cond:
+            self._failed = True
+            self._cond.notify_all()
+
+    # --- reader side (the PUT thread, through requests) -------------------------------
+
+    def read(self, size: int = -1) -> Buffer:
+        if not self._current:
+            with self._cond:
+                while not self._items and not self._eof and not self._failed:
+                    self._cond.wait()
+                if self._failed:
+                    raise UploadAborted("upload abandoned")
+                if not self._items:
+                    return b""
+                chunk = self._items.popleft()
+                self._bytes -= len(chunk)
+                self._cond.notify_all()
+            self._current = memoryview(chunk)
+        if size < 0 or size >= len(self._current):
+            piece, self._current = self._current, memoryview(b"")
+        else:
+            piece, self._current = self._current[:size], self._current[size:]
+        return piece
+
+    def reader_done(self) -> None:
+        """The PUT has ended (either way): ``put`` stops waiting and returns False."""
+        with self._cond:
+            self._reader_gone = True
+            self._items.clear()
+            self._bytes = 0
+            self._cond.notify_all()
+
+
+class StreamedPut:
+    """One object PUT running in a thread, its body written through :meth:`write`.
+
+    ``prepare(conn)`` runs first on the borrowed connection (container check, token
+    refresh). ``translate(exc)`` turns the thread's exception into a Tank error.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        container: str,
+        name: str,
+        *,
+        length: int | None,
+        headers: dict[str, str],
+        prepare: Callable[[Connection], None],
+        translate: Callable[[BaseException], Exception],
+    ) -> None:
+        self.container = container
+        self.name = name
+        self._pool = pool
+        self._length = length
+        self._headers = headers
+        self._prepare = prepare
+        self._translate = translate
+        self._pipe = Pipe()
+        self._etag: str | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"tank-chase-put-{name}", daemon=True
+        )
+        self._thread.start()
+
+    def write(self, chunk: Buffer) -> None:
+        if not self._pipe.put(chunk):
+            self._thread.join()
+            raise self._failure()
+
+    def end_input(self) -> None:
+        """All data is written; the PUT finishes in the background."""
+        self._pipe.close()
+
+    def wait(self) -> str:
+        """Wait for the PUT to end; its ETag, or the translated error."""
+        self._thread.join()
+        if self._error is not None or self._etag is None:
+            raise self._failure()
+        return self._etag
+
+    def cancel(self, timeout: float | None = None) -> None:
+        """Abandon the PUT (the partial object is discarded by Swift) and wait for it."""
+        self._pipe.fail()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("swift PUT of %s/%s did not stop in time", self.container, self.name)
+
+    def _failure(self) -> Exception:
+        error = self._error
+        if error is None:
+            error = RuntimeError("the PUT ended without an answer")
+        return self._translate(error)
+
+    def _run(self) -> None:
+        from tank_store_chase.connections import import_swiftclient, status_of
+
+        client = import_swiftclient()
+        conn = self._pool.take()
+        broken = True
+        try:
+            self._prepare(conn)
+            if not conn.http_conn:
+                conn.http_conn = conn.http_connection()
+            self._etag = _put(client, conn, self, self._pipe)
+            broken = False
+        except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
+            self._error = exc
+            if status_of(exc) == 401:
+                conn.url = conn.token = None  # re-authenticate on next use
+        finally:
+            self._pipe.reader_done()
+            self._pool.give(conn, broken=broken)
+
+
+def _put(client: Any, conn: Connection, put: StreamedPut, body: Pipe) -> str:
+    # The module-level put_object sends once: no replay of a half-consumed stream.
+    etag: str = client.put_object(
+        conn.url,
+        conn.token,
+        put.container,
+        put.name,
+        contents=body,
+        content_length=put._length,
+        chunk_size=READ_SIZE,
+        headers=put._headers,
+        http_conn=conn.http_conn,
+    )
+    return etag
