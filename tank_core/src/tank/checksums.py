@@ -2,15 +2,14 @@
 
 MD5 runs at ~700 MiB/s on one core here, slower than a disk write, so hashing inline
 would cap upload speed. ``hashlib`` releases the GIL on large buffers, so each algorithm
-runs in its own thread fed through a small bounded queue: hashing overlaps with the
-socket reads and disk writes of the uploading thread, and memory stays bounded by
-``depth`` chunks per algorithm.
+runs in its own thread fed through a queue bounded in bytes: hashing overlaps with the
+socket reads and disk writes of the uploading thread, and memory stays bounded.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
-import queue
 import threading
 from typing import Any
 
@@ -30,54 +29,70 @@ EMPTY = Checksums(md5=hashlib.md5(b"").hexdigest(), sha256=hashlib.sha256(b"").h
 
 
 class _HashThread:
-    def __init__(self, algorithm: str, depth: int) -> None:
+    """One algorithm's thread, fed through a queue bounded in bytes (not chunks, whose
+    size the caller decides)."""
+
+    def __init__(self, algorithm: str, budget: int) -> None:
         self.hash = hashlib.new(algorithm)
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
+        self.budget = budget
+        self.pending: collections.deque[Any] = collections.deque()
+        self.pending_bytes = 0
+        self.cond = threading.Condition()
         self.thread = threading.Thread(target=self._run, name=f"tank-{algorithm}", daemon=True)
         self.thread.start()
 
+    def put(self, chunk: Any) -> None:
+        size = 0 if chunk is _DONE else len(chunk)
+        with self.cond:
+            while self.pending and self.pending_bytes + size > self.budget:
+                self.cond.wait()
+            self.pending.append(chunk)
+            self.pending_bytes += size
+            self.cond.notify_all()
+
     def _run(self) -> None:
         update = self.hash.update
-        get = self.queue.get
-        try:
-            while (chunk := get()) is not _DONE:
-                update(chunk)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
-            self.error = exc
-            while get() is not _DONE:
-                pass
+        while True:
+            with self.cond:
+                while not self.pending:
+                    self.cond.wait()
+                chunk = self.pending[0]
+            if chunk is _DONE:
+                return
+            update(chunk)
+            with self.cond:
+                self.pending.popleft()
+                self.pending_bytes -= len(chunk)
+                self.cond.notify_all()
 
 
 class StreamHasher:
     """Feed chunks with :meth:`update`; :meth:`result` waits for the hashes.
 
-    Always finish with :meth:`result` or :meth:`close`, or the threads linger until the
-    process exits.
+    At most ``max_pending`` bytes (plus one chunk) wait per algorithm, so memory stays
+    bounded whatever the chunk size. Always finish with :meth:`result` or :meth:`close`,
+    or the threads linger until the process exits.
     """
 
-    def __init__(self, *, depth: int = 8) -> None:
-        self._workers = [_HashThread(alg, depth) for alg in ALGORITHMS]
+    def __init__(self, *, max_pending: int = 8 << 20) -> None:
+        self._workers = [_HashThread(alg, max_pending) for alg in ALGORITHMS]
         self._closed = False
 
     def update(self, chunk: bytes) -> None:
         for worker in self._workers:
-            worker.queue.put(chunk)
+            worker.put(chunk)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         for worker in self._workers:
-            worker.queue.put(_DONE)
+            worker.put(_DONE)
         for worker in self._workers:
             worker.thread.join()
 
     def result(self) -> Checksums:
         self.close()
-        for worker in self._workers:
-            if worker.error is not None:
-                raise worker.error
         md5, sha256 = (w.hash.hexdigest() for w in self._workers)
         return Checksums(md5=md5, sha256=sha256)
 

@@ -126,7 +126,8 @@ class Backend(abc.ABC):
     #: attrs class of this store's config section.
     Config: ClassVar[type[Any]]
     #: Writes are regrouped into chunks of exactly this size; None passes chunks through.
-    write_chunk_size: ClassVar[int | None] = None
+    #: A store may set it per instance from its config.
+    write_chunk_size: int | None = None
     #: Size of chunks the store yields on read.
     read_chunk_size: int = DEFAULT_CHUNK_SIZE
 
@@ -164,6 +165,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def get_size(self, location: str) -> int:
         """Size in bytes of the data; :class:`~tank.errors.NotFound` if there is none."""
+
+    def direct_url(self, location: str) -> str | None:
+        """A URL trusted clients may use to reach the data directly (e.g. to clone an
+        RBD snapshot instead of downloading), or None. Shown only to admins, only
+        when ``[api] show_image_direct_url`` is on (as Glance). Never with secrets."""
+        return None
 
     def check_writable(self) -> None:
         """Probe the target once at start-up; raise BadStoreConfig to disable writes."""

@@ -56,8 +56,10 @@ def rechunk(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
             continue
         buf += chunk
         while len(buf) >= size:
-            yield bytes(buf[:size])
+            with memoryview(buf) as view:
+                piece = bytes(view[:size])
             del buf[:size]
+            yield piece
     if buf:
         yield bytes(buf)
 
