@@ -38,10 +38,14 @@ class NamedTempBackend(FilesystemBackend):
 MODES = {"tmpfile": FilesystemBackend, "named": NamedTempBackend}
 
 
-def make_backend(datadir: Path, mode: str = "tmpfile", **config: object) -> FilesystemBackend:
+def make_backend(
+    datadir: Path, mode: str = "tmpfile", *, check: bool = True, **config: object
+) -> FilesystemBackend:
+    """A store on ``datadir``, started as Tank starts it (``check_writable``)."""
     cls = MODES[mode]
     backend = cls(cls.Config(datadir=str(datadir), **config), name="file")
-    backend.check_writable()
+    if check:
+        backend.check_writable()
     return backend
 
 

@@ -439,3 +439,18 @@ def test_missing_datadir_reads_as_not_found(tmp_path: Path) -> None:
         backend.get(location)
     with pytest.raises(errors.NotFound):
         backend.delete(location)
+
+
+def test_filesystem_without_hard_links_disables_writes(
+    datadir: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publishing is a hard link: a filesystem that refuses them is caught at start-up."""
+
+    def link(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "link", link)
+    backend = make_backend(datadir, mode, check=False)
+    with pytest.raises(errors.BadStoreConfig, match=r"not writable: Operation not permitted"):
+        backend.check_writable()
+    assert stored(datadir) == set()

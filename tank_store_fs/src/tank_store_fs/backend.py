@@ -33,14 +33,19 @@ from tank import errors
 from tank.config import positive
 from tank.store import Backend, ReadResult, Writer
 from tank_store_fs.location import FileLocation, location_example
+from tank_store_fs.writeback import start_writeback
 
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
 #: Prefix of named temporary files (only used where O_TMPFILE is unavailable).
 TEMP_PREFIX = ".tank-tmp-"
+#: Prefix of the file :meth:`FilesystemBackend.check_writable` writes and removes.
+PROBE_PREFIX = ".tank-probe-"
 #: Image ids become file names; ids are UUIDs, but a name is checked, never trusted.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+#: Written data is queued for writeback every this many bytes (see writeback.py).
+WRITEBACK_BYTES = 8 * MiB
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -90,7 +95,9 @@ class FilesystemBackend(Backend):
     # --- writing ---------------------------------------------------------------------
 
     def check_writable(self) -> None:
-        """Create the data directory if missing and prove a file can be written there."""
+        """Create the data directory if missing, then write, fsync and publish a probe
+        file exactly as an upload does, so a filesystem that cannot (read-only, full,
+        no hard links) disables writes at start-up instead of failing every upload."""
         try:
             os.makedirs(self.datadir, mode=_DIR_MODE, exist_ok=True)
         except OSError as exc:
@@ -98,23 +105,29 @@ class FilesystemBackend(Backend):
                 f"data directory {self.datadir} cannot be created: {_reason(exc)}",
                 store=self.name,
             ) from exc
+        probe = f"{PROBE_PREFIX}{secrets.token_hex(6)}"
         try:
-            with self._dir() as dir_fd:
-                fd, temp = self._create_temp(dir_fd, "probe")
-                try:
-                    os.write(fd, b"tank")
-                finally:
-                    os.close(fd)
-                    if temp is not None:
-                        os.unlink(temp, dir_fd=dir_fd)
-        except OSError as exc:
+            writer = self._start_write(probe)
+            try:
+                writer.write(b"tank")
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+            try:
+                os.unlink(self.datadir / probe)
+            except OSError as exc:
+                raise translate(exc, "removing", store=self.name, location=probe) from exc
+        except errors.TankError as exc:
             raise errors.BadStoreConfig(
-                f"data directory {self.datadir} is not writable: {_reason(exc)}",
+                f"data directory {self.datadir} is not writable: {_cause(exc)}",
                 store=self.name,
             ) from exc
 
     def open_writer(self, image_id: str, size: int | None) -> Writer:
-        name = _file_name(image_id)
+        return self._start_write(_file_name(image_id), size)
+
+    def _start_write(self, name: str, size: int | None = None) -> FileWriter:
         location = self._location(name)
         try:
             dir_fd = self._open_dir(create=True)
@@ -129,7 +142,7 @@ class FilesystemBackend(Backend):
         try:
             if _lstat(name, dir_fd) is not None:
                 raise errors.Duplicate(
-                    f"data for image {image_id} already exists", store=self.name, location=location
+                    f"data for image {name} already exists", store=self.name, location=location
                 )
             if size:
                 self._check_room(dir_fd, size, location)
@@ -297,6 +310,8 @@ class FileWriter(Writer):
         self._name = name
         self._temp = temp
         self._published = False
+        self._written = 0
+        self._queued = 0  # bytes already queued for writeback
 
     def write(self, chunk: bytes) -> None:
         fd = self._fd
@@ -308,6 +323,10 @@ class FileWriter(Writer):
                     done += os.write(fd, view[done:])
         except OSError as exc:
             raise self._error(exc, "writing") from exc
+        self._written += done
+        if self._written - self._queued >= WRITEBACK_BYTES:
+            start_writeback(fd, self._queued, self._written - self._queued)
+            self._queued = self._written
 
     def commit(self) -> str:
         if self._fd < 0:
@@ -459,6 +478,12 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
+
+
+def _cause(exc: errors.TankError) -> str:
+    """The OS reason of a translated error (its message without the location)."""
+    cause = exc.__cause__
+    return _reason(cause) if isinstance(cause, OSError) else str(exc)
 
 
 def _reason(exc: OSError) -> str:

@@ -1,0 +1,297 @@
+"""Upload and download throughput of the filesystem store, through the service layer.
+
+    python bench/fs_throughput.py [--size 1G] [--dir /var/tmp] [--runs 3]
+
+Creates a file of ``--size`` random bytes, then measures on it:
+
+* ``cp FILE DEST && sync`` and ``cat FILE > /dev/null`` (the references);
+* ``ImageService.create(..., data=file)``: upload into the ``file`` store, which hashes
+  (MD5 + SHA-256), writes, fsyncs and publishes the file;
+* ``ImageService.download(...)``: every chunk written to /dev/null, as ``cat`` does;
+* ``md5sum FILE``: MD5 alone, the floor any Glance-compatible upload pays.
+
+The source file is read once before any timing, so every writer reads it from the page
+cache; the stored image is read once before the download is timed, as ``FILE`` is before
+``cat``. ``sync`` runs before each write measurement so neither side flushes the other's
+dirty pages. Each figure is the best of ``--runs``. The Tank part runs in a child process,
+so its peak RSS is Tank's alone. It uses the SQL registry when ``tank-registry-sql`` is
+installed, otherwise a dict-backed one defined here (registry cost is a few calls per
+image, nothing per byte).
+
+Targets: upload >= 0.8 x cp+sync, download >= 0.9 x cat, peak RSS < 100 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MiB = 1 << 20
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+TARGETS = {"write": 0.8, "read": 0.9, "rss_mib": 100}
+
+
+def parse_size(text: str) -> int:
+    """``1G``, ``512M``, ``1.5G``, ``4096`` (binary units; a trailing ``iB``/``B`` is ok)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1] if value and value[-1] in UNITS else ""
+    try:
+        size = int(float(value[: len(value) - len(unit)]) * UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 256M)") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return size
+
+
+def make_source(path: Path, size: int) -> str:
+    """Write ``size`` random-looking bytes (a repeated 16 MiB block); return their MD5."""
+    block = os.urandom(16 * MiB)
+    md5 = hashlib.md5()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            f.write(piece)
+            md5.update(piece)
+            left -= len(piece)
+        f.flush()
+        os.fsync(f.fileno())
+    return md5.hexdigest()
+
+
+def warm(path: Path) -> None:
+    subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
+
+
+def timed_shell(command: str) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, shell=True, check=True)
+    return time.perf_counter() - start
+
+
+def filesystem_of(path: Path) -> str:
+    done = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+# --- the Tank side, in a child process ----------------------------------------------------
+
+
+def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any]:
+    """Upload and download ``source`` ``runs`` times; best times and peak RSS."""
+    import resource
+
+    import attrs
+
+    from tank.config import load
+    from tank.model import Context
+    from tank.plugins import make_plugin_manager
+    from tank.service import ImageService
+
+    admin = Context.admin()
+    config = load(data_dir=data_dir, environ={})
+    plugins = make_plugin_manager(environ={})
+    registry = "sql"
+    if "sql" not in plugins.registry_types():
+        plugins = make_plugin_manager(plugins=[("bench-registry", _bench_registry())], environ={})
+        config = attrs.evolve(config, registry={"kind": "bench"})
+        registry = "bench (dict; tank-registry-sql is not installed)"
+    size = source.stat().st_size
+    meta = {"name": "bench", "disk_format": "raw", "container_format": "bare"}
+    null = os.open(os.devnull, os.O_WRONLY)
+    writes, reads = [], []
+    with ImageService.from_config(config, plugins) as service:
+        rss_ready = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for _ in range(runs):
+            os.sync()
+            start = time.perf_counter()
+            with open(source, "rb") as data:
+                image = service.create(meta, data=data, size=size, context=admin)
+            writes.append(time.perf_counter() - start)
+            assert image.checksum == md5, "checksum mismatch"
+            backend = service.stores.get(image.store)
+            warm(backend.local_path(image.location))  # type: ignore[attr-defined]
+            start = time.perf_counter()
+            _, stream = service.download(image.id, context=admin)
+            got = 0
+            with stream:
+                for chunk in stream:
+                    os.write(null, chunk)
+                    got += len(chunk)
+            reads.append(time.perf_counter() - start)
+            assert got == size, f"read {got} of {size} bytes"
+            service.delete(image.id, context=admin)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "write_s": min(writes),
+        "read_s": min(reads),
+        "rss_ready_kib": rss_ready,
+        "rss_peak_kib": peak,
+        "registry": registry,
+    }
+
+
+def _bench_registry() -> object:
+    """A plugin contributing a dict-backed registry (kind ``bench``): only what the
+    service calls for create / download / delete."""
+    import threading
+
+    import attrs
+
+    from tank import errors, hookimpl
+    from tank.model import Status
+    from tank.registry import Registry
+
+    @attrs.frozen
+    class Config:
+        pass
+
+    class DictRegistry(Registry):
+        kind = "bench"
+
+        def __init__(self, config: Any, *, data_dir: Path) -> None:
+            super().__init__(config, data_dir=data_dir)
+            self.images: dict[str, Any] = {}
+            self.lock = threading.Lock()
+
+        def create(self, image: Any) -> Any:
+            with self.lock:
+                if image.id in self.images:
+                    raise errors.Duplicate(f"image {image.id} exists")
+                self.images[image.id] = image
+            return image
+
+        def get(self, image_id: str, *, context: Any) -> Any:
+            try:
+                return self.images[image_id]
+            except KeyError:
+                raise errors.NotFound(f"no image {image_id}") from None
+
+        def update(self, image_id, changes, *, context, purge_props=False, expected_status=None):  # type: ignore[no-untyped-def]
+            with self.lock:
+                image = self.get(image_id, context=context)
+                if expected_status is not None and image.status is not expected_status:
+                    raise errors.Conflict(f"image {image_id} is {image.status}")
+                self.images[image_id] = image = image.update(changes, purge_props=purge_props)
+            return image
+
+        def delete(self, image_id: str, *, context: Any) -> Any:
+            return self.update(
+                image_id, {"status": Status.DELETED, "deleted": True}, context=context
+            )
+
+        def _unsupported(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("the bench registry only creates, reads and deletes")
+
+        list = list_members = add_member = remove_member = _unsupported
+        replace_members = shared_with = _unsupported
+
+    DictRegistry.Config = Config
+
+    class Plugin:
+        @hookimpl
+        def tank_register_registries(self, register):  # type: ignore[no-untyped-def]
+            register(DictRegistry)
+
+    return Plugin()
+
+
+# --- the parent: references, child, report ------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=parse_size, default=1 << 30, help="file size (1G)")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory parent (TMPDIR)")
+    parser.add_argument("--runs", type=int, default=3, help="best of this many runs (3)")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("SOURCE", "DATA_DIR", "MD5"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.child:
+        source, data_dir, md5 = args.child
+        print(json.dumps(run_tank(Path(source), Path(data_dir), md5, args.runs)))
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="tank-bench-", dir=args.dir))
+    try:
+        source, dest = work / "source.img", work / "copy.img"
+        fs, mib = filesystem_of(work), args.size / MiB
+        print(f"work dir {work} ({fs}), {mib:.0f} MiB, best of {args.runs}")
+        md5 = make_source(source, args.size)
+        warm(source)
+        cp, cat, md5sum = [], [], []
+        for _ in range(args.runs):
+            os.sync()
+            cp.append(timed_shell(f"cp {source} {dest} && sync"))
+            dest.unlink()
+            os.sync()
+            warm(source)
+            cat.append(timed_shell(f"cat {source} > /dev/null"))
+            md5sum.append(timed_shell(f"md5sum {source} > /dev/null"))
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--runs",
+                str(args.runs),
+                "--child",
+                str(source),
+                str(work / "tank"),
+                md5,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if child.returncode != 0:
+            sys.exit(f"Tank run failed:\n{child.stderr}")
+        tank = json.loads(child.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(args.size, min(cp), min(cat), min(md5sum), tank)
+
+
+def report(size: int, cp: float, cat: float, md5sum: float, tank: dict[str, Any]) -> None:
+    def rate(seconds: float) -> float:
+        return size / MiB / seconds
+
+    write_ratio, read_ratio = cp / tank["write_s"], cat / tank["read_s"]
+    peak_mib = tank["rss_peak_kib"] / 1024
+
+    def verdict(ok: bool) -> str:
+        return "ok" if ok else "MISSED"
+
+    print(f"registry: {tank['registry']}")
+    print(f"{'':26}{'MiB/s':>9}{'seconds':>10}")
+    print(f"{'cp FILE DEST && sync':26}{rate(cp):9.0f}{cp:10.3f}")
+    print(f"{'Tank upload (service)':26}{rate(tank['write_s']):9.0f}{tank['write_s']:10.3f}")
+    print(f"{'md5sum FILE':26}{rate(md5sum):9.0f}{md5sum:10.3f}")
+    print(f"{'cat FILE > /dev/null':26}{rate(cat):9.0f}{cat:10.3f}")
+    print(f"{'Tank download (service)':26}{rate(tank['read_s']):9.0f}{tank['read_s']:10.3f}")
+    print(
+        f"upload   / cp+sync  = {write_ratio:.2f}  (target >= {TARGETS['write']}: "
+        f"{verdict(write_ratio >= TARGETS['write'])})"
+    )
+    print(
+        f"download / cat      = {read_ratio:.2f}  (target >= {TARGETS['read']}: "
+        f"{verdict(read_ratio >= TARGETS['read'])})"
+    )
+    print(f"upload   / md5sum   = {md5sum / tank['write_s']:.2f}  (MD5 alone bounds any upload)")
+    print(
+        f"peak RSS = {peak_mib:.1f} MiB (after start-up {tank['rss_ready_kib'] / 1024:.1f} MiB; "
+        f"target < {TARGETS['rss_mib']}: {verdict(peak_mib < TARGETS['rss_mib'])})"
+    )
+
+
+if __name__ == "__main__":
+    main()
