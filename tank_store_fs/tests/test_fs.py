@@ -100,6 +100,8 @@ def test_written_location_names_the_file(backend: FilesystemBackend, datadir: Pa
     stored_data = backend.add(image_id, iter([b"abc"]))
     assert stored_data.location == f"file://{datadir}/{image_id}"
     assert backend.local_path(stored_data.location) == datadir / image_id
+    assert backend.direct_url(stored_data.location) == stored_data.location
+    assert backend.direct_url(f"file://{datadir}/{new_id()}") is None
     assert (datadir / image_id).read_bytes() == b"abc"
     assert stat.S_IMODE((datadir / image_id).stat().st_mode) & 0o007 == 0  # not world-readable
 
@@ -170,6 +172,7 @@ def test_locations_outside_datadir_are_refused(
         with pytest.raises(errors.BadLocation):
             operation(location)
             pytest.fail(f"{name} accepted {location}")
+    assert backend.direct_url(location) is None
     assert outside.read_bytes() == b"not an image"
     assert {p.name: p.lstat().st_ino for p in datadir.iterdir()} == before
 

@@ -230,6 +230,19 @@ class FilesystemBackend(Backend):
         self._stat(location)
         return self.datadir / self._name_of(location)
 
+    def direct_url(self, location: str) -> str | None:
+        """The location itself: with a shared filesystem, trusted clients (Nova's
+        ``allowed_direct_url_schemes = file``) copy the file instead of downloading.
+
+        None unless :meth:`read` would accept the location (never a symlink or a file
+        outside datadir); it never raises, as it only decorates image metadata.
+        """
+        try:
+            self._stat(location)
+        except errors.TankError:
+            return None
+        return FileLocation.parse(location).to_uri()
+
     # --- helpers ------------------------------------------------------------------------
 
     def _name_of(self, location: str) -> str:
