@@ -123,6 +123,7 @@ def cli(
     Image fields are given as FIELD=VALUE, custom properties as property-KEY=VALUE
     (or --property KEY=VALUE):
 
+    \b
         tank add name=cirros disk_format=qcow2 container_format=bare --file cirros.img
 
         tank index disk_format=qcow2 property-os=linux
@@ -182,7 +183,7 @@ def add(
     size: int | None,
     checksum: str | None,
 ) -> None:
-    """Add an image: upload its data, or register it by --location, or queue it.
+    """Add an image (upload, --location, or queued).
 
     FIELD is one of id, name, disk_format, container_format, is_public, protected,
     owner, min_ram, min_disk (store=, location=, size=, checksum= work too, as in
@@ -246,7 +247,7 @@ def update(
     size: int | None,
     checksum: str | None,
 ) -> None:
-    """Change an image's metadata, or upload the data of a queued image.
+    """Change metadata, or upload to a queued image.
 
     Properties given are merged into the existing ones unless --purge-props.
     """
@@ -339,7 +340,10 @@ def index(state: State, pairs: tuple[str, ...], **page: Any) -> None:
 @_listing_options
 @pass_state
 def details(state: State, pairs: tuple[str, ...], **page: Any) -> None:
-    """List images with all their metadata (filters as for index)."""
+    """List images with all their metadata.
+
+    Filters, sorting and paging as for index.
+    """
     _list(state, True, pairs, **page)
 
 
@@ -355,7 +359,11 @@ def details(state: State, pairs: tuple[str, ...], **page: Any) -> None:
 @click.option("--no-verify", is_flag=True, help="Do not check the data against the checksum.")
 @pass_state
 def download(state: State, image_id: str, path: str | None, no_verify: bool) -> None:
-    """Download an image's data, checking its size and MD5 checksum."""
+    """Download an image to a file or stdout.
+
+    The data is checked against the image's size and MD5 checksum; with -o FILE a
+    failed download leaves no file behind.
+    """
     to_stdout = path in (None, "-")
     stdout = sys.stdout.buffer
     if to_stdout and stdout.isatty():
@@ -378,7 +386,11 @@ def download(state: State, image_id: str, path: str | None, no_verify: bool) -> 
 @click.option("--force", is_flag=True, help="Really delete every image you own.")
 @pass_state
 def clear(state: State, force: bool) -> None:
-    """Delete all of your images (all images, when the server runs without auth)."""
+    """Delete all of your images (needs --force).
+
+    Without auth on the server every caller is an admin: that is all images. With
+    -H "X-Tenant-Id: T", only the images owned by T.
+    """
     if not force:
         raise click.UsageError("clear deletes all of your images; add --force to do it")
     tenant = next((v for k, v in state.headers.items() if k.lower() == "x-tenant-id"), None)
@@ -430,7 +442,7 @@ def member_images(state: State, member: str) -> None:
 @click.option("--can-share", is_flag=True, help="The member may share the image further.")
 @pass_state
 def member_add(state: State, image_id: str, member: str, can_share: bool) -> None:
-    """Share an image with a tenant (or change whether it may share it further)."""
+    """Share an image with a tenant (or set --can-share)."""
     state.client.add_member(image_id, member, can_share=can_share)
     state.output.emit(
         {"image_id": image_id, "member": member, "can_share": can_share},
@@ -457,7 +469,10 @@ def member_delete(state: State, image_id: str, member: str) -> None:
 @click.option("--can-share", is_flag=True, help="The members may share the image further.")
 @pass_state
 def members_replace(state: State, image_id: str, members: tuple[str, ...], can_share: bool) -> None:
-    """Make MEMBERs the image's whole member list (none: unshare it from everyone)."""
+    """Replace an image's whole member list.
+
+    With no MEMBER the image is no longer shared with anyone.
+    """
     state.client.replace_members(image_id, [(m, can_share) for m in members])
     state.output.members(state.client.members(image_id), key="member")
 
@@ -468,7 +483,7 @@ def members_replace(state: State, image_id: str, members: tuple[str, ...], can_s
 @cli.command()
 @pass_state
 def stores(state: State) -> None:
-    """List the installed store types (no server needed)."""
+    """List installed store types (no server needed)."""
     rows = store_rows(make_plugin_manager())
     state.output.emit(
         rows,
@@ -491,7 +506,10 @@ def stores(state: State) -> None:
 @cli.command()
 @pass_state
 def plugins(state: State) -> None:
-    """List the installed plugins and the hooks they implement (no server needed)."""
+    """List installed plugins and their hooks.
+
+    Needs no server.
+    """
     rows = plugin_rows(make_plugin_manager())
     state.output.emit(
         rows,

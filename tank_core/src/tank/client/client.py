@@ -94,7 +94,8 @@ class Client:
 
     def get(self, image_id: str) -> Image:
         """The image's metadata (``HEAD /v1/images/<id>``)."""
-        resp = self._request("HEAD", self._image_path(image_id))
+        path = self._image_path(image_id)
+        resp = self._request("HEAD", path, subject=f"image {path.rsplit('/', 1)[1]}")
         return image_from_headers(resp.headers)
 
     def list(
@@ -362,7 +363,9 @@ class Client:
     def _member_path(self, image_id: str, member: str) -> str:
         return f"{self._image_path(image_id)}/members/{_segment('member', member)}"
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, path: str, *, subject: str = "", **kwargs: Any
+    ) -> requests.Response:
         url = self.url + path
         try:
             resp = self._session.request(method, url, timeout=self.timeout, **kwargs)
@@ -386,7 +389,12 @@ class Client:
             finally:
                 resp.close()
             raise errors.error_for(
-                resp.status_code, body, method=method, url=url, reason=resp.reason or ""
+                resp.status_code,
+                body,
+                method=method,
+                url=url,
+                reason=resp.reason or "",
+                subject=subject,
             )
         return resp
 

@@ -87,11 +87,14 @@ BY_STATUS: dict[int, type[HTTPError]] = {
 }
 
 
-def error_for(status: int, body: Any, *, method: str, url: str, reason: str = "") -> HTTPError:
+def error_for(
+    status: int, body: Any, *, method: str, url: str, reason: str = "", subject: str = ""
+) -> HTTPError:
     """The exception for an error answer; ``body`` is the parsed JSON (or None).
 
-    tank-api answers ``{"error": {"code", "title", "message"}}``; anything else (a proxy's
-    HTML page) falls back to the status line, so the message is never empty.
+    tank-api answers ``{"error": {"code", "title", "message"}}``. Without one (HEAD has
+    no body; a proxy's HTML page) the message is the status line and what was asked
+    for (``subject``, e.g. ``image <id>``), so it is never empty.
     """
     title, message = reason, ""
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
@@ -99,7 +102,7 @@ def error_for(status: int, body: Any, *, method: str, url: str, reason: str = ""
         title = str(err.get("title") or title)
         message = str(err.get("message") or "")
     if not message:
-        message = f"{status} {title}".strip()
+        message = f"{subject or method + ' ' + url}: {status} {title}".strip()
     cls = BY_STATUS.get(status)
     if cls is None:
         cls = ServerError if status >= 500 else UnexpectedResponse
