@@ -67,6 +67,9 @@ def test_add_from_file_then_show_download_delete(api: ApiServer, tmp_path: Path)
     assert out.read_bytes() == data
     assert run(api.url, "download", image_id).stdout_bytes == data
 
+    unwritable = run(api.url, "download", image_id, "-o", str(tmp_path / "no" / "x"), code=1)
+    assert str(tmp_path / "no" / "x") in error_line(unwritable)
+
     assert f"Deleted image {image_id}" in run(api.url, "delete", image_id).stdout
     missing = run(api.url, "show", image_id, code=1)
     assert image_id in error_line(missing)

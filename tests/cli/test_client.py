@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import urllib.parse
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,19 @@ def test_server_down(dead_url: str) -> None:
         client.list()
     assert dead_url in str(info.value)
     assert isinstance(info.value, errors.StoreUnavailable)
+
+
+def test_local_read_errors_are_not_network_errors(client: Client, tag: str) -> None:
+    def failing() -> Iterator[bytes]:
+        yield b"first chunk"
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError, match="Input/output") as info:
+        client.create(failing(), name="unreadable", properties={"tag": tag})
+    assert not isinstance(info.value, ConnectionFailed)
+    with pytest.raises(errors.SizeMismatch):
+        client.create(io.BytesIO(b"12345"), size=10, properties={"tag": tag})
+    with pytest.raises(TypeError):
+        client.create(b"bytes are refused, as by the service", properties={"tag": tag})
+    statuses = {i.status for i in client.list(filters={"property-tag": tag})}
+    assert Status.ACTIVE not in statuses

@@ -19,7 +19,7 @@ from typing import IO, Any, TypeVar
 import requests
 
 from tank.client import errors
-from tank.client.transfer import Download, Progress, known_size, upload_body
+from tank.client.transfer import Download, Progress, SourceError, known_size, upload_body
 from tank.client.wire import (
     CREATE_FIELDS,
     META_PREFIX,
@@ -304,7 +304,10 @@ class Client:
                 _copy(download, dest, progress)
                 return download.image
             target = Path(dest)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(target)) from None
             try:
                 with os.fdopen(fd, "wb") as out:
                     _copy(download, out, progress)
@@ -369,6 +372,8 @@ class Client:
         url = self.url + path
         try:
             resp = self._session.request(method, url, timeout=self.timeout, **kwargs)
+        except SourceError as exc:
+            raise exc.cause from None
         except requests.Timeout as exc:
             raise errors.ConnectionFailed(
                 f"tank-api at {self.url} did not answer in time ({_reason(exc)})", url=self.url

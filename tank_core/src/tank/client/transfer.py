@@ -51,8 +51,27 @@ def known_size(data: DataSource) -> int | None:
     return None
 
 
+class SourceError(Exception):
+    """Reading the data to upload failed here, not on the network.
+
+    HTTP libraries take any OSError raised while sending for a network failure; this
+    carries the original past them, and the client raises it again.
+    """
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _counted(chunks: Iterable[bytes], progress: Progress | None) -> Iterator[bytes]:
-    for chunk in chunks:
+    it = iter(chunks)
+    while True:
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise SourceError(exc) from exc
         if progress is not None:
             progress(len(chunk))
         yield chunk
@@ -90,6 +109,8 @@ def upload_body(
     "no data" (register a queued image), while a chunked body with no chunks is data of
     zero bytes.
     """
+    if isinstance(data, bytes | bytearray | memoryview | str):
+        raise TypeError("pass image data as a file or an iterable of chunks, not as one object")
     chunks = iter_chunks(data, chunk_size)
     if not size:
         return _counted(chunks, progress)
