@@ -176,6 +176,14 @@ def bucket(server: Server, admin: Any) -> Iterator[str]:
 
 
 @pytest.fixture
+def unused_bucket(server: Server, admin: Any) -> Iterator[str]:
+    """A bucket name that does not exist yet; deleted afterwards if a test created it."""
+    name = unique_bucket()
+    yield name
+    delete_bucket(admin, name)
+
+
+@pytest.fixture
 def make_backend(server: Server, bucket: str) -> Iterator[Callable[..., S3Backend]]:
     """``make_backend(**config overrides)``: an S3Backend on ``bucket``, closed afterwards."""
     made: list[S3Backend] = []

@@ -132,7 +132,9 @@ def translate(
         detail = _scrub(f"{code or status}", secrets)
         if code in NOT_FOUND_CODES or status == 404:
             return not_found(f"{prefix}: not found at {endpoint} ({detail})", store=name)
-        if code in AUTH_CODES or (status == 403 and code in {"", "403"}):
+        if code in FULL_CODES or status in (413, 507):
+            return errors.StorageFull(f"{prefix}: {endpoint} is full ({detail})", store=name)
+        if code in AUTH_CODES:
             return errors.Forbidden(
                 f"{prefix}: {endpoint} rejected the store's credentials ({detail}): "
                 f"check access_key/secret_key in [stores.{name}]",
@@ -140,14 +142,12 @@ def translate(
             )
         if status == 403 or code == "AccessDenied":
             return errors.Forbidden(
-                f"{prefix}: access denied by {endpoint} ({detail}): check access_key/"
+                f"{prefix}: {endpoint} refused access ({detail}): check access_key/"
                 f"secret_key in [stores.{name}] and the bucket's permissions",
                 store=name,
             )
         if code in DUPLICATE_CODES or status == 412:
             return errors.Duplicate(f"{prefix}: data already exists there ({detail})", store=name)
-        if code in FULL_CODES or status in (413, 507):
-            return errors.StorageFull(f"{prefix}: {endpoint} is full ({detail})", store=name)
         if code in BUSY_CODES or status >= 500:
             return errors.StoreUnavailable(
                 f"{prefix}: {endpoint} failed ({detail}) after {store.config.max_attempts} "
@@ -168,7 +168,8 @@ def translate(
             f"in [stores.{name}] ({_scrub(str(exc), secrets)})",
             store=name,
         )
-    if isinstance(exc, bx.HTTPClientError | bx.IncompleteReadError | bx.ResponseStreamingError):
+    broken = (bx.ConnectionError, bx.HTTPClientError, bx.IncompleteReadError)
+    if isinstance(exc, (*broken, bx.ResponseStreamingError)):
         return errors.StoreUnavailable(
             f"{prefix}: {endpoint} is unreachable or timed out "
             f"({type(exc).__name__}: {_scrub(str(exc), secrets)})",
@@ -181,8 +182,8 @@ def translate(
     )
 
 
-def is_no_such_bucket(exc: BaseException) -> bool:
-    return error_code(exc)[0] == "NoSuchBucket"
+def is_no_such_bucket(exc: BaseException | None) -> bool:
+    return exc is not None and error_code(exc)[0] == "NoSuchBucket"
 
 
 def _scrub(text: str, secrets: Iterable[str | None]) -> str:

@@ -87,13 +87,9 @@ class Download:
         self._end = start + response["ContentLength"]
 
     def chunks(self) -> Iterator[bytes]:
-        from botocore.exceptions import (
-            HTTPClientError,
-            IncompleteReadError,
-            ResponseStreamingError,
-        )
+        from botocore import exceptions as bx
 
-        broken = (HTTPClientError, IncompleteReadError, ResponseStreamingError)
+        broken = (bx.HTTPClientError, bx.IncompleteReadError, bx.ResponseStreamingError)
         chunk_size = self._backend.read_chunk_size
         attempts = self._backend.config.max_attempts
         failures = 0

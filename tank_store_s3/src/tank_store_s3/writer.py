@@ -20,6 +20,7 @@ import hashlib
 import io
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -118,12 +119,13 @@ class S3Writer(Writer):
         self._commit_sent = True
         try:
             self._call_with_bucket(
-                self._client.put_object,
-                Bucket=self._loc.bucket,
-                Key=self._loc.key,
-                Body=io.BytesIO(data),
-                ContentLength=len(data),
-                IfNoneMatch="*",
+                lambda: self._client.put_object(
+                    Bucket=self._loc.bucket,
+                    Key=self._loc.key,
+                    Body=io.BytesIO(data),  # a new stream for each try
+                    ContentLength=len(data),
+                    IfNoneMatch="*",
+                )
             )
         except errors.Duplicate:
             # A retried PUT whose first try landed also fails the condition: is it ours?
@@ -159,7 +161,7 @@ class S3Writer(Writer):
 
     def _start_upload(self) -> None:
         response = self._call_with_bucket(
-            self._client.create_multipart_upload, Bucket=self._loc.bucket, Key=self._loc.key
+            lambda: self._client.create_multipart_upload(Bucket=self._loc.bucket, Key=self._loc.key)
         )
         self._upload_id = response["UploadId"]
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="tank-s3-part")
@@ -193,13 +195,14 @@ class S3Writer(Writer):
         self._commit_sent = True
         try:
             self._call(
-                self._client.complete_multipart_upload,
                 "completing",
-                Bucket=self._loc.bucket,
-                Key=self._loc.key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=self._loc.bucket,
+                    Key=self._loc.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": parts},
+                    IfNoneMatch="*",
+                ),
             )
         except errors.Duplicate:
             if not self._is_ours(_multipart_etag(parts)):
@@ -253,9 +256,9 @@ class S3Writer(Writer):
             return pieces[0]
         return b"".join(pieces)
 
-    def _call(self, operation: Any, doing: str, **kwargs: Any) -> Any:
+    def _call(self, doing: str, operation: Callable[[], Any]) -> Any:
         try:
-            return operation(**kwargs)
+            return operation()
         except library_errors() as exc:
             failure = translate(exc, self._backend, doing, self._where)
             if isinstance(failure, errors.Duplicate):
@@ -263,17 +266,17 @@ class S3Writer(Writer):
                 raise self._duplicate() from exc
             raise failure from exc
 
-    def _call_with_bucket(self, operation: Any, **kwargs: Any) -> Any:
-        """Call ``operation``; create the bucket first if it is missing and we may."""
+    def _call_with_bucket(self, operation: Callable[[], Any]) -> Any:
+        """Call ``operation``; if the bucket is missing, create it (if we may) and retry."""
         try:
-            return self._call(operation, "writing", **kwargs)
+            return self._call("writing", operation)
         except errors.NotFound as exc:
             if not is_no_such_bucket(exc.__cause__):
                 raise
             if not self._backend.config.create_bucket_on_put:
                 raise self._backend.missing_bucket() from exc
         self._backend.create_bucket()
-        return self._call(operation, "writing", **kwargs)
+        return self._call("writing", operation)
 
     def _is_ours(self, etag: str) -> bool:
         """After a failed condition: True if the object there is what we just wrote."""
