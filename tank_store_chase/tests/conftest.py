@@ -7,6 +7,8 @@ variables, when a server is not configured.
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,19 +61,27 @@ def objects(conn: Any, container: str) -> set[str]:
     return {o["name"] for o in listing}
 
 
-def wipe(conn: Any, prefix: str) -> None:
+def wipe(server: Server, prefix: str) -> None:
     """Delete every container whose name starts with ``prefix``, with its objects."""
     from swiftclient.client import ClientException
 
+    local = threading.local()
+
+    def delete(container: str, obj: str) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = server.connection()
+        try:
+            local.conn.delete_object(container, obj)
+        except ClientException as exc:
+            if exc.http_status != 404:
+                raise
+
+    conn = server.connection()
     _, containers = conn.get_account(prefix=prefix, full_listing=True)
     for container in containers:
         name = container["name"]
-        for obj in objects(conn, name):
-            try:
-                conn.delete_object(name, obj)
-            except ClientException as exc:
-                if exc.http_status != 404:
-                    raise
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda obj, name=name: delete(name, obj), objects(conn, name)))
         conn.delete_container(name)
 
 
@@ -102,7 +112,7 @@ def make_backend(server: Server) -> Iterator[MakeBackend]:
     yield make
     for backend in made:
         backend.close()
-    wipe(server.connection(), prefix)
+    wipe(server, prefix)
 
 
 @pytest.fixture

@@ -99,10 +99,10 @@ class ChaseBackend(Backend):
         insecure: bool = False
         #: CA bundle to verify the server certificates.
         ca_file: str | None = None
-        connect_timeout: float = attrs.field(default=5.0, validator=positive)
+        connect_timeout: float = attrs.field(default=3.0, validator=positive)
         #: Read timeout of each request.
         timeout: float = attrs.field(default=60.0, validator=positive)
-        #: Retries of a failed request (with backoff from 0.5 s), besides one re-auth.
+        #: Retries of a failed request (with backoff from 0.25 s), besides one re-auth.
         retries: int = attrs.field(default=2, validator=_not_negative)
 
         def __attrs_post_init__(self) -> None:

@@ -19,7 +19,6 @@ import attrs
 
 from tank import errors
 from tank.store import ReadResult
-from tank.streams import slice_chunks
 from tank_store_chase.connections import (
     ClusterInfo,
     ConnectionPool,
@@ -217,20 +216,18 @@ class SwiftClient:
             if status_of(exc) == 416:  # range starts at or past the end
                 return ReadResult(0, self.size(loc), iter(()))
             raise self.translate(exc, what, where) from exc
+        total = _total_size(rheaders)
+        if total is None:
+            total = self.size(loc)
+        size = max(0, min(total - offset, total if length is None else length))
+        ignored_range = response.get("status") == 200 and headers is not None
         chunks = _Body(
             body,
             release=lambda broken: self.pool.give(conn, broken=broken),
             translate=lambda exc: self.translate(exc, what, where),
+            skip=offset if ignored_range else 0,
+            limit=size if ignored_range else None,
         )
-        total = _total_size(rheaders)
-        if response.get("status") == 200 and headers:  # range ignored: cut it ourselves
-            total = total if total is not None else self.size(loc)
-            size = max(0, min(total - offset, total if length is None else length))
-            return ReadResult(size, total, slice_chunks(chunks, offset, length))
-        size = _int(rheaders.get("content-length"))
-        if total is None or size is None:
-            total = self.size(loc) if total is None else total
-            size = max(0, min(total - offset, total if length is None else length))
         return ReadResult(size, total, chunks)
 
     def size(self, loc: SwiftLocation) -> int:
@@ -327,7 +324,11 @@ class SwiftClient:
 
 
 class _Body:
-    """The chunks of one GET; owns the borrowed connection until exhausted or closed."""
+    """The chunks of one GET; owns the borrowed connection until exhausted or closed.
+
+    ``skip`` and ``limit`` cut a range out of a whole-object answer, for a server that
+    ignored the Range header.
+    """
 
     def __init__(
         self,
@@ -335,26 +336,41 @@ class _Body:
         *,
         release: Callable[[bool], None],
         translate: Callable[[BaseException], Exception],
+        skip: int = 0,
+        limit: int | None = None,
     ) -> None:
         self._body = body
         self._release: Callable[[bool], None] | None = release
         self._translate = translate
+        self._skip = skip
+        self._left = limit
 
     def __iter__(self) -> Iterator[bytes]:
         return self
 
     def __next__(self) -> bytes:
-        if self._release is None:
-            raise StopIteration
-        try:
-            chunk: bytes = next(self._body)
-        except StopIteration:
-            self._finish(broken=False)
-            raise
-        except Exception as exc:
-            self._finish(broken=True)
-            raise self._translate(exc) from exc
-        return chunk
+        while True:
+            if self._release is None:
+                raise StopIteration
+            if self._left is not None and self._left <= 0:
+                self._finish(broken=True)  # the rest of the answer is not wanted
+                raise StopIteration
+            try:
+                chunk: bytes = next(self._body)
+            except StopIteration:
+                self._finish(broken=False)
+                raise
+            except Exception as exc:
+                self._finish(broken=True)
+                raise self._translate(exc) from exc
+            if self._skip:
+                cut = min(self._skip, len(chunk))
+                chunk, self._skip = chunk[cut:], self._skip - cut
+            if self._left is not None:
+                chunk = chunk[: self._left]
+                self._left -= len(chunk)
+            if chunk:
+                return chunk
 
     def close(self) -> None:
         if self._release is not None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: First pause before swiftclient retries a failed request (doubling, at most MAX_BACKOFF).
-STARTING_BACKOFF = 0.5
+STARTING_BACKOFF = 0.25
 MAX_BACKOFF = 4.0
 #: Idle connections kept per store; more are made when needed and closed when returned.
 MAX_IDLE = 16
@@ -147,12 +147,12 @@ class ConnectionPool:
             if self._session is None:
                 session, v3 = import_keystoneauth()
                 cfg = self._config
-                user_domain = {}
-                if cfg.user_domain_name is None and cfg.user_domain_id is None:
-                    user_domain = {"user_domain_id": "default"}
-                project_domain = {}
-                if cfg.project_domain_name is None and cfg.project_domain_id is None:
-                    project_domain = {"project_domain_id": "default"}
+                user_domain_id = cfg.user_domain_id
+                if cfg.user_domain_name is None and user_domain_id is None:
+                    user_domain_id = "default"
+                project_domain_id = cfg.project_domain_id
+                if cfg.project_domain_name is None and project_domain_id is None:
+                    project_domain_id = "default"
                 auth = v3.Password(
                     auth_url=cfg.auth_address,
                     username=cfg.user,
@@ -160,11 +160,9 @@ class ConnectionPool:
                     project_name=cfg.project_name,
                     project_id=cfg.project_id,
                     user_domain_name=cfg.user_domain_name,
-                    user_domain_id=cfg.user_domain_id,
+                    user_domain_id=user_domain_id,
                     project_domain_name=cfg.project_domain_name,
-                    project_domain_id=cfg.project_domain_id,
-                    **user_domain,
-                    **project_domain,
+                    project_domain_id=project_domain_id,
                 )
                 verify: bool | str = False if cfg.insecure else (cfg.ca_file or True)
                 self._session = session.Session(auth=auth, verify=verify, timeout=cfg.timeout)
