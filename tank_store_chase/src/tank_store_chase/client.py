@@ -165,7 +165,7 @@ class SwiftClient:
                 [
                     {
                         "path": f"/{segments_container}/{s.name}",
-                        "etag": s.etag,
+                        "etag": s.etag or None,  # None: Swift does not check it
                         "size_bytes": s.size,
                     }
                     for s in segments

@@ -20,7 +20,7 @@ import collections
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from swiftclient.client import Connection
@@ -153,9 +153,9 @@ class StreamedPut:
         self._pipe.close()
 
     def wait(self) -> str:
-        """Wait for the PUT to end; its ETag, or the translated error."""
+        """Wait for the PUT to end; the ETag Swift returned, or the translated error."""
         self._thread.join()
-        if self._error is not None or self._etag is None:
+        if self._etag is None:
             raise self._failure()
         return self._etag
 
@@ -167,10 +167,7 @@ class StreamedPut:
             log.warning("swift PUT of %s/%s did not stop in time", self.container, self.name)
 
     def _failure(self) -> Exception:
-        error = self._error
-        if error is None:
-            error = RuntimeError("the PUT ended without an answer")
-        return self._translate(error)
+        return self._translate(self._error or RuntimeError("the PUT ended without an answer"))
 
     def _run(self) -> None:
         from tank_store_chase.connections import import_swiftclient, status_of
@@ -182,7 +179,19 @@ class StreamedPut:
             self._prepare(conn)
             if not conn.http_conn:
                 conn.http_conn = conn.http_connection()
-            self._etag = _put(client, conn, self, self._pipe)
+            # The module-level put_object sends once: a half-read stream is never replayed.
+            etag = client.put_object(
+                conn.url,
+                conn.token,
+                self.container,
+                self.name,
+                contents=self._pipe,
+                content_length=self._length,
+                chunk_size=READ_SIZE,
+                headers=self._headers,
+                http_conn=conn.http_conn,
+            )
+            self._etag = etag or ""
             broken = False
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
             self._error = exc
@@ -191,19 +200,3 @@ class StreamedPut:
         finally:
             self._pipe.reader_done()
             self._pool.give(conn, broken=broken)
-
-
-def _put(client: Any, conn: Connection, put: StreamedPut, body: Pipe) -> str:
-    # The module-level put_object sends once: no replay of a half-consumed stream.
-    etag: str = client.put_object(
-        conn.url,
-        conn.token,
-        put.container,
-        put.name,
-        contents=body,
-        content_length=put._length,
-        chunk_size=READ_SIZE,
-        headers=put._headers,
-        http_conn=conn.http_conn,
-    )
-    return etag

@@ -17,7 +17,6 @@ that id, so a concurrent upload of the same image is never touched.
 from __future__ import annotations
 
 import collections
-import logging
 import uuid
 from typing import TYPE_CHECKING
 
@@ -27,8 +26,6 @@ from tank_store_chase.upload import Buffer, StreamedPut
 
 if TYPE_CHECKING:
     from tank_store_chase.location import SwiftLocation
-
-log = logging.getLogger(__name__)
 
 #: Unknown-length data up to this size (capped by the configured sizes) is one PUT.
 SMALL = 1 << 20
@@ -86,10 +83,12 @@ class ChaseWriter(Writer):
         loc = self._location
         self._swift.check_absent(loc)  # narrows the race where If-None-Match is ignored
         headers = self._final_headers()
-        if self._probe is not None or (self._segment_size is None and self._held is None):
-            data = b"".join(self._probe or ())
+        if self._probe is not None or (self._segment_size is None and self._single is None):
+            # Everything is still here (small unknown length, or at most one chunk): one
+            # PUT that swiftclient can replay on errors.
+            pieces = self._probe if self._probe is not None else [self._held or b""]
             self._final_attempted = True
-            self._swift.put_small(loc, data, headers)
+            self._swift.put_small(loc, b"".join(pieces), headers)
         elif self._segment_size is None:
             put = self._single_put()
             self._final_attempted = True
@@ -144,15 +143,8 @@ class ChaseWriter(Writer):
             if self._current is None:
                 self._start_segment()
             assert self._current is not None
-            room = self._segment_size - self._filled
-            piece, view = (
-                (view, view[len(view) :])
-                if len(view) <= room
-                else (
-                    view[:room],
-                    view[room:],
-                )
-            )
+            piece = view[: self._segment_size - self._filled]
+            view = view[len(piece) :]
             self._current.write(piece)
             self._filled += len(piece)
             self._segments[-1].size = self._filled
