@@ -3,7 +3,8 @@
 ``Backend.add`` calls :meth:`S3Writer.write` from one thread. The writer keeps at most
 one part of data; each full part goes to a small thread pool that uploads it while the
 next part is being received. A semaphore with one slot per thread bounds the parts in
-flight, so an upload holds about ``(thread_pools + 1) x part size`` bytes.
+flight, so an upload holds at most about ``(thread_pools + 2) x part size`` bytes (the
+parts in flight, the part being received, and the copy that joins its chunks).
 
 * Known size up to ``large_object_size``: buffered and sent in one PUT at commit.
 * Larger, or unknown length: a multipart upload, started when the first part is full
