@@ -1,0 +1,134 @@
+"""The registry's tables, as typed SQLAlchemy 2 declarative models.
+
+This module is the readable schema; the Alembic migrations in ``migrations/versions``
+are what creates it (a test checks that both agree). Columns mirror
+:class:`tank.model.Image`; properties and members are rows of their own so that list
+queries can filter on them with indexes.
+
+Indexes follow the list queries: every sort key has a ``(key, id)`` index (``id`` is the
+tie-breaker of every ordering, so one index serves both the sort and keyset
+pagination). On PostgreSQL the nullable sort keys are indexed ``NULLS FIRST`` so that
+NULLs order as on SQLite (smallest) and the index still serves the sort. Property
+values are up to 64 KiB, more than a PostgreSQL btree entry can hold, so the
+``(name, value)`` index covers a fixed-length prefix of the value
+(:data:`VALUE_PREFIX`); filters compare the prefix first, then the whole value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Characters of a property value covered by the ``(name, value)`` index.
+VALUE_PREFIX = 200
+#: Name of Alembic's revision table (not ``alembic_version``, so a database shared with
+#: another Alembic-managed application does not clash).
+VERSION_TABLE = "tank_registry_version"
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Timestamps stored as naive UTC on every database, returned timezone-aware.
+
+    A plain ``DateTime`` would let PostgreSQL shift aware values by the session time
+    zone and would drop the zone on SQLite; naive UTC behaves the same everywhere and
+    sorts correctly as text on SQLite.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def value_prefix(column: Any) -> sa.ColumnElement[str]:
+    """``substr(value, 1, VALUE_PREFIX)`` with literal arguments, so that both SQLite
+    and PostgreSQL match it against the expression index."""
+    return sa.func.substr(column, sa.literal_column("1"), sa.literal_column(str(VALUE_PREFIX)))
+
+
+class ImageRow(Base):
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    disk_format: Mapped[str | None] = mapped_column(sa.String(20))
+    container_format: Mapped[str | None] = mapped_column(sa.String(20))
+    size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    checksum: Mapped[str | None] = mapped_column(sa.String(32))
+    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[str] = mapped_column(sa.String(20))
+    is_public: Mapped[bool] = mapped_column(sa.Boolean, index=True)
+    owner: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    min_ram: Mapped[int] = mapped_column(sa.BigInteger)
+    min_disk: Mapped[int] = mapped_column(sa.BigInteger)
+    protected: Mapped[bool] = mapped_column(sa.Boolean)
+    store: Mapped[str | None] = mapped_column(sa.String(255))
+    location: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deleted: Mapped[bool] = mapped_column(sa.Boolean, index=True)
+
+
+#: Sort keys whose column may be NULL (indexed NULLS FIRST on PostgreSQL).
+NULLABLE_SORT_KEYS = ("name", "disk_format", "container_format", "size")
+NOT_NULL_SORT_KEYS = ("status", "created_at", "updated_at")
+
+
+def _sort_indexes() -> list[sa.Index]:
+    table = ImageRow.__table__
+    out = []
+    for key in NOT_NULL_SORT_KEYS:
+        out.append(sa.Index(f"ix_images_{key}_id", table.c[key], table.c.id))
+    for key in NULLABLE_SORT_KEYS:
+        name = f"ix_images_{key}_id"
+        out.append(sa.Index(name, table.c[key], table.c.id).ddl_if(dialect="sqlite"))
+        out.append(
+            sa.Index(name, table.c[key].nulls_first(), table.c.id).ddl_if(dialect="postgresql")
+        )
+    return out
+
+
+SORT_INDEXES = _sort_indexes()
+
+
+class PropertyRow(Base):
+    __tablename__ = "image_properties"
+
+    image_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+
+sa.Index(
+    "ix_image_properties_name_value",
+    PropertyRow.name,
+    value_prefix(PropertyRow.value),
+)
+
+
+class MemberRow(Base):
+    __tablename__ = "image_members"
+
+    image_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    member: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
+    can_share: Mapped[bool] = mapped_column(sa.Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
