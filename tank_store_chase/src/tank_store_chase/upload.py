@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Bytes a pipe holds before ``write`` waits for the PUT to send them.
-PIPE_BYTES = 4 << 20
+PIPE_BYTES = 2 << 20
 #: Largest piece handed to requests per read when the length is unknown (chunked).
 READ_SIZE = 1 << 20
 
