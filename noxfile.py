@@ -27,7 +27,11 @@ EXAMPLES = sorted(p.parent for p in ROOT.glob("examples/*/pyproject.toml"))
 SERVICES = Path(os.environ.get("TANK_SERVICES", ROOT.parent / "shared" / "services"))
 #: Servers started for the whole suite, in start order.
 SERVERS = ("postgres", "swift", "ceph")
-EXTRAS = {"tank_registry_sql": "[postgresql]", "tank_core": "[testing]"}
+EXTRAS = {
+    "tank_core": "[testing]",
+    "tank_registry_sql": "[postgresql]",
+    "tank_store_chase": "[keystone]",
+}
 
 nox.options.sessions = ["lint", "tests_all"]
 nox.options.reuse_existing_virtualenvs = True
@@ -69,7 +73,9 @@ def _start_servers(session: nox.Session) -> list[str]:
 
 def _stop_servers(session: nox.Session, started: list[str]) -> None:
     for name in reversed(started):
-        session.run("bash", str(SERVICES / f"{name}.sh"), "stop", external=True, success_codes=[0, 1])
+        session.run(
+            "bash", str(SERVICES / f"{name}.sh"), "stop", external=True, success_codes=[0, 1]
+        )
 
 
 @nox.session
@@ -91,7 +97,9 @@ def tests_all(session: nox.Session) -> None:
     started = _start_servers(session)
     try:
         _link_ceph_bindings(session)
-        paths = [f"{p}/tests" for p in PACKAGES] + [f"{e.relative_to(ROOT)}/tests" for e in EXAMPLES]
+        paths = [f"{p}/tests" for p in PACKAGES] + [
+            f"{e.relative_to(ROOT)}/tests" for e in EXAMPLES
+        ]
         if (ROOT / "tests").is_dir():
             paths.append("tests")
         session.run("pytest", "--timeout=600", *paths, *session.posargs)

@@ -214,5 +214,8 @@ def test_register_location(service: ImageService, data_dir: Path, tmp_path: Path
         service.create(META, location=outside.as_uri(), context=ADMIN)
     with pytest.raises(errors.UnknownScheme):
         service.create(META, location="gopher://x/y", context=ADMIN)
+    alice = Context(tenant="alice")
+    with pytest.raises(errors.Forbidden, match="only an admin may register"):
+        service.create(META, location=source.location, context=alice)
     with pytest.raises(errors.Invalid, match="not both"):
         service.create(META, data=iter([b"x"]), location=source.location, context=ADMIN)

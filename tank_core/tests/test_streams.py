@@ -68,11 +68,14 @@ def test_stream_hasher_matches_hashlib() -> None:
         ("http://token@host/x", "http://***@host/x"),
         ("https://h/x?X-Amz-Signature=abc&a=1", "https://h/x?X-Amz-Signature=***&a=1"),
         ("file:///var/lib/tank/images/x", "file:///var/lib/tank/images/x"),
+        ("s3+https://AKIA:wJalr/XUtnFsekrit@host/b/k", "s3+https://AKIA:***@host/b/k"),
+        ("s3://AKIA:a/b/sekrit@host/b/k", "s3://AKIA:***@host/b/k"),
+        ("swift+https://u:se/cr@etsekrit@h/v2.0/c/o", "swift+https://u:***@h/v2.0/c/o"),
     ],
 )
 def test_redact(uri: str, shown: str) -> None:
     assert redact(uri) == shown
-    assert "sekrit" not in redact(uri) and "abc" not in redact(uri)
+    assert "sekrit" not in redact(uri) and "abc" not in redact(uri) and "cr" not in redact(uri)
 
 
 def test_scheme_and_credentials() -> None:
@@ -80,6 +83,7 @@ def test_scheme_and_credentials() -> None:
     with pytest.raises(BadLocation, match="no scheme"):
         scheme_of("/etc/passwd")
     assert has_credentials("swift://u:p@h/c/o")
+    assert has_credentials("s3://AKIA:a/b@host/bucket/key")
     assert not has_credentials("swift://h/c/o")
 
 

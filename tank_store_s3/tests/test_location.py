@@ -105,3 +105,18 @@ def test_legacy_location_endpoint_match(offline_backend: Callable[..., S3Backend
     assert aws.locate("s3://ak:sk@s3.amazonaws.com/b/k").bucket == "b"
     with pytest.raises(errors.BadLocation):
         aws.locate("s3://ak:sk@s3.evil.example/b/k")
+
+
+def test_several_s3_stores_route_legacy_locations_by_endpoint() -> None:
+    from tank.stores import StoreSet
+    from tank_store_s3.backend import S3Backend
+
+    def store(name: str, endpoint: str) -> S3Backend:
+        config = S3Backend.Config(endpoint=endpoint, bucket="bkt", access_key="a", secret_key="s")
+        return S3Backend(config, name=name)
+
+    east, west = store("east", "http://east.example:8080"), store("west", "https://west.example")
+    stores = StoreSet({"east": east, "west": west}, default="east")
+    assert stores.for_location("s3+https://AK:se/cret@west.example/bkt/k") is west
+    assert stores.for_location("s3+http://east.example:8080/bkt/k") is east
+    assert stores.for_location("s3://bkt/k") is east

@@ -164,7 +164,7 @@ def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
     text = expected if isinstance(expected, str) else getattr(expected, "__name__", "")
     if str(text).startswith(("tuple[", "list[", "frozenset[")):
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} {key}: expected a list, got {value!r}")
+            raise ConfigError(f"{where} {key}: expected a list, got {type(value).__name__}")
         return
     simple: dict[str, Any] = {"int": int, "bool": bool, "str": str, "float": (int, float)}
     kind = simple.get(str(text).replace(" | None", ""))
@@ -173,8 +173,10 @@ def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
     if value is None and "None" in str(text):
         return
     if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        # The type, never the value: the key may hold a secret.
         raise ConfigError(
-            f"{where} {key}: expected {str(text).replace(' | None', '')}, got {value!r}"
+            f"{where} {key}: expected {str(text).replace(' | None', '')}, "
+            f"got {type(value).__name__}"
         )
 
 

@@ -7,6 +7,7 @@ before a location reaches a log line, an error message or an API response.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from tank.errors import BadLocation
@@ -35,8 +36,20 @@ def scheme_of(uri: str) -> str:
     return scheme
 
 
+#: Glance's legacy rule for userinfo: everything up to the last ``@`` after ``user:``.
+#: Needed because AWS secrets may contain ``/``, where ``urlsplit`` ends the netloc.
+#: Greedy up to the last ``@``: a secret may hold ``@`` too (over-redacting is the safe side).
+_LEGACY_USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:]*):(?P<secret>.*)@")
+
+
 def redact(uri: str) -> str:
-    """``uri`` without userinfo secrets or secret query parameters; safe to show anyone."""
+    """``uri`` without userinfo secrets or secret query parameters; safe to show anyone.
+
+    Errs on the side of hiding: ``http://host:80/a@b`` shows as ``http://host:***@b``.
+    """
+    legacy = _LEGACY_USERINFO.match(uri) if isinstance(uri, str) else None
+    if legacy and ("/" in legacy["secret"] or "@" in legacy["secret"]):
+        uri = f"{legacy['head']}:***@{uri[legacy.end() :]}"
     try:
         parts = urllib.parse.urlsplit(uri)
     except ValueError:
@@ -57,6 +70,8 @@ def redact(uri: str) -> str:
 
 def has_credentials(uri: str) -> bool:
     """True if ``uri`` carries a password in its userinfo (a legacy Glance location)."""
+    if _LEGACY_USERINFO.match(uri):
+        return True
     try:
         return urllib.parse.urlsplit(uri).password is not None
     except ValueError:

@@ -223,6 +223,13 @@ class ImageService:
         checksum: str | None,
     ) -> Image:
         backend = self.stores.for_location(location)
+        if Capability.WRITE in backend.capabilities and not context.is_admin:
+            # A writable store's namespace holds other images' data: pointing a new image
+            # at it would read another tenant's private bytes.
+            raise errors.Forbidden(
+                f"only an admin may register a location in store {backend.name!r}; "
+                "other users may register locations of read-only stores (http)"
+            )
         actual = backend.get_size(location)
         if size is not None and parse_int("size", size) != actual:
             raise errors.SizeMismatch(

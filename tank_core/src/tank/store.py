@@ -257,6 +257,11 @@ class Backend(abc.ABC):
                 f"store {self.name!r} is read-only: {self.write_disabled}", store=self.name
             )
 
+    def handles(self, location: str) -> bool:
+        """Whether this store instance reads ``location``. By scheme; a store with
+        several instances of one scheme (S3 endpoints) also compares the host."""
+        return scheme_of(location) in self.schemes
+
     def check_location(self, location: str) -> None:
         """Raise UnknownScheme unless ``location`` has one of this store's schemes."""
         scheme = scheme_of(location)

@@ -80,7 +80,7 @@ class StoreSet:
             return backend
         scheme = scheme_of(location)
         for backend in self._stores.values():
-            if scheme in backend.schemes:
+            if backend.handles(location):
                 return backend
         raise UnknownScheme(
             f"no configured store handles {scheme}:// locations "

@@ -143,6 +143,17 @@ class S3Backend(Backend):
         """How messages name the endpoint (a URL from config: it holds no credentials)."""
         return self.config.endpoint or "AWS S3"
 
+    def handles(self, location: str) -> bool:
+        """Plain ``s3://bucket/key`` locations, and legacy ones naming this endpoint, so
+        that with several S3 stores each legacy location reaches the right one."""
+        if not super().handles(location):
+            return False
+        try:
+            loc = S3Location.parse(location)
+        except errors.TankError:
+            return False
+        return loc.endpoint is None or self._is_my_endpoint(loc)
+
     def locate(self, location: str) -> S3Location:
         """Parse ``location``; a legacy one must name this store's endpoint."""
         self.check_location(location)
