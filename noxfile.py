@@ -39,9 +39,9 @@ nox.options.reuse_existing_virtualenvs = True
 
 def _install(session: nox.Session, *packages: str) -> None:
     args = []
-    for package in ("tank_core", *packages):
+    for package in dict.fromkeys(("tank_core", *packages)):
         args += ["-e", f"./{package}{EXTRAS.get(package, '')}"]
-    session.install("pytest", "pytest-timeout", *dict.fromkeys(args))
+    session.install("pytest", "pytest-timeout", *args)
 
 
 def _link_ceph_bindings(session: nox.Session) -> None:
