@@ -13,9 +13,11 @@ from tank.testing.backend_contract import (
     pattern,
 )
 from tank.testing.environment import require_env
+from tank.testing.registry_contract import RegistryContract
 
 __all__ = [
     "BackendContract",
+    "RegistryContract",
     "generated_stream",
     "irregular_chunks",
     "pattern",
