@@ -88,6 +88,10 @@ NULLABLE_SORT_KEYS = ("name", "disk_format", "container_format", "size")
 NOT_NULL_SORT_KEYS = ("status", "created_at", "updated_at")
 
 
+#: Indexes that exist on one kind of database only, and which one.
+DIALECT_ONLY: dict[sa.Index, str] = {}
+
+
 def _sort_indexes() -> list[sa.Index]:
     table = ImageRow.__table__
     out = []
@@ -95,10 +99,10 @@ def _sort_indexes() -> list[sa.Index]:
         out.append(sa.Index(f"ix_images_{key}_id", table.c[key], table.c.id))
     for key in NULLABLE_SORT_KEYS:
         name = f"ix_images_{key}_id"
-        out.append(sa.Index(name, table.c[key], table.c.id).ddl_if(dialect="sqlite"))
-        out.append(
-            sa.Index(name, table.c[key].nulls_first(), table.c.id).ddl_if(dialect="postgresql")
-        )
+        sqlite = sa.Index(name, table.c[key], table.c.id)
+        postgres = sa.Index(name, table.c[key].nulls_first(), table.c.id)
+        DIALECT_ONLY.update({sqlite: "sqlite", postgres: "postgresql"})
+        out += [sqlite.ddl_if(dialect="sqlite"), postgres.ddl_if(dialect="postgresql")]
     return out
 
 
