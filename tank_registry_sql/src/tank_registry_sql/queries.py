@@ -135,14 +135,23 @@ def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[
         elif key.startswith("property-"):
             name = key[len("property-") :]
             yield ImageRow.id.in_(
-                sa.select(PropertyRow.image_id).where(
-                    PropertyRow.name == name,
-                    value_prefix(PropertyRow.value) == value[:VALUE_PREFIX],
-                    PropertyRow.value == value,
-                )
+                sa.select(PropertyRow.image_id).where(PropertyRow.name == name, *_equals(value))
             )
         else:  # ListQuery validated the keys; a new one must be handled here
             raise AssertionError(f"unhandled list filter {key!r}")
+
+
+def _equals(value: str) -> list[sa.ColumnElement[bool]]:
+    """``PropertyRow.value == value``, in a form the ``(name, value prefix)`` index serves.
+
+    A value shorter than the indexed prefix is equal exactly when the prefix is. Longer
+    ones need the full comparison too (SQLite then propagates ``value = ?`` into the
+    prefix expression and uses the index for the name only; fine for rare long values).
+    """
+    prefix = value_prefix(PropertyRow.value)
+    if len(value) < VALUE_PREFIX:
+        return [prefix == value]
+    return [prefix == value[:VALUE_PREFIX], PropertyRow.value == value]
 
 
 def _ordering(column: Any, ascending: bool, explicit_nulls: bool) -> list[Any]:

@@ -70,7 +70,7 @@ class ImageRow(Base):
     checksum: Mapped[str | None] = mapped_column(sa.String(32))
     sha256: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[str] = mapped_column(sa.String(20))
-    is_public: Mapped[bool] = mapped_column(sa.Boolean, index=True)
+    is_public: Mapped[bool] = mapped_column(sa.Boolean)
     owner: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     min_ram: Mapped[int] = mapped_column(sa.BigInteger)
     min_disk: Mapped[int] = mapped_column(sa.BigInteger)
@@ -80,7 +80,22 @@ class ImageRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    deleted: Mapped[bool] = mapped_column(sa.Boolean, index=True)
+    deleted: Mapped[bool] = mapped_column(sa.Boolean)
+
+
+def _partial(column: Any) -> dict[str, Any]:
+    """Index only the rows where the boolean ``column`` is true.
+
+    A full index on a boolean misleads SQLite, which has no statistics by default:
+    it takes ``deleted = 0`` (nearly every row) for a selective condition, picks that
+    index over the sort index and sorts the whole table. A partial index cannot be
+    used for ``= 0``; it still finds the few deleted (or public) images at once.
+    """
+    return {"sqlite_where": column == sa.true(), "postgresql_where": column == sa.true()}
+
+
+sa.Index("ix_images_is_public", ImageRow.is_public, **_partial(ImageRow.is_public))
+sa.Index("ix_images_deleted", ImageRow.deleted, **_partial(ImageRow.deleted))
 
 
 #: Sort keys whose column may be NULL (indexed NULLS FIRST on PostgreSQL).

@@ -50,9 +50,14 @@ def upgrade() -> None:
         # an index cannot say NULLS FIRST (and needs not).
         column = sa.text(f"{key} NULLS FIRST") if postgres else key
         op.create_index(f"ix_images_{key}_id", "images", [column, "id"])
-    op.create_index("ix_images_is_public", "images", ["is_public"])
     op.create_index("ix_images_owner", "images", ["owner"])
-    op.create_index("ix_images_deleted", "images", ["deleted"])
+    for flag in ("is_public", "deleted"):
+        # Partial: only true rows. A full boolean index lures SQLite's planner (no
+        # statistics) into using it for `deleted = 0` and sorting the whole table.
+        where = sa.text(flag if postgres else f"{flag} = 1")
+        op.create_index(
+            f"ix_images_{flag}", "images", [flag], sqlite_where=where, postgresql_where=where
+        )
 
     op.create_table(
         "image_properties",

@@ -1,0 +1,220 @@
+"""What is particular to the SQL registry: config, URLs, errors, SQLite tuning, queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tank import errors
+from tank.config import build
+from tank.model import Context, Image, ListQuery
+from tank.plugins import make_plugin_manager
+from tank_registry_sql import database
+from tank_registry_sql.registry import SqlRegistry
+
+from .conftest import Schemas, make_registry
+
+ADMIN = Context.admin()
+WHERE = "tank.toml [registry]"
+
+
+# --- configuration --------------------------------------------------------------------
+
+
+def test_config_defaults() -> None:
+    config = build(SqlRegistry.Config, {}, where=WHERE)
+    assert config.connection is None and config.auto_upgrade is None
+    assert config.sqlite_synchronous == "full"
+
+
+@pytest.mark.parametrize(
+    "section,key",
+    [
+        ({"pool_size": 0}, "pool_size"),
+        ({"busy_timeout": -1}, "busy_timeout"),
+        ({"sqlite_synchronous": "off"}, "sqlite_synchronous"),
+        ({"auto_upgrade": "yes"}, "auto_upgrade"),
+        ({"url": "sqlite://"}, "url"),
+    ],
+)
+def test_bad_config_names_the_key(section: dict[str, object], key: str) -> None:
+    with pytest.raises(errors.ConfigError, match=key):
+        build(SqlRegistry.Config, section, where=WHERE)
+
+
+def test_embedded_default_url(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path)
+    assert registry.url.database == str(tmp_path / "registry.sqlite")
+    assert registry.embedded
+
+
+@pytest.mark.parametrize(
+    "connection,message",
+    [
+        ("not a url", "not an SQLAlchemy database URL"),
+        ("sqlite://", "in-memory SQLite"),
+        ("sqlite:///:memory:", "in-memory SQLite"),
+        ("postgresql+pg8000://tank@db/tank", "no usable driver"),
+        ("nosuchdb://x/y", "no usable driver"),
+    ],
+)
+def test_bad_connection(tmp_path: Path, connection: str, message: str) -> None:
+    with pytest.raises(errors.ConfigError, match=message):
+        make_registry(tmp_path, connection=connection)
+
+
+def test_postgresql_means_psycopg3(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, connection="postgresql://tank@db.example/tank")
+    assert registry.url.drivername == "postgresql+psycopg"
+    registry.close()
+
+
+def test_redacted_urls_hold_no_secrets() -> None:
+    url = sa.make_url("postgresql+psycopg://tank:s3cret@db/tank?sslpassword=k3y&sslmode=require")
+    text = database.redacted(url)
+    assert "s3cret" not in text and "k3y" not in text
+    assert "tank:***@db" in text and "sslmode=require" in text
+
+
+# --- errors -------------------------------------------------------------------------
+
+
+def test_unreachable_postgres_is_unavailable_without_the_password(tmp_path: Path) -> None:
+    registry = make_registry(
+        tmp_path,
+        connection="postgresql+psycopg://tank:s3cret@127.0.0.1:1/tank",
+        connect_timeout=2,
+    )
+    with pytest.raises(errors.StoreUnavailable, match="is unavailable") as info:
+        registry.list(ListQuery(), context=ADMIN)
+    assert "s3cret" not in str(info.value)
+    assert "tank:***@127.0.0.1:1" in str(info.value)
+    with pytest.raises(errors.StoreUnavailable):
+        registry.upgrade()
+    registry.close()
+
+
+def test_unopenable_sqlite_is_unavailable(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, connection=f"sqlite:///{tmp_path}/missing/dir/r.sqlite")
+    with pytest.raises(errors.StoreUnavailable, match="unable to open"):
+        registry.create(Image())
+    registry.close()
+
+
+def test_a_busy_sqlite_writer_times_out_while_readers_go_on(tmp_path: Path) -> None:
+    registry = make_registry(tmp_path, busy_timeout=0.3)
+    image = registry.create(Image(name="before"))
+    blocker = sqlite3.connect(tmp_path / "registry.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        assert registry.get(image.id, context=ADMIN) == image  # WAL: readers never wait
+        started = time.monotonic()
+        with pytest.raises(errors.StoreUnavailable, match="busy"):
+            registry.create(Image())
+        assert 0.25 < time.monotonic() - started < 5
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    registry.create(Image())
+    registry.close()
+
+
+# --- SQLite tuning and queries -------------------------------------------------------
+
+
+def test_sqlite_connections_are_tuned(sqlite_registry: SqlRegistry) -> None:
+    sqlite_registry.list(ListQuery(), context=ADMIN)
+    with sqlite_registry._engine.connect() as conn:
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous")
+        }
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000,
+                      "synchronous": 2}  # fmt: skip
+
+
+def test_a_listing_loads_properties_in_one_query(sqlite_registry: SqlRegistry) -> None:
+    for i in range(30):
+        sqlite_registry.create(Image(name=f"n{i}", properties={"a": str(i), "b": "x"}))
+    statements: list[str] = []
+    sa.event.listen(
+        sqlite_registry._engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: statements.append(statement),
+    )
+    images = sqlite_registry.list(ListQuery(limit=100), context=ADMIN)
+    assert len(images) == 30 and all(i.properties["b"] == "x" for i in images)
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, selects
+
+
+@pytest.mark.parametrize(
+    "query,index",
+    [
+        (ListQuery(), "ix_images_created_at_id"),
+        (ListQuery(filters={"name": "x"}), "ix_images_name_id"),
+        (ListQuery(sort_key="size", sort_dir="asc"), "ix_images_size_id"),
+        (ListQuery(filters={"property-os": "linux"}), "ix_image_properties_name_value"),
+    ],
+)
+def test_listings_use_indexes(sqlite_registry: SqlRegistry, query: ListQuery, index: str) -> None:
+    from tank_registry_sql import queries
+
+    sqlite_registry.list(ListQuery(), context=ADMIN)  # migrate
+    stmt = queries.list_statement(query, ADMIN, None, dialect="sqlite")
+    compiled = stmt.compile(sqlite_registry._engine)
+    with sqlite_registry._engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+        ).all()
+    assert index in " ".join(row[-1] for row in plan), plan
+
+
+def test_timestamps_survive_a_non_utc_postgres_session(
+    pg_migrated_url: str, tmp_path: Path
+) -> None:
+    url = pg_migrated_url.replace("options=", "options=-ctimezone%3DAsia%2FTokyo%20")
+    registry = make_registry(tmp_path, connection=url)
+    with registry._engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW timezone").scalar() == "Asia/Tokyo"
+    when = dt.datetime(2024, 3, 4, 23, 30, 1, 5, tzinfo=dt.UTC)
+    image = registry.create(Image(created_at=when, updated_at=when))
+    assert registry.get(image.id, context=ADMIN).created_at == when
+    registry.close()
+
+
+def test_postgres_pool_serves_many_threads(pg_schemas: Schemas, tmp_path: Path) -> None:
+    """More threads than pooled connections: requests queue for a connection."""
+    from tank.testing.registry_contract import run_concurrently
+
+    registry = make_registry(
+        tmp_path, connection=pg_schemas.new(), auto_upgrade=True, pool_size=2, max_overflow=1
+    )
+    results = run_concurrently(12, lambda i: registry.create(Image(name=f"t{i}")))
+    assert all(isinstance(r, Image) for r in results), results
+    assert len(registry.list(ListQuery(limit=100), context=ADMIN)) == 12
+    registry.close()
+
+
+# --- plugin --------------------------------------------------------------------------
+
+
+def test_found_through_its_entry_point() -> None:
+    assert make_plugin_manager(environ={}).registry_types()["sql"] is SqlRegistry
+
+
+def test_loading_the_plugin_does_not_import_sqlalchemy() -> None:
+    code = "import sys, tank_registry_sql.plugin; print('sqlalchemy' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False"
