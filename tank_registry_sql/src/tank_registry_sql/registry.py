@@ -198,6 +198,8 @@ class SqlRegistry(Registry):
         expected_status: Status | None = None,
     ) -> Image:
         image_id = _known_id(image_id)
+        if "id" in changes and changes["id"] != image_id:
+            raise errors.ValidationError("id", "an image's id cannot be changed")
         with self._transaction(write=True) as conn:
             current = self._load(conn, image_id, context, lock=True)
             _check_modify(current, context)

@@ -318,7 +318,13 @@ class RegistryContract:
 
     def test_bad_updates_change_nothing(self, registry: Registry) -> None:
         image = self.create(registry, name="keep")
-        for changes in ({"disk_format": "floppy"}, {"min_ram": -1}, {"colour": "red"}):
+        bad = (
+            {"disk_format": "floppy"},
+            {"min_ram": -1},
+            {"colour": "red"},
+            {"id": str(uuid.uuid4())},
+        )
+        for changes in bad:
             with pytest.raises(errors.ValidationError):
                 registry.update(image.id, {"name": "changed", **changes}, context=self.owner)
         assert registry.get(image.id, context=ADMIN) == image
