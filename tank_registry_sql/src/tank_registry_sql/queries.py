@@ -25,7 +25,8 @@ from tank_registry_sql.schema import (
 
 IMAGE_COLUMNS = tuple(ImageRow.__table__.c)
 COLUMN_NAMES = tuple(c.name for c in IMAGE_COLUMNS)
-assert set(COLUMN_NAMES) == FIELDS - {"properties"}, "schema and tank.model.Image disagree"
+if set(COLUMN_NAMES) != FIELDS - {"properties"}:
+    raise ImportError("tank_registry_sql.schema and tank.model.Image have different fields")
 
 
 # --- rows <-> images -----------------------------------------------------------------

@@ -1,7 +1,7 @@
 """``SqlRegistry``: Tank's registry in SQLite (embedded default) or PostgreSQL.
 
-Every method is one short transaction in its own conn. Read-modify-write methods
-lock the image row first (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
+Every method is one short transaction on a pooled connection. Read-modify-write
+methods lock the image row first (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE``
 on SQLite), so checks such as ``expected_status`` and the lifecycle hold under
 concurrent requests. The schema is checked on first use: an embedded SQLite database
 is migrated then and there; a server database must be migrated by the operator
@@ -155,8 +155,8 @@ class SqlRegistry(Registry):
     def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
         """One connection, one transaction, per operation: committed if the block succeeds.
 
-        Core statements on a connection rather than an ORM conn: the rows are
-        turned into attrs values anyway, and a conn doubled the CPU cost of a create.
+        Core statements on a connection rather than an ORM session: rows become attrs
+        values anyway, and a session nearly doubled the CPU cost of a create.
         """
         self._ensure_schema()
         with self._errors(), (self._writer_engine if write else self._engine).begin() as conn:
