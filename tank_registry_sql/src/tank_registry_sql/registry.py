@@ -70,7 +70,7 @@ class SqlRegistry(Registry):
         sqlite_synchronous: str = attrs.field(default="full", validator=_synchronous)
 
     def __init__(self, config: Config, *, data_dir: Path) -> None:
-        super().__init__(config, data_dir=data_dir)
+        super().__init__(config, data_dir=Path(data_dir))
         self.url = database.resolve_url(config.connection, data_dir)
         #: The database, safe to show (no password).
         self.where = database.redacted(self.url)
