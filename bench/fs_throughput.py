@@ -70,14 +70,14 @@ def make_source(path: Path, size: int) -> str:
     return md5.hexdigest()
 
 
-def md5_seconds(path: Path) -> float:
-    """Seconds to MD5 ``path`` in this process, 1 MiB at a time (the upload's floor)."""
+def md5_seconds(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds to MD5 ``path`` here, 1 MiB at a time (the upload's floor)."""
     md5 = hashlib.md5()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(MiB):
             md5.update(chunk)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def warm(path: Path) -> None:
@@ -120,19 +120,25 @@ def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any
     size = source.stat().st_size
     meta = {"name": "bench", "disk_format": "raw", "container_format": "bare"}
     null = os.open(os.devnull, os.O_WRONLY)
-    writes, reads = [], []
+    writes, reads, write_cpu, read_cpu = [], [], [], []
+
+    def cpu() -> float:  # user + system seconds of all threads of this process
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
     with ImageService.from_config(config, plugins) as service:
         rss_ready = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for _ in range(runs):
             os.sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu()
             with open(source, "rb") as data:
                 image = service.create(meta, data=data, size=size, context=admin)
             writes.append(time.perf_counter() - start)
+            write_cpu.append(cpu() - cpu_start)
             assert image.checksum == md5, "checksum mismatch"
             backend = service.stores.get(image.store)
             warm(backend.local_path(image.location))  # type: ignore[attr-defined]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu()
             _, stream = service.download(image.id, context=admin)
             got = 0
             with stream:
@@ -140,6 +146,7 @@ def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any
                     os.write(null, chunk)
                     got += len(chunk)
             reads.append(time.perf_counter() - start)
+            read_cpu.append(cpu() - cpu_start)
             assert got == size, f"read {got} of {size} bytes"
             service.delete(image.id, context=admin)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -148,6 +155,8 @@ def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any
         "read_s": min(reads),
         "writes": writes,
         "reads": reads,
+        "write_cpu_s": min(write_cpu),
+        "read_cpu_s": min(read_cpu),
         "rss_ready_kib": rss_ready,
         "rss_peak_kib": peak,
         "registry": registry,
@@ -243,7 +252,13 @@ def main() -> None:
         print(f"work dir {work} ({fs}), {mib:.0f} MiB, best of {args.runs}")
         digest = make_source(source, args.size)
         warm(source)
-        times: dict[str, list[float]] = {"cp": [], "cat": [], "md5sum": [], "md5": []}
+        times: dict[str, list[float]] = {
+            "cp": [],
+            "cat": [],
+            "md5sum": [],
+            "md5": [],
+            "md5_cpu": [],
+        }
         for _ in range(args.runs):
             os.sync()
             times["cp"].append(timed_shell(f"cp {source} {dest} && sync"))
@@ -252,7 +267,9 @@ def main() -> None:
             warm(source)
             times["cat"].append(timed_shell(f"cat {source} > /dev/null"))
             times["md5sum"].append(timed_shell(f"md5sum {source} > /dev/null"))
-            times["md5"].append(md5_seconds(source))
+            wall, cpu = md5_seconds(source)
+            times["md5"].append(wall)
+            times["md5_cpu"].append(cpu)
         command = [sys.executable, __file__, "--runs", str(args.runs), "--child"]
         command += [str(source), str(work / "tank"), digest]
         child = subprocess.run(command, capture_output=True, text=True)
@@ -287,6 +304,9 @@ def report(size: int, best: dict[str, float], tank: dict[str, Any]) -> None:
     line("upload / cp+sync", best["cp"] / upload, TARGETS["write"])
     line("download / cat", best["cat"] / download, TARGETS["read"])
     line("upload / MD5 alone", best["md5"] / upload, None, "MD5 is serial: 1.00 is the ceiling")
+    gib = size / (1 << 30)
+    up, down, md5 = (x / gib for x in (tank["write_cpu_s"], tank["read_cpu_s"], best["md5_cpu"]))
+    print(f"CPU s/GiB: upload {up:.2f} (MD5 alone {md5:.2f}), download {down:.2f}")
     peak, ready = tank["rss_peak_kib"] / 1024, tank["rss_ready_kib"] / 1024
     verdict = "ok" if peak < TARGETS["rss_mib"] else "MISSED"
     print(

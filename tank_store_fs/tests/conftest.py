@@ -4,29 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 
-def _use_installed_package() -> None:
-    """Make ``import tank_store_fs`` mean the installed package, not this folder.
-
-    With ``--import-mode=importlib`` pytest imports this file as
-    ``tank_store_fs.tests.conftest`` and registers the distribution folder
-    ``tank_store_fs/`` as a stand-in namespace package of the same name, which hides
-    ``src/tank_store_fs``. Drop the stand-in and import the real package.
-    """
-    import importlib
-    import sys
-
-    stand_in = sys.modules.get("tank_store_fs")
-    if stand_in is not None and getattr(stand_in, "__file__", None) is None:
-        del sys.modules["tank_store_fs"]
-        importlib.import_module("tank_store_fs")
-
-
-_use_installed_package()
-
-import pytest  # noqa: E402
-
-from tank_store_fs import FilesystemBackend  # noqa: E402
+from tank_store_fs import FilesystemBackend
 
 
 class NamedTempBackend(FilesystemBackend):
