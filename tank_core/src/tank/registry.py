@@ -60,7 +60,9 @@ class Registry(abc.ABC):
 
         ``expected_status`` makes the update conditional: if the image's status is not
         that, raise :class:`~tank.errors.Conflict` and change nothing (the service uses
-        it so two uploads to one queued image cannot both win). Invisible → NotFound.
+        it so two uploads to one queued image cannot both win). Invisible → NotFound;
+        visible but not the caller's (:meth:`Context.can_modify`) → Forbidden. ``id``
+        cannot change (ValidationError).
         """
 
     @abc.abstractmethod
@@ -74,35 +76,51 @@ class Registry(abc.ABC):
     def list(self, query: ListQuery, *, context: Context) -> builtins.list[Image]:
         """Images visible to ``context`` that match ``query``, in order, one page.
 
-        Deleted images are left out unless ``filters["deleted"]`` is true (admins only;
-        ignored for others). An unknown or invisible ``marker`` raises NotFound.
+        Deleted images are left out unless ``filters["deleted"]`` is true, which adds
+        them (admins only; ignored for others). NULLs sort first ascending and last
+        descending. An unknown or invisible ``marker`` raises NotFound.
         """
 
     # --- members -------------------------------------------------------------------
 
     @abc.abstractmethod
     def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
-        """Members of a visible image, ordered by member name."""
+        """Members of a visible image, ordered by member name.
+
+        The owner and admins see all members; a member sees only its own entry; others
+        get ``[]``. A deleted image raises NotFound (as for every member operation).
+        """
 
     @abc.abstractmethod
     def add_member(
         self, image_id: str, member: str, *, can_share: bool = False, context: Context
     ) -> Member:
-        """Share the image with ``member`` (or update ``can_share`` if already shared)."""
+        """Share the image with ``member`` (or update ``can_share`` if already shared).
+
+        Allowed to the owner, admins, and members with ``can_share`` (Glance v1);
+        others get Forbidden.
+        """
 
     @abc.abstractmethod
     def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
-        """Stop sharing; NotFound if ``member`` is not a member."""
+        """Stop sharing; NotFound if ``member`` is not a member. Owner and admins only."""
 
     @abc.abstractmethod
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
     ) -> builtins.list[Member]:
-        """Make ``(member, can_share)`` pairs the whole member list, atomically."""
+        """Make ``(member, can_share)`` pairs the whole member list, atomically.
+
+        Owner and admins only.
+        """
 
     @abc.abstractmethod
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
-        """Memberships of ``member`` on images that are not deleted."""
+        """Memberships of ``member`` on images that are not deleted.
+
+        Admins and the member itself see all of them; an image owner sees those on its
+        own images; anyone else gets ``[]``.
+        """
 
     def upgrade(self) -> None:
         """Bring the registry's schema up to date (``tank-manage db upgrade``).
