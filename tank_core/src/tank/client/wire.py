@@ -118,14 +118,23 @@ def image_from_headers(headers: Mapping[str, str]) -> Image:
                 text = _decode(value)
                 fields[field] = None if (text in ("", "None") and field in _NULLABLE) else text
     fields["properties"] = properties
+    _multihash(fields, {k.lower(): v for k, v in headers.items()}, META_PREFIX)
     return Image(**fields)
+
+
+def _multihash(fields: dict[str, Any], source: Mapping[str, Any], prefix: str = "") -> None:
+    """Glance's multihash fields (``os_hash_algo``/``os_hash_value``) → ``sha256``."""
+    if source.get(prefix + "os_hash_algo") == "sha256" and source.get(prefix + "os_hash_value"):
+        fields["sha256"] = source[prefix + "os_hash_value"]
 
 
 def image_from_json(data: Any) -> Image:
     """Parse one image object of a JSON body (``{"image": {...}}`` or a listing row)."""
     if not isinstance(data, Mapping):
         raise ValueError(f"expected an image object, got {type(data).__name__}")
-    return Image(**{k: v for k, v in data.items() if k in FIELDS})
+    fields = {k: v for k, v in data.items() if k in FIELDS}
+    _multihash(fields, data)
+    return Image(**fields)
 
 
 def brief_from_json(data: Any) -> BriefImage:

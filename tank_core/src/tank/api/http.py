@@ -1,0 +1,166 @@
+"""The small slice of HTTP the API needs on top of WSGI: requests, responses, bodies.
+
+Header values reach WSGI as Latin-1 text (PEP 3333); Glance clients send UTF-8, so
+values are re-decoded here and encoded back on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from tank import errors
+
+#: Bytes read from the client per chunk of an upload.
+UPLOAD_CHUNK = 1 << 20
+#: Largest JSON request body accepted (member lists).
+MAX_JSON = 1 << 20
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    206: "Partial Content",
+    300: "Multiple Choices",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Request Entity Too Large",
+    416: "Range Not Satisfiable",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class ClientGone(errors.Invalid):
+    """The client closed the connection before sending the whole body."""
+
+
+def from_wire(value: str) -> str:
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def to_wire(value: str) -> str:
+    """A header value as WSGI wants it: UTF-8 bytes as Latin-1 text, one line."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    return value.encode("utf-8").decode("latin-1")
+
+
+class Request:
+    """One WSGI request; reads nothing from the body until asked."""
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self.method: str = environ["REQUEST_METHOD"].upper()
+        self.path: str = from_wire(environ.get("PATH_INFO", "") or "/")
+        self.headers: dict[str, str] = {}
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                self.headers[key[5:].replace("_", "-").lower()] = from_wire(value)
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                self.headers[key.replace("_", "-").lower()] = environ[key]
+        self.query: dict[str, str] = {}
+        for key, value in urllib.parse.parse_qsl(
+            environ.get("QUERY_STRING", ""), keep_blank_values=True
+        ):
+            self.query[key] = value
+
+    @property
+    def content_length(self) -> int | None:
+        text = self.headers.get("content-length")
+        if text is None or text == "":
+            return None
+        if not text.isdigit():
+            raise errors.Invalid(f"Content-Length must be a non-negative integer, got {text!r}")
+        return int(text)
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    def has_body(self) -> bool:
+        return self.chunked or (self.content_length or 0) > 0
+
+    def body(self) -> Iterator[bytes]:
+        """The body in chunks; raises ClientGone if the client stops early."""
+        stream = self.environ["wsgi.input"]
+        expected = None if self.chunked else self.content_length
+        received = 0
+        while expected is None or received < expected:
+            want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
+            try:
+                chunk = stream.read(want)
+            except (OSError, ValueError) as exc:
+                raise ClientGone(f"the upload stopped after {received} bytes: {exc}") from exc
+            if not chunk:
+                if expected is not None:
+                    raise ClientGone(
+                        f"the client sent {received} of {expected} bytes and went away"
+                    )
+                return
+            received += len(chunk)
+            yield chunk
+
+    def json(self) -> Any:
+        length = self.content_length
+        if not self.has_body():
+            return None
+        if length is not None and length > MAX_JSON:
+            raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
+        data = b"".join(self.body())
+        if len(data) > MAX_JSON:
+            raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise errors.Invalid(f"request body is not valid JSON: {exc}") from None
+
+
+@attrs.define
+class Response:
+    status: int = 200
+    headers: list[tuple[str, str]] = attrs.field(factory=list)
+    body: Iterable[bytes] = ()
+    #: Bytes of body sent so far, for the access log.
+    sent: int = 0
+
+    @classmethod
+    def json(
+        cls, data: Any, status: int = 200, headers: list[tuple[str, str]] | None = None
+    ) -> Response:
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        return cls(
+            status,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                *(headers or []),
+            ],
+            [payload],
+        )
+
+    @classmethod
+    def empty(cls, status: int = 204, headers: list[tuple[str, str]] | None = None) -> Response:
+        length = [] if status in (204, 304) else [("Content-Length", "0")]
+        return cls(status, [*length, *(headers or [])], [])
+
+    @classmethod
+    def error(cls, status: int, message: str) -> Response:
+        title = STATUS_TEXT.get(status, "Error")
+        return cls.json({"error": {"code": status, "title": title, "message": message}}, status)
+
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {STATUS_TEXT.get(self.status, 'Unknown')}"

@@ -1,0 +1,179 @@
+"""Image endpoints of the Glance v1 API: list, show (HEAD), download, create, update, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tank import errors
+from tank.api.http import Request, Response
+from tank.api.meta import brief_json, image_headers, image_json, parse_headers
+from tank.api.ranges import Unsatisfiable, parse_range
+from tank.model import FILTER_KEYS, Context, ListQuery, parse_image_id, parse_int
+from tank.store import ReadResult
+
+if TYPE_CHECKING:
+    from tank.api.app import Api
+
+_PAGING = ("sort_key", "sort_dir", "limit", "marker")
+
+
+def _image_id(value: str) -> str:
+    try:
+        return parse_image_id(value)
+    except errors.ValidationError:
+        raise errors.NotFound(f"no image with id {value[:80]!r}") from None
+
+
+def _list_query(req: Request, ctx: Context) -> ListQuery:
+    filters = {}
+    for key, value in req.query.items():
+        if key in _PAGING:
+            continue
+        if key in FILTER_KEYS or key.startswith("property-") or (key == "deleted" and ctx.is_admin):
+            if key.startswith("property-"):
+                key = "property-" + key[len("property-") :]
+            filters[key] = value
+        else:
+            raise errors.ValidationError(key, "unknown query parameter")
+    paging = {k: req.query[k] for k in _PAGING if k in req.query}
+    return ListQuery(filters=filters, **paging)
+
+
+def _list(api: Api, req: Request, ctx: Context) -> list:  # type: ignore[type-arg]
+    query = _list_query(req, ctx)
+    try:
+        return api.service.list(query, context=ctx)
+    except errors.NotFound:
+        raise errors.Invalid(f"invalid marker: no image {query.marker}") from None
+
+
+def index(api: Api, req: Request, ctx: Context) -> Response:
+    return Response.json({"images": [brief_json(i) for i in _list(api, req, ctx)]})
+
+
+def detail(api: Api, req: Request, ctx: Context) -> Response:
+    show = api.show_location(ctx)
+    return Response.json({"images": [image_json(i, location=show) for i in _list(api, req, ctx)]})
+
+
+def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
+    image = api.service.get(_image_id(image_id), context=ctx)
+    return Response.empty(200, image_headers(image))
+
+
+def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
+    image_id = _image_id(image_id)
+    image = api.service.get(image_id, context=ctx)
+    size = image.size or 0
+    try:
+        wanted = parse_range(req.headers.get("range"), size)
+    except Unsatisfiable:
+        return Response(
+            416,
+            [("Content-Range", f"bytes */{size}"), ("Content-Type", "application/json")],
+            [
+                b'{"error":{"code":416,"title":"Range Not Satisfiable","message":'
+                b'"the requested range is outside the image data"}}'
+            ],
+        )
+    offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
+    image, result = api.service.download(image_id, context=ctx, offset=offset, length=length)
+    headers = image_headers(image)
+    headers += [
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(result.size)),
+        ("Accept-Ranges", "bytes"),
+    ]
+    if wanted:
+        headers.append(("Content-Range", wanted.content_range(result.total_size)))
+    return Response(206 if wanted else 200, headers, _Stream(result))
+
+
+class _Stream:
+    """The response body: the store's chunks, closed when the server is done with them
+    (also when the client hangs up mid-download)."""
+
+    def __init__(self, result: ReadResult) -> None:
+        self.result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.result.chunks)
+
+    def close(self) -> None:
+        self.result.close()
+
+
+def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:
+    args: dict[str, object] = {}
+    if "size" in data:
+        args["size"] = parse_int("size", data["size"])
+    if "checksum" in data:
+        args["checksum"] = data["checksum"]
+    if "store" in data:
+        args["store"] = data["store"]
+    return args
+
+
+def _wants_upload(req: Request, data: dict[str, str]) -> bool:
+    """Glance v1: a body means data. An empty body is data only if the client says so
+    (``Content-Type: application/octet-stream`` or an announced size of 0)."""
+    if req.has_body():
+        return True
+    if req.content_length == 0:
+        octet = req.headers.get("content-type", "").startswith("application/octet-stream")
+        return octet or data.get("size") == "0"
+    return False
+
+
+def create(api: Api, req: Request, ctx: Context) -> Response:
+    meta = parse_headers(req.headers, allow_id=True)
+    args = _data_args(req, meta.data)
+    location = meta.data.get("location")
+    if location is not None:
+        if _wants_upload(req, meta.data):
+            raise errors.Invalid("give either image data or x-image-meta-location, not both")
+        image = api.service.create(meta.fields, context=ctx, location=location, **args)  # type: ignore[arg-type]
+    elif _wants_upload(req, meta.data):
+        image = api.service.create(meta.fields, req.body(), context=ctx, **args)  # type: ignore[arg-type]
+    else:
+        if "checksum" in args:
+            raise errors.Invalid("x-image-meta-checksum needs image data in the request body")
+        image = api.service.create(meta.fields, context=ctx, **args)  # type: ignore[arg-type]
+    location_url = f"{api.base_url(req)}/v1/images/{image.id}"
+    return Response.json(
+        {"image": image_json(image, location=api.show_location(ctx))},
+        201,
+        [("Location", location_url)],
+    )
+
+
+def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
+    image_id = _image_id(image_id)
+    meta = parse_headers(req.headers, allow_id=False)
+    args = _data_args(req, meta.data)
+    if "location" in meta.data:
+        raise errors.Invalid("x-image-meta-location can only be given when creating an image")
+    upload = _wants_upload(req, meta.data)
+    if upload:
+        current = api.service.get(image_id, context=ctx)
+        if current.status.value != "queued":
+            raise errors.Conflict(
+                f"image {image_id} is {current.status}: data can only be uploaded to a queued image"
+            )
+    purge = req.headers.get("x-glance-registry-purge-props", "true").lower() != "false"
+    image = None
+    if meta.fields or (purge and not upload):
+        image = api.service.update(
+            image_id, meta.fields, context=ctx, purge_props=purge and not upload
+        )
+    if upload:
+        image = api.service.upload(image_id, req.body(), context=ctx, **args)  # type: ignore[arg-type]
+    elif image is None:
+        image = api.service.get(image_id, context=ctx)
+    return Response.json({"image": image_json(image, location=api.show_location(ctx))})
+
+
+def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
+    api.service.delete(_image_id(image_id), context=ctx)
+    return Response.empty(200)

@@ -1,0 +1,147 @@
+"""Glance v1 image metadata on the wire: ``x-image-meta-*`` headers and JSON objects.
+
+Which fields a client may send, how booleans and timestamps look, and which internal
+fields (store, location) are never shown: all here, for every endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from tank import errors
+from tank.api.http import to_wire
+from tank.locations import redact
+from tank.model import BRIEF_FIELDS, Image
+
+META = "x-image-meta-"
+PROPERTY = "x-image-meta-property-"
+
+#: Fields a client may set in headers: those of the model it may change, plus ``id``
+#: on create. ``size``, ``checksum``, ``store`` and ``location`` describe the data.
+USER_FIELDS = frozenset(
+    {
+        "name",
+        "disk_format",
+        "container_format",
+        "is_public",
+        "owner",
+        "min_ram",
+        "min_disk",
+        "protected",
+    }
+)
+DATA_FIELDS = frozenset({"size", "checksum", "store", "location"})
+#: Read-only fields clients echo back from a HEAD (python-glanceclient does): accepted
+#: and ignored, as Glance v1 did.
+IGNORED_FIELDS = frozenset(
+    {
+        "status",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "deleted",
+        "os_hash_algo",
+        "os_hash_value",
+        "sha256",
+    }
+)
+
+#: Order of the detail fields, as Glance v1 returns them.
+_SHOWN = (
+    "id",
+    "name",
+    "disk_format",
+    "container_format",
+    "size",
+    "checksum",
+    "status",
+    "is_public",
+    "owner",
+    "min_ram",
+    "min_disk",
+    "protected",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "deleted",
+)
+
+
+@attrs.frozen
+class RequestMeta:
+    """What the ``x-image-meta-*`` headers of a POST or PUT asked for."""
+
+    fields: dict[str, Any]
+    data: dict[str, str]
+
+
+def parse_headers(headers: Mapping[str, str], *, allow_id: bool) -> RequestMeta:
+    """Split request headers into user fields (with ``properties``) and data fields."""
+    fields: dict[str, Any] = {}
+    data: dict[str, str] = {}
+    properties: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.startswith(PROPERTY):
+            # WSGI cannot tell ``-`` from ``_`` in header names; like Glance, use ``_``.
+            key = name[len(PROPERTY) :].replace("-", "_")
+            if not key:
+                raise errors.ValidationError("properties", "property header without a name")
+            properties[key] = value
+        elif name.startswith(META):
+            field = name[len(META) :].replace("-", "_")
+            if field in USER_FIELDS or (allow_id and field == "id"):
+                fields[field] = value
+            elif field in DATA_FIELDS:
+                data[field] = value.strip()
+            elif field not in IGNORED_FIELDS:
+                raise errors.ValidationError(field, f"unknown or read-only field ({name})")
+    if properties:
+        fields["properties"] = properties
+    if "owner" in fields and fields["owner"] == "":
+        fields["owner"] = None
+    return RequestMeta(fields=fields, data=data)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def image_headers(image: Image) -> list[tuple[str, str]]:
+    """``x-image-meta-*`` headers for HEAD and GET (Glance style: ``True``/``False``).
+
+    Unset fields are left out rather than sent as ``None`` (Glance) or empty."""
+    values = [(field, getattr(image, field)) for field in _SHOWN]
+    out = [(META + field, to_wire(_text(value))) for field, value in values if value is not None]
+    if image.sha256:
+        out += [(META + "os_hash_algo", "sha256"), (META + "os_hash_value", image.sha256)]
+    out += [
+        (to_wire(PROPERTY + key), to_wire(value)) for key, value in sorted(image.properties.items())
+    ]
+    if image.checksum:
+        out.append(("ETag", image.checksum))
+    return out
+
+
+def image_json(image: Image, *, location: bool = False) -> dict[str, Any]:
+    """One image as Glance v1 JSON, plus the multihash fields Glance added later."""
+    full = image.to_dict()
+    out = {field: full[field] for field in _SHOWN}
+    out["properties"] = full["properties"]
+    out["os_hash_algo"] = "sha256" if image.sha256 else None
+    out["os_hash_value"] = image.sha256
+    if location and image.location:
+        out["location"] = redact(image.location)
+    return out
+
+
+def brief_json(image: Image) -> dict[str, Any]:
+    return {field: getattr(image, field) for field in BRIEF_FIELDS}

@@ -1,0 +1,96 @@
+"""``tank-api``: serve the Images API on a threaded, streaming WSGI server.
+
+The server is cheroot (CherryPy's): it streams request bodies to the application as
+they arrive (chunked ones included) instead of spooling them to a temporary file as
+waitress does, and answers ``Expect: 100-continue`` at once, where Glance under uWSGI
+or gunicorn makes every ``curl -T`` upload wait a second for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import attrs
+import click
+
+from tank import config as config_mod
+from tank.api import ApiConfig, make_app
+from tank.cli.options import config_options, load_config
+from tank.errors import TankError
+from tank.service import ImageService
+
+
+def build_server(host: str, port: int, app: object, threads: int) -> object:
+    from cheroot import wsgi
+
+    server = wsgi.Server(
+        (host, port),
+        app,
+        numthreads=threads,
+        max=threads,
+        request_queue_size=64,
+        timeout=60,
+        shutdown_timeout=5,
+        server_name="tank-api",
+    )
+    server.max_request_header_size = 64 * 1024
+    return server
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=9292, show_default=True, type=click.IntRange(0, 65535))
+@config_options
+@click.option("--auth/--no-auth", default=None, help="Trust identity headers (X-Roles...).")
+@click.option("--registry-url", help="Use a remote tank-registry instead of [registry].")
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+)
+def main(
+    host: str,
+    port: int,
+    config_path: Path | None,
+    data_dir: Path | None,
+    auth: bool | None,
+    registry_url: str | None,
+    log_level: str,
+) -> None:
+    """Serve the Tank Images API (Glance v1 compatible)."""
+    logging.basicConfig(
+        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    config = load_config(config_path, data_dir)
+    if registry_url:
+        config = attrs.evolve(config, registry={"url": registry_url})
+    try:
+        api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
+        if auth is not None:
+            api_config = attrs.evolve(api_config, auth=auth)
+        service = ImageService.from_config(config)
+    except TankError as exc:
+        raise click.ClickException(str(exc)) from None
+    server = build_server(host, port, make_app(service, api_config), api_config.threads)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger("tank.api").info(
+        "tank-api serving http://%s:%d (data dir %s, auth %s)",
+        host,
+        port,
+        config.data_dir,
+        "on" if api_config.auth else "off",
+    )
+    try:
+        server.safe_start()  # type: ignore[attr-defined]
+    finally:
+        service.close()
