@@ -29,6 +29,6 @@ def context_from_headers(headers: Mapping[str, str], *, auth: bool) -> Context:
     return Context(
         tenant=tenant,
         user=headers.get("x-user-id") or None,
-        roles=roles,
+        roles=roles,  # type: ignore[arg-type]  # attrs converter typing
         is_admin=ADMIN_ROLE in roles,
     )

@@ -1,0 +1,381 @@
+"""The Glance v1 Images API over HTTP, against a real tank-api process."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tank.testing.api_server import ApiServer
+
+RAW = {"x-image-meta-disk_format": "raw", "x-image-meta-container_format": "bare"}
+
+
+def meta(name: str, **extra: str) -> dict[str, str]:
+    return {"x-image-meta-name": name, **RAW, **extra}
+
+
+def create(api: ApiServer, name: str, data: bytes | None = None, **headers: str) -> dict:
+    hdrs = meta(name, **headers)
+    if data is not None:
+        hdrs["Content-Type"] = "application/octet-stream"
+    resp = requests.post(f"{api.url}/v1/images", headers=hdrs, data=data, timeout=30)
+    assert resp.status_code == 201, resp.text
+    return resp.json()["image"]
+
+
+def stored(api: ApiServer) -> set[str]:
+    images = api.data_dir / "images"
+    return {p.name for p in images.iterdir()} if images.exists() else set()
+
+
+def error(resp: requests.Response, status: int) -> str:
+    assert resp.status_code == status, (resp.status_code, resp.text)
+    body = resp.json()["error"]
+    assert body["code"] == status
+    return str(body["message"])
+
+
+curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+
+
+def test_versions(api: ApiServer) -> None:
+    for path in ("/", "/versions"):
+        resp = requests.get(api.url + path, timeout=5)
+        assert resp.status_code == 300
+        assert {v["id"] for v in resp.json()["versions"]} == {"v1.0", "v1.1"}
+
+
+def test_upload_show_download_round_trip(api: ApiServer) -> None:
+    data = os.urandom(3 * (1 << 20) + 7)
+    image = create(api, "round-trip", data, **{"x-image-meta-property-os_distro": "cirros"})
+    assert image["status"] == "active"
+    assert image["size"] == len(data)
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    assert image["os_hash_value"] == hashlib.sha256(data).hexdigest()
+    assert image["properties"] == {"os_distro": "cirros"}
+    assert "location" not in image
+    for prefix in ("/v1", ""):
+        head = requests.head(f"{api.url}{prefix}/images/{image['id']}", timeout=5)
+        assert head.status_code == 200
+        assert head.headers["x-image-meta-status"] == "active"
+        assert head.headers["x-image-meta-is_public"] == "False"
+        assert head.headers["x-image-meta-property-os_distro"] == "cirros"
+        assert head.headers["ETag"] == image["checksum"]
+    got = requests.get(f"{api.url}/v1/images/{image['id']}", timeout=30)
+    assert got.status_code == 200
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert got.headers["Content-Length"] == str(len(data))
+    assert got.headers["x-image-meta-checksum"] == image["checksum"]
+    assert got.content == data
+
+
+@curl
+def test_curl_upload_is_not_stalled_by_expect_100_continue(api: ApiServer, tmp_path: Path) -> None:
+    data = os.urandom(2 << 20)
+    src = tmp_path / "img"
+    src.write_bytes(data)
+    args = ["curl", "-sS", "-X", "POST", "-T", str(src), "-w", "\n%{time_total}"]
+    for key, value in meta("curl").items():
+        args += ["-H", f"{key}: {value}"]
+    started = time.monotonic()
+    out = subprocess.run([*args, f"{api.url}/v1/images"], capture_output=True, check=True)
+    elapsed = time.monotonic() - started
+    body, _, _ = out.stdout.decode().rpartition("\n")
+    image = json.loads(body)["image"]
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    # curl waits 1 s for "100 Continue" before sending anyway; an answer must come at once.
+    assert elapsed < 0.9, f"upload took {elapsed:.2f}s: was 100-continue answered?"
+    down = subprocess.run(
+        ["curl", "-sS", "-f", f"{api.url}/v1/images/{image['id']}"], capture_output=True, check=True
+    )
+    assert down.stdout == data
+
+
+@curl
+def test_chunked_upload_from_stdin(api: ApiServer) -> None:
+    data = os.urandom(1_500_000)
+    args = ["curl", "-sS", "-f", "-X", "POST", "-T", "-", "-H", "Transfer-Encoding: chunked"]
+    for key, value in meta("chunked").items():
+        args += ["-H", f"{key}: {value}"]
+    out = subprocess.run(
+        [*args, f"{api.url}/v1/images"], input=data, capture_output=True, check=True
+    )
+    image = json.loads(out.stdout)["image"]
+    assert image["size"] == len(data) and image["checksum"] == hashlib.md5(data).hexdigest()
+
+
+def test_range_requests(api: ApiServer) -> None:
+    data = os.urandom(10_000)
+    url = f"{api.url}/v1/images/{create(api, 'ranged', data)['id']}"
+    part = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=5)
+    assert part.status_code == 206
+    assert part.headers["Content-Range"] == "bytes 100-199/10000"
+    assert part.content == data[100:200]
+    tail = requests.get(url, headers={"Range": "bytes=-10"}, timeout=5)
+    assert tail.status_code == 206 and tail.content == data[-10:]
+    open_end = requests.get(url, headers={"Range": "bytes=9990-"}, timeout=5)
+    assert open_end.content == data[9990:]
+    clipped = requests.get(url, headers={"Range": "bytes=9995-20000"}, timeout=5)
+    assert clipped.status_code == 206 and clipped.content == data[9995:]
+    beyond = requests.get(url, headers={"Range": "bytes=10000-"}, timeout=5)
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == "bytes */10000"
+    ignored = requests.get(url, headers={"Range": "bytes=5-2"}, timeout=5)
+    assert ignored.status_code == 200 and ignored.content == data
+
+
+def test_queued_image_then_put_data(api: ApiServer) -> None:
+    image = create(api, "queued")
+    assert image["status"] == "queued" and image["size"] is None
+    url = f"{api.url}/v1/images/{image['id']}"
+    assert requests.get(url, timeout=5).status_code == 404  # not active, as Glance v1
+    put = requests.put(
+        url, data=b"payload", timeout=5, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["image"]["status"] == "active"
+    assert requests.get(url, timeout=5).content == b"payload"
+    again = requests.put(url, data=b"more", timeout=5)
+    assert "queued" in error(again, 409)
+
+
+def test_zero_byte_image(api: ApiServer) -> None:
+    image = create(api, "empty", b"")
+    assert image["status"] == "active" and image["size"] == 0
+    assert image["checksum"] == hashlib.md5(b"").hexdigest()
+    got = requests.get(f"{api.url}/v1/images/{image['id']}", timeout=5)
+    assert got.status_code == 200 and got.content == b""
+
+
+@pytest.mark.parametrize(
+    "headers,message",
+    [
+        ({"x-image-meta-checksum": "0" * 32}, "checksum"),
+        ({"x-image-meta-size": "3"}, "3 bytes"),
+        ({"x-image-meta-size": "100"}, "100"),
+    ],
+)
+def test_mismatch_kills_and_keeps_nothing(api: ApiServer, headers: dict, message: str) -> None:
+    before = stored(api)
+    image_id = str(uuid.uuid4())
+    hdrs = {**meta("bad"), **headers, "x-image-meta-id": image_id}
+    resp = requests.post(f"{api.url}/v1/images", headers=hdrs, data=b"0123456789", timeout=5)
+    assert message in error(resp, 400)
+    head = requests.head(f"{api.url}/v1/images/{image_id}", timeout=5)
+    assert head.headers["x-image-meta-status"] == "killed"
+    assert stored(api) == before
+
+
+def test_client_disconnect_mid_upload_kills_the_image(api: ApiServer) -> None:
+    before = stored(api)
+    image_id = str(uuid.uuid4())
+    request = (
+        f"POST /v1/images HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {4 << 20}\r\n"
+        f"Content-Type: application/octet-stream\r\nx-image-meta-id: {image_id}\r\n"
+        "x-image-meta-name: abandoned\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", api.port)) as sock:
+        sock.sendall(request + b"x" * (1 << 20))
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    status = None
+    while time.monotonic() < deadline:
+        head = requests.head(f"{api.url}/v1/images/{image_id}", timeout=5)
+        status = head.headers.get("x-image-meta-status")
+        if status == "killed":
+            break
+        time.sleep(0.1)
+    assert status == "killed"
+    assert stored(api) == before
+
+
+def test_update_purges_or_merges_properties(api: ApiServer) -> None:
+    image = create(api, "props", **{"x-image-meta-property-a": "1", "x-image-meta-property-b": "2"})
+    url = f"{api.url}/v1/images/{image['id']}"
+    merged = requests.put(
+        url,
+        headers={"x-image-meta-property-b": "3", "x-glance-registry-purge-props": "false"},
+        timeout=5,
+    )
+    assert merged.json()["image"]["properties"] == {"a": "1", "b": "3"}
+    purged = requests.put(url, headers={"x-image-meta-property-c": "4"}, timeout=5)
+    assert purged.json()["image"]["properties"] == {"c": "4"}
+    renamed = requests.put(url, headers={"x-image-meta-name": "renamed"}, timeout=5)
+    body = renamed.json()["image"]
+    assert body["name"] == "renamed" and body["properties"] == {}
+
+
+def test_delete_and_protected(api: ApiServer) -> None:
+    image = create(api, "doomed", b"bytes", **{"x-image-meta-protected": "True"})
+    url = f"{api.url}/v1/images/{image['id']}"
+    assert image["id"] in stored(api)
+    assert "protected" in error(requests.delete(url, timeout=5), 403)
+    requests.put(url, headers={"x-image-meta-protected": "False"}, timeout=5).raise_for_status()
+    assert requests.delete(url, timeout=5).status_code == 200
+    assert image["id"] not in stored(api)
+    assert requests.get(url, timeout=5).status_code == 404
+    assert requests.delete(url, timeout=5).status_code == 404
+
+
+def test_listing_filters_sort_and_pages(api: ApiServer) -> None:
+    tag = uuid.uuid4().hex
+    ids = [
+        create(api, f"list-{i}", os.urandom(100 * (i + 1)), **{"x-image-meta-property-tag": tag})[
+            "id"
+        ]
+        for i in range(5)
+    ]
+    base = f"{api.url}/v1/images"
+    brief = requests.get(base, params={"property-tag": tag}, timeout=5).json()["images"]
+    assert {i["id"] for i in brief} == set(ids)
+    assert set(brief[0]) == {"id", "name", "disk_format", "container_format", "size", "checksum"}
+    detail = requests.get(f"{base}/detail", params={"property-tag": tag}, timeout=5).json()[
+        "images"
+    ]
+    assert all(i["properties"]["tag"] == tag for i in detail)
+    by_size = requests.get(
+        f"{base}/detail",
+        params={"property-tag": tag, "sort_key": "size", "sort_dir": "asc"},
+        timeout=5,
+    ).json()["images"]
+    assert [i["id"] for i in by_size] == ids
+    sized = requests.get(
+        base, params={"property-tag": tag, "size_min": 200, "size_max": 400}, timeout=5
+    ).json()["images"]
+    assert {i["id"] for i in sized} == set(ids[1:4])
+    named = requests.get(base, params={"name": "list-3", "property-tag": tag}, timeout=5).json()
+    assert [i["id"] for i in named["images"]] == [ids[3]]
+    pages, marker = [], None
+    while True:
+        params = {"property-tag": tag, "sort_key": "size", "sort_dir": "desc", "limit": 2}
+        if marker:
+            params["marker"] = marker
+        page = requests.get(base, params=params, timeout=5).json()["images"]
+        if not page:
+            break
+        pages.append([i["id"] for i in page])
+        marker = page[-1]["id"]
+    assert pages == [ids[4:2:-1], ids[2:0:-1], ids[:1]]
+
+
+@pytest.mark.parametrize(
+    "params,fragment",
+    [
+        ({"sort_key": "owner; drop"}, "sort_key"),
+        ({"sort_dir": "sideways"}, "sort_dir"),
+        ({"marker": str(uuid.uuid4())}, "marker"),
+        ({"marker": "not-a-uuid"}, "marker"),
+        ({"limit": "many"}, "limit"),
+        ({"size_min": "-4"}, "size_min"),
+        ({"is_public": "perhaps"}, "is_public"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_listing_parameters(api: ApiServer, params: dict, fragment: str) -> None:
+    assert fragment in error(requests.get(f"{api.url}/v1/images", params=params, timeout=5), 400)
+
+
+@pytest.mark.parametrize(
+    "headers,fragment",
+    [
+        ({"x-image-meta-min_ram": "lots"}, "min_ram"),
+        ({"x-image-meta-disk_format": "floppy"}, "disk_format"),
+        ({"x-image-meta-is_public": "maybe"}, "is_public"),
+        ({"x-image-meta-id": "not-a-uuid"}, "id"),
+        ({"x-image-meta-colour": "red"}, "colour"),
+        ({"x-image-meta-store": "nowhere"}, "nowhere"),
+        ({"x-image-meta-size": "big"}, "size"),
+        ({"x-image-meta-location": "gopher://x/y"}, "gopher"),
+        ({"x-image-meta-location": "file:///etc/passwd"}, "passwd"),
+    ],
+)
+def test_bad_create_headers(api: ApiServer, headers: dict, fragment: str) -> None:
+    resp = requests.post(f"{api.url}/v1/images", headers={**meta("bad"), **headers}, timeout=5)
+    assert fragment in error(resp, 400)
+
+
+def test_duplicate_id_and_bad_paths(api: ApiServer) -> None:
+    image = create(api, "first")
+    dup = requests.post(
+        f"{api.url}/v1/images", headers={**meta("dup"), "x-image-meta-id": image["id"]}, timeout=5
+    )
+    error(dup, 409)
+    assert requests.get(f"{api.url}/v1/images/not-a-uuid", timeout=5).status_code == 404
+    assert requests.get(f"{api.url}/v1/nothing-here", timeout=5).status_code == 404
+    assert requests.patch(f"{api.url}/v1/images", timeout=5).status_code == 405
+
+
+def test_oversized_headers_are_refused_without_500(api: ApiServer) -> None:
+    resp = requests.get(f"{api.url}/v1/images", headers={"x-junk": "y" * 200_000}, timeout=10)
+    assert 400 <= resp.status_code < 500
+
+
+def test_members(api: ApiServer) -> None:
+    image = create(api, "shared")
+    url = f"{api.url}/v1/images/{image['id']}/members"
+    assert requests.put(f"{url}/tenant-b", timeout=5).status_code == 204
+    assert (
+        requests.put(f"{url}/tenant-c", json={"member": {"can_share": True}}, timeout=5).status_code
+        == 204
+    )
+    members = requests.get(url, timeout=5).json()["members"]
+    assert members == [
+        {"member_id": "tenant-b", "can_share": False},
+        {"member_id": "tenant-c", "can_share": True},
+    ]
+    shared = requests.get(f"{api.url}/v1/shared-images/tenant-c", timeout=5).json()
+    assert {"image_id": image["id"], "can_share": True} in shared["shared_images"]
+    assert requests.delete(f"{url}/tenant-b", timeout=5).status_code == 204
+    assert requests.delete(f"{url}/tenant-b", timeout=5).status_code == 404
+    body = {"memberships": [{"member_id": "tenant-d", "can_share": False}]}
+    assert requests.put(url, json=body, timeout=5).status_code == 204
+    assert [m["member_id"] for m in requests.get(url, timeout=5).json()["members"]] == ["tenant-d"]
+    error(requests.put(url, data=b"{not json", timeout=5), 400)
+    error(requests.put(url, json={"memberships": "x"}, timeout=5), 400)
+
+
+def test_auth_visibility(start_api) -> None:  # type: ignore[no-untyped-def]
+    api = start_api("--auth")
+
+    def who(tenant: str, *roles: str) -> dict[str, str]:
+        return {
+            "X-Identity-Status": "Confirmed",
+            "X-Tenant-Id": tenant,
+            "X-User-Id": f"user-{tenant}",
+            "X-Roles": ",".join(roles or ("member",)),
+        }
+
+    assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 401
+    private = requests.post(
+        f"{api.url}/v1/images", headers={**meta("private"), **who("alice")}, timeout=5
+    ).json()["image"]
+    assert private["owner"] == "alice"
+    public = requests.post(
+        f"{api.url}/v1/images",
+        headers={**meta("public"), **who("alice"), "x-image-meta-is_public": "true"},
+        timeout=5,
+    ).json()["image"]
+    url = f"{api.url}/v1/images/{private['id']}"
+    assert requests.head(url, headers=who("bob"), timeout=5).status_code == 404
+    seen = requests.get(f"{api.url}/v1/images", headers=who("bob"), timeout=5).json()["images"]
+    assert [i["id"] for i in seen] == [public["id"]]
+    assert (
+        requests.delete(
+            f"{api.url}/v1/images/{public['id']}", headers=who("bob"), timeout=5
+        ).status_code
+        == 403
+    )
+    assert requests.put(f"{url}/members/bob", headers=who("alice"), timeout=5).status_code == 204
+    assert requests.head(url, headers=who("bob"), timeout=5).status_code == 200
+    everything = requests.get(f"{api.url}/v1/images", headers=who("ops", "admin"), timeout=5)
+    assert {i["id"] for i in everything.json()["images"]} == {private["id"], public["id"]}
