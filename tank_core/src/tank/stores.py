@@ -21,6 +21,9 @@ from tank.store import Backend
 
 log = logging.getLogger(__name__)
 
+#: First-party store types whose distribution is not simply ``tank-store-<type>``.
+_DISTRIBUTIONS = {"file": "tank-store-fs"}
+
 
 class StoreSet:
     """Name → configured :class:`~tank.store.Backend`, plus the default store's name."""
@@ -45,9 +48,10 @@ class StoreSet:
             backend_cls = types.get(type_name)
             if backend_cls is None:
                 installed = ", ".join(sorted(types)) or "none"
+                dist = _DISTRIBUTIONS.get(type_name, f"tank-store-{type_name}")
                 raise ConfigError(
                     f"{where}: no installed store of type {type_name!r} "
-                    f"(installed: {installed}; install tank-store-{type_name}?)"
+                    f"(installed: {installed}; pip install {dist}?)"
                 )
             store_config = config_mod.build(backend_cls.Config, section, where=where)
             try:
