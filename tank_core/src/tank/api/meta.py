@@ -14,25 +14,14 @@ import attrs
 from tank import errors
 from tank.api.http import to_wire
 from tank.locations import redact
-from tank.model import BRIEF_FIELDS, Image
+from tank.model import BRIEF_FIELDS, MUTABLE_FIELDS, Image
 
 META = "x-image-meta-"
 PROPERTY = "x-image-meta-property-"
 
 #: Fields a client may set in headers: those of the model it may change, plus ``id``
 #: on create. ``size``, ``checksum``, ``store`` and ``location`` describe the data.
-USER_FIELDS = frozenset(
-    {
-        "name",
-        "disk_format",
-        "container_format",
-        "is_public",
-        "owner",
-        "min_ram",
-        "min_disk",
-        "protected",
-    }
-)
+USER_FIELDS = MUTABLE_FIELDS - {"properties"}
 DATA_FIELDS = frozenset({"size", "checksum", "store", "location"})
 #: Read-only fields clients echo back from a HEAD (python-glanceclient does): accepted
 #: and ignored, as Glance v1 did.

@@ -14,27 +14,14 @@ from typing import Any
 import attrs
 
 from tank.errors import ValidationError
-from tank.model import FIELDS, Image, Member, parse_image_id
+from tank.model import FIELDS, MUTABLE_FIELDS, Image, Member, parse_image_id
 
 META_PREFIX = "x-image-meta-"
 PROPERTY_PREFIX = "x-image-meta-property-"
 PURGE_PROPS_HEADER = "x-glance-registry-purge-props"
 
 #: Fields the client may send when creating an image (besides data, size, checksum...).
-CREATE_FIELDS = frozenset(
-    {
-        "id",
-        "name",
-        "disk_format",
-        "container_format",
-        "is_public",
-        "owner",
-        "min_ram",
-        "min_disk",
-        "protected",
-        "properties",
-    }
-)
+CREATE_FIELDS = MUTABLE_FIELDS | {"id"}
 UPDATE_FIELDS = CREATE_FIELDS - {"id"}
 
 #: RFC 9110 token: what a header name may contain.
