@@ -1,0 +1,138 @@
+"""Upload and download throughput of tank-api (fs store) against the machine's limits.
+
+    python bench/api_throughput.py [--sizes 1G,4G] [--dir /var/tmp] [--runs 3]
+
+For each size, one run measures, interleaved so that both sides see the same noise:
+
+* upload: ``curl -X POST -T FILE`` into a tank-api on a free loopback port with the
+  embedded defaults (SQLite registry, ``file`` store that fsyncs), as users upload
+  (``Expect: 100-continue`` left on), against ``cp FILE DEST && sync``;
+* download: ``curl -o /dev/null`` from tank-api against the same curl from nginx serving
+  the source file over loopback with sendfile (``apt-get install nginx-light``);
+* MD5 of the file in this process (hashlib): Glance v1 needs it before an image is
+  active and it is serial, so ``upload / MD5 alone`` = 1.00 is the ceiling;
+* tank-api's peak RSS (VmHWM), a fresh process per size so each size has its own peak,
+  and its CPU seconds per GiB.
+
+The source is in the page cache before any timing and ``sync`` runs before each write.
+Each figure is the best of ``--runs``. Targets (tank-api issue): upload >= 0.8 x
+cp+sync, download >= 0.8 x nginx, peak RSS <= 100 MiB and flat in image size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    GiB,
+    MiB,
+    TankApi,
+    human,
+    load_average,
+    make_file,
+    md5_seconds,
+    nginx,
+    parse_size,
+    timed_shell,
+    verdict,
+    warm,
+)
+from _common import curl as run_curl
+
+TARGETS = {"upload": 0.8, "download": 0.8, "rss_mib": 100}
+
+
+def measure(size: int, work: Path, runs: int) -> dict[str, float]:
+    work.mkdir()
+    source, dest = work / "source.img", work / "copy.img"
+    digest = make_file(source, size)
+    warm(source)
+    times: dict[str, list[float]] = {k: [] for k in ("cp", "md5", "up", "down", "nginx")}
+    cpu: dict[str, list[float]] = {"up": [], "down": []}
+    with TankApi(work / "tank") as api, nginx(work, work / "nginx") as nginx_url:
+        for _ in range(runs):
+            os.sync()
+            times["cp"].append(timed_shell(f"cp {source} {dest} && sync"))
+            dest.unlink()
+            os.sync()
+            times["md5"].append(md5_seconds(source))
+            before = api.cpu_seconds()
+            seconds, image = api.upload(source, "bench")
+            times["up"].append(seconds)
+            cpu["up"].append(api.cpu_seconds() - before)
+            if image["checksum"] != digest or image["size"] != size:
+                raise SystemExit(f"tank-api stored {image['size']} bytes, MD5 {image['checksum']}")
+            before = api.cpu_seconds()
+            times["down"].append(api.download(image["id"]))
+            cpu["down"].append(api.cpu_seconds() - before)
+            times["nginx"].append(run_curl("-o", "/dev/null", f"{nginx_url}/source.img")[0])
+            api.delete(image["id"])
+        peak, ready = api.peak_rss_kib() / 1024, api.rss_ready_kib / 1024
+    source.unlink()
+    out = {k: min(v) for k, v in times.items()}
+    out |= {f"{k}_cpu": min(v) for k, v in cpu.items()}
+    return out | {"rss_peak": peak, "rss_ready": ready}
+
+
+def report(size: int, m: dict[str, float]) -> None:
+    mib = size / MiB
+    print(f"\n{human(size)}  ({load_average()})")
+    rows = [
+        ("cp FILE DEST && sync", m["cp"]),
+        ("tank-api upload (curl -T)", m["up"]),
+        ("MD5 alone (hashlib)", m["md5"]),
+        ("nginx sendfile (curl)", m["nginx"]),
+        ("tank-api download (curl)", m["down"]),
+    ]
+    print(f"  {'':28}{'MiB/s':>8}{'seconds':>10}")
+    for label, seconds in rows:
+        print(f"  {label:28}{mib / seconds:8.0f}{seconds:10.3f}")
+    up, down = m["cp"] / m["up"], m["nginx"] / m["down"]
+    print(f"  upload / cp+sync     = {up:5.2f}  (target >= {TARGETS['upload']}: "
+          f"{verdict(up >= TARGETS['upload'])})")  # fmt: skip
+    print(f"  download / nginx     = {down:5.2f}  (target >= {TARGETS['download']}: "
+          f"{verdict(down >= TARGETS['download'])})")  # fmt: skip
+    print(
+        f"  upload / MD5 alone   = {m['md5'] / m['up']:5.2f}  (MD5 is serial: 1.00 is the ceiling)"
+    )
+    gib = size / GiB
+    print(
+        f"  tank-api CPU s/GiB: upload {m['up_cpu'] / gib:.2f}, download {m['down_cpu'] / gib:.2f}"
+    )
+    rss_ok = m["rss_peak"] <= TARGETS["rss_mib"]
+    print(f"  tank-api peak RSS (VmHWM) = {m['rss_peak']:.1f} MiB (after start-up "
+          f"{m['rss_ready']:.1f}; target <= {TARGETS['rss_mib']}: {verdict(rss_ok)})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1G", help="comma-separated sizes (1G; e.g. 1G,4G)")
+    parser.add_argument("--dir", type=Path, default=None, help="work directory parent (TMPDIR)")
+    parser.add_argument("--runs", type=int, default=3, help="best of this many runs (3)")
+    args = parser.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    work = Path(tempfile.mkdtemp(prefix="tank-bench-api-", dir=args.dir))
+    work.chmod(0o755)  # nginx's worker reads the source file from here
+    print(f"work dir {work}, best of {args.runs}, {load_average()}")
+    started = time.perf_counter()
+    peaks = []
+    try:
+        for size in sizes:
+            m = measure(size, work / human(size).replace(" ", ""), args.runs)
+            report(size, m)
+            peaks.append(m["rss_peak"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if len(peaks) > 1:
+        print(f"\npeak RSS across sizes: {', '.join(f'{p:.1f}' for p in peaks)} MiB "
+              f"(spread {max(peaks) - min(peaks):.1f} MiB)")  # fmt: skip
+    print(f"done in {time.perf_counter() - started:.0f} s, {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
