@@ -1,0 +1,148 @@
+"""Metadata speed of tank-api (embedded SQLite registry): creates/s and listing times.
+
+    python bench/api_metadata.py [--threads 4] [--creates 2000] [--big 100000] [--repeat 15]
+
+Starts tank-api with the embedded defaults on a free loopback port, then:
+
+* creates ``--creates`` images, metadata only (``POST /v1/images`` with
+  ``x-image-meta-*`` headers and no body), from ``--threads`` threads with one
+  ``requests.Session`` each: creates/s;
+* times (median of ``--repeat``, after one warm-up) ``GET /v1/images/detail?limit=1000``
+  and a name filter ``GET /v1/images/detail?name=image-1234``;
+* bulk-inserts more images straight into the same SQLite database (``executemany``,
+  as bench/registry_metadata.py does; setup only) up to ``--big`` and times them again.
+
+Beside each HTTP time it prints the same query made in-process on the registry, so the
+difference is what the API layer (HTTP, JSON) costs. Targets (tank-api issue, SQLite):
+>= 500 creates/s, list of 1,000 <= 50 ms, name filter <= 5 ms; real Glance 33 measured
+21 creates/s, 661 ms and 18 ms on the same kind of machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from _common import IMAGE_HEADERS, TankApi, load_average, verdict
+from registry_metadata import FORMATS, bulk_insert
+
+from tank.model import Context, ListQuery
+from tank_registry_sql.registry import SqlRegistry
+
+ADMIN = Context.admin()
+TARGETS = {"creates": 500, "list": 50.0, "name": 5.0}
+NAME = "image-1234"
+
+
+def create_headers(i: int) -> dict[str, str]:
+    return {
+        **IMAGE_HEADERS,
+        "x-image-meta-name": f"image-{i}",
+        "x-image-meta-disk_format": FORMATS[i % 4],
+        "x-image-meta-is_public": "true" if i % 10 == 0 else "false",
+        "x-image-meta-property-os_distro": ["ubuntu", "debian", "fedora"][i % 3],
+        "x-image-meta-property-build": str(i),
+    }
+
+
+def create_concurrently(url: str, count: int, threads: int) -> float:
+    failures: list[str] = []
+
+    def work(indexes: range) -> None:
+        with requests.Session() as session:
+            for i in indexes:
+                r = session.post(f"{url}/v1/images", headers=create_headers(i), timeout=30)
+                if r.status_code != 201:
+                    failures.append(f"{r.status_code} {r.text[:200]}")
+                    return
+
+    workers = [
+        threading.Thread(target=work, args=(range(t, count, threads),)) for t in range(threads)
+    ]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise SystemExit(f"create failed: {failures[0]}")
+    return count / elapsed
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs)
+
+
+def measure(url: str, registry: SqlRegistry, repeat: int) -> list[tuple[str, float, float, str]]:
+    """(label, HTTP ms, in-process registry ms, note) per query."""
+    session = requests.Session()
+    rows = []
+    for label, params, query in [
+        ("list 1000 (detail)", {"limit": "1000"}, ListQuery(limit=1000)),
+        ("name filter", {"name": NAME}, ListQuery(filters={"name": NAME})),
+    ]:
+        r = session.get(f"{url}/v1/images/detail", params=params, timeout=60)
+        r.raise_for_status()
+        note = f"{len(r.json()['images'])} images, {len(r.content) / 1024:.0f} KiB"
+
+        def get(params: dict[str, str] = params) -> None:
+            session.get(f"{url}/v1/images/detail", params=params, timeout=60).raise_for_status()
+
+        http = median_ms(get, repeat)
+        direct = median_ms(lambda q=query: registry.list(q, context=ADMIN), repeat)
+        rows.append((label, http, direct, note))
+    session.close()
+    return rows
+
+
+def report(count: int, rows: list[tuple[str, float, float, str]]) -> None:
+    print(f"at {count:,} images ({load_average()})")
+    print(f"  {'':22}{'HTTP ms':>9}{'registry ms':>13}  target")
+    for label, http, direct, note in rows:
+        target = TARGETS["list"] if label.startswith("list") else TARGETS["name"]
+        print(f"  {label:22}{http:9.2f}{direct:13.2f}  <= {target:g}: "
+              f"{verdict(http <= target)}   ({note})")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    print(load_average())
+    with tempfile.TemporaryDirectory(prefix="tank-bench-meta-") as tmp:
+        with TankApi(Path(tmp) / "data") as api:
+            registry = SqlRegistry(SqlRegistry.Config(), data_dir=api.data_dir)
+            before = api.cpu_seconds()
+            rate = create_concurrently(api.url, args.creates, args.threads)
+            cpu_ms = (api.cpu_seconds() - before) * 1000 / args.creates
+            print(f"creates/s ({args.threads} threads, {args.creates:,} images): {rate:,.0f}  "
+                  f"(target >= {TARGETS['creates']}: {verdict(rate >= TARGETS['creates'])}; "
+                  f"tank-api CPU {cpu_ms:.2f} ms per create)")  # fmt: skip
+            report(args.creates, measure(api.url, registry, args.repeat))
+            started = time.perf_counter()
+            bulk_insert(registry, args.creates, args.big)
+            print(f"(bulk-inserted {args.big - args.creates:,} more in "
+                  f"{time.perf_counter() - started:.1f} s)")  # fmt: skip
+            report(args.big, measure(api.url, registry, args.repeat))
+            print(f"tank-api peak RSS (VmHWM) {api.peak_rss_kib() / 1024:.1f} MiB")
+            registry.close()
+
+
+if __name__ == "__main__":
+    main()
