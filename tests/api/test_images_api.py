@@ -379,3 +379,18 @@ def test_auth_visibility(start_api) -> None:  # type: ignore[no-untyped-def]
     assert requests.head(url, headers=who("bob"), timeout=5).status_code == 200
     everything = requests.get(f"{api.url}/v1/images", headers=who("ops", "admin"), timeout=5)
     assert {i["id"] for i in everything.json()["images"]} == {private["id"], public["id"]}
+
+
+def test_direct_url_only_for_admins_when_enabled(start_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nshow_image_direct_url = true\n")
+    api = start_api("--config", str(config), "--auth")
+    admin = {"X-Identity-Status": "Confirmed", "X-Tenant-Id": "ops", "X-Roles": "admin"}
+    user = {"X-Identity-Status": "Confirmed", "X-Tenant-Id": "ops", "X-Roles": "member"}
+    hdrs = {**meta("direct"), **admin, "x-image-meta-is_public": "true"}
+    image = requests.post(f"{api.url}/v1/images", headers=hdrs, data=b"abc", timeout=5).json()
+    image_id = image["image"]["id"]
+    assert image["image"]["location"].startswith("file://")
+    detail = requests.get(f"{api.url}/v1/images/detail", headers=user, timeout=5).json()
+    assert [i["id"] for i in detail["images"]] == [image_id]
+    assert "location" not in detail["images"][0]

@@ -20,7 +20,8 @@ from tank import errors
 from tank.api import images, members
 from tank.api.context import context_from_headers
 from tank.api.http import ClientGone, Request, Response
-from tank.model import Context
+from tank.locations import redact
+from tank.model import Context, Image
 from tank.service import ImageService
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,23 @@ class Api:
         self.service = service
         self.config = config or ApiConfig()
 
-    def show_location(self, ctx: Context) -> bool:
-        return self.config.show_image_direct_url and ctx.is_admin
+    def direct_url(self, ctx: Context) -> Callable[[Image], str | None]:
+        """How to show an image's location to this caller: only to admins, only with
+        ``show_image_direct_url``, as the store's direct URL (never with secrets)."""
+        if not (self.config.show_image_direct_url and ctx.is_admin):
+            return lambda image: None
+        stores = self.service.stores
+
+        def shown(image: Image) -> str | None:
+            if not image.location:
+                return None
+            try:
+                backend = stores.for_location(image.location, image.store)
+            except errors.TankError:
+                return None
+            return backend.direct_url(image.location) or redact(image.location)
+
+        return shown
 
     @staticmethod
     def base_url(req: Request) -> str:

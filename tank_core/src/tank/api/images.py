@@ -53,8 +53,9 @@ def index(api: Api, req: Request, ctx: Context) -> Response:
 
 
 def detail(api: Api, req: Request, ctx: Context) -> Response:
-    show = api.show_location(ctx)
-    return Response.json({"images": [image_json(i, location=show) for i in _list(api, req, ctx)]})
+    shown = api.direct_url(ctx)
+    images = _list(api, req, ctx)
+    return Response.json({"images": [image_json(i, location=shown(i)) for i in images]})
 
 
 def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
@@ -142,7 +143,7 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
         image = api.service.create(meta.fields, context=ctx, **args)  # type: ignore[arg-type]
     location_url = f"{api.base_url(req)}/v1/images/{image.id}"
     return Response.json(
-        {"image": image_json(image, location=api.show_location(ctx))},
+        {"image": image_json(image, location=api.direct_url(ctx)(image))},
         201,
         [("Location", location_url)],
     )
@@ -171,7 +172,7 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
         image = api.service.upload(image_id, req.body(), context=ctx, **args)  # type: ignore[arg-type]
     elif image is None:
         image = api.service.get(image_id, context=ctx)
-    return Response.json({"image": image_json(image, location=api.show_location(ctx))})
+    return Response.json({"image": image_json(image, location=api.direct_url(ctx)(image))})
 
 
 def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:

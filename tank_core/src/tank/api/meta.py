@@ -120,15 +120,15 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
     return out
 
 
-def image_json(image: Image, *, location: bool = False) -> dict[str, Any]:
+def image_json(image: Image, *, location: str | None = None) -> dict[str, Any]:
     """One image as Glance v1 JSON, plus the multihash fields Glance added later."""
     full = image.to_dict()
     out = {field: full[field] for field in _SHOWN}
     out["properties"] = full["properties"]
     out["os_hash_algo"] = "sha256" if image.sha256 else None
     out["os_hash_value"] = image.sha256
-    if location and image.location:
-        out["location"] = redact(image.location)
+    if location:
+        out["location"] = redact(location)
     return out
 
 
