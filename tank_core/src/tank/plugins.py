@@ -9,6 +9,7 @@ its distribution. ``TANK_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point nam
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import logging
 import os
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GROUP = "tank"
+#: Plugins that ship with tank-core, registered like any other (and blockable by name).
+DEFAULT_PLUGINS = (("http-registry", "tank.registry_http.plugin"),)
 
 
 @attrs.frozen
@@ -206,6 +209,9 @@ def make_plugin_manager(
     dists: dict[str, Any] = {}
     for name, plugin in plugins:
         _register(pm, plugin, name, None)
+    for name, module in DEFAULT_PLUGINS:
+        if not pm.is_blocked(name) and not pm.has_plugin(name):
+            _register(pm, importlib.import_module(module), name, "tank-core")
     if autoload:
         for ep in importlib.metadata.entry_points(group=GROUP):
             if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
