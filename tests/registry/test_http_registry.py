@@ -141,3 +141,38 @@ def test_service_over_http_registry(registry_server: RegistryServer, tmp_path: P
             assert b"".join(stream) == data
         service.delete(image.id, context=ADMIN)
         assert not (tmp_path / "images" / image.id).exists()
+
+
+@pytest.fixture(scope="module")
+def pg_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tank.testing import require_env
+
+    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
+    root = tmp_path_factory.mktemp("pg-registry")
+    schema = f"http_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    config = root / "tank.toml"
+    config.write_text(f'[registry]\nconnection = "{url}?options=-csearch_path%3D{schema}"\n')
+    manage = find_script("tank-manage")
+    assert manage is not None
+    subprocess.run([manage, "db", "upgrade", "--config", str(config)], check=True)
+    server = RegistryServer(root / "data", "--config", str(config))
+    yield server
+    server.stop()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+class TestHttpRegistryOnPostgresContract(RegistryContract):
+    @pytest.fixture
+    def registry(self, pg_registry_server: RegistryServer, tmp_path: Path) -> Iterator[Registry]:
+        reg = client(pg_registry_server.url, tmp_path)
+        yield reg
+        reg.close()
