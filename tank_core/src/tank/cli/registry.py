@@ -1,11 +1,13 @@
 """``tank-registry``: serve the Registry REST API over the configured registry (SQL).
 
-It trusts the context headers tank-api sends, so it binds loopback by default: put it
-where only tank-api can reach it.
+It trusts the context headers tank-api sends (who the caller is, whether an admin), so
+it binds loopback by default: whoever can reach it can read and change every image.
+Put it where only tank-api can reach it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import sys
@@ -45,6 +47,14 @@ def main(
         registry = open_registry(config, make_plugin_manager())
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
+    log = logging.getLogger("tank.registry_http")
+    if not _is_loopback(host):
+        log.warning(
+            "tank-registry trusts the identity headers of every request: make sure only "
+            "tank-api can reach %s:%d",
+            host,
+            port,
+        )
     server = build_server(host, port, make_registry_app(registry), threads)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -52,8 +62,17 @@ def main(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logging.getLogger("tank.registry_http").info("tank-registry serving http://%s:%d", host, port)
+    log.info("tank-registry serving http://%s:%d (%s registry)", host, port, registry.kind)
     try:
         server.safe_start()  # type: ignore[attr-defined]
     finally:
         registry.close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

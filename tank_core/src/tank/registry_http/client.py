@@ -1,136 +1,112 @@
-"""``HttpRegistry``: the ``http`` registry kind, a client of a remote tank-registry.
+"""``HttpRegistry``: the ``http`` registry kind, a client of any server speaking the Tank
+Registry REST API (``tank-registry`` is the reference one).
 
-Connections are pooled; every call has a timeout. Only reads are retried (with backoff):
-a create or update whose answer was lost may have happened, and retrying it would turn
-success into a Duplicate or a Conflict. A registry that is down or too slow becomes
-:class:`~tank.errors.StoreUnavailable` naming the URL; a garbled answer becomes
-StoreUnavailable too, saying the registry answered badly.
+Connections are pooled and every call has a connect and a read timeout. Retries (with
+exponential backoff) follow one rule: a call is repeated only when repeating it cannot
+change its outcome.
+
+- Reads (GET) and the member PUTs (add or replace: the same body gives the same state)
+  are retried after any connection failure.
+- Creates, updates and deletes are retried only when the connection could not even be
+  opened, so the registry never saw them. Once sent, an answer that is lost may hide a
+  success: a repeated create would find its own image (Duplicate), a repeated delete a
+  deleted image (NotFound), and a repeated conditional update (``expected_status``) the
+  status it had just set (Conflict). Each would turn success into failure, and the
+  service would kill an image whose upload had worked.
+- A read timeout is never retried: a registry that took ``read_timeout`` once will
+  likely do so again, and the caller is waiting.
+
+A registry that cannot be reached or does not answer in time becomes
+:class:`~tank.errors.StoreUnavailable` (503) naming its URL; one that answers something
+that is not the Registry API (not JSON, wrong shape, unexpected status) becomes
+StoreUnavailable saying it "answered badly". Errors the registry raised on purpose come
+back as the same :mod:`tank.errors` class (see :mod:`tank.registry_http.wire`).
 """
 
 from __future__ import annotations
 
 import builtins
+import re
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
 from tank import errors
 from tank.config import positive
-from tank.model import Context, Image, ListQuery, Member, Status
+from tank.model import Context, Image, ListQuery, Member, Status, parse_image_id
 from tank.registry import Registry
 from tank.registry_http import wire
 
+T = TypeVar("T")
 
-@attrs.frozen(kw_only=True)
-class HttpRegistryConfig:
-    url: str = attrs.field()
-    connect_timeout: float = attrs.field(default=3.0, validator=positive)
-    timeout: float = attrs.field(default=30.0, validator=positive)
-    #: Attempts for reads (GET) when the registry cannot be reached.
-    retries: int = attrs.field(default=3, validator=positive)
-    pool_size: int = attrs.field(default=16, validator=positive)
 
-    @url.validator
-    def _http(self, attribute: Any, value: str) -> None:
-        if urllib.parse.urlsplit(value).scheme not in ("http", "https"):
-            raise ValueError(f"url must be an http(s) URL, got {value!r}")
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 class HttpRegistry(Registry):
-    kind = "http"
-    Config = HttpRegistryConfig
+    """A remote registry reached over HTTP; safe to share between threads."""
 
-    def __init__(self, config: HttpRegistryConfig, *, data_dir: Path) -> None:
+    kind = "http"
+
+    @attrs.frozen(kw_only=True)
+    class Config:
+        """The ``[registry]`` section when ``url`` is set (or ``kind = "http"``)."""
+
+        #: Base URL of the registry, e.g. ``http://127.0.0.1:9191``. No credentials.
+        url: str = attrs.field()
+        #: Seconds to open a connection.
+        connect_timeout: float = attrs.field(default=3.0, validator=positive)
+        #: Seconds to wait for an answer once the request is sent.
+        read_timeout: float = attrs.field(default=30.0, validator=positive)
+        #: Extra attempts for calls that are safe to repeat (see the module docstring).
+        retries: int = attrs.field(default=2, validator=_non_negative)
+        #: Seconds before the first retry; doubled for each next one.
+        backoff: float = attrs.field(default=0.1, validator=_non_negative)
+        #: Connections kept open to the registry (concurrent calls beyond reuse new ones).
+        pool_size: int = attrs.field(default=16, validator=positive)
+
+        @url.validator
+        def _check_url(self, attribute: Any, value: str) -> None:
+            parts = urllib.parse.urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"url must be an http(s) URL with a host, got {value!r}")
+            if parts.username or parts.password:
+                raise ValueError("url must not contain credentials")
+            if parts.query or parts.fragment:
+                raise ValueError(f"url must not have a query or fragment, got {value!r}")
+
+    config: Config
+
+    def __init__(self, config: Config, *, data_dir: Path) -> None:
         import requests
         from requests.adapters import HTTPAdapter
 
         super().__init__(config, data_dir=data_dir)
         self.url = config.url.rstrip("/")
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=config.pool_size, pool_maxsize=config.pool_size)
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "tank"})
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
     def close(self) -> None:
         self._session.close()
 
-    # --- transport -----------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        ctx: Context | None = None,
-        *,
-        json: Any = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Any:
-        import requests
-
-        attempts = self.config.retries if method == "GET" else 1
-        headers = wire.context_headers(ctx or Context.admin())
-        for attempt in range(attempts):
-            try:
-                resp = self._session.request(
-                    method,
-                    self.url + path,
-                    json=json,
-                    params=params,
-                    headers=headers,
-                    timeout=(self.config.connect_timeout, self.config.timeout),
-                )
-                break
-            except requests.Timeout:
-                if attempt + 1 == attempts:
-                    raise errors.StoreUnavailable(
-                        f"registry at {self.url} did not answer within {self.config.timeout} s"
-                    ) from None
-            except requests.RequestException as exc:
-                if attempt + 1 == attempts:
-                    raise errors.StoreUnavailable(
-                        f"registry at {self.url} is unreachable: {type(exc).__name__}"
-                    ) from None
-            time.sleep(0.1 * 2**attempt)
-        if resp.status_code == 204:
-            return None
-        try:
-            body = resp.json()
-        except ValueError:
-            raise errors.StoreUnavailable(
-                f"registry at {self.url} answered {resp.status_code} with a body that is not JSON"
-            ) from None
-        if resp.status_code >= 400:
-            raise wire.error_from_json(body, resp.status_code, self.url)
-        return body
-
-    def _key(self, body: Any, key: str) -> Any:
-        if not isinstance(body, dict) or key not in body:
-            raise errors.StoreUnavailable(f"registry at {self.url} answered without {key!r}")
-        return body[key]
-
-    def _image(self, body: Any) -> Image:
-        try:
-            return wire.image_from_json(self._key(body, "image"))
-        except errors.ValidationError as exc:
-            raise errors.StoreUnavailable(
-                f"registry at {self.url} sent a bad image: {exc}"
-            ) from None
-
-    @staticmethod
-    def _id(image_id: str) -> str:
-        return "/images/" + urllib.parse.quote(image_id, safe="")
-
     # --- Registry --------------------------------------------------------------------
 
     def create(self, image: Image) -> Image:
-        return self._image(self._call("POST", "/images", json={"image": wire.image_to_json(image)}))
+        body = self._call("POST", "/images", None, json={"image": wire.image_to_json(image)})
+        return self._reply(body, "image", wire.image_from_json)
 
     def get(self, image_id: str, *, context: Context) -> Image:
-        return self._image(self._call("GET", self._id(image_id), context))
+        body = self._call("GET", _image_path(image_id), context)
+        return self._reply(body, "image", wire.image_from_json)
 
     def update(
         self,
@@ -141,56 +117,165 @@ class HttpRegistry(Registry):
         purge_props: bool = False,
         expected_status: Status | None = None,
     ) -> Image:
-        body = {
-            "changes": {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()},
-            "purge_props": purge_props,
-            "expected_status": None if expected_status is None else expected_status.value,
-        }
-        return self._image(self._call("PUT", self._id(image_id), context, json=body))
+        payload = wire.update_to_json(changes, purge_props, expected_status)
+        body = self._call("PUT", _image_path(image_id), context, json=payload)
+        return self._reply(body, "image", wire.image_from_json)
 
     def delete(self, image_id: str, *, context: Context) -> Image:
-        return self._image(self._call("DELETE", self._id(image_id), context))
+        body = self._call("DELETE", _image_path(image_id), context)
+        return self._reply(body, "image", wire.image_from_json)
 
     def list(self, query: ListQuery, *, context: Context) -> builtins.list[Image]:
-        params = {k: _param(v) for k, v in query.filters.items()}
-        params.update(sort_key=query.sort_key, sort_dir=query.sort_dir, limit=str(query.limit))
-        if query.marker:
-            params["marker"] = query.marker
-        rows = self._key(self._call("GET", "/images/detail", context, params=params), "images")
-        return [wire.image_from_json(row) for row in rows]
+        params = wire.query_to_params(query)
+        body = self._call("GET", "/images/detail", context, params=params)
+        return self._reply(body, "images", wire.images_from_json)
 
     def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
-        body = self._call("GET", self._id(image_id) + "/members", context)
-        return [wire.member_from_json(m) for m in self._key(body, "members")]
+        body = self._call("GET", _image_path(image_id) + "/members", context)
+        return self._reply(body, "members", wire.members_from_json)
 
     def add_member(
         self, image_id: str, member: str, *, can_share: bool = False, context: Context
     ) -> Member:
-        path = f"{self._id(image_id)}/members/{urllib.parse.quote(member, safe='')}"
-        body = self._call("PUT", path, context, json={"can_share": can_share})
-        return wire.member_from_json(self._key(body, "member"))
+        path = _member_path(image_id, member)
+        if not member:
+            raise errors.ValidationError("member", "must not be empty")
+        payload = {"member": {"can_share": can_share}}
+        body = self._call("PUT", path, context, json=payload, idempotent=True)
+        return self._reply(body, "member", wire.member_from_json)
 
     def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
-        path = f"{self._id(image_id)}/members/{urllib.parse.quote(member, safe='')}"
+        path = _member_path(image_id, member)
+        if not member:  # an empty path segment would name the member list instead
+            raise errors.NotFound(f"'' is not a member of image {image_id}")
         self._call("DELETE", path, context)
 
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
     ) -> builtins.list[Member]:
-        rows = [{"member_id": m, "can_share": c} for m, c in members]
-        body = self._call(
-            "PUT", self._id(image_id) + "/members", context, json={"memberships": rows}
-        )
-        return [wire.member_from_json(m) for m in self._key(body, "members")]
+        payload = wire.memberships_to_json(members)
+        path = _image_path(image_id) + "/members"
+        body = self._call("PUT", path, context, json=payload, idempotent=True)
+        return self._reply(body, "members", wire.members_from_json)
 
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
-        body = self._call("GET", "/shared-images/" + urllib.parse.quote(member, safe=""), context)
-        return [wire.member_from_json(m) for m in self._key(body, "members")]
+        if not member:
+            return []
+        body = self._call("GET", "/shared-images/" + _quote(member), context)
+        return self._reply(body, "members", wire.members_from_json)
+
+    # --- transport -----------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        ctx: Context | None,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """One call; the decoded JSON answer, or None for 204."""
+        import requests
+
+        if idempotent is None:
+            idempotent = method == "GET"
+        headers = wire.context_headers(ctx or Context.admin())
+        timeout = (self.config.connect_timeout, self.config.read_timeout)
+        attempt = 0
+        while True:
+            try:
+                resp = self._session.request(
+                    method,
+                    self.url + path,
+                    json=json,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                )
+                break
+            except requests.RequestException as exc:
+                unsent, problem = self._diagnose(exc)
+                retry = (unsent or idempotent) and not isinstance(exc, requests.ReadTimeout)
+                if not retry or attempt >= self.config.retries:
+                    raise errors.StoreUnavailable(
+                        f"registry at {self.url} {problem}"
+                        + (f" (after {attempt + 1} attempts)" if attempt else "")
+                    ) from None
+            time.sleep(self.config.backoff * 2**attempt)
+            attempt += 1
+        return self._decode(resp)
+
+    def _diagnose(self, exc: Exception) -> tuple[bool, str]:
+        """Whether the request surely never reached the registry, and what went wrong."""
+        import requests
+        from urllib3.exceptions import NewConnectionError
+
+        if isinstance(exc, requests.ConnectTimeout):
+            return True, f"could not be reached within {self.config.connect_timeout} s"
+        if isinstance(exc, requests.ReadTimeout):
+            return False, f"did not answer within {self.config.read_timeout} s"
+        if isinstance(exc, requests.ConnectionError):
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            errno = re.search(r"\[Errno -?\d+\] [^'\")]+", str(exc))
+            detail = errno.group(0) if errno else type(reason or exc).__name__
+            if isinstance(reason, NewConnectionError):
+                return True, f"is unreachable: {detail}"
+            return False, f"dropped the connection: {detail}"
+        return False, f"answered badly: {type(exc).__name__}"
+
+    def _decode(self, resp: Any) -> Any:
+        status = resp.status_code
+        if status == 204:
+            return None
+        if not (200 <= status < 300 or 400 <= status < 600):
+            raise errors.StoreUnavailable(
+                f"registry at {self.url} answered badly: unexpected status {status}"
+            )
+        try:
+            body = resp.json()
+        except (ValueError, RecursionError):
+            raise errors.StoreUnavailable(
+                f"registry at {self.url} answered badly: status {status} with a body that is "
+                f"not JSON ({resp.headers.get('Content-Type', 'no Content-Type')})"
+            ) from None
+        if status >= 400:
+            raise wire.error_from_json(body, status, self.url)
+        return body
+
+    def _reply(self, body: Any, key: str, parse: Callable[[Any], T]) -> T:
+        """``parse(body[key])``; anything else than the Registry API is the registry's fault,
+        never a 400 for tank-api's caller."""
+        if not isinstance(body, dict) or key not in body:
+            raise errors.StoreUnavailable(
+                f"registry at {self.url} answered badly: no {key!r} in its answer"
+            )
+        try:
+            return parse(body[key])
+        except (errors.ValidationError, TypeError, ValueError) as exc:
+            raise errors.StoreUnavailable(
+                f"registry at {self.url} answered badly: {key}: {exc}"
+            ) from None
 
 
-def _param(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Status):
-        return value.value
-    return str(value)
+def _quote(segment: str) -> str:
+    """One path segment. Dots are escaped too: urllib3 drops ``..`` segments, which
+    would turn removing a member named ``..`` into deleting the image."""
+    return urllib.parse.quote(segment, safe="").replace(".", "%2E")
+
+
+def _image_path(image_id: str) -> str:
+    """Ids are UUIDs: anything else is NotFound here, as in every registry, and never
+    becomes a path like ``/images/detail`` or ``/images/``."""
+    try:
+        return "/images/" + parse_image_id(image_id)
+    except errors.ValidationError:
+        raise errors.NotFound(f"image {str(image_id)[:80]!r} not found") from None
+
+
+def _member_path(image_id: str, member: str) -> str:
+    if not isinstance(member, str):
+        raise errors.ValidationError("member", f"expected a string, got {member!r}")
+    return f"{_image_path(image_id)}/members/{_quote(member)}"

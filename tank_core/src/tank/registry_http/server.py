@@ -1,9 +1,25 @@
-"""The Registry REST API as a WSGI application over any Registry implementation.
+"""The Tank Registry REST API as a WSGI application over any Registry implementation.
 
-``GET /images`` (brief) and ``GET /images/detail`` take the Images API's filters, sort and
-paging as query parameters; ``POST /images`` takes ``{"image": {...}}``; ``PUT
-/images/<id>`` takes ``{"changes": {...}, "purge_props": bool, "expected_status": str}``;
-members as in the Images API. The caller's context arrives in headers (see ``wire``).
+=========  =================================  ==============================================
+GET        /images                            brief listing ``{"images": [...]}``
+GET        /images/detail                     full listing; both take the filters, sort_key,
+                                              sort_dir, limit and marker of the Images API
+POST       /images                            ``{"image": {...}}`` → 201 ``{"image": {...}}``
+GET        /images/<id>                       ``{"image": {...}}``
+PUT        /images/<id>                       ``{"image": {changes}, "purge_props": bool,
+                                              "expected_status": str|null}`` → ``{"image"}``
+DELETE     /images/<id>                       → ``{"image": {...}}`` (marked deleted)
+GET        /images/<id>/members               ``{"members": [...]}``
+PUT        /images/<id>/members               ``{"memberships": [{"member_id", "can_share"}]}``
+PUT        /images/<id>/members/<member>      optional ``{"member": {"can_share": bool}}``
+DELETE     /images/<id>/members/<member>      → 204
+GET        /shared-images/<member>            ``{"members": [...]}``
+=========  =================================  ==============================================
+
+Create answers 201 Created (Glance v1's registry said 200; clients accept any 2xx).
+Members are answered in full (with timestamps), unlike the Images API. The caller's
+context and the error format are in :mod:`tank.registry_http.wire`. Malformed requests
+are 400 with a message, never 500.
 """
 
 from __future__ import annotations
@@ -15,114 +31,104 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tank import errors
-from tank.api.http import Request, Response
-from tank.model import BRIEF_FIELDS, Context, ListQuery, Status, parse_bool
+from tank.api.http import Request, Response, from_wire
+from tank.model import BRIEF_FIELDS, Context
 from tank.registry import Registry
 from tank.registry_http import wire
 
 log = logging.getLogger(__name__)
-_PAGING = ("sort_key", "sort_dir", "limit", "marker")
 
-
-def _body(req: Request, key: str) -> Any:
-    data = req.json()
-    if not isinstance(data, dict) or key not in data:
-        raise errors.ValidationError(key, f'expected a JSON body {{"{key}": ...}}')
-    return data[key]
+Handler = Callable[..., Response]
 
 
 class RegistryApp:
+    """A WSGI callable serving ``registry``. Holds no per-request state."""
+
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        r = re.compile
-        self.routes: list[tuple[re.Pattern[str], dict[str, Callable[..., Response]]]] = [
-            (r(r"^/images/?$"), {"GET": self.index, "POST": self.create}),
-            (r(r"^/images/detail/?$"), {"GET": self.detail}),
+        image, member = r"(?P<image_id>[^/]+)", r"(?P<member>[^/]+)"
+        self.routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
+            (re.compile(r"^/images/?$"), {"GET": self.index, "POST": self.create}),
+            (re.compile(r"^/images/detail/?$"), {"GET": self.detail}),
             (
-                r(r"^/images/(?P<image_id>[^/]+)/?$"),
+                re.compile(rf"^/images/{image}/?$"),
                 {"GET": self.show, "PUT": self.update, "DELETE": self.delete},
             ),
             (
-                r(r"^/images/(?P<image_id>[^/]+)/members/?$"),
+                re.compile(rf"^/images/{image}/members/?$"),
                 {"GET": self.members, "PUT": self.replace_members},
             ),
             (
-                r(r"^/images/(?P<image_id>[^/]+)/members/(?P<member>[^/]+)/?$"),
+                re.compile(rf"^/images/{image}/members/{member}/?$"),
                 {"PUT": self.add_member, "DELETE": self.remove_member},
             ),
-            (r(r"^/shared-images/(?P<member>[^/]+)/?$"), {"GET": self.shared}),
+            (re.compile(rf"^/shared-images/{member}/?$"), {"GET": self.shared}),
         ]
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         try:
-            response = self._dispatch(Request(environ))
+            response = self._dispatch(Request(environ), environ)
         except errors.TankError as exc:
             response = Response.json(wire.error_to_json(exc), exc.http_status)
         except Exception:
             log.exception(
                 "unexpected error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
             )
-            response = Response.json(
-                {"error": {"code": 500, "type": "StoreError", "message": "registry error"}}, 500
-            )
+            failure = errors.StoreError("internal error in the registry; its log has the details")
+            response = Response.json(wire.error_to_json(failure), 500)
         start_response(response.status_line, response.headers)
         return response.body
 
-    def _dispatch(self, req: Request) -> Response:
+    def _dispatch(self, req: Request, environ: dict[str, Any]) -> Response:
+        path, quoted = _path(environ)
         for pattern, methods in self.routes:
-            match = pattern.match(req.path)
+            match = pattern.match(path)
             if match is None:
                 continue
             handler = methods.get(req.method)
             if handler is None:
-                raise errors.Invalid(f"{req.method} is not allowed on {req.path[:200]}")
-            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                allowed = ", ".join(sorted(methods))
+                body = wire.error_to_json(errors.Invalid(f"{req.method} is not allowed here"))
+                body["error"].update(code=405, title="Method Not Allowed")
+                return Response.json(body, 405, [("Allow", allowed)])
+            params = match.groupdict()
+            if quoted:
+                params = {k: _unquote(k, v) for k, v in params.items()}
             return handler(req, wire.context_from(req.headers), **params)
-        raise errors.NotFound(f"no such resource: {req.path[:200]}")
+        raise errors.NotFound(f"no such resource: {path[:200]}")
 
     # --- images ----------------------------------------------------------------------
 
-    def _query(self, req: Request) -> ListQuery:
-        filters = {k: v for k, v in req.query.items() if k not in _PAGING}
-        return ListQuery(filters=filters, **{k: req.query[k] for k in _PAGING if k in req.query})
-
     def index(self, req: Request, ctx: Context) -> Response:
-        images = self.registry.list(self._query(req), context=ctx)
-        return Response.json({"images": [{f: getattr(i, f) for f in BRIEF_FIELDS} for i in images]})
+        images = self.registry.list(wire.query_from_params(req.query), context=ctx)
+        rows = (wire.image_to_json(i) for i in images)
+        return Response.json({"images": [{f: row[f] for f in BRIEF_FIELDS} for row in rows]})
 
     def detail(self, req: Request, ctx: Context) -> Response:
-        images = self.registry.list(self._query(req), context=ctx)
+        images = self.registry.list(wire.query_from_params(req.query), context=ctx)
         return Response.json({"images": [wire.image_to_json(i) for i in images]})
 
     def create(self, req: Request, ctx: Context) -> Response:
-        image = self.registry.create(wire.image_from_json(_body(req, "image")))
-        return Response.json({"image": wire.image_to_json(image)}, 201)
+        data = _json(req)
+        image = wire.image_from_json(data.get("image") if isinstance(data, dict) else None)
+        return Response.json({"image": wire.image_to_json(self.registry.create(image))}, 201)
 
     def show(self, req: Request, ctx: Context, image_id: str) -> Response:
-        return Response.json(
-            {"image": wire.image_to_json(self.registry.get(image_id, context=ctx))}
-        )
+        image = self.registry.get(image_id, context=ctx)
+        return Response.json({"image": wire.image_to_json(image)})
 
     def update(self, req: Request, ctx: Context, image_id: str) -> Response:
-        data = req.json()
-        if not isinstance(data, dict) or not isinstance(data.get("changes"), dict):
-            raise errors.ValidationError("changes", 'expected a JSON body {"changes": {...}}')
-        expected = data.get("expected_status")
+        changes, purge_props, expected = wire.update_from_json(_json(req))
         image = self.registry.update(
-            image_id,
-            data["changes"],
-            context=ctx,
-            purge_props=parse_bool("purge_props", data.get("purge_props", False)),
-            expected_status=None if expected is None else _status(expected),
+            image_id, changes, context=ctx, purge_props=purge_props, expected_status=expected
         )
         return Response.json({"image": wire.image_to_json(image)})
 
     def delete(self, req: Request, ctx: Context, image_id: str) -> Response:
-        return Response.json(
-            {"image": wire.image_to_json(self.registry.delete(image_id, context=ctx))}
-        )
+        image = self.registry.delete(image_id, context=ctx)
+        return Response.json({"image": wire.image_to_json(image)})
 
     # --- members -------------------------------------------------------------------
 
@@ -131,20 +137,12 @@ class RegistryApp:
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
     def replace_members(self, req: Request, ctx: Context, image_id: str) -> Response:
-        rows = _body(req, "memberships")
-        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-            raise errors.ValidationError("memberships", "expected a list of objects")
-        pairs = [
-            (r.get("member_id"), parse_bool("can_share", r.get("can_share", False))) for r in rows
-        ]
-        found = self.registry.replace_members(image_id, pairs, context=ctx)  # type: ignore[arg-type]
+        pairs = wire.memberships_from_json(_json(req))
+        found = self.registry.replace_members(image_id, pairs, context=ctx)
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
     def add_member(self, req: Request, ctx: Context, image_id: str, member: str) -> Response:
-        data = req.json() or {}
-        can_share = parse_bool(
-            "can_share", data.get("can_share", False) if isinstance(data, dict) else data
-        )
+        can_share = wire.can_share_from_json(_json(req))
         found = self.registry.add_member(image_id, member, can_share=can_share, context=ctx)
         return Response.json({"member": wire.member_to_json(found)})
 
@@ -157,11 +155,36 @@ class RegistryApp:
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
 
-def _status(value: Any) -> Status:
+def _json(req: Request) -> Any:
     try:
-        return Status(value)
-    except ValueError:
-        raise errors.ValidationError("expected_status", f"unknown status {value!r}") from None
+        return req.json()
+    except RecursionError:  # json's C scanner on "[[[[..." nested a million deep
+        raise errors.Invalid("request body is not valid JSON: nested too deeply") from None
+
+
+def _unquote(field: str, segment: str) -> str:
+    try:
+        return urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.ValidationError(field, "not UTF-8 once percent-decoded") from None
+
+
+def _path(environ: dict[str, Any]) -> tuple[str, bool]:
+    """The request path, and whether its segments are still percent-encoded.
+
+    Servers decode ``PATH_INFO`` before the app sees it (cheroot all but ``%2F``), so a
+    member named ``a%41`` or ``x/y`` would be misread. The raw ``REQUEST_URI`` (cheroot,
+    uWSGI) or ``RAW_URI`` (gunicorn) is routed instead when present, and each captured
+    segment is decoded exactly once.
+    """
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    script = environ.get("SCRIPT_NAME", "")
+    if raw:
+        path = from_wire(urllib.parse.urlsplit(raw).path)
+        prefix = urllib.parse.quote(script)
+        if path.startswith(prefix):
+            return path[len(prefix) :] or "/", True
+    return from_wire(environ.get("PATH_INFO", "") or "/"), False
 
 
 def make_registry_app(registry: Registry) -> RegistryApp:

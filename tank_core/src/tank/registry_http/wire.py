@@ -1,33 +1,59 @@
-"""What travels between tank-api and a registry: JSON images and members, the request
-context as headers, errors with their :mod:`tank.errors` class name.
+"""What travels between tank-api and a registry, shared by the client and the server.
 
-The registry is trusted with the whole image (store and location included): it binds
-loopback by default and must only be reachable by tank-api.
+Images are ``Image.to_dict()`` JSON and are parsed back by the model, so a bad value gets
+the same :class:`~tank.errors.ValidationError` on either side. The request context
+travels in headers (``X-Tenant-Id``, ``X-User-Id``, ``X-Roles``, ``X-Is-Admin``, UTF-8),
+listings as query parameters parsed by :class:`~tank.model.ListQuery`, and errors as
+``{"error": {"code", "title", "message", "type", ["field"]}}`` where ``type`` names the
+:mod:`tank.errors` class, so the client raises the very class the registry raised.
+
+The registry trusts all of it, the context and the whole image (store and location
+included): it binds loopback by default and must be reachable by tank-api only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tank import errors
-from tank.model import Context, Image, Member, parse_bool
+from tank.api.http import STATUS_TEXT
+from tank.model import Context, Image, ListQuery, Member, Status, parse_bool
 
 CONTEXT_HEADERS = ("X-Tenant-Id", "X-User-Id", "X-Roles", "X-Is-Admin")
+#: Query parameters of a listing that are not filters.
+PAGING = ("sort_key", "sort_dir", "limit", "marker")
+
+# --- context ---------------------------------------------------------------------------
 
 
-def context_headers(ctx: Context) -> dict[str, str]:
-    headers = {"X-Is-Admin": "true" if ctx.is_admin else "false"}
+def context_headers(ctx: Context) -> dict[str, bytes]:
+    """The context as request headers; values are UTF-8 (tenants need not be ASCII)."""
+    headers = {"X-Is-Admin": b"true" if ctx.is_admin else b"false"}
     if ctx.tenant is not None:
-        headers["X-Tenant-Id"] = ctx.tenant
+        headers["X-Tenant-Id"] = _header("tenant", ctx.tenant)
     if ctx.user is not None:
-        headers["X-User-Id"] = ctx.user
+        headers["X-User-Id"] = _header("user", ctx.user)
     if ctx.roles:
-        headers["X-Roles"] = ",".join(sorted(ctx.roles))
+        for role in ctx.roles:
+            if "," in role:
+                raise errors.ValidationError("roles", f"a role cannot contain ',': {role!r}")
+        headers["X-Roles"] = _header("roles", ",".join(sorted(ctx.roles)))
     return headers
 
 
+def _header(field: str, value: str) -> bytes:
+    # A value a header cannot carry unchanged would reach the registry as someone else.
+    if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise errors.ValidationError(
+            field, f"cannot travel in a header (control characters or outer spaces): {value!r}"
+        )
+    return value.encode("utf-8")
+
+
 def context_from(headers: Mapping[str, str]) -> Context:
+    """The context of a request whose header names are lower-case and values decoded."""
     roles = frozenset(r for r in headers.get("x-roles", "").split(",") if r)
     return Context(
         tenant=headers.get("x-tenant-id") or None,
@@ -35,6 +61,9 @@ def context_from(headers: Mapping[str, str]) -> Context:
         roles=roles,  # type: ignore[arg-type]  # attrs converter typing
         is_admin=parse_bool("X-Is-Admin", headers.get("x-is-admin", "false")),
     )
+
+
+# --- images and members --------------------------------------------------------------
 
 
 def image_to_json(image: Image) -> dict[str, Any]:
@@ -45,6 +74,12 @@ def image_from_json(data: Any) -> Image:
     if not isinstance(data, Mapping):
         raise errors.ValidationError("image", "expected a JSON object")
     return Image.from_dict(data)
+
+
+def images_from_json(data: Any) -> builtins.list[Image]:
+    if not isinstance(data, list):
+        raise errors.ValidationError("images", "expected a JSON list")
+    return [image_from_json(row) for row in data]
 
 
 def member_to_json(member: Member) -> dict[str, Any]:
@@ -69,44 +104,142 @@ def member_from_json(data: Any) -> Member:
     )
 
 
-#: Error classes a registry may answer with, by name; others become StoreError.
+def members_from_json(data: Any) -> builtins.list[Member]:
+    if not isinstance(data, list):
+        raise errors.ValidationError("members", "expected a JSON list")
+    return [member_from_json(row) for row in data]
+
+
+def memberships_to_json(members: Iterable[tuple[str, bool]]) -> dict[str, Any]:
+    return {"memberships": [{"member_id": m, "can_share": c} for m, c in members]}
+
+
+def memberships_from_json(data: Any) -> builtins.list[tuple[str, bool]]:
+    rows = data.get("memberships") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
+        raise errors.ValidationError(
+            "memberships", 'expected {"memberships": [{"member_id": ..., "can_share": ...}]}'
+        )
+    pairs = []
+    for row in rows:
+        if not isinstance(row, Mapping) or not isinstance(row.get("member_id"), str):
+            raise errors.ValidationError("memberships", "each entry needs a member_id string")
+        pairs.append((row["member_id"], parse_bool("can_share", row.get("can_share", False))))
+    return pairs
+
+
+def can_share_from_json(data: Any) -> bool:
+    """``{"member": {"can_share": bool}}`` (Glance v1), or no body at all."""
+    if data is None:
+        return False
+    inner = data.get("member") if isinstance(data, Mapping) else None
+    if not isinstance(inner, Mapping):
+        raise errors.ValidationError("member", 'expected {"member": {"can_share": ...}}')
+    return parse_bool("can_share", inner.get("can_share", False))
+
+
+# --- updates -----------------------------------------------------------------------
+
+
+def update_to_json(
+    changes: Mapping[str, Any], purge_props: bool, expected_status: Status | None
+) -> dict[str, Any]:
+    """The body of ``PUT /images/<id>``: ``{"image": changes, "purge_props": bool,
+    "expected_status": str | null}`` (all in the body, typed by JSON)."""
+    return {
+        "image": {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()},
+        "purge_props": purge_props,
+        "expected_status": None if expected_status is None else expected_status.value,
+    }
+
+
+def update_from_json(data: Any) -> tuple[dict[str, Any], bool, Status | None]:
+    if not isinstance(data, Mapping) or not isinstance(data.get("image"), Mapping):
+        raise errors.ValidationError("image", 'expected {"image": {...changes}}')
+    expected = data.get("expected_status")
+    if expected is not None:
+        try:
+            expected = Status(expected)
+        except ValueError:
+            raise errors.ValidationError(
+                "expected_status", f"unknown status {expected!r}"
+            ) from None
+    return dict(data["image"]), parse_bool("purge_props", data.get("purge_props", False)), expected
+
+
+# --- listings ----------------------------------------------------------------------
+
+
+def query_to_params(query: ListQuery) -> dict[str, str]:
+    params = {k: _param(v) for k, v in query.filters.items() if v is not None}
+    params.update(sort_key=query.sort_key, sort_dir=query.sort_dir, limit=str(query.limit))
+    if query.marker:
+        params["marker"] = query.marker
+    return params
+
+
+def query_from_params(params: Mapping[str, str]) -> ListQuery:
+    """Validation is the model's: unknown filters, bad sort keys and limits are
+    ValidationErrors here exactly as in-process."""
+    filters = {k: v for k, v in params.items() if k not in PAGING}
+    return ListQuery(filters=filters, **{k: params[k] for k in PAGING if k in params})
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Status):
+        return value.value
+    return str(value)
+
+
+# --- errors ------------------------------------------------------------------------
+
+#: Error classes a registry may answer with, by name. ``ValidationError`` travels with
+#: its ``field``; the others take a message only.
 ERRORS: dict[str, type[errors.TankError]] = {
-    cls.__name__: cls
-    for cls in (
-        errors.Invalid,
-        errors.NotFound,
-        errors.Forbidden,
-        errors.Conflict,
-        errors.Duplicate,
-        errors.InvalidTransition,
-        errors.StoreUnavailable,
-        errors.ConfigError,
-    )
+    name: cls
+    for name, cls in vars(errors).items()
+    if isinstance(cls, type)
+    and issubclass(cls, errors.TankError)
+    and cls not in (errors.ValidationError, errors.PluginLoadError)
 }
 
 
 def error_to_json(exc: errors.TankError) -> dict[str, Any]:
+    status = exc.http_status
     body: dict[str, Any] = {
-        "code": exc.http_status,
+        "code": status,
+        "title": STATUS_TEXT.get(status, "Error"),
+        "message": exc.message,
         "type": type(exc).__name__,
-        "message": str(exc),
     }
     if isinstance(exc, errors.ValidationError):
         body["field"] = exc.field
-        body["message"] = str(exc)[len(exc.field) + 2 :]
+        body["message"] = exc.message[len(exc.field) + 2 :]
     return {"error": body}
 
 
 def error_from_json(body: Any, status: int, url: str) -> errors.TankError:
+    """The error a registry answered, as the same tank.errors class.
+
+    An unknown type falls back on the status code. Server-side failures (5xx) say that
+    the registry at ``url`` had them, so an operator knows where to look.
+    """
     err = body.get("error") if isinstance(body, Mapping) else None
     if not isinstance(err, Mapping) or not isinstance(err.get("message"), str):
-        return errors.StoreUnavailable(f"registry at {url} answered {status} without an error body")
-    if err.get("type") == "ValidationError" and isinstance(err.get("field"), str):
-        return errors.ValidationError(err["field"], err["message"])
-    cls = ERRORS.get(str(err.get("type")))
+        return errors.StoreUnavailable(
+            f"registry at {url} answered badly: status {status} without an error body"
+        )
+    message, kind = err["message"], err.get("type")
+    if kind == "ValidationError" and isinstance(err.get("field"), str):
+        return errors.ValidationError(err["field"], message)
+    cls = ERRORS.get(kind) if isinstance(kind, str) else None
     if cls is None:
-        for candidate in (errors.NotFound, errors.Conflict, errors.Forbidden, errors.Invalid):
-            if candidate.http_status == status:
-                cls = candidate
-                break
-    return (cls or errors.StoreError)(err["message"])
+        by_status = (errors.NotFound, errors.Conflict, errors.Forbidden, errors.Invalid)
+        cls = next((c for c in by_status if c.http_status == status), None)
+    if cls is None:
+        cls = errors.StoreUnavailable if status == 503 else errors.StoreError
+    if cls.http_status >= 500:
+        message = f"registry at {url}: {message}"
+    return cls(message)
