@@ -27,12 +27,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
-def start_api(tmp_path: Path) -> Iterator[Callable[[], ApiServer]]:
+def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
+    """Start a tank-api of the test's own, e.g. ``start_api("--auth")``."""
     servers: list[ApiServer] = []
 
-    def start() -> ApiServer:
+    def start(*args: str) -> ApiServer:
         n = len(servers)
-        server = ApiServer(tmp_path / f"data{n}", tmp_path / f"tank-api{n}.log")
+        server = ApiServer(tmp_path / f"data{n}", tmp_path / f"tank-api{n}.log", args)
         servers.append(server)
         return server
 

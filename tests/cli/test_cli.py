@@ -211,3 +211,34 @@ def test_console_script_pipes(api: ApiServer, tank_script: str) -> None:
     )
     assert missing.returncode == 1
     assert missing.stderr.startswith("Error: ") and missing.stderr.count("\n") == 1
+
+
+def identity(tenant: str) -> list[str]:
+    """The headers a trusted front proxy sets for a tenant's member."""
+    return ["-H", "X-Identity-Status: Confirmed", "-H", f"X-Tenant-Id: {tenant}",
+            "-H", "X-Roles: member"]  # fmt: skip
+
+
+def test_tenants_with_auth(start_api: Callable[..., ApiServer]) -> None:
+    server = start_api("--auth")
+    alice, bob = identity("alice"), identity("bob")
+    mine = [run_json(server.url, *alice, "add", f"name=a{i}", input=b"a")["id"] for i in range(2)]
+    private = run_json(server.url, *bob, "add", "name=b-private", input=b"b")["id"]
+    public = run_json(server.url, *bob, "add", "name=b-public", "is_public=true", input=b"b")["id"]
+    shared = run_json(server.url, *bob, "add", "name=b-shared", input=b"b")["id"]
+    run(server.url, *bob, "member-add", shared, "alice")
+
+    seen = {r["id"] for r in run_json(server.url, *alice, "index", "is_public=none")}
+    assert seen == {*mine, public, shared}
+    assert private in error_line(run(server.url, *alice, "show", private, code=1))
+    assert [r["image_id"] for r in run_json(server.url, *alice, "member-images", "alice")] == [
+        shared
+    ]
+    refused = run(server.url, *alice, "delete", public, code=1)
+    assert public in error_line(refused)
+
+    cleared = run_json(server.url, *alice, "clear", "--force")
+    assert sorted(cleared["deleted"]) == sorted(mine) and cleared["failed"] == []
+    left = {r["id"] for r in run_json(server.url, *bob, "index", "is_public=none")}
+    assert left == {private, public, shared}
+    assert "authentication required" in error_line(run(server.url, "index", code=1))

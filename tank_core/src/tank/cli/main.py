@@ -392,11 +392,14 @@ def clear(state: State, force: bool) -> None:
     """Delete all of your images (needs --force).
 
     Without auth on the server every caller is an admin: that is all images. With
-    -H "X-Tenant-Id: T", only the images owned by T.
+    -H "X-Tenant-Id: T" (auth on), only the images owned by T, not those shared with T.
     """
     if not force:
         raise click.UsageError("clear deletes all of your images; add --force to do it")
-    tenant = next((v for k, v in state.headers.items() if k.lower() == "x-tenant-id"), None)
+    tenant = next(
+        (v for k, v in state.headers.items() if k.lower() in ("x-tenant-id", "x-project-id")),
+        None,
+    )
     images = list(state.client.iter_images(filters={"is_public": None}))
     mine = [i for i in images if tenant is None or i.owner == tenant]
     deleted, failed = [], []

@@ -39,6 +39,10 @@ class RangeNotSatisfiable(HTTPError, errors.Invalid):
     """416: the requested byte range lies outside the image."""
 
 
+class Unauthorized(HTTPError, errors.Forbidden):
+    """401: the server wants an authenticated caller (missing or unconfirmed identity)."""
+
+
 class Forbidden(HTTPError, errors.Forbidden):
     """403: not allowed (protected image, another tenant's image, read-only store)."""
 
@@ -77,6 +81,7 @@ class ConnectionFailed(errors.StoreUnavailable):
 
 BY_STATUS: dict[int, type[HTTPError]] = {
     400: BadRequest,
+    401: Unauthorized,
     403: Forbidden,
     404: NotFound,
     409: Conflict,
