@@ -27,6 +27,7 @@ from tank.client.wire import (
     UPDATE_FIELDS,
     BriefImage,
     brief_from_json,
+    header_value,
     image_from_headers,
     image_from_json,
     member_from_json,
@@ -200,9 +201,9 @@ class Client:
         """
         headers = meta_headers(fields, allowed=CREATE_FIELDS)
         if store is not None:
-            headers[META_PREFIX + "store"] = store.encode()
+            headers[META_PREFIX + "store"] = header_value("store", store)
         if location is not None:
-            headers[META_PREFIX + "location"] = location.encode()
+            headers[META_PREFIX + "location"] = header_value("location", location)
         return self._send_image("POST", "/v1/images", headers, data, size, checksum, progress)
 
     def upload(
@@ -223,7 +224,7 @@ class Client:
         headers = meta_headers(fields, allowed=UPDATE_FIELDS)
         headers[PURGE_PROPS_HEADER] = b"false"
         if store is not None:
-            headers[META_PREFIX + "store"] = store.encode()
+            headers[META_PREFIX + "store"] = header_value("store", store)
         path = self._image_path(image_id)
         return self._send_image("PUT", path, headers, data, size, checksum, progress)
 
