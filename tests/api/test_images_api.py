@@ -394,3 +394,25 @@ def test_direct_url_only_for_admins_when_enabled(start_api, tmp_path: Path) -> N
     detail = requests.get(f"{api.url}/v1/images/detail", headers=user, timeout=5).json()
     assert [i["id"] for i in detail["images"]] == [image_id]
     assert "location" not in detail["images"][0]
+
+
+def test_head_errors_have_no_body(api: ApiServer) -> None:
+    missing = f"/v1/images/{uuid.uuid4()}"
+    with socket.create_connection(("127.0.0.1", api.port)) as sock:
+        sock.sendall(f"HEAD {missing} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        sock.sendall(b"GET /versions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 404")
+    assert rest.startswith(b"HTTP/1.1 300"), "the HEAD answer leaked a body onto the connection"
+
+
+def test_sigterm_stops_tank_api_quickly(start_api) -> None:  # type: ignore[no-untyped-def]
+    api = start_api()
+    started = time.monotonic()
+    api.proc.terminate()
+    api.proc.wait(30)
+    elapsed = time.monotonic() - started
+    assert api.proc.returncode is not None and elapsed < 15, f"stopped after {elapsed:.1f}s"

@@ -102,6 +102,9 @@ class Api:
     ) -> Iterable[bytes]:
         started = time.monotonic()
         response = self._respond(environ)
+        if environ.get("REQUEST_METHOD", "").upper() == "HEAD":  # errors too: never a body
+            _close(response.body)
+            response.body = []
         start_response(response.status_line, response.headers)
         return _Logged(response, environ, started)
 

@@ -93,7 +93,8 @@ def main(
     server = build_server(host, port, make_app(service, api_config), api_config.threads)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        server.stop()  # type: ignore[attr-defined]
+        # Runs on the serving thread: cheroot's stop() would wait for that very loop.
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -58,7 +58,8 @@ def main(
     server = build_server(host, port, make_registry_app(registry), threads)
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        server.stop()  # type: ignore[attr-defined]
+        # Runs on the serving thread: cheroot's stop() would wait for that very loop.
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
