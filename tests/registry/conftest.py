@@ -36,6 +36,7 @@ class RegistryProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir.parent / f"tank-registry-{self.port}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
@@ -77,6 +78,21 @@ def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
     yield server
     server.stop()
     server.check_log()
+
+
+@pytest.fixture
+def start_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryProcess]]:
+    """``start_registry(*args)``: a tank-registry of the test's own (to kill, stop...),
+    never left running after the test."""
+    started: list[RegistryProcess] = []
+
+    def start(*args: str) -> RegistryProcess:
+        started.append(RegistryProcess(tmp_path / f"registry-{len(started)}" / "data", *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop(kill=True)
 
 
 @pytest.fixture(scope="session")
@@ -121,6 +137,7 @@ def serve_app(app: Any) -> Iterator[str]:
     from cheroot import wsgi
 
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8, shutdown_timeout=1)
+    server.expiration_interval = 0.05  # stop() waits for the accept loop to notice
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
@@ -129,6 +146,13 @@ def serve_app(app: Any) -> Iterator[str]:
     finally:
         server.stop()
         thread.join(5)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], str]]:
+    """``serve(app)``: the URL of ``app`` served in this process until the test ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda app: stack.enter_context(serve_app(app))
 
 
 @pytest.fixture
@@ -200,7 +224,7 @@ class Scripted:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -254,7 +254,9 @@ class HttpRegistry(Registry):
             )
         try:
             return parse(body[key])
-        except (errors.ValidationError, TypeError, ValueError) as exc:
+        except errors.ValidationError as exc:  # names the field
+            raise errors.StoreUnavailable(f"registry at {self.url} answered badly: {exc}") from None
+        except (TypeError, ValueError) as exc:
             raise errors.StoreUnavailable(
                 f"registry at {self.url} answered badly: {key}: {exc}"
             ) from None
