@@ -1,9 +1,10 @@
 """``tank-api``: serve the Images API on a threaded, streaming WSGI server.
 
-The server is cheroot (CherryPy's): it streams request bodies to the application as
-they arrive (chunked ones included) instead of spooling them to a temporary file as
-waitress does, and answers ``Expect: 100-continue`` at once, where Glance under uWSGI
-or gunicorn makes every ``curl -T`` upload wait a second for it.
+The server is cheroot (CherryPy's) as :mod:`tank.api.server` adapts it: it streams
+request bodies to the application as they arrive (chunked ones included) instead of
+spooling them to a temporary file as waitress does, answers ``Expect: 100-continue``
+as soon as the application reads the body (Glance under uWSGI or gunicorn made every
+``curl -T`` upload wait a second for it), and sends local image files with sendfile.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 
 
 def build_server(host: str, port: int, app: object, threads: int) -> object:
-    from cheroot import wsgi
+    from tank.api.server import TankServer
 
-    server = wsgi.Server(
+    return TankServer(
         (host, port),
         app,
         numthreads=threads,
@@ -49,9 +50,8 @@ def build_server(host: str, port: int, app: object, threads: int) -> object:
         timeout=60,
         shutdown_timeout=5,
         server_name="tank-api",
+        max_request_header_size=64 * 1024,
     )
-    server.max_request_header_size = 64 * 1024
-    return server
 
 
 @click.command()
