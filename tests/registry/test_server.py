@@ -118,15 +118,21 @@ def test_brief_and_detail_listings(served: str, image: Image) -> None:
 AWKWARD = ["a%41b", "x/y", "..", ".", "ünï ✓", "sp ace", "?q=1#f", "a+b", "%2F", "-"]
 
 
+@pytest.mark.parametrize("where", ["in-process cheroot", "tank-registry"])
 def test_awkward_member_names_round_trip(
-    served: str, image: Image, connect: Callable[..., HttpRegistry]
+    where: str, request: pytest.FixtureRequest, connect: Callable[..., HttpRegistry]
 ) -> None:
-    registry = connect(served)
+    if where == "tank-registry":  # the command's own server, as deployed
+        url = request.getfixturevalue("registry_server").url
+    else:
+        url = request.getfixturevalue("served")
+    registry = connect(url)
     admin = Context.admin()
+    image = registry.create(Image(name="awkward"))
     for name in AWKWARD:
         member = registry.add_member(image.id, name, can_share=True, context=admin)
         assert member.member == name
-        assert [m.image_id for m in registry.shared_with(name, context=admin)] == [image.id]
+        assert image.id in [m.image_id for m in registry.shared_with(name, context=admin)]
     listed = registry.list_members(image.id, context=admin)
     assert sorted(m.member for m in listed) == sorted(AWKWARD)
     for name in AWKWARD:
