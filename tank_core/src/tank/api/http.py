@@ -6,9 +6,10 @@ values are re-decoded here and encoded back on the way out.
 
 from __future__ import annotations
 
+import io
 import json
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -180,6 +181,35 @@ def _cheroot_body(stream: Any, expected: int) -> Iterator[bytes]:
             yield bytes(view[:filled])
         if filled < want:
             raise ClientGone(f"the client sent {received} of {expected} bytes and went away")
+
+
+class FileBody(io.FileIO):
+    """A response body that is ``length`` bytes of a local file from its current
+    position: the server sends it with ``sendfile`` through ``wsgi.file_wrapper``, or
+    it is read 1 MiB at a time where the server has none."""
+
+    def __init__(self, fd: int, length: int) -> None:
+        super().__init__(fd, "rb", closefd=True)
+        self.length = length
+        #: Called once, when the server closes the body (the access-log line).
+        self.on_close: Callable[[], None] | None = None
+
+    def __iter__(self) -> Iterator[bytes]:  # blocks, not lines
+        left = self.length
+        while left > 0:
+            chunk = self.read(min(UPLOAD_CHUNK, left))
+            if not chunk:
+                raise OSError(f"the file ended {left} bytes early")
+            left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            on_close, self.on_close = self.on_close, None
+            if on_close is not None:
+                on_close()
 
 
 @attrs.define

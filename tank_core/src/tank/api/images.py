@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tank import errors
-from tank.api.http import Request, Response
+from tank.api.http import FileBody, Request, Response
 from tank.api.meta import brief_json, image_headers, image_json, parse_headers
 from tank.api.ranges import Unsatisfiable, parse_range
-from tank.model import FILTER_KEYS, Context, ListQuery, parse_image_id, parse_int
+from tank.model import FILTER_KEYS, Context, Image, ListQuery, parse_image_id, parse_int
 from tank.store import ReadResult
 
 if TYPE_CHECKING:
@@ -88,7 +90,37 @@ def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     ]
     if wanted:
         headers.append(("Content-Range", wanted.content_range(result.total_size)))
-    return Response(206 if wanted else 200, headers, _Stream(result))
+    body: FileBody | _Stream = _Stream(result)
+    if "wsgi.file_wrapper" in req.environ:
+        local = _local_file(api, image, offset, result)
+        if local is not None:
+            result.close()
+            body = local
+    return Response(206 if wanted else 200, headers, body)
+
+
+def _local_file(api: Api, image: Image, offset: int, result: ReadResult) -> FileBody | None:
+    """The data as a local file the server can ``sendfile``, when the store keeps it in
+    one (``local_path``: the fs store, which checks the path is inside its data dir);
+    None to stream the store's chunks instead."""
+    try:
+        backend = api.service.stores.for_location(image.location or "", image.store)
+        local_path = getattr(backend, "local_path", None)
+        if local_path is None:
+            return None
+        fd = os.open(local_path(image.location), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (errors.TankError, OSError):
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size != result.total_size:
+            os.close(fd)
+            return None
+        os.lseek(fd, offset, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        return None
+    return FileBody(fd, result.size)
 
 
 class _Stream:
