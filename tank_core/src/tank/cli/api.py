@@ -12,8 +12,11 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import attrs
 import click
@@ -90,22 +93,44 @@ def main(
         service = ImageService.from_config(config)
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
-    server = build_server(host, port, make_app(service, api_config), api_config.threads)
+    try:
+        server = build_server(host, port, make_app(service, api_config), api_config.threads)
+        served = f"data dir {config.data_dir}, auth {'on' if api_config.auth else 'off'}"
+        serve(server, host, served)
+    finally:
+        service.close()
+
+
+def serve(server: Any, host: str, what: str) -> None:
+    """Serve until SIGTERM or SIGINT, then stop: in-flight requests get
+    ``shutdown_timeout`` seconds to finish, and the exit status is 0.
+
+    The server runs in a thread and is stopped from the main thread: cheroot's stop()
+    inside a signal handler would wait for the loop the handler interrupted.
+    """
+    log = logging.getLogger("tank.api")
+    try:
+        server.prepare()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{server.bind_addr[1]}: {exc}"
+        ) from None
+    signalled: list[int] = []  # a signal handler may only touch what takes no lock
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        # Runs on the serving thread: cheroot's stop() would wait for that very loop.
-        raise KeyboardInterrupt
+        signalled.append(signum)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    logging.getLogger("tank.api").info(
-        "tank-api serving http://%s:%d (data dir %s, auth %s)",
-        host,
-        port,
-        config.data_dir,
-        "on" if api_config.auth else "off",
-    )
+    thread = threading.Thread(target=server.serve, name="serve", daemon=True)
+    thread.start()
+    log.info("tank-api serving http://%s:%d (%s)", host, server.bind_addr[1], what)
     try:
-        server.safe_start()  # type: ignore[attr-defined]
+        while thread.is_alive() and not signalled:
+            time.sleep(0.1)
     finally:
-        service.close()
+        server.stop()
+        thread.join(10)
+    if not signalled:
+        raise click.ClickException("the server stopped unexpectedly; see the log above")
+    log.info("tank-api stopped")
