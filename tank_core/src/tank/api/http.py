@@ -95,14 +95,16 @@ class Request:
         return self.chunked or (self.content_length or 0) > 0
 
     def body(self) -> Iterator[bytes]:
-        """The body in chunks; raises ClientGone if the client stops early."""
+        """The body in chunks; raises ClientGone if the client stops early.
+
+        Plain ``read`` calls: how fast they are is the server's business (tank-api's
+        reads from the socket into a reused buffer, see :mod:`tank.api.server`)."""
         stream = self.environ["wsgi.input"]
         expected = None if self.chunked else self.content_length
-        if expected is not None and _is_cheroot_known_length(stream):
-            return _cheroot_body(stream, expected)
-        return self._generic_body(stream, expected)
+        return self._chunks(stream, expected)
 
-    def _generic_body(self, stream: Any, expected: int | None) -> Iterator[bytes]:
+    @staticmethod
+    def _chunks(stream: Any, expected: int | None) -> Iterator[bytes]:
         received = 0
         while expected is None or received < expected:
             want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
@@ -132,55 +134,6 @@ class Request:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.Invalid(f"request body is not valid JSON: {exc}") from None
-
-
-def _is_cheroot_known_length(stream: Any) -> bool:
-    rfile = getattr(stream, "rfile", None)
-    return (
-        isinstance(getattr(stream, "remaining", None), int)
-        and isinstance(getattr(rfile, "_read_buf", None), bytes)
-        and callable(getattr(getattr(rfile, "raw", None), "readinto", None))
-    )
-
-
-def _cheroot_body(stream: Any, expected: int) -> Iterator[bytes]:
-    """Read a Content-Length body straight from cheroot's socket into one reused buffer.
-
-    cheroot's reader is the pure-Python ``_pyio.BufferedReader``: each 1 MiB read
-    allocates a 1 MiB buffer per ``recv`` and joins the pieces, which cost ~45 % of an
-    upload's request thread. Here each MiB is received in place and copied once. The
-    bytes cheroot had already buffered come first, and ``remaining`` is kept exact so
-    cheroot's keep-alive handling stays correct.
-    """
-    rfile = stream.rfile
-    pending = rfile._read_buf[rfile._read_pos :]
-    take = min(len(pending), stream.remaining)
-    rfile._read_buf, rfile._read_pos = pending[take:], 0
-    received = 0
-    if take:
-        stream.remaining -= take
-        received += take
-        yield pending[:take]
-    readinto = rfile.raw.readinto
-    buf = bytearray(UPLOAD_CHUNK)
-    view = memoryview(buf)
-    while stream.remaining > 0:
-        want = min(UPLOAD_CHUNK, stream.remaining)
-        filled = 0
-        try:
-            while filled < want:
-                n = readinto(view[filled:want])
-                if not n:
-                    break
-                filled += n
-        except OSError as exc:
-            raise ClientGone(f"the upload stopped after {received + filled} bytes: {exc}") from exc
-        stream.remaining -= filled
-        received += filled
-        if filled:
-            yield bytes(view[:filled])
-        if filled < want:
-            raise ClientGone(f"the client sent {received} of {expected} bytes and went away")
 
 
 class FileBody(io.FileIO):

@@ -122,6 +122,16 @@ class _Body:
 
     def __init__(self, request: TankRequest) -> None:
         self._request = request
+        self._reused = bytearray(0)
+
+    def _buffer(self, size: int) -> memoryview:
+        """A view of ``size`` bytes to receive into, reused from read to read (up to
+        1 MiB): each read then costs one copy, into the bytes it returns."""
+        if size > MiB:
+            return memoryview(bytearray(size))
+        if len(self._reused) < size:
+            self._reused = bytearray(MiB if size > 64 << 10 else 64 << 10)
+        return memoryview(self._reused)[:size]
 
     def _started(self) -> None:
         if self._request.continue_pending:
@@ -160,15 +170,15 @@ class KnownLengthBody(_Body):
         want = self.remaining if size is None or size < 0 else min(size, self.remaining)
         if want == 0:
             return b""
-        buf = bytearray(want)
-        got = _fill(self._rfile, memoryview(buf))
-        self.remaining -= got
-        if got < want:
-            raise BodyIncomplete(
-                f"the client sent {self.length - self.remaining} of {self.length} bytes "
-                "and closed the connection"
-            )
-        return bytes(buf)
+        with self._buffer(want) as view:
+            got = _fill(self._rfile, view)
+            self.remaining -= got
+            if got < want:
+                raise BodyIncomplete(
+                    f"the client sent {self.length - self.remaining} of {self.length} bytes "
+                    "and closed the connection"
+                )
+            return bytes(view)
 
 
 class ChunkedBody(_Body):
@@ -188,24 +198,22 @@ class ChunkedBody(_Body):
         self._started()
         if size is None or size < 0:
             return b"".join(iter(self))
-        buf = bytearray(size)
-        view = memoryview(buf)
-        filled = 0
-        while filled < size:
-            if self._left == 0 and not self._next_chunk():
-                break
-            want = min(self._left, size - filled)
-            got = _fill(self._rfile, view[filled : filled + want])
-            filled += got
-            self._left -= got
-            self.received += got
-            if got < want:
-                raise BodyIncomplete(
-                    f"the client closed the connection after {self.received} bytes "
-                    "of a chunked body"
-                )
-        view.release()
-        return bytes(buf[:filled]) if filled < size else bytes(buf)
+        with self._buffer(size) as view:
+            filled = 0
+            while filled < size:
+                if self._left == 0 and not self._next_chunk():
+                    break
+                want = min(self._left, size - filled)
+                got = _fill(self._rfile, view[filled : filled + want])
+                filled += got
+                self._left -= got
+                self.received += got
+                if got < want:
+                    raise BodyIncomplete(
+                        f"the client closed the connection after {self.received} bytes "
+                        "of a chunked body"
+                    )
+            return bytes(view[:filled])
 
     def _line(self) -> bytes:
         line = self._rfile.readline(MAX_CHUNK_LINE)
