@@ -416,3 +416,10 @@ def test_sigterm_stops_tank_api_quickly(start_api) -> None:  # type: ignore[no-u
     api.proc.wait(30)
     elapsed = time.monotonic() - started
     assert api.proc.returncode is not None and elapsed < 15, f"stopped after {elapsed:.1f}s"
+
+
+def test_deeply_nested_json_is_a_400(api: ApiServer) -> None:
+    image = create(api, "deep-json")
+    body = b"[" * 500_000
+    resp = requests.put(f"{api.url}/v1/images/{image['id']}/members", data=body, timeout=10)
+    error(resp, 400)

@@ -132,7 +132,7 @@ class Request:
             raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
         try:
             return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise errors.Invalid(f"request body is not valid JSON: {exc}") from None
 
 

@@ -41,7 +41,7 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-def build_server(host: str, port: int, app: object, threads: int) -> object:
+def build_server(host: str, port: int, app: object, threads: int, name: str = "tank-api") -> object:
     from tank.api.server import TankServer
 
     return TankServer(
@@ -52,7 +52,7 @@ def build_server(host: str, port: int, app: object, threads: int) -> object:
         request_queue_size=64,
         timeout=60,
         shutdown_timeout=5,
-        server_name="tank-api",
+        server_name=name,
         max_request_header_size=64 * 1024,
     )
 

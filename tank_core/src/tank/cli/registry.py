@@ -72,7 +72,7 @@ def serve(host: str, port: int, app: object, threads: int, kind: str) -> None:
             host,
             port,
         )
-    server = build_server(host, port, app, threads)
+    server = build_server(host, port, app, threads, name="tank-registry")
     try:
         server.prepare()  # type: ignore[attr-defined]
     except OSError as exc:
