@@ -134,6 +134,10 @@ class Api:
     def _dispatch(self, req: Request) -> Response:
         path = req.path
         if path in ("", "/", "/versions", "/v1", "/v1/"):
+            if req.method not in ("GET", "HEAD"):
+                response = Response.error(405, f"{req.method[:20]} is not allowed here (GET, HEAD)")
+                response.headers.append(("Allow", "GET, HEAD"))
+                return response
             return self._versions(req)
         if path.startswith("/v1/"):
             path = path[3:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -11,13 +12,23 @@ from tank import errors
 from tank.api.http import FileBody, Request, Response
 from tank.api.meta import brief_json, image_headers, image_json, parse_headers
 from tank.api.ranges import Unsatisfiable, parse_range
-from tank.model import FILTER_KEYS, Context, Image, ListQuery, parse_image_id, parse_int
+from tank.model import (
+    FILTER_KEYS,
+    Context,
+    Image,
+    ListQuery,
+    parse_bool,
+    parse_image_id,
+    parse_int,
+)
 from tank.store import ReadResult
 
 if TYPE_CHECKING:
     from tank.api.app import Api
 
 _PAGING = ("sort_key", "sort_dir", "limit", "marker")
+PURGE_PROPS = "x-glance-registry-purge-props"
+COPY_FROM = "x-glance-api-copy-from"
 
 
 def _image_id(value: str) -> str:
@@ -148,6 +159,27 @@ def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:
     return args
 
 
+def _check_request(req: Request, data: dict[str, str]) -> None:
+    """Refuse what Tank would otherwise misread: a body of another media type (``curl -d
+    @file`` sends form data with its newlines stripped; Glance refused it too), the
+    copy-from header Tank does not implement, an unparseable location."""
+    if req.headers.get(COPY_FROM) is not None:
+        raise errors.Invalid(
+            f"{COPY_FROM} is not supported: download the data and upload it, "
+            "or register it with x-image-meta-location"
+        )
+    ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+    if req.has_body() and ctype not in ("", "application/octet-stream"):
+        raise errors.Invalid(
+            f"image data must be sent as application/octet-stream, not {ctype[:100]!r}"
+        )
+    if "location" in data:
+        try:
+            urllib.parse.urlsplit(data["location"])
+        except ValueError as exc:
+            raise errors.BadLocation(f"x-image-meta-location is not a valid URI: {exc}") from None
+
+
 def _wants_upload(req: Request, data: dict[str, str]) -> bool:
     """Glance v1: a body means data. An empty body is data only if the client says so
     (``Content-Type: application/octet-stream`` or an announced size of 0)."""
@@ -161,6 +193,7 @@ def _wants_upload(req: Request, data: dict[str, str]) -> bool:
 
 def create(api: Api, req: Request, ctx: Context) -> Response:
     meta = parse_headers(req.headers, allow_id=True)
+    _check_request(req, meta.data)
     args = _data_args(req, meta.data)
     location = meta.data.get("location")
     if location is not None:
@@ -184,17 +217,30 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
 def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = _image_id(image_id)
     meta = parse_headers(req.headers, allow_id=False)
+    _check_request(req, meta.data)
     args = _data_args(req, meta.data)
     if "location" in meta.data:
         raise errors.Invalid("x-image-meta-location can only be given when creating an image")
     upload = _wants_upload(req, meta.data)
-    if upload:
-        current = api.service.get(image_id, context=ctx)
-        if current.status.value != "queued":
-            raise errors.Conflict(
-                f"image {image_id} is {current.status}: data can only be uploaded to a queued image"
-            )
-    purge = req.headers.get("x-glance-registry-purge-props", "true").lower() != "false"
+    current = api.service.get(image_id, context=ctx)
+    if upload and current.status.value != "queued":
+        raise errors.Conflict(
+            f"image {image_id} is {current.status}: data can only be uploaded to a queued image"
+        )
+    if not upload:
+        # Clients echo size and checksum back from a HEAD: the same values are fine.
+        for field in ("size", "checksum"):
+            value = args.get(field)
+            if isinstance(value, str):
+                value = value.lower()
+            if field in args and value != getattr(current, field):
+                raise errors.Forbidden(
+                    f"x-image-meta-{field} describes the image data: it is set by an upload "
+                    "and cannot be changed"
+                )
+    # Glance v1 purges unless told not to; a value that is not a boolean is an error
+    # here (Glance read it as false, so a typo kept or lost properties silently).
+    purge = parse_bool(PURGE_PROPS, req.headers.get(PURGE_PROPS, "true"))
     image = None
     if meta.fields or (purge and not upload):
         image = api.service.update(

@@ -359,6 +359,8 @@ class TankRequest(cheroot_server.HTTPRequest):
         self.header_reader = _ExpectHidingReader(self.header_reader)
         if not super().read_request_headers():
             return False
+        if self.chunked_read and b"Content-Length" in self.inheaders:
+            self.close_connection = True  # RFC 9112 §6.1: framing is ambiguous; no reuse
         expect = self.inheaders.pop(_HIDDEN_EXPECT, None)
         if expect is not None:
             self.inheaders[b"Expect"] = expect
