@@ -1,0 +1,209 @@
+"""No request, however malformed, gets a 500: each is refused with the status and a
+message naming what was wrong. Also the size cap (413) before and during an upload."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from tank.testing.api_server import ApiServer
+
+V1 = "/v1/images"
+
+
+@pytest.fixture(scope="module")
+def image(api: ApiServer) -> str:
+    resp = requests.post(
+        api.url + V1,
+        data=b"abc",
+        headers={"x-image-meta-name": "target", "Content-Type": "application/octet-stream"},
+        timeout=5,
+    )
+    return str(resp.json()["image"]["id"])
+
+
+CREATE_HEADERS = [
+    ({"x-image-meta-min_ram": "abc"}, "min_ram"),
+    ({"x-image-meta-min_disk": "-1"}, "min_disk"),
+    ({"x-image-meta-min_ram": "9" * 40}, "min_ram"),
+    ({"x-image-meta-is_public": "maybe"}, "is_public"),
+    ({"x-image-meta-protected": ""}, "protected"),
+    ({"x-image-meta-id": "nope"}, "UUID"),
+    ({"x-image-meta-size": "1e3"}, "size"),
+    ({"x-image-meta-checksum": "zz"}, "checksum"),
+    ({"x-image-meta-disk_format": "exe"}, "disk_format"),
+    ({"x-image-meta-disk_format": "aki", "x-image-meta-container_format": "bare"}, "aki"),
+    ({"x-image-meta-colour": "red"}, "colour"),
+    ({"x-image-meta-property-": "x"}, "property"),
+    ({"x-image-meta-name": "n" * 300}, "name"),
+    ({"x-image-meta-store": "nowhere"}, "nowhere"),
+    ({"x-image-meta-location": "http://[::1"}, "location"),
+    ({"x-image-meta-location": "/etc/hostname"}, "scheme"),
+    ({"x-glance-api-copy-from": "http://example.com/x.img"}, "copy-from"),
+]
+
+
+@pytest.mark.parametrize("headers,fragment", CREATE_HEADERS)
+def test_bad_create_headers(api: ApiServer, headers: dict[str, str], fragment: str) -> None:
+    resp = requests.post(api.url + V1, headers=headers, timeout=5)
+    assert resp.status_code == 400, resp.text
+    assert fragment in resp.json()["error"]["message"]
+
+
+def test_data_must_be_octet_stream(api: ApiServer) -> None:
+    resp = requests.post(api.url + V1, data={"form": "data"}, timeout=5)
+    assert resp.status_code == 400
+    assert "application/octet-stream" in resp.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({"x-glance-registry-purge-props": "maybe"}, 400),
+        ({"x-image-meta-size": "10"}, 403),
+        ({"x-image-meta-checksum": "0" * 32}, 403),
+        ({"x-image-meta-id": str(uuid.uuid4())}, 400),
+        ({"x-image-meta-location": "file:///etc/hostname"}, 400),
+    ],
+)
+def test_bad_updates(api: ApiServer, image: str, headers: dict[str, str], status: int) -> None:
+    resp = requests.put(f"{api.url}{V1}/{image}", headers=headers, timeout=5)
+    assert resp.status_code == status, resp.text
+
+
+def test_echoed_size_and_checksum_are_accepted(api: ApiServer, image: str) -> None:
+    head = requests.head(f"{api.url}{V1}/{image}", timeout=5).headers
+    echo = {k: head[k] for k in ("x-image-meta-size", "x-image-meta-checksum")}
+    resp = requests.put(
+        f"{api.url}{V1}/{image}", headers={**echo, "x-image-meta-name": "e"}, timeout=5
+    )
+    assert resp.status_code == 200 and resp.json()["image"]["name"] == "e"
+
+
+@pytest.mark.parametrize(
+    "query,status",
+    [
+        ("limit=abc", 400),
+        ("limit=-1", 400),
+        ("limit=" + "9" * 30, 400),
+        ("sort_key=checksum", 400),
+        ("sort_dir=up", 400),
+        ("marker=zz", 400),
+        (f"marker={uuid.uuid4()}", 400),
+        ("size_min=abc", 400),
+        ("status=zombie", 400),
+        ("is_public=x", 400),
+        ("colour=red", 400),
+        ("property-=x", 400),
+        ("name=%ff%fe", 200),
+    ],
+)
+def test_listing_parameters(api: ApiServer, query: str, status: int) -> None:
+    for path in (V1, V1 + "/detail"):
+        assert requests.get(f"{api.url}{path}?{query}", timeout=5).status_code == status
+
+
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        (V1 + "/xyz", 404),
+        (V1 + "/%ff", 404),
+        (V1 + "/%00", 404),
+        (V1 + "/{image}/members/x/y", 404),
+        (V1 + "/zz/members", 404),
+        ("/v1/shared-images/%ff%00", 200),
+        ("/v2/images", 404),
+    ],
+)
+def test_odd_paths(api: ApiServer, image: str, path: str, status: int) -> None:
+    resp = requests.get(api.url + path.format(image=image), timeout=5)
+    assert resp.status_code == status
+    assert resp.json()  # JSON answers, errors included
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b"null",
+        b"[]",
+        b'{"memberships": [1]}',
+        b'{"memberships": [{"member_id": "a", "can_share": "maybe"}]}',
+        b"\xff\xfe",
+        json.dumps({"memberships": [{"member_id": "m" * 1000}]}).encode(),
+    ],
+)
+def test_bad_member_bodies(api: ApiServer, image: str, body: bytes) -> None:
+    resp = requests.put(f"{api.url}{V1}/{image}/members", data=body, timeout=5)
+    assert resp.status_code == 400, resp.text
+
+
+def _exchange(api: ApiServer, data: bytes) -> bytes:
+    """Send ``data`` and return the status line of the answer."""
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "request_bytes,status",
+    [
+        (b"POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", b"400"),
+        (b"POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
+        (b"POST /v1/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+        (b"BREW /v1/images HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"\x00\x01\x02 / HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"GET http://elsewhere/v1/images HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+        (b"GET /v1/images HTTP/1.1\r\nHost: x\r\nX-A: \xff\xfe\r\n\r\n", b"200"),
+        (b"GET /v1/images HTTP/1.1\nHost: x\n\n", b"400"),
+    ],
+)
+def test_protocol_abuse(api: ApiServer, request_bytes: bytes, status: bytes) -> None:
+    assert _exchange(api, request_bytes).split(b" ")[1] == status
+
+
+def test_no_500_in_the_log(api: ApiServer) -> None:
+    """Runs last in this module: everything above was answered without a 500."""
+    log = api.log_path.read_text(errors="replace")
+    assert " 500 " not in log and "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture
+def capped(start_api: Callable[..., ApiServer], tmp_path: Path) -> ApiServer:
+    config = tmp_path / "tank.toml"
+    config.write_text("image_size_cap = 100000\n")
+    return start_api("--config", str(config))
+
+
+def test_size_cap(capped: ApiServer) -> None:
+    api = capped
+    announced = requests.post(
+        api.url + V1,
+        headers={"x-image-meta-size": "200000", "Content-Type": "application/octet-stream"},
+        data=b"x" * 10,
+        timeout=5,
+    )
+    assert announced.status_code == 413 and "100000" in announced.json()["error"]["message"]
+    image_id = str(uuid.uuid4())
+    chunked = requests.post(
+        api.url + V1,
+        headers={"x-image-meta-id": image_id, "Content-Type": "application/octet-stream"},
+        data=iter([b"y" * 60_000] * 3),  # no length: sent chunked
+        timeout=5,
+    )
+    assert chunked.status_code == 413
+    head = requests.head(f"{api.url}{V1}/{image_id}", timeout=5)
+    assert head.headers["x-image-meta-status"] == "killed"
+    assert list((api.data_dir / "images").iterdir()) == []
