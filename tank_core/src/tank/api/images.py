@@ -39,6 +39,14 @@ def _image_id(value: str) -> str:
 
 
 def _list_query(req: Request, ctx: Context) -> ListQuery:
+    """Filters and paging from the query string; unknown parameters are a 400.
+
+    Without ``is_public`` the listing is every image the caller may see: public, its
+    own and those shared with it (all of them for an admin). Glance v1 defaulted
+    ``is_public`` to true for admins, so under its default no-auth setup, where every
+    caller is an admin, a user's freshly created private image did not show up in
+    ``glance image-list``. ``is_public=true|false`` filters; ``none`` is the default.
+    """
     filters = {}
     for key, value in req.query.items():
         if key in _PAGING:
