@@ -273,7 +273,7 @@ class FileWrapper:
 class TankGateway(cheroot_wsgi.Gateway_10):
     """WSGI 1.0 gateway with ``wsgi.file_wrapper`` served by ``sendfile``."""
 
-    def get_environ(self) -> dict[str, Any]:
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]  # stub says None
         env = super().get_environ()
         env["wsgi.file_wrapper"] = FileWrapper
         return env
@@ -323,13 +323,13 @@ class TankHeaderReader(cheroot_server.HeaderReader):
     def _allow_header(self, key_name: bytes) -> bool:
         if b"_" in key_name and key_name.replace(b"_", b"-").title() in IDENTITY_HEADERS:
             return False
-        return bool(super()._allow_header(key_name))
+        return bool(super()._allow_header(key_name))  # type: ignore[misc]  # not in the stub
 
 
 class TankRequest(cheroot_server.HTTPRequest):
     """One request/response on a connection; see the module docstring for changes."""
 
-    header_reader = TankHeaderReader()
+    header_reader: Any = TankHeaderReader()
     continue_pending = False
 
     def parse_request(self) -> None:
