@@ -97,7 +97,9 @@ class BadChunking(ValueError):
 
 def _readinto(rfile: Any, view: memoryview) -> int:
     """Fill ``view`` from what cheroot's reader holds, else from the socket directly."""
-    buf, pos = rfile._read_buf, rfile._read_pos
+    buf, pos = getattr(rfile, "_read_buf", None), getattr(rfile, "_read_pos", 0)
+    if not isinstance(buf, bytes):  # not the _pyio reader cheroot uses: its own readinto
+        return int(rfile.readinto(view) or 0)
     if len(buf) > pos:
         n = min(len(buf) - pos, len(view))
         view[:n] = buf[pos : pos + n]
