@@ -167,6 +167,14 @@ class TankApi:
     def peak_rss_kib(self) -> int:
         return proc_status_kib(self.proc.pid, "VmHWM")
 
+    def reset_peak_rss(self) -> bool:
+        """Start VmHWM again from the current RSS (Linux ``clear_refs``); False if not allowed."""
+        try:
+            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return True
+
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.proc.pid)
 

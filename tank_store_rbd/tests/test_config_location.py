@@ -72,6 +72,9 @@ def test_defaults_follow_glance() -> None:
     [
         ({"chunk_size": 3 << 20}, "chunk_size"),
         ({"chunk_size": 64 << 20}, "chunk_size"),
+        ({"io_size": 1024}, "io_size"),
+        ({"io_size": 64 << 20}, "io_size"),
+        ({"queue_depth": 0}, "queue_depth"),
         ({"connect_timeout": 0}, "connect_timeout"),
         ({"connect_timeout": "10"}, "connect_timeout"),
         ({"features": ["layering", "object-map"]}, "exclusive-lock"),

@@ -123,7 +123,8 @@ def test_failed_upload_leaves_nothing(backend: Any, ceph: Any) -> None:
 
 
 def test_zero_objects_are_not_written(make_backend: Any, ceph: Any) -> None:
-    backend = make_backend(chunk_size=64 * KiB)
+    # zeros are detected per write (io_size), here one write per 64 KiB object
+    backend = make_backend(chunk_size=64 * KiB, io_size=64 * KiB)
     data = pattern(64 * KiB, seed=4) + bytes(128 * KiB) + pattern(64 * KiB + 9, seed=5)
     image_id = new_id()
     location = backend.add(image_id, irregular_chunks(data)).location
@@ -171,13 +172,14 @@ def test_location_on_another_cluster_is_not_found(backend: Any, ceph: Any) -> No
 def test_reads_let_go_of_the_cluster(backend: Any) -> None:
     data = pattern(20 * MiB + 1, seed=7)
     location = backend.add(new_id(), iter([data])).location
+    io = backend.config.io_size
     with backend.get(location) as result:
-        assert next(iter(result)) == data[: 8 * MiB]
+        assert next(iter(result)) == data[:io]
     assert backend.cluster.leases == 0
     backend.get(location, 5, 10).close()  # never iterated
     assert backend.cluster.leases == 0
-    with backend.get(location, 8 * MiB - 1, 2 * MiB) as result:
-        assert [len(c) for c in result] == [1, 2 * MiB - 1]  # later reads are object-aligned
+    with backend.get(location, 8 * MiB - 1, 2 * io) as result:
+        assert [len(c) for c in result] == [1, io, io - 1]  # later reads are io_size-aligned
 
     # closing the store waits for the read still streaming, then disconnects
     result = backend.get(location)

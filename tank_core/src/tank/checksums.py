@@ -74,7 +74,7 @@ class StreamHasher:
     or the threads linger until the process exits.
     """
 
-    def __init__(self, *, max_pending: int = 8 << 20) -> None:
+    def __init__(self, *, max_pending: int = 4 << 20) -> None:
         self._workers = [_HashThread(alg, max_pending) for alg in ALGORITHMS]
         self._closed = False
 

@@ -1,8 +1,8 @@
 """The Ceph RBD store: one format-2 RBD image per Tank image, frozen in a protected snapshot.
 
 Add creates the image (at full size when the size is known, else growing in large steps),
-writes it one RADOS object at a time with a few asynchronous writes in flight, trims it
-to the exact size, then snapshots it as ``snap`` and protects the snapshot so compute
+writes it with asynchronous writes of about ``io_size`` bytes (a bounded number in flight),
+trims it to the exact size, then snapshots it as ``snap`` and protects the snapshot so compute
 hosts can clone it copy-on-write. The location is ``rbd://<fsid>/<pool>/<image>/snap``.
 Reads stream from that snapshot with read-ahead; delete refuses while clones exist.
 """
@@ -36,6 +36,11 @@ FEATURES = {
     "deep-flatten": "RBD_FEATURE_DEEP_FLATTEN",
 }
 _FEATURE_NEEDS = {"object-map": "exclusive-lock", "fast-diff": "object-map"}
+
+
+def _check_io_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value < 4 * KiB or value > 32 * MiB:
+        raise ValueError(f"io_size must be from 4096 to 33554432 bytes, got {value}")
 
 
 def _check_chunk_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -89,20 +94,23 @@ class RBDBackend(Backend):
         user: str | None = None
         #: Keyring path; None: the one ceph.conf names for the user.
         keyring: str | None = None
-        #: RBD object size and the unit of every read and write (a power of two).
+        #: RBD object size (a power of two): what compute hosts' clones inherit.
         chunk_size: int = attrs.field(default=8 * MiB, validator=_check_chunk_size)
+        #: Bytes per aio read, and the size small incoming chunks are gathered to before
+        #: a write (chunks at least this large are written as they come, uncopied).
+        io_size: int = attrs.field(default=MiB, validator=_check_io_size)
         #: Seconds to reach the monitors before the store reports itself unavailable.
         connect_timeout: int = attrs.field(default=10, validator=positive)
         #: Seconds any single monitor or OSD operation may take once connected.
         op_timeout: int = attrs.field(default=30, validator=positive)
-        #: Chunk-sized reads or writes in flight per transfer; memory is about
-        #: (queue_depth + 1) * chunk_size per upload or download.
-        queue_depth: int = attrs.field(default=2, validator=positive)
+        #: aio reads or writes in flight per transfer; memory is about
+        #: (queue_depth + 1) * io_size per upload or download.
+        queue_depth: int = attrs.field(default=8, validator=positive)
         #: Features of new images; keep them to what compute hosts' clients support.
         features: tuple[str, ...] = attrs.field(
             default=("layering",), converter=_to_tuple, validator=_check_features
         )
-        #: Do not write chunks that are all zeros (they read back as zeros anyway).
+        #: Skip writes that are all zeros (a new image reads back zeros there anyway).
         thin_provisioning: bool = True
 
     def __init__(self, config: RBDBackend.Config, *, name: str | None = None) -> None:
@@ -117,7 +125,7 @@ class RBDBackend(Backend):
             op_timeout=config.op_timeout,
             store=self.name,
         )
-        self.read_chunk_size = config.chunk_size
+        self.read_chunk_size = config.io_size
         self.features = 0
         for feature in config.features:
             self.features |= getattr(self.rbd, FEATURES[feature])
@@ -397,14 +405,16 @@ def _all_zero(chunk: bytes | bytearray) -> bool:
 
 
 class RBDWriter(Writer):
-    """One upload: whole RBD objects written with aio, at most ``queue_depth`` in flight.
+    """One upload, written with aio; at most ``queue_depth * io_size`` bytes in flight.
 
-    Incoming chunks of any size are copied into an object-sized buffer, so each write is
-    one OSD operation on one object. (Regrouping here rather than through
-    ``Backend.write_chunk_size`` keeps the checksum threads fed with the small incoming
-    chunks, and memory at about (queue_depth + 1) objects.) A pending write keeps its
-    buffer referenced: librbd reads it until the write completes. Owns the I/O context
-    and the cluster lease (``resources``) until commit or abort.
+    Chunks of at least ``io_size`` bytes (tank-api hands over 1 MiB) are written as they
+    come: librbd, with its cache off, sends from the caller's buffer, so no byte is copied.
+    Smaller chunks are gathered into an ``io_size`` buffer first, so a trickle of tiny
+    chunks does not become a flood of tiny OSD operations. (Measured on the test
+    cluster: 1 MiB writes 8 deep are as fast as whole 8 MiB objects 2 deep, with a
+    third of the memory and no copy.) A pending write keeps its buffer referenced:
+    librbd reads it until the write completes. Owns the I/O context and the cluster
+    lease (``resources``) until commit or abort.
     """
 
     def __init__(
@@ -422,9 +432,11 @@ class RBDWriter(Writer):
         self._location = location
         self._resources = resources
         self._pending: collections.deque[tuple[Any, bytes | bytearray]] = collections.deque()
-        self._depth = backend.config.queue_depth
+        self._pending_bytes = 0
+        self._budget = backend.config.queue_depth * backend.config.io_size
         self._thin = backend.config.thin_provisioning
         self._chunk_size = backend.config.chunk_size
+        self._io_size = backend.config.io_size
         self._buffer: bytearray | None = None
         self._filled = 0
         self._capacity = size or 0
@@ -432,20 +444,20 @@ class RBDWriter(Writer):
         self._done = False
 
     def write(self, chunk: bytes) -> None:
-        if self._buffer is None and len(chunk) == self._chunk_size:
-            self._submit(chunk)  # already a whole object: no copy
+        if self._buffer is None and len(chunk) >= self._io_size:
+            self._submit(chunk)  # large enough to go as it is: no copy
             return
         view = memoryview(chunk)
         pos = 0
         while pos < len(view):
             if self._buffer is None:
-                self._buffer = bytearray(self._chunk_size)
+                self._buffer = bytearray(self._io_size)
                 self._filled = 0
-            n = min(len(view) - pos, self._chunk_size - self._filled)
+            n = min(len(view) - pos, self._io_size - self._filled)
             self._buffer[self._filled : self._filled + n] = view[pos : pos + n]
             self._filled += n
             pos += n
-            if self._filled == self._chunk_size:
+            if self._filled == self._io_size:
                 self._submit(self._buffer)
                 self._buffer = None
 
@@ -454,13 +466,14 @@ class RBDWriter(Writer):
         if end > self._capacity:
             self._grow(end)
         if not (self._thin and _all_zero(data)):
-            if len(self._pending) >= self._depth:
+            while self._pending and self._pending_bytes + len(data) > self._budget:
                 self._reap()
             try:
                 completion = self._image.aio_write(data, self._offset, _noop)
             except self._backend.rbd.Error as exc:
                 raise self._error(exc, "cannot write to") from None
             self._pending.append((completion, data))
+            self._pending_bytes += len(data)
         self._offset = end
 
     def commit(self) -> str:
@@ -518,7 +531,8 @@ class RBDWriter(Writer):
         self._capacity = size
 
     def _reap(self) -> None:
-        completion, _ = self._pending.popleft()
+        completion, data = self._pending.popleft()
+        self._pending_bytes -= len(data)
         completion.wait_for_complete_and_cb()
         code = completion.get_return_value()
         if code < 0:
@@ -550,8 +564,8 @@ class _SnapshotReader(Iterator[bytes]):
     """Chunks of ``[start, end)`` of an open image, with ``queue_depth`` aio reads ahead.
 
     Owns the image, its I/O context and the cluster lease, and closes them when the
-    range is exhausted, on :meth:`close`, or when garbage-collected. Reads after the
-    first are aligned to object boundaries.
+    range is exhausted, on :meth:`close`, or when garbage-collected. Each read is at most
+    ``io_size`` bytes; reads after the first are aligned to ``io_size``.
     """
 
     def __init__(
@@ -569,7 +583,7 @@ class _SnapshotReader(Iterator[bytes]):
         self._next = start
         self._end = end
         self._resources: Handles | None = resources
-        self._chunk_size = backend.config.chunk_size
+        self._io_size = backend.config.io_size
         self._depth = backend.config.queue_depth
         self._pending: collections.deque[tuple[Any, list[bytes]]] = collections.deque()
 
@@ -596,7 +610,7 @@ class _SnapshotReader(Iterator[bytes]):
 
     def _submit(self) -> None:
         offset = self._next
-        length = min(self._end, (offset // self._chunk_size + 1) * self._chunk_size) - offset
+        length = min(self._end, (offset // self._io_size + 1) * self._io_size) - offset
         box: list[bytes] = []
         try:
             completion = self._image.aio_read(offset, length, lambda _c, data: box.append(data))

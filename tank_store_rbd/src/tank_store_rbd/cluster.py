@@ -187,6 +187,9 @@ class Cluster:
             handle.conf_set("rados_osd_op_timeout", str(self._op_timeout))
             if self._keyring:
                 handle.conf_set("keyring", self._keyring)
+            # Tank writes whole objects once and reads them in order: librbd's cache would
+            # only copy every byte once more and hold up to rbd_cache_size of it.
+            handle.conf_set("rbd_cache", "false")
         except rados.Error as exc:
             raise errors.BadStoreConfig(
                 f"store {self._store!r}: cannot set up a Ceph client from {where}: {exc}",

@@ -44,9 +44,13 @@ from cheroot import errors as cheroot_errors
 from cheroot import server as cheroot_server
 from cheroot import wsgi as cheroot_wsgi
 
+from tank.api import malloc
+
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
+#: A request that moved at least this much data hands free heap memory back after.
+TRIM_AFTER = 16 * MiB
 #: An unread request body up to this size is read and dropped to keep the connection.
 DRAIN_LIMIT = 64 << 10
 #: How long a closing connection keeps reading (and dropping) what the client sends.
@@ -282,6 +286,7 @@ class TankGateway(cheroot_wsgi.Gateway_10):
 
     def respond(self) -> None:
         response = self.req.server.wsgi_app(self.env, self.start_response)
+        moved = 0
         try:
             if isinstance(response, FileWrapper) and self._sendfile(response):
                 return
@@ -290,11 +295,23 @@ class TankGateway(cheroot_wsgi.Gateway_10):
                     if not isinstance(chunk, bytes):
                         raise ValueError("WSGI applications must yield bytes")
                     self.write(chunk)
+                    moved += len(chunk)
         finally:
             self.req.ensure_headers_sent()
             close = getattr(response, "close", None)
             if close is not None:
                 close()
+            if moved >= TRIM_AFTER or self._body_bytes() >= TRIM_AFTER:
+                malloc.trim()
+
+    def _body_bytes(self) -> int:
+        """Bytes of request body announced (chunked bodies count as large)."""
+        if "chunked" in self.env.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return TRIM_AFTER
+        try:
+            return int(self.env.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return 0
 
     def _sendfile(self, wrapper: FileWrapper) -> bool:
         """Send the file with ``sendfile``; False if this response cannot use it."""

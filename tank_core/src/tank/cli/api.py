@@ -23,22 +23,10 @@ import click
 
 from tank import config as config_mod
 from tank.api import ApiConfig, make_app
+from tank.api.malloc import limit_arenas as limit_malloc_arenas
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.service import ImageService
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas: with a thread per request each keeps its own
-    free 1 MiB chunks, and peak RSS grows with the thread count for no speed gain
-    (measured: 101 → 76 MiB peak for a 1 GiB upload, same throughput)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
 
 
 def build_server(host: str, port: int, app: object, threads: int, name: str = "tank-api") -> object:
