@@ -207,3 +207,31 @@ def test_size_cap(capped: ApiServer) -> None:
     head = requests.head(f"{api.url}{V1}/{image_id}", timeout=5)
     assert head.headers["x-image-meta-status"] == "killed"
     assert list((api.data_dir / "images").iterdir()) == []
+
+
+def test_size_cap_from_content_length(capped: ApiServer) -> None:
+    """``curl -T`` announces no x-image-meta-size, but its Content-Length is the size:
+    an image over the cap is refused before its data is sent (no 100 Continue)."""
+    image_id = str(uuid.uuid4())
+    with socket.create_connection(("127.0.0.1", capped.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {V1} HTTP/1.1\r\nHost: x\r\nx-image-meta-id: {image_id}\r\n"
+            "Content-Type: application/octet-stream\r\nContent-Length: 200000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"100000" in answer
+    assert list((capped.data_dir / "images").iterdir()) == []
+    # within the cap, the same upload without x-image-meta-size works and records the size
+    ok = requests.post(
+        capped.url + V1,
+        headers={"Content-Type": "application/octet-stream"},
+        data=b"z" * 99_999,
+        timeout=5,
+    )
+    assert ok.status_code == 201 and ok.json()["image"]["size"] == 99_999

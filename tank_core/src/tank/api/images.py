@@ -167,6 +167,17 @@ def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:
     return args
 
 
+def _with_body_size(req: Request, args: dict[str, object]) -> dict[str, object]:
+    """Upload arguments with the body's Content-Length as the size when the client did
+    not announce one (``curl -T`` does not). The store then knows the size before the
+    first byte: one S3 PUT or Swift object below their large-object thresholds instead
+    of a multipart upload or segments, an RBD image created at its full size, and an
+    image over the size cap refused before its data is sent. (Glance v1 ignored it.)"""
+    if "size" not in args and not req.chunked and req.content_length:
+        return {**args, "size": req.content_length}
+    return args
+
+
 def _check_request(req: Request, data: dict[str, str]) -> None:
     """Refuse what Tank would otherwise misread: a body of another media type (``curl -d
     @file`` sends form data with its newlines stripped; Glance refused it too), the
@@ -209,6 +220,7 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
             raise errors.Invalid("give either image data or x-image-meta-location, not both")
         image = api.service.create(meta.fields, context=ctx, location=location, **args)  # type: ignore[arg-type]
     elif _wants_upload(req, meta.data):
+        args = _with_body_size(req, args)
         image = api.service.create(meta.fields, req.body(), context=ctx, **args)  # type: ignore[arg-type]
     else:
         if "checksum" in args:
@@ -255,6 +267,7 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
             image_id, meta.fields, context=ctx, purge_props=purge and not upload
         )
     if upload:
+        args = _with_body_size(req, args)
         image = api.service.upload(image_id, req.body(), context=ctx, **args)  # type: ignore[arg-type]
     elif image is None:
         image = api.service.get(image_id, context=ctx)
