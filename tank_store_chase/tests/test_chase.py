@@ -91,6 +91,35 @@ def test_small_unknown_length_is_one_object(make_backend, view) -> None:  # type
     assert read_all(backend, stored.location) == data
 
 
+@pytest.mark.parametrize("server_md5", [True, False])
+def test_single_put_md5_comes_from_swift(make_backend, view, monkeypatch, server_md5) -> None:  # type: ignore[no-untyped-def]
+    """One PUT: the MD5 is Swift's ETag, and Tank hashes only SHA-256 (unless told not to
+    trust the server); segments and announced checksums get Tank's own MD5."""
+    import tank.store
+
+    computed: list[bool] = []
+
+    class Spy(tank.store.StreamHasher):
+        def __init__(self, **kwargs: Any) -> None:
+            computed.append(kwargs.get("md5", True))
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(tank.store, "StreamHasher", Spy)
+    backend = make_backend(**SMALL, server_md5=server_md5)
+    data = pattern(200 * KiB + 1, seed=9)
+    md5, sha = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
+    stored = backend.add(new_id(), irregular_chunks(data), size=len(data))
+    assert (stored.checksums.md5, stored.checksums.sha256) == (md5, sha)
+    assert head(view, stored.location)["etag"].strip('"') == md5
+    assert read_all(backend, stored.location) == data
+    announced = backend.add(new_id(), iter([data]), size=len(data), checksum=md5)
+    segmented = backend.add(new_id(), iter([data * 2]), size=2 * len(data))
+    unknown = backend.add(new_id(), iter([data]))
+    assert announced.checksums.md5 == md5 and unknown.checksums.md5 == md5
+    assert segmented.checksums.md5 == hashlib.md5(data * 2).hexdigest()
+    assert computed == [not server_md5, True, True, True]
+
+
 def test_forced_dlo(make_backend, view) -> None:  # type: ignore[no-untyped-def]
     backend = make_backend(large_object_manifest="dlo", **SMALL)
     data = pattern(450 * KiB, seed=4)

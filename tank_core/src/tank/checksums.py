@@ -71,30 +71,36 @@ class StreamHasher:
 
     At most ``max_pending`` bytes (plus one chunk) wait per algorithm, so memory stays
     bounded whatever the chunk size. Always finish with :meth:`result` or :meth:`close`,
-    or the threads linger until the process exits.
+    or the threads linger until the process exits. With ``md5=False`` only SHA-256 is
+    computed (the store reports the MD5 itself) and :meth:`result` needs it passed in.
     """
 
-    def __init__(self, *, max_pending: int = 4 << 20) -> None:
-        self._workers = [_HashThread(alg, max_pending) for alg in ALGORITHMS]
+    def __init__(self, *, max_pending: int = 4 << 20, md5: bool = True) -> None:
+        algorithms = ALGORITHMS if md5 else tuple(a for a in ALGORITHMS if a != "md5")
+        self._workers = {alg: _HashThread(alg, max_pending) for alg in algorithms}
         self._closed = False
 
     def update(self, chunk: bytes) -> None:
-        for worker in self._workers:
+        for worker in self._workers.values():
             worker.put(chunk)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        for worker in self._workers:
+        for worker in self._workers.values():
             worker.put(_DONE)
-        for worker in self._workers:
+        for worker in self._workers.values():
             worker.thread.join()
 
-    def result(self) -> Checksums:
+    def result(self, md5: str | None = None) -> Checksums:
+        """The checksums; ``md5`` is the store's when this hasher computes none."""
         self.close()
-        md5, sha256 = (w.hash.hexdigest() for w in self._workers)
-        return Checksums(md5=md5, sha256=sha256)
+        digests = {alg: w.hash.hexdigest() for alg, w in self._workers.items()}
+        found = digests.get("md5", md5)
+        if found is None:
+            raise ValueError("this hasher computes no MD5: pass the store's")
+        return Checksums(md5=found, sha256=digests["sha256"])
 
     def __enter__(self) -> StreamHasher:
         return self

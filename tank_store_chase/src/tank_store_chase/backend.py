@@ -104,6 +104,10 @@ class ChaseBackend(Backend):
         timeout: float = attrs.field(default=60.0, validator=positive)
         #: Retries of a failed request (with backoff from 0.25 s), besides one re-auth.
         retries: int = attrs.field(default=2, validator=_not_negative)
+        #: Take an image's MD5 from Swift (the ETag of an object written in one PUT, which
+        #: Swift computes from what it stored) instead of computing it in Tank as well.
+        #: Turn off for a Swift-like server whose ETags are not content MD5s.
+        server_md5: bool = True
 
         def __attrs_post_init__(self) -> None:
             if self.auth_version == 3 and not (self.project_name or self.project_id):

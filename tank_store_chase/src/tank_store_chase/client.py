@@ -141,15 +141,18 @@ class SwiftClient:
             translate=lambda exc: self.translate(exc, what),
         )
 
-    def put_small(self, loc: SwiftLocation, data: bytes, headers: dict[str, str]) -> None:
-        def put(conn: Connection) -> None:
+    def put_small(self, loc: SwiftLocation, data: bytes, headers: dict[str, str]) -> str:
+        """PUT ``data`` in one request that can be retried; the ETag Swift returns."""
+
+        def put(conn: Connection) -> str:
             self.ensure_container(conn, loc.container)
             # A seekable body: swiftclient rewinds it to retry (or re-authenticate).
-            conn.put_object(
+            etag = conn.put_object(
                 loc.container, loc.obj, io.BytesIO(data), content_length=len(data), headers=headers
             )
+            return str(etag or "")
 
-        self.call("uploading image data", put, loc.redacted())
+        return self.call("uploading image data", put, loc.redacted())
 
     def put_manifest(
         self,

@@ -9,6 +9,10 @@
   segment starts while the previous one's PUT is still finishing (two in flight).
 * Unknown length that ends within the first MiB: one plain PUT, no manifest.
 
+An object written in one PUT reports its MD5: Swift's ETag of it (``reports_md5``), so
+Tank need not hash every byte a second time. Segmented objects do not (a manifest's
+ETag is not the MD5 of the content).
+
 Each write gets an upload id, stored as ``X-Object-Meta-Tank-Upload`` on the final
 object: abort deletes every segment it started and the final object only if it carries
 that id, so a concurrent upload of the same image is never touched.
@@ -49,6 +53,7 @@ class ChaseWriter(Writer):
         #: None: one PUT (known size). Else segments of this size (after the small probe
         #: for unknown length).
         self._segment_size = segment_size
+        self.reports_md5 = segment_size is None and swift.config.server_md5
         self._upload_id = uuid.uuid4().hex
         self._segments_container = swift.segments_container(location.container)
         self._small = min(SMALL, swift.config.large_object_size, segment_size or SMALL)
@@ -88,7 +93,7 @@ class ChaseWriter(Writer):
             # PUT that swiftclient can replay on errors.
             pieces = self._probe if self._probe is not None else [self._held or b""]
             self._final_attempted = True
-            self._swift.put_small(loc, b"".join(pieces), headers)
+            self.stored_md5 = self._swift.put_small(loc, b"".join(pieces), headers)
         elif self._segment_size is None:
             put = self._single_put()
             self._final_attempted = True
@@ -96,7 +101,7 @@ class ChaseWriter(Writer):
                 put.write(self._held)
                 self._held = None
             put.end_input()
-            put.wait()
+            self.stored_md5 = put.wait()
         else:
             self._finish_segments()
             self._final_attempted = True
