@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tank import errors
 from tank.store import Writer
+from tank_store_s3.body import PartBody
 from tank_store_s3.client import error_code, is_no_such_bucket, library_errors, translate
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class S3Writer(Writer):
         if self._failure is not None:
             self._slots.release()
             raise self._failure
-        data = self._take(size)
+        data = PartBody(self._take_pieces(size))
         assert self._pool is not None
         self._parts.append(self._pool.submit(self._upload_part, number, data))
 
@@ -167,7 +168,7 @@ class S3Writer(Writer):
         self._upload_id = response["UploadId"]
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="tank-s3-part")
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: PartBody) -> dict[str, Any]:
         try:
             if self._stopping:
                 raise errors.StoreError("upload aborted", store=self._backend.name)
@@ -176,7 +177,7 @@ class S3Writer(Writer):
                 Key=self._loc.key,
                 UploadId=self._upload_id,
                 PartNumber=number,
-                Body=io.BytesIO(data),
+                Body=data,  # botocore seeks back to 0 before each try
                 ContentLength=len(data),
             )
             return {"PartNumber": number, "ETag": response["ETag"]}
@@ -240,6 +241,13 @@ class S3Writer(Writer):
 
     def _take(self, size: int) -> bytes:
         """The next ``size`` buffered bytes as one bytes object (one copy, no more)."""
+        pieces = self._take_pieces(size)
+        if len(pieces) == 1 and isinstance(pieces[0], bytes):
+            return pieces[0]
+        return b"".join(pieces)
+
+    def _take_pieces(self, size: int) -> list[Buffer]:
+        """The next ``size`` buffered bytes, as the chunks (or views of them) they came in."""
         pieces: list[Buffer] = []
         needed = size
         while needed:
@@ -253,9 +261,7 @@ class S3Writer(Writer):
                 self._chunks[0] = view[needed:]
                 needed = 0
         self._buffered -= size
-        if len(pieces) == 1 and isinstance(pieces[0], bytes):
-            return pieces[0]
-        return b"".join(pieces)
+        return pieces
 
     def _call(self, doing: str, operation: Callable[[], Any]) -> Any:
         try:
