@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -342,6 +343,29 @@ def test_members(api: ApiServer) -> None:
     assert [m["member_id"] for m in requests.get(url, timeout=5).json()["members"]] == ["tenant-d"]
     error(requests.put(url, data=b"{not json", timeout=5), 400)
     error(requests.put(url, json={"memberships": "x"}, timeout=5), 400)
+
+
+AWKWARD_MEMBERS = ["a%41b", "x/y", "%2F", "ünï ✓", "sp ace", "?q=1#f", "a+b"]
+
+
+def test_awkward_member_names_are_decoded_once(api: ApiServer) -> None:
+    """A member id travels percent-encoded in the path and is decoded exactly once:
+    ``a%2541b`` names the member ``a%41b``, not ``aAb``."""
+    image = create(api, "awkward")
+    url = f"{api.url}/v1/images/{image['id']}/members"
+    for name in AWKWARD_MEMBERS:
+        quoted = urllib.parse.quote(name, safe="")
+        assert requests.put(f"{url}/{quoted}", timeout=5).status_code == 204, name
+        shared = requests.get(f"{api.url}/v1/shared-images/{quoted}", timeout=5).json()
+        assert [s["image_id"] for s in shared["shared_images"]] == [image["id"]], name
+    members = requests.get(url, timeout=5).json()["members"]
+    assert sorted(m["member_id"] for m in members) == sorted(AWKWARD_MEMBERS)
+    for name in AWKWARD_MEMBERS:
+        quoted = urllib.parse.quote(name, safe="")
+        assert requests.delete(f"{url}/{quoted}", timeout=5).status_code == 204, name
+    assert requests.get(url, timeout=5).json()["members"] == []
+    bad = requests.put(f"{url}/%FF", timeout=5)
+    assert "UTF-8" in error(bad, 400)
 
 
 def test_auth_visibility(start_api) -> None:  # type: ignore[no-untyped-def]

@@ -19,7 +19,15 @@ import attrs
 from tank import errors
 from tank.api import images, members
 from tank.api.context import context_from_headers
-from tank.api.http import UPLOAD_CHUNK, ClientGone, FileBody, Request, Response
+from tank.api.http import (
+    UPLOAD_CHUNK,
+    ClientGone,
+    FileBody,
+    Request,
+    Response,
+    route_path,
+    unquote_segment,
+)
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -132,7 +140,7 @@ class Api:
             return Response.error(500, "internal error; the server log has the details")
 
     def _dispatch(self, req: Request) -> Response:
-        path = req.path
+        path, quoted = route_path(req.environ)
         if path in ("", "/", "/versions", "/v1", "/v1/"):
             if req.method not in ("GET", "HEAD"):
                 response = Response.error(405, f"{req.method[:20]} is not allowed here (GET, HEAD)")
@@ -152,7 +160,9 @@ class Api:
                 response = Response.error(405, f"{req.method} is not allowed here ({allowed})")
                 response.headers.append(("Allow", allowed))
                 return response
-            params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+            params = match.groupdict()
+            if quoted:  # decoded exactly once: "a%2541" is the member "a%41"
+                params = {k: _decode(k, v) for k, v in params.items()}
             ctx = context_from_headers(req.headers, auth=self.config.auth)
             response = handler(self, req, ctx, **params)
             if req.method == "HEAD":
@@ -168,6 +178,14 @@ class Api:
             for vid, status in (("v1.1", "CURRENT"), ("v1.0", "SUPPORTED"))
         ]
         return Response.json({"versions": versions}, 300)
+
+
+def _decode(name: str, segment: str) -> str:
+    """A path parameter, percent-decoded once. A member name that is not UTF-8 is a 400;
+    an image id that is not cannot exist (404 from the handler, as for any non-UUID)."""
+    if name == "image_id":
+        return urllib.parse.unquote(segment, errors="replace")
+    return unquote_segment(name, segment)
 
 
 def _close(body: Iterable[bytes]) -> None:

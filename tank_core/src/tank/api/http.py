@@ -52,6 +52,32 @@ def from_wire(value: str) -> str:
         return value
 
 
+def unquote_segment(field: str, segment: str) -> str:
+    """A path segment percent-decoded once; ValidationError naming ``field`` if not UTF-8."""
+    try:
+        return urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise errors.ValidationError(field, "not UTF-8 once percent-decoded") from None
+
+
+def route_path(environ: dict[str, Any]) -> tuple[str, bool]:
+    """The request path, and whether its segments are still percent-encoded.
+
+    Servers decode ``PATH_INFO`` before the app sees it (cheroot all but ``%2F``), so a
+    member named ``a%41`` or ``x/y`` would be misread. The raw ``REQUEST_URI`` (cheroot,
+    uWSGI) or ``RAW_URI`` (gunicorn) is routed instead when present, and each captured
+    segment is decoded exactly once.
+    """
+    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+    script = environ.get("SCRIPT_NAME", "")
+    if raw:
+        path = from_wire(urllib.parse.urlsplit(raw).path)
+        prefix = urllib.parse.quote(script)
+        if path.startswith(prefix):
+            return path[len(prefix) :] or "/", True
+    return from_wire(environ.get("PATH_INFO", "") or "/"), False
+
+
 def to_wire(value: str) -> str:
     """A header value as WSGI wants it: UTF-8 bytes as Latin-1 text, one line."""
     value = value.replace("\r", " ").replace("\n", " ")

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import logging
 import re
-import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tank import errors
-from tank.api.http import Request, Response, from_wire
+from tank.api.http import Request, Response, route_path, unquote_segment
 from tank.model import BRIEF_FIELDS, Context
 from tank.registry import Registry
 from tank.registry_http import wire
@@ -82,7 +81,7 @@ class RegistryApp:
         return response.body
 
     def _dispatch(self, req: Request, environ: dict[str, Any]) -> Response:
-        path, quoted = _path(environ)
+        path, quoted = route_path(environ)
         for pattern, methods in self.routes:
             match = pattern.match(path)
             if match is None:
@@ -95,7 +94,7 @@ class RegistryApp:
                 return Response.json(body, 405, [("Allow", allowed)])
             params = match.groupdict()
             if quoted:
-                params = {k: _unquote(k, v) for k, v in params.items()}
+                params = {k: unquote_segment(k, v) for k, v in params.items()}
             return handler(req, wire.context_from(req.headers), **params)
         raise errors.NotFound(f"no such resource: {path[:200]}")
 
@@ -160,31 +159,6 @@ def _json(req: Request) -> Any:
         return req.json()
     except RecursionError:  # json's C scanner on "[[[[..." nested a million deep
         raise errors.Invalid("request body is not valid JSON: nested too deeply") from None
-
-
-def _unquote(field: str, segment: str) -> str:
-    try:
-        return urllib.parse.unquote(segment, errors="strict")
-    except UnicodeDecodeError:
-        raise errors.ValidationError(field, "not UTF-8 once percent-decoded") from None
-
-
-def _path(environ: dict[str, Any]) -> tuple[str, bool]:
-    """The request path, and whether its segments are still percent-encoded.
-
-    Servers decode ``PATH_INFO`` before the app sees it (cheroot all but ``%2F``), so a
-    member named ``a%41`` or ``x/y`` would be misread. The raw ``REQUEST_URI`` (cheroot,
-    uWSGI) or ``RAW_URI`` (gunicorn) is routed instead when present, and each captured
-    segment is decoded exactly once.
-    """
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    script = environ.get("SCRIPT_NAME", "")
-    if raw:
-        path = from_wire(urllib.parse.urlsplit(raw).path)
-        prefix = urllib.parse.quote(script)
-        if path.startswith(prefix):
-            return path[len(prefix) :] or "/", True
-    return from_wire(environ.get("PATH_INFO", "") or "/"), False
 
 
 def make_registry_app(registry: Registry) -> RegistryApp:
