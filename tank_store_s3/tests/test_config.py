@@ -99,3 +99,37 @@ def test_library_messages_are_scrubbed_of_the_secret() -> None:
     exc = client_error("Weird", 400)
     exc.args = ("the server echoed s3cr3t back",)
     assert "s3cr3t" not in str(translate(exc, backend, "reading", "s3://tank-images/x"))
+
+
+@pytest.mark.parametrize(
+    "endpoint, signed",
+    [("http://127.0.0.1:7480", True), ("https://s3.example.com", False), (None, False)],
+)
+def test_payload_is_signed_only_without_tls(endpoint: str | None, signed: bool) -> None:
+    """Over HTTPS the body goes as UNSIGNED-PAYLOAD (TLS protects it; signing costs a
+    SHA-256 pass over every byte); over plain HTTP the signature is its only guard."""
+    import hashlib
+
+    from botocore.awsrequest import AWSResponse
+
+    from tank_store_s3.client import make_client
+
+    section = {"bucket": "images", "access_key": "a", "secret_key": "s", "region": "us-east-1"}
+    if endpoint:
+        section["endpoint"] = endpoint
+    client = make_client(build(**section))
+    seen: list[str] = []
+
+    class Raw:  # the answer botocore gets instead of going to the network
+        def stream(self, **kwargs: Any) -> Any:
+            yield b""
+
+    def capture(request: Any, **kwargs: Any) -> AWSResponse:
+        seen.append(request.headers["X-Amz-Content-SHA256"].decode())
+        return AWSResponse(request.url, 200, {"ETag": '"x"'}, Raw())
+
+    client.meta.events.register("before-send.s3.UploadPart", capture)
+    body = b"part data" * 1000
+    client.upload_part(Bucket="images", Key="k", UploadId="u", PartNumber=1, Body=body)
+    expected = hashlib.sha256(body).hexdigest() if signed else "UNSIGNED-PAYLOAD"
+    assert seen == [expected]
