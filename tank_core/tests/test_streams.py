@@ -3,13 +3,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+import time
 
 import pytest
 
 from tank.checksums import EMPTY, StreamHasher
 from tank.errors import BadLocation
 from tank.locations import has_credentials, redact, scheme_of
-from tank.streams import iter_chunks, rechunk, slice_chunks
+from tank.streams import ReadAhead, iter_chunks, rechunk, slice_chunks
 
 
 def test_iter_chunks_from_file_and_iterable() -> None:
@@ -104,3 +106,58 @@ def test_read_result_close_runs_on_close_once() -> None:
     result.close()
     result.close()
     assert calls == ["on_close"]  # an unstarted generator's finally never runs: on_close does
+
+
+# --- ReadAhead ------------------------------------------------------------------------
+
+
+class Source:
+    """An iterator that records how far it was read and whether it was closed."""
+
+    def __init__(self, chunks: list[bytes], fail: BaseException | None = None) -> None:
+        self.chunks, self.fail = chunks, fail
+        self.taken = 0
+        self.closed = threading.Event()
+
+    def __iter__(self) -> Source:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.taken == len(self.chunks):
+            if self.fail is not None:
+                raise self.fail
+            raise StopIteration
+        self.taken += 1
+        return self.chunks[self.taken - 1]
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_read_ahead_passes_chunks_then_the_error_in_order() -> None:
+    chunks = [bytes([i]) * 1000 for i in range(50)]
+    assert list(ReadAhead(Source(chunks), 4096)) == chunks
+    source = Source(chunks[:3], fail=ConnectionResetError("server went away"))
+    reader = ReadAhead(source, 4096)
+    assert [next(reader) for _ in range(3)] == chunks[:3]
+    with pytest.raises(ConnectionResetError):
+        next(reader)
+    with pytest.raises(StopIteration):
+        next(reader)
+    assert source.closed.wait(5)
+
+
+def test_read_ahead_stays_within_its_budget_and_close_stops_it() -> None:
+    source = Source([b"x" * 1000] * 1000)
+    reader = ReadAhead(source, 3000)
+    assert next(reader) == b"x" * 1000
+    deadline = time.monotonic() + 5
+    while source.taken < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert source.taken <= 5  # 1 read + 3000 bytes queued + 1 waiting for room
+    reader.close()
+    assert source.closed.wait(5)
+    assert source.taken <= 6
+    with pytest.raises(StopIteration):
+        next(reader)

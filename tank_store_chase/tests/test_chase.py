@@ -288,6 +288,21 @@ def wait_until_idle(backend: ChaseBackend) -> None:
         time.sleep(0.01)
 
 
+def test_abandoned_reads_give_their_connection_back(make_backend) -> None:  # type: ignore[no-untyped-def]
+    """Downloads read ahead in a thread; one closed after its first chunk (a client that
+    went away) still releases its connection, and the store keeps serving."""
+    backend = make_backend()
+    data = pattern(9 * MiB + 5, seed=11)
+    location = backend.add(new_id(), iter([data]), size=len(data)).location
+    first = backend.read_chunk_size
+    for _ in range(5):
+        with backend.get(location) as result:
+            assert next(iter(result)) == data[:first]
+    wait_until_idle(backend)
+    assert read_all(backend, location, MiB, 10) == data[MiB : MiB + 10]
+    assert read_all(backend, location) == data
+
+
 def test_token_expires_mid_upload(make_backend) -> None:  # type: ignore[no-untyped-def]
     backend = make_backend(**SMALL)
     data = pattern(900 * KiB, seed=8)

@@ -19,6 +19,7 @@ import attrs
 
 from tank import errors
 from tank.store import ReadResult
+from tank.streams import ReadAhead
 from tank_store_chase.connections import (
     ClusterInfo,
     ConnectionPool,
@@ -42,6 +43,8 @@ SEGMENTS_SUFFIX = "_segments"
 UPLOAD_META = "X-Object-Meta-Tank-Upload"
 #: Parallel DELETEs when removing the segments of one image.
 DELETE_WORKERS = 4
+#: Bytes a download reads from Swift ahead of what tank-api has sent on.
+READ_AHEAD = 4 << 20
 
 
 @attrs.define
@@ -231,7 +234,7 @@ class SwiftClient:
             skip=offset if ignored_range else 0,
             limit=size if ignored_range else None,
         )
-        return ReadResult(size, total, chunks)
+        return ReadResult(size, total, ReadAhead(chunks, READ_AHEAD, name="tank-chase-read"))
 
     def size(self, loc: SwiftLocation) -> int:
         headers = self.head(loc, "getting the image size")
