@@ -122,6 +122,13 @@ def proc_status_kib(pid: int, field: str) -> int:
     raise KeyError(field)
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (``/proc/stat``: not idle/iowait)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of every thread of ``pid`` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

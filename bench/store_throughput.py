@@ -22,7 +22,9 @@ would free deleted data only when its garbage collector runs, hours later, so th
 asks for a collection with ``radosgw-admin gc process`` after each delete); a Ceph-backed
 run stops before writing if the cluster would pass 60 % full. Prints MiB/s, the
 ratios Tank / library (target >= 0.8), MD5-alone for scale (Tank hashes every byte, the
-libraries do not) and tank-api's peak RSS.
+libraries do not), the CPU seconds the whole machine was busy in each run (near 100 %
+of the cores, the ratio is set by total CPU, servers included, not by Tank's pipeline)
+and tank-api's peak RSS, overall and per phase.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from _common import (
     TankApi,
     human,
     load_average,
+    machine_cpu_seconds,
     make_file,
     md5_seconds,
     parse_size,
@@ -313,6 +316,8 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in ("up", "down", "lib_up", "lib_down", "md5")}
     cpu: dict[str, list[float]] = {"up": [], "down": []}
     peaks: dict[str, list[float]] = {"up": [], "down": []}
+    #: CPU seconds the whole machine (servers, curl, tank-api or the library) spent per phase
+    busy: dict[str, list[float]] = {k: [] for k in ("up", "down", "lib_up", "lib_down")}
     peak = 0.0
     try:
         source = work / "source.img"
@@ -324,19 +329,21 @@ def main() -> None:
                 if store.uses_ceph:
                     ceph_room_for(size)
                 phases = api.reset_peak_rss()
-                before = api.cpu_seconds()
+                before, machine = api.cpu_seconds(), machine_cpu_seconds()
                 seconds, image = api.upload(source, "bench")
                 times["up"].append(seconds)
                 cpu["up"].append(api.cpu_seconds() - before)
+                busy["up"].append(machine_cpu_seconds() - machine)
                 peaks["up"].append(api.peak_rss_kib() / 1024)
                 try:
                     if image["checksum"] != digest or image["size"] != size:
                         sys.exit(f"tank-api stored {image['size']} B, MD5 {image['checksum']}")
                     peak_so_far = api.peak_rss_kib() / 1024
                     phases = phases and api.reset_peak_rss()
-                    before = api.cpu_seconds()
+                    before, machine = api.cpu_seconds(), machine_cpu_seconds()
                     times["down"].append(api.download(image["id"]))
                     cpu["down"].append(api.cpu_seconds() - before)
+                    busy["down"].append(machine_cpu_seconds() - machine)
                     peaks["down"].append(api.peak_rss_kib() / 1024)
                     peak = max(peak, peak_so_far)
                 finally:
@@ -345,9 +352,13 @@ def main() -> None:
                 if store.uses_ceph:
                     ceph_room_for(size)
                 key = f"bench-{uuid.uuid4()}"
+                machine = machine_cpu_seconds()
                 times["lib_up"].append(timed(store.upload, source, key))
+                busy["lib_up"].append(machine_cpu_seconds() - machine)
                 try:
+                    machine = machine_cpu_seconds()
                     times["lib_down"].append(timed(store.download, key))
+                    busy["lib_down"].append(machine_cpu_seconds() - machine)
                 finally:
                     store.delete(key)
                     store.collect_garbage()
@@ -357,7 +368,8 @@ def main() -> None:
         store.cleanup()
         shutil.rmtree(work, ignore_errors=True)
     b = {k: min(v) for k, v in times.items()}
-    print(f"{'':30}{'MiB/s':>8}{'seconds':>10}")
+    cores = os.cpu_count() or 1
+    print(f"{'':30}{'MiB/s':>8}{'seconds':>10}   machine CPU s (busy) in that run")
     for label, key in [
         ("tank-api upload (curl -T)", "up"),
         (f"{store.name} library upload", "lib_up"),
@@ -365,7 +377,11 @@ def main() -> None:
         ("tank-api download (curl)", "down"),
         (f"{store.name} library download", "lib_down"),
     ]:
-        print(f"{label:30}{mib / b[key]:8.0f}{b[key]:10.3f}")
+        line = f"{label:30}{mib / b[key]:8.0f}{b[key]:10.3f}"
+        if key in busy:
+            used = busy[key][times[key].index(b[key])]
+            line += f"   {used:5.2f} ({used / b[key] / cores:.0%} of {cores} cores)"
+        print(line)
     up, down = b["lib_up"] / b["up"], b["lib_down"] / b["down"]
     print(f"upload   tank / library = {up:5.2f}  (target >= {TARGET}: {verdict(up >= TARGET)})")
     print(f"download tank / library = {down:5.2f}  (target >= {TARGET}: {verdict(down >= TARGET)})")
