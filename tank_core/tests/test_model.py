@@ -38,6 +38,9 @@ def test_client_chosen_id_is_canonicalised() -> None:
         ("checksum", "xyz"),
         ("sha256", "0" * 63),
         ("name", "x" * 256),
+        ("name", "bad \ud800 surrogate"),  # valid JSON ("\\ud800"), not valid Unicode
+        ("owner", "\udfff"),
+        ("properties", {"k": "\ud800"}),
         ("properties", {"": "v"}),
         ("properties", ["a"]),
         ("created_at", "yesterday"),

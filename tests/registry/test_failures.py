@@ -203,3 +203,17 @@ def test_bad_config_names_the_key(tmp_path: Path, key: str, value: object) -> No
     with pytest.raises(errors.ConfigError, match=rf"\[registry\].*{key}") as caught:
         open_registry(config, make_plugin_manager())
     assert "secret" not in str(caught.value)
+
+
+def test_proxy_settings_of_the_environment_are_not_used(
+    served: str, connect: Callable[..., HttpRegistry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Identity headers and locations go straight to the configured registry, never
+    through an HTTP(S)_PROXY from the environment (here one that does not exist)."""
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    registry = connect(served)
+    image = registry.create(Image(name="direct"))
+    assert registry.get(image.id, context=Context.admin()).name == "direct"

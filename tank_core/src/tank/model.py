@@ -128,6 +128,11 @@ def _text(field: str, value: Any, max_len: int) -> str:
         raise ValidationError(field, f"longer than {max_len} characters")
     if "\x00" in value:
         raise ValidationError(field, "must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # "\ud800" from JSON: no database or header can hold it
+            raise ValidationError(field, "is not valid Unicode (a lone surrogate)") from None
     return value
 
 

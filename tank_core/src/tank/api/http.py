@@ -153,9 +153,13 @@ class Request:
             return None
         if length is not None and length > MAX_JSON:
             raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
-        data = b"".join(self.body())
-        if len(data) > MAX_JSON:
-            raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
+        pieces, size = [], 0
+        for chunk in self.body():  # a chunked body announces no length: count as it comes
+            size += len(chunk)
+            if size > MAX_JSON:
+                raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
+            pieces.append(chunk)
+        data = b"".join(pieces)
         try:
             return json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:

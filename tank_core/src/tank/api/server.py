@@ -169,11 +169,17 @@ class KnownLengthBody(_Body):
     def done(self) -> bool:
         return self.remaining == 0
 
+    @property
+    def received(self) -> int:
+        return self.length - self.remaining
+
     def read(self, size: int | None = -1) -> bytes:
         if self.remaining == 0:
             return b""
         self._started()
-        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        if size is None or size < 0:  # all of it, but only as fast as it arrives
+            return b"".join(iter(self))
+        want = min(size, self.remaining)
         if want == 0:
             return b""
         with self._buffer(want) as view:
@@ -256,7 +262,8 @@ class ChunkedBody(_Body):
 
 class FileWrapper:
     """``wsgi.file_wrapper``: a file the server sends with ``sendfile`` from its current
-    position, for as many bytes as the response's Content-Length says."""
+    position, for as many bytes as the response's Content-Length says. Iterated (when
+    sendfile cannot be used), it stops at the file's ``length`` attribute if it has one."""
 
     def __init__(self, filelike: IO[bytes], block_size: int = MiB) -> None:
         self.filelike = filelike
@@ -266,7 +273,13 @@ class FileWrapper:
 
     def __iter__(self) -> Iterator[bytes]:
         read = self.filelike.read
-        while chunk := read(self.block_size):
+        left = getattr(self.filelike, "length", None)
+        while left is None or left > 0:
+            chunk = read(self.block_size if left is None else min(self.block_size, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
             self.sent += len(chunk)
             yield chunk
 
@@ -288,30 +301,39 @@ class TankGateway(cheroot_wsgi.Gateway_10):
         response = self.req.server.wsgi_app(self.env, self.start_response)
         moved = 0
         try:
+            if self.req.method == b"HEAD":
+                return  # headers only, whatever the application returned (RFC 9110 §9.3.2)
             if isinstance(response, FileWrapper) and self._sendfile(response):
+                moved = response.sent
                 return
             for chunk in response:
                 if chunk:
                     if not isinstance(chunk, bytes):
                         raise ValueError("WSGI applications must yield bytes")
-                    self.write(chunk)
-                    moved += len(chunk)
+                    moved += self._write_within_length(chunk)
         finally:
             self.req.ensure_headers_sent()
             close = getattr(response, "close", None)
             if close is not None:
                 close()
-            if moved >= TRIM_AFTER or self._body_bytes() >= TRIM_AFTER:
+            received = getattr(self.req.rfile, "received", 0)
+            if moved >= TRIM_AFTER or received >= TRIM_AFTER:
                 malloc.trim()
 
-    def _body_bytes(self) -> int:
-        """Bytes of request body announced (chunked bodies count as large)."""
-        if "chunked" in self.env.get("HTTP_TRANSFER_ENCODING", "").lower():
-            return TRIM_AFTER
-        try:
-            return int(self.env.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return 0
+    def _write_within_length(self, chunk: bytes) -> int:
+        """Write ``chunk``, but never past the Content-Length sent: a longer body would
+        be read by the client as the start of the next response. Bytes written."""
+        left = self.remaining_bytes_out
+        if left is not None and len(chunk) > left:
+            log.error("the response body is longer than its Content-Length; cut, connection closed")
+            self.req.close_connection = True
+            chunk = chunk[:left]
+            if not chunk:
+                return 0
+        self.write(chunk)
+        if left is not None:
+            self.remaining_bytes_out = left - len(chunk)
+        return len(chunk)
 
     def _sendfile(self, wrapper: FileWrapper) -> bool:
         """Send the file with ``sendfile``; False if this response cannot use it."""
@@ -377,6 +399,18 @@ class TankRequest(cheroot_server.HTTPRequest):
         # Take Expect out of cheroot's sight so it does not answer 100 Continue itself.
         self.header_reader = _ExpectHidingReader(self.header_reader)
         if not super().read_request_headers():
+            return False
+        length = self.inheaders.get(b"Content-Length")
+        if length is not None and not (length.isdigit() and len(length) <= 19):
+            # cheroot reads it with int(): "+10", "1_0" and "-1" would pass and misframe
+            self.simple_response("400 Bad Request", "Content-Length must be a number of bytes")
+            return False
+        if b"Transfer-Encoding" in self.inheaders and not self.chunked_read:
+            # cheroot ignores Transfer-Encoding from HTTP/1.0 clients: the body's end is
+            # unknowable, and its bytes would be read as the next request (RFC 9112 §6.1)
+            self.simple_response(
+                "400 Bad Request", "Transfer-Encoding is not allowed in an HTTP/1.0 request"
+            )
             return False
         if self.chunked_read and b"Content-Length" in self.inheaders:
             self.close_connection = True  # RFC 9112 §6.1: framing is ambiguous; no reuse
@@ -467,10 +501,23 @@ class _ExpectHidingReader:
         self.inner = inner
 
     def __call__(self, rfile: Any, hdict: dict[bytes, bytes] | None = None) -> dict[bytes, bytes]:
-        hdict = self.inner(rfile, hdict)
+        strict = self.inner(rfile, _FramingHeaders(hdict or {}))
+        if hdict is None:
+            hdict = {}
+        hdict.update(strict)  # cheroot keeps using the dict it passed in
         if b"Expect" in hdict:
             hdict[_HIDDEN_EXPECT] = hdict.pop(b"Expect")
         return hdict
+
+
+class _FramingHeaders(dict[bytes, bytes]):
+    """Request headers that refuse a second, different Content-Length (the reader
+    would keep the last one; RFC 9112 §6.3 says the message cannot be framed)."""
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        if key == b"Content-Length" and self.get(key, value) != value:
+            raise ValueError("conflicting Content-Length headers")
+        super().__setitem__(key, value)
 
 
 class TankConnection(cheroot_server.HTTPConnection):

@@ -90,6 +90,9 @@ class HttpRegistry(Registry):
         super().__init__(config, data_dir=data_dir)
         self.url = config.url.rstrip("/")
         self._session = requests.Session()
+        # Only what Tank's config says: no HTTP(S)_PROXY detour for identity headers and
+        # locations, no .netrc credentials.
+        self._session.trust_env = False
         self._session.headers.update({"Accept": "application/json", "User-Agent": "tank"})
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.pool_size, max_retries=0)
         self._session.mount("http://", adapter)
