@@ -13,6 +13,8 @@ Routes (``<name>`` is a file in ``server.root``):
 * ``/to?url=<url>&code=302``        one redirect to ``url``
 * ``/loop``            redirects to itself
 * ``/status/<code>``   answers with that status
+* ``/firstten/<name>`` answers any Range with 206 and bytes 0-9 (a broken server)
+* ``/oddlength``       HEAD and GET say ``Content-Length: ²`` (a digit to str.isdigit)
 
 Requests for absolute URLs (``GET http://host/path``) are served as a proxy would, and
 marked ``proxied`` in ``server.hits``, the list of every request received.
@@ -118,6 +120,19 @@ class Handler(BaseHTTPRequestHandler):
             self._status(302, {"Location": "/loop"})
         elif route == "status":
             self._status(int(rest))
+        elif route == "firstten":
+            data = (self.server.root / rest).read_bytes()
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-9/{len(data)}")
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            if not head:
+                self.wfile.write(data[:10])
+        elif route == "oddlength":
+            self.send_response(200)
+            self.send_header("Content-Length", "\u00b2")
+            self.send_header("Connection", "close")
+            self.end_headers()
         else:
             self._status(404)
 

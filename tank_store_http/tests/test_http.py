@@ -186,6 +186,37 @@ def test_credentials_stay_with_their_origin(store, server, image) -> None:
     assert [("Authorization" in h.headers) for h in server.hits] == [True, False]
 
 
+def test_no_credentials_from_the_operators_netrc(
+    store, server, image, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A user's location, or where it redirects, never gets the credentials Tank's own
+    user keeps in ~/.netrc for that host."""
+    name, data = image
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login op password op-secret\n"
+                     "machine localhost login op password op-secret\n")  # fmt: skip
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    target = server.url(f"files/{name}", host="localhost")
+    server.hits.clear()
+    assert read(store, f"http://127.0.0.1:{server.port}/to?url={target}", 0, 4) == data[:4]
+    assert server.hits and not any("Authorization" in h.headers for h in server.hits)
+
+
+def test_a_partial_answer_must_cover_the_range_asked_for(store, server, image) -> None:  # type: ignore[no-untyped-def]
+    name, data = image
+    url = f"http://127.0.0.1:{server.port}/firstten/{name}"
+    assert read(store, url, 0, 10) == data[:10]  # what it sends is what was asked
+    for offset, length in ((500, 100), (5, 100), (5, None)):
+        with pytest.raises(errors.StoreError, match=r"partial answer|short of"):
+            read(store, url, offset, length)
+
+
+def test_a_content_length_that_is_not_a_number_is_no_size(store, server) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(errors.TankError):
+        store.get_size(f"http://127.0.0.1:{server.port}/oddlength")
+
+
 # --- TLS ----------------------------------------------------------------------------------
 
 

@@ -140,7 +140,7 @@ class HttpBackend(Backend):
         client = self._client()
         response = client.request("GET", loc, headers, accept=frozenset({416}))
         try:
-            total, skip, available = self._span(response, loc, offset)
+            total, skip, available = self._span(response, loc, offset, length)
             size = available if length is None else min(length, available)
             if size <= 0:
                 response.close()
@@ -158,16 +158,18 @@ class HttpBackend(Backend):
         return ReadResult(size=size, total_size=total, chunks=chunks)
 
     def _span(
-        self, response: requests.Response, loc: HttpLocation, offset: int
+        self, response: requests.Response, loc: HttpLocation, offset: int, length: int | None
     ) -> tuple[int, int, int]:
-        """(total size, bytes to skip, bytes available from ``offset``) of a GET answer."""
+        """(total size, bytes to skip, bytes available from ``offset``) of a GET answer.
+        A partial answer must cover all that was asked (clipped at the end): never short
+        data."""
         from tank_store_http.client import content_length, content_range
 
         first, last, total = content_range(response)
         if response.status_code == 416:
             return (total if total is not None else self._size(loc)), 0, 0
         if response.status_code == 206:
-            if first is None or last is None or first > offset:
+            if first is None or last is None or not first <= offset <= last:
                 raise errors.StoreError(
                     f"the server sent a partial answer for {loc} that does not start at "
                     f"byte {offset}",
@@ -176,6 +178,14 @@ class HttpBackend(Backend):
                 )
             if total is None:
                 total = self._size(loc)
+            end = total if length is None else min(total, offset + length)
+            if last + 1 < end:
+                raise errors.StoreError(
+                    f"the server sent bytes {first}-{last} of {loc}, short of the "
+                    f"{offset}-{end - 1} asked for",
+                    store=self.name,
+                    location=loc.redacted(),
+                )
             return total, offset - first, last + 1 - offset
         total = content_length(response)
         if total is None:

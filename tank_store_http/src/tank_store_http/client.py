@@ -177,7 +177,8 @@ def status_error(status: int, location: HttpLocation, url: str, *, store: str) -
 
 def content_length(response: requests.Response) -> int | None:
     value = response.headers.get("Content-Length", "").strip()
-    return int(value) if value.isdigit() else None
+    # not str.isdigit(): it is true for "²", which int() refuses
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def content_range(response: requests.Response) -> tuple[int | None, int | None, int | None]:

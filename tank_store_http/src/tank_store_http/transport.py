@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 import requests.adapters
+import requests.auth
 import requests.utils
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -130,9 +131,20 @@ class GuardedAdapter(requests.adapters.HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+class _NoCredentials(requests.auth.AuthBase):
+    """Session-wide "auth" that adds nothing. Its presence stops requests from filling
+    in credentials from the operator's ``~/.netrc`` for whatever host a user's location
+    (or its redirect) names; a location's own credentials still apply per request."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 def make_session(policy: HostPolicy, *, pool_maxsize: int = 10) -> requests.Session:
-    """A session that keeps no cookies and sends every request through the policy."""
+    """A session that keeps no cookies, sends no ``.netrc`` credentials and sends every
+    request through the policy. (Proxy settings of the environment still apply.)"""
     session = requests.Session()
+    session.auth = _NoCredentials()
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     session.headers["User-Agent"] = "tank-store-http/0.1"
     session.headers["Accept-Encoding"] = "identity"
