@@ -73,6 +73,16 @@ def test_stream_hasher_matches_hashlib() -> None:
         ("s3+https://AKIA:wJalr/XUtnFsekrit@host/b/k", "s3+https://AKIA:***@host/b/k"),
         ("s3://AKIA:a/b/sekrit@host/b/k", "s3://AKIA:***@host/b/k"),
         ("swift+https://u:se/cr@etsekrit@h/v2.0/c/o", "swift+https://u:***@h/v2.0/c/o"),
+        (
+            "https://alice:Tr0ub4dor#3@images.example.com/x",
+            "https://alice:***@images.example.com/x",
+        ),
+        ("https://user:12#34@host/", "https://user:***@host/"),
+        ("https://u:a?b=c@h/x", "https://u:***@h/x"),
+        (
+            "https://h/x?access_token=abc&X-Goog-Signature=d",
+            "https://h/x?access_token=***&X-Goog-Signature=***",
+        ),
     ],
 )
 def test_redact(uri: str, shown: str) -> None:

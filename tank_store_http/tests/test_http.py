@@ -6,6 +6,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from tank.errors import ConfigError
 from tank.plugins import make_plugin_manager
 from tank.testing import pattern
 from tank_store_http import HttpBackend
+from tank_store_http.location import HttpLocation
 
 MiB = 1 << 20
 
@@ -252,6 +254,32 @@ def test_config_from_a_section() -> None:
     )
     assert config.verify_tls and not config.allow_private_networks
     assert config.allowed_hosts == ("images.example.com", "*.cdn.example.net", "192.0.2.0/24")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    ["https://alice:Tr0ub4dor#3@images.example.com/x.img", "http://u:a?b@h/x", "http://u:p/w@h/x"],
+)
+def test_unencoded_passwords_are_refused_without_showing_them(uri: str) -> None:
+    with pytest.raises(errors.BadLocation, match="percent-encoded") as info:
+        HttpLocation.parse(uri)
+    secret = uri.split(":", 2)[2].rsplit("@", 1)[0]
+    assert secret not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "uri,host,port,path",
+    [
+        ("https://h:8443/images/v1@2.img", "h", 8443, "/images/v1@2.img"),
+        ("http://h/search?q=a:b@c", "h", 80, "/search"),
+        ("https://a%23b:c%3Fd@h/x", "h", 443, "/x"),
+    ],
+)
+def test_urls_with_at_signs_elsewhere_still_parse(
+    uri: str, host: str, port: int, path: str
+) -> None:
+    loc = HttpLocation.parse(uri)
+    assert (loc.host, loc.port, urllib.parse.urlsplit(loc.url).path) == (host, port, path)
 
 
 @pytest.mark.parametrize(

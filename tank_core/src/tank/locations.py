@@ -22,6 +22,12 @@ _SECRET_PARAMS = {
     "signature",
     "x-amz-signature",
     "x-amz-credential",
+    "x-goog-signature",
+    "x-goog-credential",
+    "access_token",
+    "api_key",
+    "apikey",
+    "client_secret",
     "x-amz-security-token",
     "temp_url_sig",
     "sig",
@@ -48,7 +54,8 @@ def redact(uri: str) -> str:
     Errs on the side of hiding: ``http://host:80/a@b`` shows as ``http://host:***@b``.
     """
     legacy = _LEGACY_USERINFO.match(uri) if isinstance(uri, str) else None
-    if legacy and ("/" in legacy["secret"] or "@" in legacy["secret"]):
+    if legacy and any(c in legacy["secret"] for c in "/?#@"):
+        # where urlsplit would end the netloc early and show the rest of the secret
         uri = f"{legacy['head']}:***@{uri[legacy.end() :]}"
     try:
         parts = urllib.parse.urlsplit(uri)

@@ -7,6 +7,7 @@ Glance let users register ``https://user:password@host/image`` locations. Tank r
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import attrs
@@ -18,6 +19,22 @@ from tank.locations import redact
 location_example = "https://images.example.com/cirros-0.6.2-x86_64-disk.img"
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+#: ``scheme://name:rest@``, greedy to the last ``@``.
+_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#]*:(?P<rest>.*)@")
+
+
+def _unencoded_secret(uri: str) -> bool:
+    """True for ``https://user:pa#ss@host/``: a password holding a character that ends a
+    URL's authority, so the URL names another host than it seems to. (``host:8080/a@b``
+    is a port and a path, not a password.)"""
+    match = _USERINFO.match(uri)
+    if match is None:
+        return False
+    rest = match["rest"]
+    cut = min((rest.index(c) for c in "/?#" if c in rest), default=None)
+    return cut is not None and not rest[:cut].isdigit()
 
 
 @attrs.frozen
@@ -33,12 +50,19 @@ class HttpLocation:
     @classmethod
     def parse(cls, uri: str) -> HttpLocation:
         """Raise :class:`~tank.errors.BadLocation` unless ``uri`` is a usable http(s) URL."""
+        if _unencoded_secret(uri):
+            # "https://u:a#b@host/" would be host "u", port "a", fragment "b@host/"
+            raise BadLocation(
+                f"location {redact(uri)!r}: a password containing '/', '?' or '#' "
+                "must be percent-encoded"
+            )
         try:
             parts = urllib.parse.urlsplit(uri)
             port = parts.port
             host = parts.hostname
         except ValueError as exc:
-            raise BadLocation(f"location {redact(uri)!r} is not a valid URL: {exc}") from None
+            why = "" if "@" in uri else f": {exc}"  # the library quotes parts of the URL
+            raise BadLocation(f"location {redact(uri)!r} is not a valid URL{why}") from None
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
             raise BadLocation(f"location {redact(uri)!r} is not an http:// or https:// URL")
