@@ -400,6 +400,13 @@ def clear(state: State, force: bool) -> None:
         (v for k, v in state.headers.items() if k.lower() in ("x-tenant-id", "x-project-id")),
         None,
     )
+    if tenant is None and any(k.lower() == "x-auth-token" for k in state.headers):
+        # Behind Keystone the token says who you are, but not to this command: every
+        # image you can see (all of them, for an admin) would count as yours.
+        raise click.UsageError(
+            'clear with an auth token needs -H "X-Tenant-Id: <your project>" to know '
+            "which images are yours"
+        )
     images = list(state.client.iter_images(filters={"is_public": None}))
     mine = [i for i in images if tenant is None or i.owner == tenant]
     deleted, failed = [], []

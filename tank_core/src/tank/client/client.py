@@ -36,7 +36,7 @@ from tank.client.wire import (
 )
 from tank.errors import ValidationError
 from tank.model import MAX_LIMIT, Image, Member, parse_image_id
-from tank.streams import DEFAULT_CHUNK_SIZE, DataSource
+from tank.streams import DEFAULT_CHUNK_SIZE, DataSource, slice_chunks
 
 DEFAULT_URL = "http://127.0.0.1:9292"
 #: (connect, read) seconds. The read timeout is the longest silence tolerated, e.g. while
@@ -73,11 +73,19 @@ class Client:
         path = parts.path.rstrip("/")
         if path.endswith("/v1"):
             path = path[: -len("/v1")]
-        self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+        # user:password@ in the URL becomes basic auth; self.url (shown in every message)
+        # keeps only the host.
+        netloc = parts.netloc.rpartition("@")[2]
+        self.url = urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
         self.timeout = timeout
         self.chunk_size = chunk_size
         self._session = session or requests.Session()
         self._session.headers.update(headers or {})
+        if parts.username is not None:
+            self._session.auth = (
+                urllib.parse.unquote(parts.username),
+                urllib.parse.unquote(parts.password or ""),
+            )
 
     def close(self) -> None:
         self._session.close()
@@ -285,6 +293,11 @@ class Client:
             resp.close()
             raise
         chunks = self._stream(resp)
+        if ranged and resp.status_code == 200:
+            # The whole image (Glance v1 ignores Range): cut out what was asked for.
+            chunks = slice_chunks(chunks, offset, length)
+            if size is not None:
+                size = max(0, min(size - offset, size if length is None else length))
         return Download(image, size, chunks, close=resp.close, verify=verify and not ranged)
 
     def download_to(
@@ -310,6 +323,8 @@ class Client:
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror, str(target)) from None
             try:
+                # mkstemp makes it 0600; give the image the mode any new file gets
+                os.fchmod(fd, 0o666 & ~_umask())
                 with os.fdopen(fd, "wb") as out:
                     _copy(download, out, progress)
                 os.replace(tmp, target)
@@ -372,7 +387,11 @@ class Client:
     ) -> requests.Response:
         url = self.url + path
         try:
-            resp = self._session.request(method, url, timeout=self.timeout, **kwargs)
+            # Glance v1 never redirects; following one would hand X-Auth-Token (which
+            # requests keeps across hosts) to whoever the Location names.
+            resp = self._session.request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
         except SourceError as exc:
             raise exc.cause from None
         except requests.Timeout as exc:
@@ -387,7 +406,7 @@ class Client:
             raise errors.ConnectionFailed(
                 f"request to tank-api at {self.url} failed: {_reason(exc)}", url=self.url
             ) from exc
-        if resp.status_code >= 400:
+        if resp.status_code >= 300:  # a redirect too: see above
             try:
                 body = None if method == "HEAD" else resp.json()
             except ValueError:
@@ -482,3 +501,10 @@ def _reason(exc: BaseException) -> str:
         if marker in text:
             return words
     return text
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, so set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
