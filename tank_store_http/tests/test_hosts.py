@@ -166,6 +166,14 @@ def test_allowed_hosts_do_not_open_private_networks(server, image) -> None:
         ("::ffff:10.0.0.1", "a private"),  # IPv4-mapped
         ("2002:7f00:1::1", "a loopback"),  # 6to4 of 127.0.0.1
         ("64:ff9b::a9fe:a9fe", "a link-local"),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::7f00:1", "a loopback"),  # local-use NAT64 (RFC 8215)
+        ("64:ff9b:1::a9fe:a9fe", "a link-local"),
+        ("::ffff:0:7f00:1", "a loopback"),  # SIIT IPv4-translated
+        ("::127.0.0.1", "a loopback"),  # IPv4-compatible (deprecated)
+        ("::10.1.2.3", "a private"),
+        ("fec0::1", "a reserved (non-public)"),  # site-local (deprecated)
+        ("4000::1", "a reserved (non-public)"),  # outside global unicast 2000::/3
+        ("64:ff9b::5db8:d822", None),  # NAT64 of a public address
     ],
 )
 def test_address_classes(address: str, reason: str | None) -> None:

@@ -32,8 +32,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+#: Where IPv6 forms carry an IPv4 address in their last 32 bits: NAT64 (RFC 6052), local
+#: NAT64 (RFC 8215), SIIT's IPv4-translated (RFC 2765) and the old IPv4-compatible form.
+_EMBEDDING = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::ffff:0:0:0/96", "::/96")
+)
+#: All globally routable unicast IPv6 lies here; the rest (site-local fec0::/10 too) is not.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 
 class HostRefused(Exception):
@@ -112,6 +118,8 @@ def non_public_reason(address: IPAddress) -> str | None:
         return "a private"
     if not address.is_global:
         return "a reserved (non-public)"
+    if isinstance(address, ipaddress.IPv6Address) and address not in _GLOBAL_UNICAST:
+        return "a reserved (non-public)"
     return None
 
 
@@ -122,7 +130,7 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64:
+    if int(address) > 1 and any(address in net for net in _EMBEDDING):  # not :: or ::1
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
