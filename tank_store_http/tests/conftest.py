@@ -15,6 +15,7 @@ Routes (``<name>`` is a file in ``server.root``):
 * ``/status/<code>``   answers with that status
 * ``/firstten/<name>`` answers any Range with 206 and bytes 0-9 (a broken server)
 * ``/oddlength``       HEAD and GET say ``Content-Length: ²`` (a digit to str.isdigit)
+* ``/trickle``         sends its headers a byte every 0.2 s (for 4 s at most)
 
 Requests for absolute URLs (``GET http://host/path``) are served as a proxy would, and
 marked ``proxied`` in ``server.hits``, the list of every request received.
@@ -128,6 +129,13 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if not head:
                 self.wfile.write(data[:10])
+        elif route == "trickle":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for byte in b"X-Slow: " + b"z" * 20:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.2)
+            self.wfile.write(b"\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
         elif route == "oddlength":
             self.send_response(200)
             self.send_header("Content-Length", "\u00b2")

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -217,6 +218,17 @@ def test_a_partial_answer_must_cover_the_range_asked_for(store, server, image) -
 def test_a_content_length_that_is_not_a_number_is_no_size(store, server) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(errors.TankError):
         store.get_size(f"http://127.0.0.1:{server.port}/oddlength")
+
+
+def test_a_trickling_server_cannot_hold_a_size_lookup(server) -> None:  # type: ignore[no-untyped-def]
+    """Each byte comes within read_timeout, but the whole answer takes 5 s: the lookup
+    gives up at size_timeout."""
+    store = make(allow_private_networks=True, read_timeout=0.5, size_timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(errors.StoreUnavailable, match="size_timeout"):
+        store.get_size(f"http://127.0.0.1:{server.port}/trickle")
+    assert time.monotonic() - started < 2.5
+    store.close()
 
 
 # --- TLS ----------------------------------------------------------------------------------

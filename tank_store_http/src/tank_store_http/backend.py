@@ -8,6 +8,7 @@ module (and ``tank stores``) loads without it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
 import logging
 import os
@@ -59,6 +60,10 @@ def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) ->
         raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
+#: Size lookups running at once per store; more wait (within their deadline).
+SIZE_LOOKUPS = 8
+
+
 class HttpBackend(Backend):
     """Reads images from web servers; refuses hosts on private networks by default."""
 
@@ -75,6 +80,9 @@ class HttpBackend(Backend):
         connect_timeout: float = attrs.field(default=10.0, validator=positive)
         #: Seconds to wait for each piece of data from the server.
         read_timeout: float = attrs.field(default=60.0, validator=positive)
+        #: Seconds a size lookup (the HEAD when a location is registered) may take in
+        #: all: a server trickling its answer a byte at a time cannot hold an API worker.
+        size_timeout: float = attrs.field(default=30.0, validator=positive)
         #: Verify the server's TLS certificate. Leave on; use ca_bundle for private CAs.
         verify_tls: bool = True
         #: PEM file of CA certificates to trust instead of the system's.
@@ -110,6 +118,9 @@ class HttpBackend(Backend):
             )
         if not config.verify_tls:
             log.warning("store %s: TLS certificates are NOT verified (verify_tls = false)", name)
+        self._lookups = concurrent.futures.ThreadPoolExecutor(
+            SIZE_LOOKUPS, thread_name_prefix=f"tank-{self.name}-size"
+        )
         self.policy = HostPolicy.from_lists(
             allow_private_networks=config.allow_private_networks,
             allowed_hosts=config.allowed_hosts,
@@ -193,8 +204,22 @@ class HttpBackend(Backend):
         return total, offset, max(total - offset, 0)
 
     def get_size(self, location: str) -> int:
+        """The size, within ``size_timeout`` seconds in all. The lookup runs in a small
+        pool of its own: past the deadline the caller gets StoreUnavailable while the
+        lookup ends by itself (at the next ``read_timeout``), holding one pool thread."""
         self.check_location(location)
-        return self._size(HttpLocation.parse(location))
+        loc = HttpLocation.parse(location)
+        future = self._lookups.submit(self._size, loc)
+        try:
+            return future.result(timeout=self.config.size_timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise errors.StoreUnavailable(
+                f"{loc} did not tell its size within {self.config.size_timeout:g} s "
+                f"(size_timeout of [stores.{self.name}])",
+                store=self.name,
+                location=loc.redacted(),
+            ) from None
 
     def _size(self, loc: HttpLocation) -> int:
         """HEAD; if refused or lengthless, a one-byte ranged GET and its Content-Range."""
@@ -220,6 +245,7 @@ class HttpBackend(Backend):
         return total
 
     def close(self) -> None:
+        self._lookups.shutdown(wait=False, cancel_futures=True)
         with self._client_lock:
             if self._client_obj is not None:
                 self._client_obj.close()
