@@ -237,3 +237,19 @@ def test_size_cap_from_content_length(capped: ApiServer) -> None:
         timeout=5,
     )
     assert ok.status_code == 201 and ok.json()["image"]["size"] == 99_999
+
+
+def test_an_announced_size_beats_the_content_length(api: ApiServer) -> None:
+    """The size given when the image was registered is what the data is checked against,
+    even when the upload's Content-Length (12) says otherwise."""
+    created = requests.post(api.url + V1, headers={"x-image-meta-size": "10"}, timeout=5)
+    image_id = created.json()["image"]["id"]
+    upload = requests.put(
+        f"{api.url}{V1}/{image_id}",
+        headers={"Content-Type": "application/octet-stream"},
+        data=b"twelve bytes",
+        timeout=5,
+    )
+    assert upload.status_code == 400 and "10" in upload.json()["error"]["message"]
+    head = requests.head(f"{api.url}{V1}/{image_id}", timeout=5)
+    assert head.headers["x-image-meta-status"] == "killed"

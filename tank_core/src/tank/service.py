@@ -123,11 +123,14 @@ class ImageService:
         checksum: str | None = None,
         store: str | None = None,
         location: str | None = None,
+        body_size: int | None = None,
     ) -> Image:
         """Register an image; with ``data`` also upload it, with ``location`` point at
         data that already lives in a store (active at once; never both).
 
         ``size``/``checksum`` are what the client announced (verified against the data).
+        ``body_size`` is the length of the data as the transport knows it (an HTTP
+        Content-Length): the size the store is told when no size was announced.
         """
         fields = self._user_fields(meta, context, allowed=MUTABLE_FIELDS | _CREATE_ONLY)
         if data is not None and location is not None:
@@ -146,7 +149,9 @@ class ImageService:
         self.plugins.image_created(image=image, context=context)
         if data is None:
             return image
-        return self._upload(image, data, context, size=size, checksum=checksum, store=store)
+        return self._upload(
+            image, data, context, size=size, checksum=checksum, store=store, body_size=body_size
+        )
 
     def upload(
         self,
@@ -157,15 +162,19 @@ class ImageService:
         size: int | None = None,
         checksum: str | None = None,
         store: str | None = None,
+        body_size: int | None = None,
     ) -> Image:
-        """Upload data to a queued image; Conflict for any other status."""
+        """Upload data to a queued image; Conflict for any other status. ``body_size``:
+        as for :meth:`create`."""
         image = self.registry.get(image_id, context=context)
         self._check_modify(image, context)
         if image.status is not Status.QUEUED:
             raise errors.Conflict(
                 f"image {image.id} is {image.status}: data can only be uploaded to a queued image"
             )
-        return self._upload(image, data, context, size=size, checksum=checksum, store=store)
+        return self._upload(
+            image, data, context, size=size, checksum=checksum, store=store, body_size=body_size
+        )
 
     def _upload(
         self,
@@ -176,10 +185,13 @@ class ImageService:
         size: int | None,
         checksum: str | None,
         store: str | None,
+        body_size: int | None = None,
     ) -> Image:
         backend = self.stores.get(store)
         backend.require(Capability.WRITE)
         size = image.size if size is None else parse_int("size", size)
+        if size is None:  # an announced size (header or record) stays what is verified
+            size = body_size
         image = self.registry.update(
             image.id,
             {"status": Status.SAVING},

@@ -168,13 +168,14 @@ def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:
 
 
 def _with_body_size(req: Request, args: dict[str, object]) -> dict[str, object]:
-    """Upload arguments with the body's Content-Length as the size when the client did
-    not announce one (``curl -T`` does not). The store then knows the size before the
-    first byte: one S3 PUT or Swift object below their large-object thresholds instead
-    of a multipart upload or segments, an RBD image created at its full size, and an
-    image over the size cap refused before its data is sent. (Glance v1 ignored it.)"""
-    if "size" not in args and not req.chunked and req.content_length:
-        return {**args, "size": req.content_length}
+    """Upload arguments with the body's Content-Length, which the service tells the store
+    as the size when none was announced (``curl -T`` announces none). The store then
+    knows the size before the first byte: one S3 PUT or Swift object below their
+    large-object thresholds instead of a multipart upload or segments, an RBD image
+    created at its full size, and an image over the size cap refused before its data is
+    sent. (Glance v1 ignored it.) An announced size still wins and is verified."""
+    if not req.chunked and req.content_length:
+        return {**args, "body_size": req.content_length}
     return args
 
 
