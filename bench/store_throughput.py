@@ -21,10 +21,12 @@ Every object or image is deleted right after it is read (Ceph runs on memstore; 
 would free deleted data only when its garbage collector runs, hours later, so the s3 run
 asks for a collection with ``radosgw-admin gc process`` after each delete); a Ceph-backed
 run stops before writing if the cluster would pass 60 % full. Prints MiB/s, the
-ratios Tank / library (target >= 0.8), MD5-alone for scale (Tank hashes every byte, the
-libraries do not), the CPU seconds the whole machine was busy in each run (near 100 %
-of the cores, the ratio is set by total CPU, servers included, not by Tank's pipeline)
-and tank-api's peak RSS, overall and per phase.
+ratios Tank / library (target >= 0.8), MD5-alone for scale (Tank computes MD5 of every
+byte unless the store's server reports it, as Swift does for one-PUT objects, and SHA-256
+always; the libraries hash nothing or, for S3, sign with SHA-256), the CPU seconds the
+whole machine was busy in each run (near 100 % of the cores, the ratio is set by total
+CPU, servers included, not by Tank's pipeline) and tank-api's peak RSS, overall and per
+phase.
 """
 
 from __future__ import annotations
