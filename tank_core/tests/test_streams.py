@@ -11,7 +11,7 @@ import pytest
 from tank.checksums import EMPTY, StreamHasher
 from tank.errors import BadLocation
 from tank.locations import has_credentials, redact, scheme_of
-from tank.streams import ReadAhead, iter_chunks, rechunk, slice_chunks
+from tank.streams import ChunkQueue, ReadAhead, iter_chunks, rechunk, slice_chunks
 
 
 def test_iter_chunks_from_file_and_iterable() -> None:
@@ -171,3 +171,32 @@ def test_read_ahead_stays_within_its_budget_and_close_stops_it() -> None:
     assert source.taken <= 6
     with pytest.raises(StopIteration):
         next(reader)
+
+
+def test_chunk_queue_ends_from_either_side() -> None:
+    queue: ChunkQueue[bytes] = ChunkQueue(10)
+    assert queue.put(b"abcdefgh") and queue.put(b"ij")  # room: 8 < 10 bytes waiting
+    assert queue.queued == 10
+    queue.finish(ValueError("source broke"))
+    assert [queue.get(), queue.get()] == [b"abcdefgh", b"ij"]
+    with pytest.raises(ValueError):
+        queue.get()
+    assert queue.get() is None  # the producer's error is raised once
+
+    aborted: ChunkQueue[bytes] = ChunkQueue(10)
+    aborted.put(b"queued")
+    aborted.abort(ConnectionAbortedError("abandoned"))
+    for _ in range(2):  # at once, queued chunks dropped, and every time
+        with pytest.raises(ConnectionAbortedError):
+            aborted.get()
+
+    stopped: ChunkQueue[bytes] = ChunkQueue(4)
+    assert stopped.put(b"full")
+    results: list[bool] = []
+    waiting = threading.Thread(target=lambda: results.append(stopped.put(b"more")))
+    waiting.start()
+    time.sleep(0.05)
+    assert results == []  # no room: the producer waits
+    stopped.stop()
+    waiting.join(5)
+    assert results == [False] and stopped.queued == 0

@@ -540,7 +540,7 @@ def test_pipe_bounds_memory() -> None:
 
     threading.Thread(target=produce, daemon=True).start()
     assert not done.wait(0.3)  # blocked: the pipe holds at most ~1 MiB
-    assert pipe._bytes <= MiB
+    assert pipe._queue.queued <= MiB
     total = 0
     while piece := pipe.read(100 * KiB):
         total += len(piece)

@@ -6,9 +6,11 @@ import collections
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
 
 log = logging.getLogger(__name__)
+
+_Chunk = TypeVar("_Chunk", bound=bytes | memoryview)
 
 #: Default read size when Tank itself reads from a file or socket (1 MiB).
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -88,6 +90,86 @@ def slice_chunks(chunks: Iterable[bytes], skip: int, length: int | None) -> Iter
         yield chunk
 
 
+class ChunkQueue(Generic[_Chunk]):
+    """Chunks handed from one producer thread to one consumer thread, at most
+    ``max_bytes`` of them waiting (plus the one being put).
+
+    Either side can end it. The producer calls :meth:`finish` (its error, if any, is
+    raised once, after the chunks already queued) or :meth:`abort` (the error is raised
+    at once and on every later :meth:`get`). The consumer calls :meth:`stop`, after which
+    :meth:`put` returns False instead of waiting for room that will never come.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self._items: collections.deque[_Chunk] = collections.deque()
+        self._bytes = 0
+        self._max = max_bytes
+        self._cond = threading.Condition()
+        self._finished = False
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._stopped = False
+
+    @property
+    def queued(self) -> int:
+        """Bytes waiting for the consumer."""
+        return self._bytes
+
+    def put(self, chunk: _Chunk) -> bool:
+        """Queue ``chunk``, waiting for room; False if the consumer has stopped."""
+        with self._cond:
+            while self._bytes >= self._max and not self._stopped:
+                self._cond.wait()
+            if self._stopped:
+                return False
+            self._items.append(chunk)
+            self._bytes += len(chunk)
+            self._cond.notify_all()
+            return True
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """No more chunks; the consumer gets ``error`` (if any) after the queued ones."""
+        with self._cond:
+            self._finished = True
+            if self._error is None:
+                self._error = error
+            self._cond.notify_all()
+
+    def abort(self, error: BaseException) -> None:
+        """Drop what is queued; the consumer gets ``error`` now and from then on."""
+        with self._cond:
+            self._items.clear()
+            self._bytes = 0
+            self._finished = self._aborted = True
+            self._error = error
+            self._cond.notify_all()
+
+    def get(self) -> _Chunk | None:
+        """The next chunk, waiting for one; None once the producer has finished."""
+        with self._cond:
+            while not self._items and not self._finished:
+                self._cond.wait()
+            if self._items:
+                chunk = self._items.popleft()
+                self._bytes -= len(chunk)
+                self._cond.notify_all()
+                return chunk
+            error = self._error
+            if not self._aborted:
+                self._error = None
+        if error is not None:
+            raise error
+        return None
+
+    def stop(self) -> None:
+        """The consumer wants no more: drop what is queued and release the producer."""
+        with self._cond:
+            self._stopped = True
+            self._items.clear()
+            self._bytes = 0
+            self._cond.notify_all()
+
+
 class ReadAhead(Iterator[bytes]):
     """Iterate ``source`` in a thread of its own, at most ``max_bytes`` ahead of the reader.
 
@@ -104,51 +186,27 @@ class ReadAhead(Iterator[bytes]):
 
     def __init__(self, source: Iterator[bytes], max_bytes: int, *, name: str = "tank-read") -> None:
         self._source = source
-        self._max = max_bytes
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._queued = 0
-        self._error: BaseException | None = None
-        self._ended = False  # the thread has finished with the source
-        self._closed = False  # the reader wants no more
-        self._cond = threading.Condition()
+        self._queue: ChunkQueue[bytes] = ChunkQueue(max_bytes)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def __next__(self) -> bytes:
-        with self._cond:
-            while not self._queue and not self._ended:
-                self._cond.wait()
-            if self._queue:
-                chunk = self._queue.popleft()
-                self._queued -= len(chunk)
-                self._cond.notify_all()
-                return chunk
-            error, self._error = self._error, None
-        if error is not None:
-            raise error
-        raise StopIteration
+        chunk = self._queue.get()
+        if chunk is None:
+            raise StopIteration
+        return chunk
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._queue.clear()
-            self._queued = 0
-            self._cond.notify_all()
+        self._queue.stop()
 
     def _run(self) -> None:
+        error: BaseException | None = None
         try:
             for chunk in self._source:
-                with self._cond:
-                    while self._queued >= self._max and not self._closed:
-                        self._cond.wait()
-                    if self._closed:
-                        break
-                    self._queue.append(chunk)
-                    self._queued += len(chunk)
-                    self._cond.notify_all()
+                if not self._queue.put(chunk):
+                    break
         except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread
-            with self._cond:
-                self._error = exc
+            error = exc
         finally:
             close = getattr(self._source, "close", None)
             try:
@@ -156,6 +214,4 @@ class ReadAhead(Iterator[bytes]):
                     close()
             except Exception:
                 log.exception("closing a read-ahead source failed")
-            with self._cond:
-                self._ended = True
-                self._cond.notify_all()
+            self._queue.finish(error)

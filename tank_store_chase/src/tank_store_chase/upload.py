@@ -16,11 +16,12 @@ requests, the connection is dropped mid-body and Swift discards the partial obje
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from tank.streams import ChunkQueue
 
 if TYPE_CHECKING:
     from swiftclient.client import Connection
@@ -42,58 +43,34 @@ class UploadAborted(Exception):
 
 
 class Pipe:
-    """A bounded hand-over of chunks from one producer thread to one reading PUT."""
+    """A bounded hand-over of chunks from one producer thread to one reading PUT: a
+    :class:`~tank.streams.ChunkQueue` read as a file (in pieces of any size)."""
 
     def __init__(self, limit: int = PIPE_BYTES) -> None:
-        self._items: collections.deque[Buffer] = collections.deque()
-        self._bytes = 0
-        self._limit = limit
-        self._cond = threading.Condition()
-        self._eof = False
-        self._failed = False
-        self._reader_gone = False
+        self._queue: ChunkQueue[Buffer] = ChunkQueue(limit)
         self._current: memoryview = memoryview(b"")
 
     # --- producer side --------------------------------------------------------------
 
     def put(self, chunk: Buffer) -> bool:
         """Queue ``chunk``; False if the reader has stopped (the PUT ended or failed)."""
-        with self._cond:
-            while self._bytes >= self._limit and not self._reader_gone:
-                self._cond.wait()
-            if self._reader_gone:
-                return False
-            self._items.append(chunk)
-            self._bytes += len(chunk)
-            self._cond.notify_all()
-            return True
+        return self._queue.put(chunk)
 
     def close(self) -> None:
         """No more data: the reader sees end of file."""
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
+        self._queue.finish()
 
     def fail(self) -> None:
         """Abandon the body: the reader raises :class:`UploadAborted`."""
-        with self._cond:
-            self._failed = True
-            self._cond.notify_all()
+        self._queue.abort(UploadAborted("upload abandoned"))
 
     # --- reader side (the PUT thread, through requests) -------------------------------
 
     def read(self, size: int = -1) -> Buffer:
         if not self._current:
-            with self._cond:
-                while not self._items and not self._eof and not self._failed:
-                    self._cond.wait()
-                if self._failed:
-                    raise UploadAborted("upload abandoned")
-                if not self._items:
-                    return b""
-                chunk = self._items.popleft()
-                self._bytes -= len(chunk)
-                self._cond.notify_all()
+            chunk = self._queue.get()
+            if chunk is None:
+                return b""
             self._current = memoryview(chunk)
         if size < 0 or size >= len(self._current):
             piece, self._current = self._current, memoryview(b"")
@@ -103,11 +80,7 @@ class Pipe:
 
     def reader_done(self) -> None:
         """The PUT has ended (either way): ``put`` stops waiting and returns False."""
-        with self._cond:
-            self._reader_gone = True
-            self._items.clear()
-            self._bytes = 0
-            self._cond.notify_all()
+        self._queue.stop()
 
 
 class StreamedPut:
