@@ -36,38 +36,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-MiB = 1 << 20
-UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+from _common import MiB, make_file, parse_size, timed_shell, warm
+
 TARGETS = {"write": 0.8, "read": 0.9, "rss_mib": 100}
-
-
-def parse_size(text: str) -> int:
-    """``1G``, ``512M``, ``1.5G``, ``4096`` (binary units; a trailing ``iB``/``B`` is ok)."""
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = value[-1] if value and value[-1] in UNITS else ""
-    try:
-        size = int(float(value[: len(value) - len(unit)]) * UNITS[unit])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1G, 256M)") from None
-    if size <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
-    return size
-
-
-def make_source(path: Path, size: int) -> str:
-    """Write ``size`` random-looking bytes (a repeated 16 MiB block); return their MD5."""
-    block = os.urandom(16 * MiB)
-    md5 = hashlib.md5()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            piece = block[: min(left, len(block))]
-            f.write(piece)
-            md5.update(piece)
-            left -= len(piece)
-        f.flush()
-        os.fsync(f.fileno())
-    return md5.hexdigest()
 
 
 def md5_seconds(path: Path) -> tuple[float, float]:
@@ -78,16 +49,6 @@ def md5_seconds(path: Path) -> tuple[float, float]:
         while chunk := f.read(MiB):
             md5.update(chunk)
     return time.perf_counter() - start, time.process_time() - cpu_start
-
-
-def warm(path: Path) -> None:
-    subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)
-
-
-def timed_shell(command: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, shell=True, check=True)
-    return time.perf_counter() - start
 
 
 def filesystem_of(path: Path) -> str:
@@ -250,7 +211,7 @@ def main() -> None:
         source, dest = work / "source.img", work / "copy.img"
         fs, mib = filesystem_of(work), args.size / MiB
         print(f"work dir {work} ({fs}), {mib:.0f} MiB, best of {args.runs}")
-        digest = make_source(source, args.size)
+        digest = make_file(source, args.size)
         warm(source)
         times: dict[str, list[float]] = {
             "cp": [],
