@@ -1,14 +1,14 @@
 """A real ``tank-api`` process on a free loopback port, as a user would start it.
 
-One server serves the whole module (tests keep apart by unique names and properties);
-tests that must see an empty Tank (``clear``) start their own with ``start_api``.
+The ``api`` and ``start_api`` fixtures come from ``tests/conftest.py``: one server serves
+the whole module (tests keep apart by unique names and properties); tests that must see an
+empty Tank (``clear``) start their own with ``start_api``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -16,30 +16,6 @@ from tank.client import Client
 from tank.testing.api_server import ApiServer, find_script, free_port
 
 __all__ = ["ApiServer"]
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    root = tmp_path_factory.mktemp("tank-api")
-    server = ApiServer(root / "data", root / "tank-api.log")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
-    """Start a tank-api of the test's own, e.g. ``start_api("--auth")``."""
-    servers: list[ApiServer] = []
-
-    def start(*args: str) -> ApiServer:
-        n = len(servers)
-        server = ApiServer(tmp_path / f"data{n}", tmp_path / f"tank-api{n}.log", args)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
