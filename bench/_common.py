@@ -13,10 +13,11 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,17 @@ def md5_seconds(path: Path) -> float:
         while chunk := f.read(MiB):
             md5.update(chunk)
     return time.perf_counter() - start
+
+
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """Median milliseconds of ``fn`` over ``repeat`` calls (after one warm-up call)."""
+    fn()
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append((time.perf_counter() - started) * 1000)
+    return statistics.median(runs)
 
 
 def warm(path: Path) -> None:

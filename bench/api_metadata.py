@@ -21,15 +21,13 @@ difference is what the API layer (HTTP, JSON) costs. Targets (tank-api issue, SQ
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from _common import IMAGE_HEADERS, TankApi, load_average, verdict
+from _common import IMAGE_HEADERS, TankApi, load_average, median_ms, verdict
 from registry_metadata import FORMATS, bulk_insert
 
 from tank.model import Context, ListQuery
@@ -74,16 +72,6 @@ def create_concurrently(url: str, count: int, threads: int) -> float:
     if failures:
         raise SystemExit(f"create failed: {failures[0]}")
     return count / elapsed
-
-
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(runs)
 
 
 def measure(url: str, registry: SqlRegistry, repeat: int) -> list[tuple[str, float, float, str]]:

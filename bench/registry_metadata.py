@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from _common import median_ms
 
 from tank.model import Context, Image, ListQuery
 from tank_registry_sql.registry import SqlRegistry
@@ -45,17 +44,6 @@ def image(i: int) -> Image:
         is_public=i % 10 == 0,
         properties={"os_distro": ["ubuntu", "debian", "fedora"][i % 3], "build": str(i)},
     )
-
-
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median milliseconds of ``fn`` (after one warm-up call)."""
-    fn()
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        runs.append((time.perf_counter() - started) * 1000)
-    return statistics.median(runs)
 
 
 def create_concurrently(registry: SqlRegistry, count: int, threads: int) -> float:
@@ -131,10 +119,10 @@ def bulk_insert(registry: SqlRegistry, start: int, stop: int) -> None:
 def measure(registry: SqlRegistry, repeat: int, *, extra: bool) -> dict[str, float]:
     tenant = Context(tenant=TENANTS[7])
     out = {
-        "list 1000 (detail) ms": timed(
+        "list 1000 (detail) ms": median_ms(
             lambda: registry.list(ListQuery(limit=1000), context=ADMIN), repeat
         ),
-        "name filter ms": timed(
+        "name filter ms": median_ms(
             lambda: registry.list(ListQuery(filters={"name": "image-1234"}), context=ADMIN),
             repeat,
         ),
@@ -143,16 +131,16 @@ def measure(registry: SqlRegistry, repeat: int, *, extra: bool) -> dict[str, flo
         page = registry.list(ListQuery(limit=1000, sort_key="name", sort_dir="asc"), context=ADMIN)
         marker = page[-1].id
         out |= {
-            "tenant list 1000 ms": timed(
+            "tenant list 1000 ms": median_ms(
                 lambda: registry.list(ListQuery(limit=1000), context=tenant), repeat
             ),
-            "property filter (25) ms": timed(
+            "property filter (25) ms": median_ms(
                 lambda: registry.list(
                     ListQuery(filters={"property-os_distro": "debian"}), context=ADMIN
                 ),
                 repeat,
             ),
-            "page 2 by name (1000) ms": timed(
+            "page 2 by name (1000) ms": median_ms(
                 lambda: registry.list(
                     ListQuery(limit=1000, sort_key="name", sort_dir="asc", marker=marker),
                     context=ADMIN,
