@@ -71,6 +71,22 @@ def parse_bool(field: str, value: Any) -> bool:
     raise ValidationError(field, f"expected a boolean (true/false), got {value!r}")
 
 
+def parse_memberships(data: Any) -> list[tuple[str, bool]]:
+    """``(member, can_share)`` pairs of a Glance v1 memberships body, as both tank-api and
+    the registry API take it: ``{"memberships": [{"member_id": ..., "can_share": ...}]}``."""
+    rows = data.get("memberships") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
+        raise ValidationError(
+            "memberships", 'expected a body {"memberships": [{"member_id": ..., "can_share": ...}]}'
+        )
+    pairs = []
+    for row in rows:
+        if not isinstance(row, Mapping) or not isinstance(row.get("member_id"), str):
+            raise ValidationError("memberships", "each entry needs a member_id string")
+        pairs.append((row["member_id"], parse_bool("can_share", row.get("can_share", False))))
+    return pairs
+
+
 def parse_int(field: str, value: Any, *, minimum: int = 0) -> int:
     if isinstance(value, bool):
         raise ValidationError(field, f"expected an integer, got {value!r}")

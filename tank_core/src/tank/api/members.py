@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from tank import errors
 from tank.api.http import Request, Response
 from tank.api.images import _image_id
-from tank.model import Context, parse_bool
+from tank.model import Context, parse_bool, parse_memberships
 
 if TYPE_CHECKING:
     from tank.api.app import Api
@@ -21,17 +21,7 @@ def list_members(api: Api, req: Request, ctx: Context, image_id: str) -> Respons
 
 
 def replace_members(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    body = req.json()
-    rows = body.get("memberships") if isinstance(body, dict) else None
-    if not isinstance(rows, list):
-        raise errors.ValidationError(
-            "memberships", 'expected a body {"memberships": [{"member_id": ..., "can_share": ...}]}'
-        )
-    pairs = []
-    for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("member_id"), str):
-            raise errors.ValidationError("memberships", "each entry needs a member_id string")
-        pairs.append((row["member_id"], parse_bool("can_share", row.get("can_share", False))))
+    pairs = parse_memberships(req.json())
     api.service.replace_members(_image_id(image_id), pairs, context=ctx)
     return Response.empty(204)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from tank import errors
 from tank.api.http import Request, Response, route_path, unquote_segment
-from tank.model import BRIEF_FIELDS, Context
+from tank.model import BRIEF_FIELDS, Context, parse_memberships
 from tank.registry import Registry
 from tank.registry_http import wire
 
@@ -136,7 +136,7 @@ class RegistryApp:
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
     def replace_members(self, req: Request, ctx: Context, image_id: str) -> Response:
-        pairs = wire.memberships_from_json(_json(req))
+        pairs = parse_memberships(_json(req))
         found = self.registry.replace_members(image_id, pairs, context=ctx)
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 

@@ -114,20 +114,6 @@ def memberships_to_json(members: Iterable[tuple[str, bool]]) -> dict[str, Any]:
     return {"memberships": [{"member_id": m, "can_share": c} for m, c in members]}
 
 
-def memberships_from_json(data: Any) -> builtins.list[tuple[str, bool]]:
-    rows = data.get("memberships") if isinstance(data, Mapping) else None
-    if not isinstance(rows, list):
-        raise errors.ValidationError(
-            "memberships", 'expected {"memberships": [{"member_id": ..., "can_share": ...}]}'
-        )
-    pairs = []
-    for row in rows:
-        if not isinstance(row, Mapping) or not isinstance(row.get("member_id"), str):
-            raise errors.ValidationError("memberships", "each entry needs a member_id string")
-        pairs.append((row["member_id"], parse_bool("can_share", row.get("can_share", False))))
-    return pairs
-
-
 def can_share_from_json(data: Any) -> bool:
     """``{"member": {"can_share": bool}}`` (Glance v1), or no body at all."""
     if data is None:
