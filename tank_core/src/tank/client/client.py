@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -319,12 +320,10 @@ class Client:
                 return download.image
             target = Path(dest)
             try:
-                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+                fd, tmp = _create_beside(target)
             except OSError as exc:
                 raise OSError(exc.errno, exc.strerror, str(target)) from None
             try:
-                # mkstemp makes it 0600; give the image the mode any new file gets
-                os.fchmod(fd, 0o666 & ~_umask())
                 with os.fdopen(fd, "wb") as out:
                     _copy(download, out, progress)
                 os.replace(tmp, target)
@@ -503,8 +502,14 @@ def _reason(exc: BaseException) -> str:
     return text
 
 
-def _umask() -> int:
-    """The process umask (reading it means setting it, so set it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def _create_beside(target: Path) -> tuple[int, str]:
+    """A new, uniquely named file beside ``target``: ``(fd, path)``. Unlike mkstemp's 0600
+    it gets the mode any new file gets (0666 less the umask, applied by the kernel)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = str(target.parent / f".{target.name}.{secrets.token_hex(6)}")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(target.parent))
