@@ -1,15 +1,15 @@
-"""Request and response framing in tank-api's server (``tank.api.server``), which also
+"""Request and response framing in tank-api's server (``tank.web.server``), which also
 serves tank-registry: every byte of a request body is read as that body and nothing
 else, and every response is exactly as long as it says. Findings of a review, each
 with the input that broke it."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import socket
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import requests
 
-from tank.api.http import FileBody
-from tank.api.server import FileWrapper, TankServer
 from tank.testing.api_server import ApiServer
+from tank.web import FileBody
+from tank.web.server import FileWrapper, HttpServer
 
 V1 = "/v1/images"
 
@@ -119,7 +119,8 @@ def test_head_answers_carry_no_body_even_from_the_registry(tmp_path: Path) -> No
     from tank_registry_sql import SqlRegistry
 
     registry = SqlRegistry(SqlRegistry.Config(), data_dir=tmp_path)
-    with serve(make_registry_app(registry)) as port:
+    with serve(make_registry_app(registry)) as server:
+        port = server.port
         raw = exchange(
             port,
             b"HEAD /images HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -136,7 +137,8 @@ def test_a_body_longer_than_its_content_length_is_cut() -> None:
         start_response("200 OK", [("Content-Length", "5")])
         return [b"hello", b" and then some"]
 
-    with serve(app) as port:
+    with serve(app) as server:
+        port = server.port
         raw = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert raw.endswith(b"\r\n\r\nhello"), raw  # cut, and the connection closed
 
@@ -156,19 +158,6 @@ def test_file_wrapper_stops_at_the_file_bodys_length(tmp_path: Path) -> None:
         wrapper.close()
 
 
-class serve:
-    """A WSGI app on a TankServer in this process; yields its port."""
-
-    def __init__(self, app: Any) -> None:
-        self.server = TankServer(("127.0.0.1", 0), app, numthreads=4, shutdown_timeout=1)
-        self.server.expiration_interval = 0.05
-
-    def __enter__(self) -> int:
-        self.server.prepare()
-        self.thread = threading.Thread(target=self.server.serve, daemon=True)
-        self.thread.start()
-        return int(self.server.bind_addr[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop()
-        self.thread.join(5)
+def serve(app: Any) -> contextlib.AbstractContextManager[HttpServer]:
+    """A WSGI app on Tank's HTTP server in this process."""
+    return HttpServer(app, threads=4, shutdown_timeout=1).running()

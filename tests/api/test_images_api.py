@@ -85,17 +85,16 @@ def test_curl_upload_is_not_stalled_by_expect_100_continue(api: ApiServer, tmp_p
     data = os.urandom(2 << 20)
     src = tmp_path / "img"
     src.write_bytes(data)
-    args = ["curl", "-sS", "-X", "POST", "-T", str(src), "-w", "\n%{time_total}"]
+    # curl sends the body without "100 Continue" after --expect100-timeout; made longer
+    # than the subprocess timeout, the upload can only finish if the server answers 100.
+    args = ["curl", "-sS", "--expect100-timeout", "120", "-X", "POST", "-T", str(src)]
     for key, value in meta("curl").items():
         args += ["-H", f"{key}: {value}"]
-    started = time.monotonic()
-    out = subprocess.run([*args, f"{api.url}/v1/images"], capture_output=True, check=True)
-    elapsed = time.monotonic() - started
-    body, _, _ = out.stdout.decode().rpartition("\n")
-    image = json.loads(body)["image"]
+    out = subprocess.run(
+        [*args, f"{api.url}/v1/images"], capture_output=True, check=True, timeout=60
+    )
+    image = json.loads(out.stdout)["image"]
     assert image["checksum"] == hashlib.md5(data).hexdigest()
-    # curl waits 1 s for "100 Continue" before sending anyway; an answer must come at once.
-    assert elapsed < 0.9, f"upload took {elapsed:.2f}s: was 100-continue answered?"
     down = subprocess.run(
         ["curl", "-sS", "-f", f"{api.url}/v1/images/{image['id']}"], capture_output=True, check=True
     )
@@ -435,11 +434,8 @@ def test_head_errors_have_no_body(api: ApiServer) -> None:
 
 def test_sigterm_stops_tank_api_quickly(start_api) -> None:  # type: ignore[no-untyped-def]
     api = start_api()
-    started = time.monotonic()
     api.proc.terminate()
-    api.proc.wait(30)
-    elapsed = time.monotonic() - started
-    assert api.proc.returncode is not None and elapsed < 15, f"stopped after {elapsed:.1f}s"
+    assert api.proc.wait(15) == 0  # a deadline for the exit, not a speed measurement
 
 
 def test_deeply_nested_json_is_a_400(api: ApiServer) -> None:

@@ -164,7 +164,7 @@ def _exchange(api: ApiServer, data: bytes) -> bytes:
         (b"POST /v1/images HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", b"400"),
         (b"POST /v1/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
         (b"BREW /v1/images HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
-        (b"\x00\x01\x02 / HTTP/1.1\r\nHost: x\r\n\r\n", b"405"),
+        (b"\x00\x01\x02 / HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),  # not a method token
         (b"GET http://elsewhere/v1/images HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
         (b"GET /v1/images HTTP/1.1\r\nHost: x\r\nX-A: \xff\xfe\r\n\r\n", b"200"),
         (b"GET /v1/images HTTP/1.1\nHost: x\n\n", b"400"),

@@ -1,4 +1,4 @@
-"""What tank-api's HTTP server (``tank.api.server``, cheroot adapted) does on the wire:
+"""What tank-api's HTTP server (``tank.web.server``) does on the wire:
 deferred ``100 Continue``, bodies that are refused, cut short or badly chunked, oversized
 headers, sendfile downloads, spoofed identity headers. Raw sockets where a client
 library would hide the behaviour."""
@@ -103,10 +103,9 @@ def test_100_continue_comes_when_the_body_is_wanted(api: ApiServer) -> None:
     image_id = str(uuid.uuid4())
     conn = Raw(api)
     try:
-        started = time.monotonic()
         conn.send(post(5, image_id=image_id, extra="Expect: 100-Continue\r\n"))
-        status, _ = conn.head()
-        assert status == 100 and time.monotonic() - started < 0.5
+        status, _ = conn.head()  # the body is held back: only the server can move on
+        assert status == 100
         conn.send(b"hello")
         status, _, body = conn.answer()
         assert status == 201, body
@@ -117,7 +116,8 @@ def test_100_continue_comes_when_the_body_is_wanted(api: ApiServer) -> None:
 
 def test_refused_upload_is_answered_before_its_body(api: ApiServer) -> None:
     """A request refused for its headers gets its answer instead of 100 Continue, so
-    the client never sends the body (cheroot said 100 before the app looked)."""
+    the client never sends the body (cheroot, tank-api's server before, said 100 before
+    the app looked)."""
     image_id = str(uuid.uuid4())
     assert requests.post(
         f"{api.url}/v1/images", headers={"x-image-meta-id": image_id}, timeout=5
@@ -139,20 +139,20 @@ def test_curl_gets_a_refusal_without_uploading(api: ApiServer, tmp_path: Path) -
     big = tmp_path / "sparse.img"
     with open(big, "wb") as f:
         f.truncate(2 << 30)
-    started = time.monotonic()
-    args = ["curl", "-sS", "-X", "POST", "-T", str(big), "-H", "x-image-meta-colour: red"]
+    # With --expect100-timeout longer than the subprocess timeout, curl only finishes
+    # early if the refusal comes before the body (instead of 100 Continue).
+    args = ["curl", "-sS", "--expect100-timeout", "120", "-X", "POST", "-T", str(big)]
+    args += ["-H", "x-image-meta-colour: red"]
     out = subprocess.run(
         [*args, "-w", "\n%{http_code} %{size_upload}", f"{api.url}/v1/images"],
         capture_output=True,
         check=True,
         timeout=30,
     )
-    elapsed = time.monotonic() - started
     body, _, summary = out.stdout.decode().rpartition("\n")
     code, uploaded = summary.split()
     assert code == "400" and "colour" in json.loads(body)["error"]["message"]
     assert float(uploaded) < 1 << 20, f"curl sent {uploaded} bytes of a refused upload"
-    assert elapsed < 0.9
 
 
 def test_early_error_does_not_read_the_announced_body(api: ApiServer) -> None:

@@ -24,6 +24,7 @@ from tank.registry_http.client import HttpRegistry
 from tank.registry_http.server import make_registry_app
 from tank.service import open_registry
 from tank.testing.api_server import find_script, free_port
+from tank.web.server import HttpServer
 
 
 class RegistryProcess:
@@ -133,19 +134,10 @@ def pg_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reg
 
 @contextlib.contextmanager
 def serve_app(app: Any) -> Iterator[str]:
-    """``app`` on cheroot in this process, on a free loopback port; yields its URL."""
-    from cheroot import wsgi
-
-    server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8, shutdown_timeout=1)
-    server.expiration_interval = 0.05  # stop() waits for the accept loop to notice
-    server.prepare()
-    thread = threading.Thread(target=server.serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.bind_addr[1]}"
-    finally:
-        server.stop()
-        thread.join(5)
+    """``app`` on Tank's HTTP server in this process, on a free loopback port; yields
+    its URL."""
+    with HttpServer(app, threads=8, shutdown_timeout=1).running() as server:
+        yield f"http://127.0.0.1:{server.port}"
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tank import errors
-from tank.api.http import FileBody, Request, Response
 from tank.api.meta import brief_json, image_headers, image_json, parse_headers
 from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import (
@@ -22,6 +21,7 @@ from tank.model import (
     parse_int,
 )
 from tank.store import ReadResult
+from tank.web import FileBody, Request, Response
 
 if TYPE_CHECKING:
     from tank.api.app import Api
@@ -227,7 +227,7 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
         if "checksum" in args:
             raise errors.Invalid("x-image-meta-checksum needs image data in the request body")
         image = api.service.create(meta.fields, context=ctx, **args)  # type: ignore[arg-type]
-    location_url = f"{api.base_url(req)}/v1/images/{image.id}"
+    location_url = f"{req.base_url}/v1/images/{image.id}"
     return Response.json(
         {"image": image_json(image, location=api.direct_url(ctx)(image))},
         201,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tank import errors
-from tank.api.http import Request, Response
 from tank.api.images import _image_id
 from tank.model import Context, parse_bool, parse_memberships
+from tank.web import Request, Response
 
 if TYPE_CHECKING:
     from tank.api.app import Api

@@ -12,9 +12,9 @@ from typing import Any
 import attrs
 
 from tank import errors
-from tank.api.http import to_wire
 from tank.locations import redact
 from tank.model import BRIEF_FIELDS, MUTABLE_FIELDS, Image
+from tank.web.headers import to_wire
 
 META = "x-image-meta-"
 PROPERTY = "x-image-meta-property-"

@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
-from types import FrameType
 
 import click
 
-from tank.cli.api import build_server, limit_malloc_arenas
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.plugins import make_plugin_manager
 from tank.registry_http.server import make_registry_app
 from tank.service import open_registry
+from tank.web.serving import make_server, run
 
 log = logging.getLogger("tank.registry_http")
 
@@ -41,7 +37,6 @@ def main(
     logging.basicConfig(
         level="INFO", stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    limit_malloc_arenas()
     config = load_config(config_path, data_dir)
     if "url" in config.registry or config.registry.get("kind") == "http":
         raise click.ClickException(
@@ -59,12 +54,7 @@ def main(
 
 
 def serve(host: str, port: int, app: object, threads: int, kind: str) -> None:
-    """Serve until SIGTERM or SIGINT, then stop cleanly (exit status 0).
-
-    The server runs in a thread and is stopped from the main thread: cheroot's stop()
-    called inside a signal handler, while the main thread is in its accept loop, can
-    hang the process.
-    """
+    """Serve until SIGTERM or SIGINT, then stop cleanly (exit status 0)."""
     if not _is_loopback(host):
         log.warning(
             "tank-registry trusts the identity headers of every request: make sure only "
@@ -72,31 +62,8 @@ def serve(host: str, port: int, app: object, threads: int, kind: str) -> None:
             host,
             port,
         )
-    server = build_server(host, port, app, threads, name="tank-registry")
-    try:
-        server.prepare()  # type: ignore[attr-defined]
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
-    signalled: list[int] = []  # a signal handler may only touch what takes no lock
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        signalled.append(signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    thread = threading.Thread(target=server.serve, name="serve", daemon=True)  # type: ignore[attr-defined]
-    thread.start()
-    bound = server.bind_addr[1]  # type: ignore[attr-defined]
-    log.info("tank-registry serving http://%s:%d (%s registry)", host, bound, kind)
-    try:
-        while thread.is_alive() and not signalled:
-            time.sleep(0.1)
-    finally:
-        server.stop()  # type: ignore[attr-defined]
-        thread.join(10)
-    if not signalled:
-        raise click.ClickException("the server stopped unexpectedly; see the log above")
-    log.info("tank-registry stopped")
+    server = make_server(app, host, port, threads=threads, name="tank-registry")  # type: ignore[arg-type]
+    run(server, f"{kind} registry", log=log)
 
 
 def _is_loopback(host: str) -> bool:

@@ -15,6 +15,7 @@ import attrs
 
 from tank.errors import ValidationError
 from tank.model import FIELDS, MUTABLE_FIELDS, Image, Member, parse_image_id
+from tank.web.headers import from_wire
 
 META_PREFIX = "x-image-meta-"
 PROPERTY_PREFIX = "x-image-meta-property-"
@@ -84,13 +85,6 @@ def meta_headers(fields: Mapping[str, Any], *, allowed: frozenset[str]) -> dict[
     return headers
 
 
-def _decode(value: str) -> str:
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
-
-
 def image_from_headers(headers: Mapping[str, str]) -> Image:
     """Parse the metadata headers of HEAD/GET ``/v1/images/<id>`` into an Image."""
     fields: dict[str, Any] = {}
@@ -98,11 +92,11 @@ def image_from_headers(headers: Mapping[str, str]) -> Image:
     for name, value in headers.items():
         lower = name.lower()
         if lower.startswith(PROPERTY_PREFIX):
-            properties[_decode(name[len(PROPERTY_PREFIX) :])] = _decode(value)
+            properties[from_wire(name[len(PROPERTY_PREFIX) :])] = from_wire(value)
         elif lower.startswith(META_PREFIX):
             field = lower[len(META_PREFIX) :]
             if field in FIELDS and field != "properties":
-                text = _decode(value)
+                text = from_wire(value)
                 fields[field] = None if (text in ("", "None") and field in _NULLABLE) else text
     fields["properties"] = properties
     _multihash(fields, {k.lower(): v for k, v in headers.items()}, META_PREFIX)

@@ -25,78 +25,45 @@ are 400 with a message, never 500.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Iterable
-from typing import Any
 
 from tank import errors
-from tank.api.http import Request, Response, route_path, unquote_segment
 from tank.model import BRIEF_FIELDS, Context, parse_memberships
 from tank.registry import Registry
 from tank.registry_http import wire
+from tank.web import Match, Request, Response, Router, WebApp
+from tank.web.messages import reason
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[..., Response]
 
-
-class RegistryApp:
+class RegistryApp(WebApp):
     """A WSGI callable serving ``registry``. Holds no per-request state."""
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        image, member = r"(?P<image_id>[^/]+)", r"(?P<member>[^/]+)"
-        self.routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-            (re.compile(r"^/images/?$"), {"GET": self.index, "POST": self.create}),
-            (re.compile(r"^/images/detail/?$"), {"GET": self.detail}),
-            (
-                re.compile(rf"^/images/{image}/?$"),
-                {"GET": self.show, "PUT": self.update, "DELETE": self.delete},
-            ),
-            (
-                re.compile(rf"^/images/{image}/members/?$"),
-                {"GET": self.members, "PUT": self.replace_members},
-            ),
-            (
-                re.compile(rf"^/images/{image}/members/{member}/?$"),
-                {"PUT": self.add_member, "DELETE": self.remove_member},
-            ),
-            (re.compile(rf"^/shared-images/{member}/?$"), {"GET": self.shared}),
-        ]
+        self.router = router = Router()
+        router.add("/images", GET=self.index, POST=self.create)
+        router.add("/images/detail", GET=self.detail)
+        router.add("/images/{image_id}", GET=self.show, PUT=self.update, DELETE=self.delete)
+        router.add("/images/{image_id}/members", GET=self.members, PUT=self.replace_members)
+        router.add(
+            "/images/{image_id}/members/{member}", PUT=self.add_member, DELETE=self.remove_member
+        )
+        router.add("/shared-images/{member}", GET=self.shared)
 
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        try:
-            response = self._dispatch(Request(environ), environ)
-        except errors.TankError as exc:
-            response = Response.json(wire.error_to_json(exc), exc.http_status)
-        except Exception:
-            log.exception(
-                "unexpected error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
-            )
-            failure = errors.StoreError("internal error in the registry; its log has the details")
-            response = Response.json(wire.error_to_json(failure), 500)
-        start_response(response.status_line, response.headers)
-        return response.body
+    def call(self, req: Request, match: Match) -> Response:
+        return match.handler(req, wire.context_from(req.headers), **match.params)  # type: ignore[no-any-return]
 
-    def _dispatch(self, req: Request, environ: dict[str, Any]) -> Response:
-        path, quoted = route_path(environ)
-        for pattern, methods in self.routes:
-            match = pattern.match(path)
-            if match is None:
-                continue
-            handler = methods.get(req.method)
-            if handler is None:
-                allowed = ", ".join(sorted(methods))
-                body = wire.error_to_json(errors.Invalid(f"{req.method} is not allowed here"))
-                body["error"].update(code=405, title="Method Not Allowed")
-                return Response.json(body, 405, [("Allow", allowed)])
-            params = match.groupdict()
-            if quoted:
-                params = {k: unquote_segment(k, v) for k, v in params.items()}
-            return handler(req, wire.context_from(req.headers), **params)
-        raise errors.NotFound(f"no such resource: {path[:200]}")
+    def error(self, status: int, message: str, exc: BaseException | None = None) -> Response:
+        """Errors travel with their tank.errors class, so the client raises the same."""
+        if isinstance(exc, errors.TankError) and status != 405:
+            return Response.json(wire.error_to_json(exc), status)
+        if status == 500:
+            message = "internal error in the registry; its log has the details"
+            return Response.json(wire.error_to_json(errors.StoreError(message)), 500)
+        body = wire.error_to_json(errors.Invalid(message))
+        body["error"].update(code=status, title=reason(status))
+        return Response.json(body, status)
 
     # --- images ----------------------------------------------------------------------
 
@@ -110,7 +77,7 @@ class RegistryApp:
         return Response.json({"images": [wire.image_to_json(i) for i in images]})
 
     def create(self, req: Request, ctx: Context) -> Response:
-        data = _json(req)
+        data = req.json()
         image = wire.image_from_json(data.get("image") if isinstance(data, dict) else None)
         return Response.json({"image": wire.image_to_json(self.registry.create(image))}, 201)
 
@@ -119,7 +86,7 @@ class RegistryApp:
         return Response.json({"image": wire.image_to_json(image)})
 
     def update(self, req: Request, ctx: Context, image_id: str) -> Response:
-        changes, purge_props, expected = wire.update_from_json(_json(req))
+        changes, purge_props, expected = wire.update_from_json(req.json())
         image = self.registry.update(
             image_id, changes, context=ctx, purge_props=purge_props, expected_status=expected
         )
@@ -136,12 +103,12 @@ class RegistryApp:
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
     def replace_members(self, req: Request, ctx: Context, image_id: str) -> Response:
-        pairs = parse_memberships(_json(req))
+        pairs = parse_memberships(req.json())
         found = self.registry.replace_members(image_id, pairs, context=ctx)
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
 
     def add_member(self, req: Request, ctx: Context, image_id: str, member: str) -> Response:
-        can_share = wire.can_share_from_json(_json(req))
+        can_share = wire.can_share_from_json(req.json())
         found = self.registry.add_member(image_id, member, can_share=can_share, context=ctx)
         return Response.json({"member": wire.member_to_json(found)})
 
@@ -152,13 +119,6 @@ class RegistryApp:
     def shared(self, req: Request, ctx: Context, member: str) -> Response:
         found = self.registry.shared_with(member, context=ctx)
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
-
-
-def _json(req: Request) -> Any:
-    try:
-        return req.json()
-    except RecursionError:  # json's C scanner on "[[[[..." nested a million deep
-        raise errors.Invalid("request body is not valid JSON: nested too deeply") from None
 
 
 def make_registry_app(registry: Registry) -> RegistryApp:

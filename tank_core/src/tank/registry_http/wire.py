@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tank import errors
-from tank.api.http import STATUS_TEXT
 from tank.model import Context, Image, ListQuery, Member, Status, parse_bool
+from tank.web.messages import reason
 
 CONTEXT_HEADERS = ("X-Tenant-Id", "X-User-Id", "X-Roles", "X-Is-Admin")
 #: Query parameters of a listing that are not filters.
@@ -196,7 +196,7 @@ def error_to_json(exc: errors.TankError) -> dict[str, Any]:
     status = exc.http_status
     body: dict[str, Any] = {
         "code": status,
-        "title": STATUS_TEXT.get(status, "Error"),
+        "title": reason(status),
         "message": exc.message,
         "type": type(exc).__name__,
     }

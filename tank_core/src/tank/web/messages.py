@@ -1,11 +1,8 @@
-"""The small slice of HTTP the API needs on top of WSGI: requests, responses, bodies.
-
-Header values reach WSGI as Latin-1 text (PEP 3333); Glance clients send UTF-8, so
-values are re-decoded here and encoded back on the way out.
-"""
+"""Requests and responses over WSGI, as the handlers of both APIs see them."""
 
 from __future__ import annotations
 
+import http
 import io
 import json
 import urllib.parse
@@ -15,73 +12,24 @@ from typing import Any
 import attrs
 
 from tank import errors
+from tank.web.headers import from_wire
 
 #: Bytes read from the client per chunk of an upload.
 UPLOAD_CHUNK = 1 << 20
-#: Largest JSON request body accepted (member lists).
+#: Largest JSON request body accepted.
 MAX_JSON = 1 << 20
 
-STATUS_TEXT = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    206: "Partial Content",
-    300: "Multiple Choices",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    411: "Length Required",
-    413: "Request Entity Too Large",
-    416: "Range Not Satisfiable",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+
+def reason(status: int) -> str:
+    """The reason phrase of ``status`` (``404`` → ``Not Found``)."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 class ClientGone(errors.Invalid):
     """The client closed the connection before sending the whole body."""
-
-
-def from_wire(value: str) -> str:
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeError:
-        return value
-
-
-def unquote_segment(field: str, segment: str) -> str:
-    """A path segment percent-decoded once; ValidationError naming ``field`` if not UTF-8."""
-    try:
-        return urllib.parse.unquote(segment, errors="strict")
-    except UnicodeDecodeError:
-        raise errors.ValidationError(field, "not UTF-8 once percent-decoded") from None
-
-
-def route_path(environ: dict[str, Any]) -> tuple[str, bool]:
-    """The request path, and whether its segments are still percent-encoded.
-
-    Servers decode ``PATH_INFO`` before the app sees it (cheroot all but ``%2F``), so a
-    member named ``a%41`` or ``x/y`` would be misread. The raw ``REQUEST_URI`` (cheroot,
-    uWSGI) or ``RAW_URI`` (gunicorn) is routed instead when present, and each captured
-    segment is decoded exactly once.
-    """
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
-    script = environ.get("SCRIPT_NAME", "")
-    if raw:
-        path = from_wire(urllib.parse.urlsplit(raw).path)
-        prefix = urllib.parse.quote(script)
-        if path.startswith(prefix):
-            return path[len(prefix) :] or "/", True
-    return from_wire(environ.get("PATH_INFO", "") or "/"), False
-
-
-def to_wire(value: str) -> str:
-    """A header value as WSGI wants it: UTF-8 bytes as Latin-1 text, one line."""
-    value = value.replace("\r", " ").replace("\n", " ")
-    return value.encode("utf-8").decode("latin-1")
 
 
 class Request:
@@ -105,11 +53,18 @@ class Request:
             self.query[key] = value
 
     @property
+    def base_url(self) -> str:
+        """``scheme://host`` as the client addressed this server."""
+        env = self.environ
+        host = self.headers.get("host") or f"{env.get('SERVER_NAME')}:{env.get('SERVER_PORT')}"
+        return f"{env.get('wsgi.url_scheme', 'http')}://{host}"
+
+    @property
     def content_length(self) -> int | None:
         text = self.headers.get("content-length")
         if text is None or text == "":
             return None
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):
             raise errors.Invalid(f"Content-Length must be a non-negative integer, got {text!r}")
         return int(text)
 
@@ -121,33 +76,13 @@ class Request:
         return self.chunked or (self.content_length or 0) > 0
 
     def body(self) -> Iterator[bytes]:
-        """The body in chunks; raises ClientGone if the client stops early.
-
-        Plain ``read`` calls: how fast they are is the server's business (tank-api's
-        reads from the socket into a reused buffer, see :mod:`tank.api.server`)."""
+        """The body in chunks; raises ClientGone if the client stops early."""
         stream = self.environ["wsgi.input"]
         expected = None if self.chunked else self.content_length
-        return self._chunks(stream, expected)
-
-    @staticmethod
-    def _chunks(stream: Any, expected: int | None) -> Iterator[bytes]:
-        received = 0
-        while expected is None or received < expected:
-            want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
-            try:
-                chunk = stream.read(want)
-            except (OSError, ValueError) as exc:
-                raise ClientGone(f"the upload stopped after {received} bytes: {exc}") from exc
-            if not chunk:
-                if expected is not None:
-                    raise ClientGone(
-                        f"the client sent {received} of {expected} bytes and went away"
-                    )
-                return
-            received += len(chunk)
-            yield chunk
+        return _chunks(stream, expected)
 
     def json(self) -> Any:
+        """The body as JSON (None without a body), at most :data:`MAX_JSON` bytes."""
         length = self.content_length
         if not self.has_body():
             return None
@@ -159,11 +94,28 @@ class Request:
             if size > MAX_JSON:
                 raise errors.Invalid(f"JSON body larger than {MAX_JSON} bytes")
             pieces.append(chunk)
-        data = b"".join(pieces)
         try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            return json.loads(b"".join(pieces))
+        except RecursionError:  # json's C scanner on "[[[[..." nested a million deep
+            raise errors.Invalid("request body is not valid JSON: nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as exc:
             raise errors.Invalid(f"request body is not valid JSON: {exc}") from None
+
+
+def _chunks(stream: Any, expected: int | None) -> Iterator[bytes]:
+    received = 0
+    while expected is None or received < expected:
+        want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
+        try:
+            chunk = stream.read(want)
+        except (OSError, ValueError) as exc:
+            raise ClientGone(f"the upload stopped after {received} bytes: {exc}") from exc
+        if not chunk:
+            if expected is not None:
+                raise ClientGone(f"the client sent {received} of {expected} bytes and went away")
+            return
+        received += len(chunk)
+        yield chunk
 
 
 class FileBody(io.FileIO):
@@ -225,9 +177,15 @@ class Response:
 
     @classmethod
     def error(cls, status: int, message: str) -> Response:
-        title = STATUS_TEXT.get(status, "Error")
-        return cls.json({"error": {"code": status, "title": title, "message": message}}, status)
+        """The API's error shape: ``{"error": {"code", "title", "message"}}``."""
+        body = {"error": {"code": status, "title": reason(status), "message": message}}
+        return cls.json(body, status)
 
     @property
     def status_line(self) -> str:
-        return f"{self.status} {STATUS_TEXT.get(self.status, 'Unknown')}"
+        return f"{self.status} {reason(self.status)}"
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()

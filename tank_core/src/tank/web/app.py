@@ -1,0 +1,115 @@
+"""``WebApp``: the WSGI side shared by tank-api and tank-registry.
+
+A subclass supplies a :class:`~tank.web.routing.Router`, how to call a handler (what
+context it gets), and how an error looks on its wire. ``WebApp`` does the rest once:
+dispatch, 404/405 answers with ``Allow``, errors of :mod:`tank.errors` as their HTTP
+status, unexpected exceptions logged and answered 500 without details, HEAD answers
+without a body, and the body counted for the access log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from tank import errors
+from tank.web.messages import FileBody, Request, Response
+from tank.web.routing import Match, MethodNotAllowed, Router, route_path
+
+log = logging.getLogger(__name__)
+
+
+class WebApp:
+    """A WSGI application over a :class:`Router`."""
+
+    router: Router
+    #: Logger of the access-log lines; None logs none.
+    access_log: logging.Logger | None = None
+
+    # --- what subclasses decide ----------------------------------------------------
+
+    def route(self, req: Request, path: str, quoted: bool) -> Match | None:
+        """The handler for this request (override to serve prefixes or versions)."""
+        return self.router.match(path, req.method, quoted=quoted)
+
+    def call(self, req: Request, match: Match) -> Response:
+        """Run the handler (override to pass a context or the app itself)."""
+        return match.handler(req, **match.params)  # type: ignore[no-any-return]
+
+    def error(self, status: int, message: str, exc: BaseException | None = None) -> Response:
+        """The answer for an error (override for another wire format)."""
+        return Response.error(status, message)
+
+    # --- the WSGI callable ---------------------------------------------------------
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        started = time.monotonic()
+        response = self._respond(environ)
+        if environ.get("REQUEST_METHOD", "").upper() == "HEAD":  # errors too: never a body
+            response.close()
+            response.body = []
+        start_response(response.status_line, response.headers)
+        body, file_wrapper = response.body, environ.get("wsgi.file_wrapper")
+        if isinstance(body, FileBody) and file_wrapper is not None:
+            # Returned as is: the server recognises its own wrapper and uses sendfile.
+            wrapped = file_wrapper(body, 1 << 20)
+            body.on_close = lambda: self._log(
+                environ, response.status, getattr(wrapped, "sent", body.length), started
+            )
+            return wrapped  # type: ignore[no-any-return]
+        return _Counted(response, lambda sent: self._log(environ, response.status, sent, started))
+
+    def _respond(self, environ: dict[str, Any]) -> Response:
+        try:
+            req = Request(environ)
+            path, quoted = route_path(environ)
+            match = self.route(req, path, quoted)
+            if match is None:
+                raise errors.NotFound(f"no such resource: {path[:200]}")
+            return self.call(req, match)
+        except MethodNotAllowed as exc:
+            response = self.error(405, str(exc), exc)
+            response.headers.append(("Allow", ", ".join(exc.allowed)))
+            return response
+        except errors.TankError as exc:
+            return self.error(exc.http_status, str(exc), exc)
+        except Exception as exc:
+            log.exception(
+                "unexpected error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+            )
+            return self.error(500, "internal error; the server log has the details", exc)
+
+    def _log(self, environ: dict[str, Any], status: int, sent: int, started: float) -> None:
+        if self.access_log is None:
+            return
+        self.access_log.info(
+            "%s %s %d %d %.3fs",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),  # never the query: no filters, no secrets
+            status,
+            sent,
+            time.monotonic() - started,
+        )
+
+
+class _Counted:
+    """A response body that counts its bytes and reports them once, at close."""
+
+    def __init__(self, response: Response, done: Callable[[int], None]) -> None:
+        self.response = response
+        self.done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.response.body:
+            self.response.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            self.response.close()
+        finally:
+            self.done(self.response.sent)

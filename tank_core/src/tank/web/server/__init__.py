@@ -1,0 +1,15 @@
+"""Tank's HTTP/1.1 server, for any WSGI application (tank-api, tank-registry).
+
+The parts, each a module: :mod:`~tank.web.server.heads` (request heads, strict
+framing), :mod:`~tank.web.server.bodies` (request bodies as ``wsgi.input``, deferred
+``100 Continue``), :mod:`~tank.web.server.responses` (framing out, ``sendfile``),
+:mod:`~tank.web.server.exchange` (one request on a connection: the WSGI gateway) and
+:mod:`~tank.web.server.listener` (connections: heads read off the worker threads).
+"""
+
+from tank.web.server.bodies import BadChunking, BodyIncomplete
+from tank.web.server.exchange import WSGIApp
+from tank.web.server.listener import HttpServer
+from tank.web.server.responses import FileWrapper
+
+__all__ = ["BadChunking", "BodyIncomplete", "FileWrapper", "HttpServer", "WSGIApp"]

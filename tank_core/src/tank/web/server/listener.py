@@ -1,0 +1,409 @@
+"""``HttpServer``: a threaded HTTP/1.1 server whose workers never wait for a head.
+
+One listener thread accepts connections and reads request heads with a selector; a
+connection is handed to a worker thread only once its whole head has arrived, and goes
+back to the listener between requests. A client that connects and sends nothing, or
+drips its headers a byte a second, costs a file descriptor and a few hundred bytes,
+never a worker: every head has a deadline (``header_timeout``), an idle kept-alive
+connection another (``idle_timeout``), and the number of connections is bounded by file
+descriptors (optionally per client address), not by threads.
+
+Workers do the blocking part: the body, the application, the response (``sendfile``
+for file bodies). Pipelined requests that already arrived are served by the same
+worker in turn.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import logging
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from tank.web.server.channel import Channel
+from tank.web.server.exchange import Exchange, WSGIApp
+from tank.web.server.heads import HeadError, head_end, parse_head
+from tank.web.server.responses import error_bytes
+
+log = logging.getLogger(__name__)
+
+_ACCEPT, _WAKE = "accept", "wake"
+
+
+class _Waiting:
+    """A connection in the listener's hands: between requests, or its head arriving."""
+
+    __slots__ = ("address", "buf", "deadline", "sock")
+
+    def __init__(self, sock: socket.socket, address: Any, buf: bytes, deadline: float) -> None:
+        self.sock = sock
+        self.address = address
+        self.buf = bytearray(buf)
+        self.deadline = deadline
+
+
+class HttpServer:
+    """Serve one WSGI application. ``bind()``, then ``serve_forever()`` in a thread of
+    your choice; ``stop()`` from any other thread."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        threads: int = 16,
+        header_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+        io_timeout: float = 60.0,
+        max_head_size: int = 64 << 10,
+        max_connections_per_client: int = 0,
+        shutdown_timeout: float = 5.0,
+        name: str = "tank",
+        after_large_transfer: Callable[[], None] | None = None,
+    ) -> None:
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.app = app
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.header_timeout = header_timeout
+        self.idle_timeout = idle_timeout
+        self.io_timeout = io_timeout
+        self.max_head_size = max_head_size
+        self.max_connections_per_client = max_connections_per_client
+        self.shutdown_timeout = shutdown_timeout
+        self.name = name
+        self.after_large_transfer = after_large_transfer
+        self._listen: socket.socket | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._returned: collections.deque[Channel] = collections.deque()
+        self._work: queue.SimpleQueue[tuple[socket.socket, Any, bytes, bytes] | None] = (
+            queue.SimpleQueue()
+        )
+        self._waiting: dict[socket.socket, _Waiting] = {}
+        self._busy: set[socket.socket] = set()
+        self._per_client: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._accept_paused_until = 0.0
+
+    # --- life cycle ----------------------------------------------------------------
+
+    def bind(self) -> None:
+        """Open the listening socket (``port`` 0 picks a free one; see :attr:`port`)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._listen = sock
+        self.port = sock.getsockname()[1]
+
+    @property
+    def bind_addr(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def serve_forever(self) -> None:
+        """Run the listener until :meth:`stop`; then finish in-flight requests (up to
+        ``shutdown_timeout``) and close every connection."""
+        if self._listen is None:
+            self.bind()
+        assert self._listen is not None
+        for i in range(self.threads):
+            thread = threading.Thread(target=self._worker, name=f"{self.name}-{i}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+        self._selector.register(self._listen, selectors.EVENT_READ, _ACCEPT)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+            self._stopped.set()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[HttpServer]:
+        """Serve in a background thread for the duration of a ``with`` block (tests,
+        embedding); yields the server, whose :attr:`port` is then bound."""
+        self.bind()
+        thread = threading.Thread(target=self.serve_forever, name=f"{self.name}-listener")
+        thread.daemon = True
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+            thread.join(self.shutdown_timeout + 5)
+
+    def stop(self) -> None:
+        """Stop accepting and serving; returns once the server has shut down."""
+        self._stopping.set()
+        self._wake()
+        if self._workers:
+            self._stopped.wait(self.shutdown_timeout + 5)
+
+    # --- the listener --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if self._accept_paused_until and now >= self._accept_paused_until:
+                self._accept_paused_until = 0.0
+                self._selector.register(self._listen, selectors.EVENT_READ, _ACCEPT)  # type: ignore[arg-type]
+            for key, _ in self._selector.select(timeout=0.25):
+                if key.data is _ACCEPT:
+                    self._accept()
+                elif key.data is _WAKE:
+                    self._take_returned()
+                else:
+                    self._readable(key.data)
+            self._expire(time.monotonic())
+
+    def _accept(self) -> None:
+        assert self._listen is not None
+        while True:
+            try:
+                sock, address = self._listen.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("%s: cannot accept more connections now: %s", self.name, exc)
+                    self._selector.unregister(self._listen)
+                    self._accept_paused_until = time.monotonic() + 0.5
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            client = address[0]
+            cap = self.max_connections_per_client
+            with self._lock:
+                over = cap and self._per_client[client] >= cap
+                if not over:
+                    self._per_client[client] += 1
+            if over:
+                _refuse(sock, 429, f"too many connections from {client}")
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._watch(_Waiting(sock, address, b"", time.monotonic() + self.header_timeout))
+
+    def _watch(self, waiting: _Waiting) -> None:
+        self._waiting[waiting.sock] = waiting
+        self._selector.register(waiting.sock, selectors.EVENT_READ, waiting)
+        if waiting.buf:
+            self._consider(waiting)
+
+    def _readable(self, waiting: _Waiting) -> None:
+        try:
+            data = waiting.sock.recv(64 << 10)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(waiting)
+            return
+        if not waiting.buf:  # the first byte of a head starts its deadline
+            waiting.deadline = time.monotonic() + self.header_timeout
+        waiting.buf += data
+        self._consider(waiting)
+
+    def _consider(self, waiting: _Waiting) -> None:
+        """Hand the connection to a worker if a whole head is here; refuse it if the
+        head has grown past the limit."""
+        buf = waiting.buf
+        while buf[:1] in (b"\r", b"\n"):  # blank lines before a request line (RFC 9112 §2.2)
+            del buf[:1]
+        end = head_end(buf)
+        if end < 0:
+            if len(buf) > self.max_head_size:
+                if b"\n" not in buf:
+                    self._answer(waiting, 414, "the request line is too long")
+                else:
+                    limit = self.max_head_size
+                    self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
+            return
+        if end > self.max_head_size:
+            self._answer(
+                waiting, 431, f"the request headers are larger than {self.max_head_size} bytes"
+            )
+            return
+        self._selector.unregister(waiting.sock)
+        del self._waiting[waiting.sock]
+        with self._lock:
+            self._busy.add(waiting.sock)
+        self._work.put((waiting.sock, waiting.address, bytes(buf[:end]), bytes(buf[end:])))
+
+    def _expire(self, now: float) -> None:
+        late = [w for w in self._waiting.values() if w.deadline <= now]
+        for waiting in late:
+            if waiting.buf:
+                self._answer(
+                    waiting, 408, f"the request head did not arrive within {self.header_timeout} s"
+                )
+            else:
+                self._drop(waiting)
+
+    def _answer(self, waiting: _Waiting, status: int, message: str) -> None:
+        try:
+            waiting.sock.send(error_bytes("HTTP/1.1", status, message))
+        except OSError:
+            pass
+        self._drop(waiting)
+
+    def _drop(self, waiting: _Waiting) -> None:
+        self._selector.unregister(waiting.sock)
+        del self._waiting[waiting.sock]
+        self._close(waiting.sock, waiting.address)
+
+    def _take_returned(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        now = time.monotonic()
+        while self._returned:
+            channel = self._returned.popleft()
+            with self._lock:
+                self._busy.discard(channel.sock)
+            try:
+                channel.sock.setblocking(False)
+            except OSError:
+                self._close(channel.sock, channel.address)
+                continue
+            timeout = self.header_timeout if channel.pending else self.idle_timeout
+            self._watch(
+                _Waiting(channel.sock, channel.address, bytes(channel.pending), now + timeout)
+            )
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # already awake (buffer full) or shut down
+
+    def _close(self, sock: socket.socket, address: Any) -> None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        if self.max_connections_per_client:
+            with self._lock:
+                self._per_client[address[0]] -= 1
+                if self._per_client[address[0]] <= 0:
+                    del self._per_client[address[0]]
+
+    # --- workers -------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            sock, address, head, rest = item
+            try:
+                self._serve(sock, address, head, rest)
+            except Exception:
+                log.exception("%s: connection from %s failed", self.name, address[0])
+                with self._lock:
+                    self._busy.discard(sock)
+                self._close(sock, address)
+
+    def _serve(self, sock: socket.socket, address: Any, head_bytes: bytes, rest: bytes) -> None:
+        sock.setblocking(True)
+        sock.settimeout(self.io_timeout)
+        channel = Channel(sock, address, rest)
+        while True:
+            try:
+                head = parse_head(head_bytes)
+            except HeadError as exc:
+                _refuse(sock, exc.status, exc.message)
+                self._finish(channel, keep=False)
+                return
+            exchange = Exchange(
+                self.app,
+                channel,
+                head,
+                (self.host, self.port),
+                self.name,
+                self.after_large_transfer,
+            )
+            keep = exchange.run() and not self._stopping.is_set()
+            channel.served += 1
+            if not keep:
+                self._finish(channel, keep=False)
+                return
+            pending = channel.pending
+            while pending[:1] in (b"\r", b"\n"):
+                del pending[:1]
+            end = head_end(pending)
+            if end < 0 or end > self.max_head_size:
+                self._finish(channel, keep=True)
+                return
+            head_bytes = bytes(pending[:end])
+            del pending[:end]
+
+    def _finish(self, channel: Channel, *, keep: bool) -> None:
+        if keep:
+            self._returned.append(channel)
+            self._wake()
+            return
+        with self._lock:
+            self._busy.discard(channel.sock)
+        self._close(channel.sock, channel.address)
+
+    # --- shutdown ------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self._listen is not None:
+            self._listen.close()
+        for waiting in list(self._waiting.values()):
+            self._drop(waiting)
+        for _ in self._workers:
+            self._work.put(None)
+        deadline = time.monotonic() + self.shutdown_timeout
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            busy = list(self._busy)
+        for sock in busy:  # requests still running: end their connections
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in self._workers:
+            thread.join(2.0)
+        while self._returned:
+            channel = self._returned.popleft()
+            channel.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+def _refuse(sock: socket.socket, status: int, message: str) -> None:
+    try:
+        sock.send(error_bytes("HTTP/1.1", status, message))
+    except OSError:
+        pass
