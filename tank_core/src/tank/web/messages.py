@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http
 import io
 import json
 import urllib.parse
@@ -13,19 +12,12 @@ import attrs
 
 from tank import errors
 from tank.web.headers import from_wire
+from tank.web.server.responses import reason
 
 #: Bytes read from the client per chunk of an upload.
 UPLOAD_CHUNK = 1 << 20
 #: Largest JSON request body accepted.
 MAX_JSON = 1 << 20
-
-
-def reason(status: int) -> str:
-    """The reason phrase of ``status`` (``404`` → ``Not Found``)."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 class ClientGone(errors.Invalid):

@@ -100,6 +100,7 @@ class HttpServer:
         self._stopped = threading.Event()
         self._workers: list[threading.Thread] = []
         self._accept_paused_until = 0.0
+        self._next_expiry = 0.0
 
     # --- life cycle ----------------------------------------------------------------
 
@@ -176,7 +177,10 @@ class HttpServer:
                     self._take_returned()
                 else:
                     self._readable(key.data)
-            self._expire(time.monotonic())
+            now = time.monotonic()
+            if now >= self._next_expiry:  # a scan of every waiting connection: not too often
+                self._next_expiry = now + 0.1
+                self._expire(now)
 
     def _accept(self) -> None:
         assert self._listen is not None
@@ -225,16 +229,18 @@ class HttpServer:
             return
         if not waiting.buf:  # the first byte of a head starts its deadline
             waiting.deadline = time.monotonic() + self.header_timeout
+        searched = max(0, len(waiting.buf) - 3)  # a head's end may straddle two reads
         waiting.buf += data
-        self._consider(waiting)
+        self._consider(waiting, searched)
 
-    def _consider(self, waiting: _Waiting) -> None:
+    def _consider(self, waiting: _Waiting, searched: int = 0) -> None:
         """Hand the connection to a worker if a whole head is here; refuse it if the
-        head has grown past the limit."""
+        head has grown past the limit. ``searched``: bytes already known to hold no end."""
         buf = waiting.buf
         while buf[:1] in (b"\r", b"\n"):  # blank lines before a request line (RFC 9112 §2.2)
             del buf[:1]
-        end = head_end(buf)
+            searched = 0
+        end = head_end(buf, searched)
         if end < 0:
             if len(buf) > self.max_head_size:
                 if b"\n" not in buf:

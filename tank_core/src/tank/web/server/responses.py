@@ -22,6 +22,8 @@ from typing import IO
 log = logging.getLogger(__name__)
 
 MiB = 1 << 20
+#: Body pieces up to this size are joined with their framing (and the head) into one send.
+COALESCE = 64 << 10
 _date_cache: tuple[int, str] = (0, "")
 
 
@@ -35,6 +37,7 @@ def http_date() -> str:
 
 
 def reason(status: int) -> str:
+    """The reason phrase of ``status`` (``404`` → ``Not Found``), from the stdlib's table."""
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
@@ -116,9 +119,12 @@ class ResponseWriter:
         self.headers = headers
 
     def send_head(self) -> None:
-        """Decide the framing and send status line and headers (once)."""
-        if self.headers_sent:
-            return
+        """Send status line and headers, if not sent yet."""
+        if not self.headers_sent:
+            self.sock.sendall(self._head())
+
+    def _head(self) -> bytes:
+        """Decide the framing; the status line and headers to send (once)."""
         if not self.status:
             raise RuntimeError("the application sent a body before start_response")
         self.headers_sent = True
@@ -144,13 +150,15 @@ class ResponseWriter:
             extra.append(("Server", self.server_name))
         lines = [f"{self.version} {self.status_line}"]
         lines += [f"{name}: {value}" for name, value in (*self.headers, *extra)]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def write(self, chunk: bytes) -> None:
-        """Send body bytes, never past the Content-Length (then: cut, and close)."""
-        if not self.headers_sent:
-            self.send_head()
+        """Send body bytes, never past the Content-Length (then: cut, and close).
+        The first small piece goes out in one packet with the head."""
+        head = b"" if self.headers_sent else self._head()
         if self.head_only or not chunk:
+            if head:
+                self.sock.sendall(head)
             return
         left = self.remaining
         if left is not None and len(chunk) > left:
@@ -158,14 +166,16 @@ class ResponseWriter:
                 log.error("the response body is longer than its Content-Length; cut, closing")
             self.cut = self.close = True
             chunk = chunk[:left]
-            if not chunk:
-                return
         if self.chunked:
-            self.sock.sendall(b"%x\r\n" % len(chunk))
-            self.sock.sendall(chunk)
-            self.sock.sendall(b"\r\n")
+            pieces = [head, b"%x\r\n" % len(chunk), chunk, b"\r\n"] if chunk else [head]
         else:
-            self.sock.sendall(chunk)
+            pieces = [head, chunk]
+        if len(chunk) <= COALESCE:
+            self.sock.sendall(b"".join(pieces))
+        else:
+            for piece in pieces:
+                if piece:
+                    self.sock.sendall(piece)
         self.sent += len(chunk)
         if left is not None:
             self.remaining = left - len(chunk)
