@@ -33,8 +33,16 @@ class ApiConfig:
     auth: bool = False
     #: Show image locations to admins (Glance's show_image_direct_url).
     show_image_direct_url: bool = False
-    #: Worker threads of the HTTP server (concurrent requests).
+    #: Worker threads of the HTTP server (requests served at once). Connections waiting
+    #: for their request head, or idle between requests, hold no thread.
     threads: int = attrs.field(default=16)
+    #: Seconds a client has to send a whole request head, from its first byte.
+    header_timeout: float = 10.0
+    #: Seconds an idle kept-alive connection stays open.
+    idle_timeout: float = 60.0
+    #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
+    #: client has the proxy's address).
+    max_connections_per_client: int = 0
 
 
 def _decode(name: str, segment: str) -> str:

@@ -62,7 +62,16 @@ def main(
         raise click.ClickException(str(exc)) from None
     try:
         app = make_app(service, api_config)
-        server = make_server(app, host, port, threads=api_config.threads, name="tank-api")
+        server = make_server(
+            app,
+            host,
+            port,
+            threads=api_config.threads,
+            name="tank-api",
+            header_timeout=api_config.header_timeout,
+            idle_timeout=api_config.idle_timeout,
+            max_connections_per_client=api_config.max_connections_per_client,
+        )
         run(
             server,
             f"data dir {config.data_dir}, auth {'on' if api_config.auth else 'off'}",

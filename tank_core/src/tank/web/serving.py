@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import signal
 import threading
 import time
@@ -18,8 +19,10 @@ def make_server(
     app: WSGIApp, host: str, port: int, *, threads: int, name: str, **options: float
 ) -> HttpServer:
     """The HTTP server for one of Tank's commands: glibc tuned for big transfers
-    (fewer arenas; free memory handed back after each), 64 KiB heads, 60 s I/O timeout."""
+    (fewer arenas; free memory handed back after each), 64 KiB heads, and as many open
+    connections as the hard file limit allows (connections cost no thread)."""
     malloc.limit_arenas()
+    raise_file_limit()
     return HttpServer(
         app,
         host,
@@ -30,6 +33,19 @@ def make_server(
         after_large_transfer=malloc.trim,
         **options,  # type: ignore[arg-type]
     )
+
+
+def raise_file_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def run(server: HttpServer, what: str, *, log: logging.Logger) -> None:
