@@ -266,3 +266,28 @@ def test_underscore_identity_headers_are_ignored(start_api) -> None:  # type: ig
     assert requests.head(url, headers=spoofed, timeout=5).status_code == 404
     posing = {"X-Identity-Status": "Confirmed", "X_Tenant_Id": "alice"}
     assert requests.head(url, headers=posing, timeout=5).status_code == 404
+
+
+def test_slow_and_silent_clients_do_not_stop_the_api(start_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """More silent and dripping connections than worker threads (the reliability
+    issue's finding: 16 took all of cheroot's), and a head that never ends gets 408 at
+    ``[api] header_timeout``."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 4\nheader_timeout = 1.5\n")
+    api = start_api("--config", str(config))
+    silent = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(20)]
+    dripping = [Raw(api) for _ in range(20)]
+    try:
+        for conn in dripping:
+            conn.send(b"GET /v1/images HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        with requests.Session() as session:
+            for _ in range(10):
+                assert session.get(f"{api.url}/v1/images", timeout=5).status_code == 200
+        status, _, body = dripping[0].answer(timeout=10)
+        assert status == 408 and json.loads(body)["error"]["code"] == 408
+        assert dripping[0].closed()
+    finally:
+        for sock in silent:
+            sock.close()
+        for conn in dripping:
+            conn.close()
