@@ -291,3 +291,26 @@ def test_slow_and_silent_clients_do_not_stop_the_api(start_api, tmp_path: Path) 
             sock.close()
         for conn in dripping:
             conn.close()
+
+
+def test_sigterm_during_an_upload_answers_503_not_a_client_error(start_api) -> None:  # type: ignore[no-untyped-def]
+    """The reliability issue's finding: the server ending an upload at shutdown said
+    the client had closed the connection (400)."""
+    api = start_api()
+    image_id = str(uuid.uuid4())
+    conn = Raw(api)
+    try:
+        conn.send(post(64 << 20, image_id=image_id) + b"x" * (1 << 20))
+        deadline = time.monotonic() + 10
+        while status_of(api, image_id) != "saving" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        api.proc.terminate()
+        status, _, body = conn.answer(timeout=30)
+    finally:
+        conn.close()
+    assert status == 503, body
+    assert "shutting down" in json.loads(body)["error"]["message"]
+    assert api.proc.wait(30) == 0
+    assert "ending them (503)" in api.log()
+    restarted = start_api("--data-dir", str(api.data_dir))
+    assert status_of(restarted, image_id) == "killed"

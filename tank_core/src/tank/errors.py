@@ -126,6 +126,13 @@ class StoreUnavailable(TankError):
     http_status = 503
 
 
+class ShuttingDown(TankError):
+    """The server is stopping and ended this request (an upload still running after the
+    grace period); the client did nothing wrong and may retry."""
+
+    http_status = 503
+
+
 class StoreError(TankError):
     """The store failed in a way none of the other errors describes."""
 

@@ -12,6 +12,7 @@ import attrs
 
 from tank import errors
 from tank.web.headers import from_wire
+from tank.web.server.channel import ServerStopping
 from tank.web.server.responses import reason
 
 #: Bytes read from the client per chunk of an upload.
@@ -100,6 +101,8 @@ def _chunks(stream: Any, expected: int | None) -> Iterator[bytes]:
         want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
         try:
             chunk = stream.read(want)
+        except ServerStopping as exc:
+            raise errors.ShuttingDown(f"{exc}; try again") from exc
         except (OSError, ValueError) as exc:
             raise ClientGone(f"the upload stopped after {received} bytes: {exc}") from exc
         if not chunk:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from tank.web.server.channel import Channel
+from tank.web.server.channel import Channel, ServerStopping
+
+__all__ = ["BadChunking", "BodyIncomplete", "ChunkedBody", "KnownLengthBody", "ServerStopping"]
 
 MiB = 1 << 20
 #: Longest chunk-size or trailer line of a chunked body.
@@ -113,6 +115,7 @@ class KnownLengthBody(Body):
         self.remaining -= got
         self.done = self.remaining == 0
         if got < want:
+            self._channel.check_stopping(self.received)
             raise BodyIncomplete(
                 f"the client sent {self.received} of {self.length} bytes and closed the connection"
             )
@@ -149,6 +152,7 @@ class ChunkedBody(Body):
             self._left -= got
             self.received += got
             if got < want:
+                self._channel.check_stopping(self.received)
                 raise BodyIncomplete(
                     f"the client closed the connection after {self.received} bytes "
                     "of a chunked body"
@@ -158,6 +162,7 @@ class ChunkedBody(Body):
     def _line(self) -> bytes:
         line = self._channel.readline(MAX_CHUNK_LINE)
         if not line.endswith(b"\n"):
+            self._channel.check_stopping(self.received)
             if len(line) >= MAX_CHUNK_LINE:
                 raise BadChunking(f"chunked body: a line is longer than {MAX_CHUNK_LINE} bytes")
             raise BodyIncomplete(

@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 
 
+class ServerStopping(ConnectionError):
+    """The server ended the request body because it is shutting down."""
+
+
 class Channel:
     """Reads come from ``pending`` (bytes that arrived with the head) before the socket.
 
@@ -18,6 +22,23 @@ class Channel:
         self.pending = bytearray(pending)
         #: Requests served on this connection, for keep-alive bookkeeping.
         self.served = 0
+        #: The server is stopping and has shut the reading side of this connection.
+        self.ended_by_server = False
+
+    def end_reading(self) -> None:
+        """Shutting down: make a blocked body read end (the answer can still be sent)."""
+        self.ended_by_server = True
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+    def check_stopping(self, received: int) -> None:
+        """Raise ServerStopping if a short read was the server's doing, not the client's."""
+        if self.ended_by_server:
+            raise ServerStopping(
+                f"the server is shutting down and ended the request body after {received} bytes"
+            )
 
     def readinto(self, view: memoryview) -> int:
         """Up to ``len(view)`` bytes; 0 at the end of the stream."""

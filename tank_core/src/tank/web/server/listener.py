@@ -93,7 +93,8 @@ class HttpServer:
             queue.SimpleQueue()
         )
         self._waiting: dict[socket.socket, _Waiting] = {}
-        self._busy: set[socket.socket] = set()
+        #: Connections a worker has, with their channel once the worker made it.
+        self._busy: dict[socket.socket, Channel | None] = {}
         self._per_client: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -257,7 +258,7 @@ class HttpServer:
         self._selector.unregister(waiting.sock)
         del self._waiting[waiting.sock]
         with self._lock:
-            self._busy.add(waiting.sock)
+            self._busy[waiting.sock] = None
         self._work.put((waiting.sock, waiting.address, bytes(buf[:end]), bytes(buf[end:])))
 
     def _expire(self, now: float) -> None:
@@ -292,7 +293,7 @@ class HttpServer:
         while self._returned:
             channel = self._returned.popleft()
             with self._lock:
-                self._busy.discard(channel.sock)
+                self._busy.pop(channel.sock, None)
             try:
                 channel.sock.setblocking(False)
             except OSError:
@@ -333,13 +334,15 @@ class HttpServer:
             except Exception:
                 log.exception("%s: connection from %s failed", self.name, address[0])
                 with self._lock:
-                    self._busy.discard(sock)
+                    self._busy.pop(sock, None)
                 self._close(sock, address)
 
     def _serve(self, sock: socket.socket, address: Any, head_bytes: bytes, rest: bytes) -> None:
         sock.setblocking(True)
         sock.settimeout(self.io_timeout)
         channel = Channel(sock, address, rest)
+        with self._lock:
+            self._busy[sock] = channel
         while True:
             try:
                 head = parse_head(head_bytes)
@@ -376,7 +379,7 @@ class HttpServer:
             self._wake()
             return
         with self._lock:
-            self._busy.discard(channel.sock)
+            self._busy.pop(channel.sock, None)
         self._close(channel.sock, channel.address)
 
     # --- shutdown ------------------------------------------------------------------
@@ -392,12 +395,20 @@ class HttpServer:
         for thread in self._workers:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            busy = list(self._busy)
-        for sock in busy:  # requests still running: end their connections
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            busy = list(self._busy.items())
+        if busy:
+            log.warning(
+                "%s: %d requests still running after %s s; ending them (503)",
+                self.name,
+                len(busy),
+                self.shutdown_timeout,
+            )
+        for sock, channel in busy:  # a body still being read ends; its answer goes out
+            if channel is not None:
+                channel.end_reading()
+            else:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         for thread in self._workers:
             thread.join(2.0)
         while self._returned:
