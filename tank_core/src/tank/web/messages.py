@@ -68,11 +68,11 @@ class Request:
     def has_body(self) -> bool:
         return self.chunked or (self.content_length or 0) > 0
 
-    def body(self) -> Iterator[bytes]:
-        """The body in chunks; raises ClientGone if the client stops early."""
+    def body(self) -> Body:
+        """The body as a stream (``read``, ``readinto``, iteration in 1 MiB chunks);
+        raises ClientGone if the client stops early."""
         stream = self.environ["wsgi.input"]
-        expected = None if self.chunked else self.content_length
-        return _chunks(stream, expected)
+        return Body(stream, None if self.chunked else self.content_length)
 
     def json(self) -> Any:
         """The body as JSON (None without a body), at most :data:`MAX_JSON` bytes."""
@@ -95,22 +95,64 @@ class Request:
             raise errors.Invalid(f"request body is not valid JSON: {exc}") from None
 
 
-def _chunks(stream: Any, expected: int | None) -> Iterator[bytes]:
-    received = 0
-    while expected is None or received < expected:
-        want = UPLOAD_CHUNK if expected is None else min(UPLOAD_CHUNK, expected - received)
+class Body:
+    """A request body: exactly ``expected`` bytes (None: until the stream ends).
+
+    ``readinto`` fills the caller's buffer straight from the socket when the server's
+    ``wsgi.input`` can (Tank's can), so an upload is received without a copy per chunk.
+    """
+
+    def __init__(self, stream: Any, expected: int | None) -> None:
+        self._stream = stream
+        self._readinto = getattr(stream, "readinto", None)
+        self.expected = expected
+        self.received = 0
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:
+        """Fill ``buffer`` (less only at the end of the body); bytes read."""
+        view = memoryview(buffer).cast("B")
+        if self.expected is not None:
+            view = view[: self.expected - self.received]
+        if not len(view):
+            return 0
+        if self._readinto is None:
+            data = self._take(self._stream.read, len(view))
+            view[: len(data)] = data
+            return len(data)
+        return self._count(self._call(self._readinto, view))
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left if negative); b"" at the end."""
+        if size is None or size < 0:
+            return b"".join(self)
+        if self.expected is not None:
+            size = min(size, self.expected - self.received)
+        return self._take(self._stream.read, size) if size else b""
+
+    def _take(self, read: Any, size: int) -> bytes:
+        data = self._call(read, size)
+        self._count(len(data))
+        return data  # type: ignore[no-any-return]
+
+    def _call(self, method: Any, arg: Any) -> Any:
         try:
-            chunk = stream.read(want)
+            return method(arg)
         except ServerStopping as exc:
             raise errors.ShuttingDown(f"{exc}; try again") from exc
         except (OSError, ValueError) as exc:
-            raise ClientGone(f"the upload stopped after {received} bytes: {exc}") from exc
-        if not chunk:
-            if expected is not None:
-                raise ClientGone(f"the client sent {received} of {expected} bytes and went away")
-            return
-        received += len(chunk)
-        yield chunk
+            raise ClientGone(f"the upload stopped after {self.received} bytes: {exc}") from exc
+
+    def _count(self, got: int) -> int:
+        self.received += got
+        if not got and self.expected is not None and self.received < self.expected:
+            raise ClientGone(
+                f"the client sent {self.received} of {self.expected} bytes and went away"
+            )
+        return got
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(UPLOAD_CHUNK):
+            yield chunk
 
 
 class FileBody(io.FileIO):
