@@ -28,6 +28,7 @@ from tank.api.http import (
     route_path,
     unquote_segment,
 )
+from tank.config import positive
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -71,7 +72,7 @@ class ApiConfig:
     #: Show image locations to admins (Glance's show_image_direct_url).
     show_image_direct_url: bool = False
     #: Worker threads of the HTTP server (concurrent requests).
-    threads: int = attrs.field(default=16)
+    threads: int = attrs.field(default=16, validator=positive)
 
 
 class Api:
