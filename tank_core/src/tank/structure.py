@@ -130,7 +130,7 @@ def build_fields(cls: type[T], section: Any, path: str = "") -> T:
     if not isinstance(section, Mapping):
         raise Mismatch(path, f"expected a table, got {kind(section)}")
     hints = _field_types(cls)
-    fields = {f.alias: f for f in attrs.fields(cls) if f.init}
+    fields = {f.alias: f for f in attrs.fields(cls) if f.init}  # type: ignore[arg-type]
     for key in section:
         if key not in fields:
             known = sorted(fields)
@@ -177,7 +177,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 def _input_type(f: attrs.Attribute[Any], field_type: Any) -> Any:
     """What a key takes: its converter's argument type if annotated (``Any`` lets the
     converter decide), else the field's own type."""
-    converter = getattr(f.converter, "converter", f.converter)  # attrs.Converter
+    converter: Any = getattr(f.converter, "converter", f.converter)  # attrs.Converter
     if converter is None:
         return field_type
     try:
@@ -193,7 +193,7 @@ def _convert(f: attrs.Attribute[Any], value: Any, values: dict[str, Any]) -> Any
     wrapped = getattr(converter, "converter", None)
     if wrapped is None:
         return converter(value)
-    extra = []  # attrs.Converter(takes_self=..., takes_field=...)
+    extra: list[Any] = []  # attrs.Converter(takes_self=..., takes_field=...)
     if converter.takes_self:
         extra.append(types.SimpleNamespace(**values))
     if converter.takes_field:
@@ -202,9 +202,9 @@ def _convert(f: attrs.Attribute[Any], value: Any, values: dict[str, Any]) -> Any
 
 
 def _default(f: attrs.Attribute[Any]) -> Any:
-    default = f.default
+    default: Any = f.default
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return None if default.takes_self else default.factory()  # type: ignore[attr-defined]
+        return None if default.takes_self else default.factory()
     return default
 
 
@@ -265,8 +265,7 @@ def _union(value: Any, arms: tuple[Any, ...], path: str) -> Any:
                 deeper.append(exc)
     if deeper:
         raise deeper[0]
-    wanted = " or ".join(describe(arm) for arm in arms if arm is not type(None))
-    raise Mismatch(path, f"expected {wanted}, got {kind(value)}")
+    raise Mismatch(path, f"expected {_either(arms)}, got {kind(value)}")
 
 
 def _sequence(value: Any, container: type, args: tuple[Any, ...], path: str) -> Any:
@@ -298,7 +297,7 @@ def describe(tp: Any) -> str:
     """What a value of type ``tp`` is called in a TOML file."""
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
-        return " or ".join(describe(a) for a in typing.get_args(tp) if a is not type(None))
+        return _either(typing.get_args(tp))
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
@@ -311,6 +310,11 @@ def describe(tp: Any) -> str:
         return "a table"
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
     return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _either(arms: tuple[Any, ...]) -> str:
+    named = [describe(arm) for arm in arms if arm is not type(None)]
+    return " or ".join(dict.fromkeys(named))  # list[str] | tuple[str, ...]: "an array"
 
 
 def kind(value: Any) -> str:

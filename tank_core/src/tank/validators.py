@@ -46,12 +46,12 @@ def power_of_two(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> 
         raise ValueError(f"{attribute.name} must be a power of two")
 
 
-def one_of(*choices: str) -> Validator:
-    """One of a few words (a style, a mode)."""
+def one_of(*choices: Any) -> Validator:
+    """One of a few values (a style, a mode, a protocol version)."""
 
     def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
         if value is not None and value not in choices:
-            raise ValueError(f"{attribute.name} must be one of: {', '.join(choices)}")
+            raise ValueError(f"{attribute.name} must be one of: {', '.join(map(str, choices))}")
 
     return check
 
