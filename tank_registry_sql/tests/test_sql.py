@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -60,16 +61,19 @@ def test_embedded_default_url(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "connection,message",
     [
-        ("not a url", "not an SQLAlchemy database URL"),
-        ("sqlite://", "in-memory SQLite"),
+        ("not a url", f"^{re.escape(WHERE)} connection: not an SQLAlchemy database URL"),
+        ("pg://tank:hunter2@db:port/tank", "connection: not an SQLAlchemy database URL"),
+        ("sqlite://", f"^{re.escape(WHERE)} connection: an in-memory SQLite"),
         ("sqlite:///:memory:", "in-memory SQLite"),
         ("postgresql+pg8000://tank@db/tank", "no usable driver"),
         ("nosuchdb://x/y", "no usable driver"),
     ],
 )
 def test_bad_connection(tmp_path: Path, connection: str, message: str) -> None:
-    with pytest.raises(errors.ConfigError, match=message):
-        make_registry(tmp_path, connection=connection)
+    with pytest.raises(errors.ConfigError, match=message) as info:
+        config = build(SqlRegistry.Config, {"connection": connection}, where=WHERE)
+        SqlRegistry(config, data_dir=tmp_path)
+    assert "hunter2" not in str(info.value)
 
 
 def test_postgresql_means_psycopg3(tmp_path: Path) -> None:
