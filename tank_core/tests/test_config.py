@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import subprocess
 import sys
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import pytest
@@ -309,3 +310,64 @@ def test_tank_api_refuses_zero_threads_in_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr == f"Error: {path} [api] threads: must be > 0\n"
+
+
+class Mode(enum.Enum):
+    FAST = "fast"
+    SAFE = "safe"
+
+
+@attrs.frozen(kw_only=True)
+class Shapes:
+    style: Literal["path", "virtual"] = "path"
+    mode: Mode = Mode.SAFE
+    where: Path = Path("/")
+    pair: tuple[str, int] = ("a", 1)
+    limits: dict[str, int] = attrs.field(factory=dict)
+    timeouts: Timeouts = attrs.field(factory=Timeouts)
+
+
+def test_literals_enums_paths_and_nested_tables() -> None:
+    section = {
+        "style": "virtual",
+        "mode": "fast",
+        "where": "/srv",
+        "pair": ["b", 2],
+        "limits": {"a": 1},
+        "timeouts": {"timeout": 1},
+    }
+    built = config.build(Shapes, section, where="w")
+    assert built == Shapes(
+        style="virtual",
+        mode=Mode.FAST,
+        where=Path("/srv"),
+        pair=("b", 2),
+        limits={"a": 1},
+        timeouts=Timeouts(timeout=1.0),
+    )
+
+
+@pytest.mark.parametrize(
+    "section,message",
+    [
+        ({"style": "sideways"}, "style: expected one of 'path', 'virtual', got a string"),
+        ({"mode": "slow"}, "mode: expected one of 'fast', 'safe', got a string"),
+        ({"where": 1}, "where: expected a path (a string), got an integer"),
+        ({"pair": ["b"]}, "pair: expected an array of 2 items, got 1"),
+        ({"pair": ["b", True]}, "pair[1]: expected an integer, got a boolean"),
+        ({"limits": {"a": "1"}}, "limits.a: expected an integer, got a string"),
+        ({"timeouts": {"connect_timeout": 0}}, "timeouts.connect_timeout: must be > 0"),
+        ({"timeouts": {"tmeout": 1}}, "timeouts.tmeout: unknown key (did you mean timeout?"),
+    ],
+)
+def test_nested_values_are_blamed_by_their_path(section: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.build(Shapes, section, where="w")
+    assert str(info.value).startswith(f"w {message}")
+
+
+def test_a_literal_from_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, '[api]\nstyle = { env = "STYLE" }\n')
+    cfg = config.load(path, data_dir=tmp_path, environ={"STYLE": "virtual"})
+    built = config.build(Shapes, cfg.api, where=cfg.where("api"))
+    assert built.style == "virtual" and type(built.style) is str

@@ -1,4 +1,9 @@
-"""Shape a value read from TOML into the type a ``Config`` field declares, strictly.
+"""Build a plugin's attrs ``Config`` from a TOML table, blaming every error on its key.
+
+:func:`build_fields` checks the keys, shapes each value into the type its field
+declares (:func:`structure`), then runs that field's converter and validators on their
+own, so that ``{timeout = 5, connect_timeout = -1}`` is blamed on ``connect_timeout``.
+:func:`tank.config.build` turns the :class:`Mismatch` into the user's one-line message.
 
 TOML already gives typed values, so nothing is coerced: ``true`` is not an integer,
 ``1`` is not a boolean, ``"5"`` is not a number, a string is not a list of strings.
@@ -77,8 +82,9 @@ def structure(value: Any, tp: Any, path: str) -> Any:
     if origin is typing.Union or origin is types.UnionType:
         return _union(value, args, path)
     if origin is typing.Literal:
-        if any(value == choice and type(value) is type(choice) for choice in args):
-            return value
+        for choice in args:  # a FromEnv is a str; True == 1 but is no int here
+            if value == choice and isinstance(value, bool) == isinstance(choice, bool):
+                return choice
         raise Mismatch(path, f"expected {describe(tp)}, got {kind(value)}")
     if tp is type(None):
         if value is None:
