@@ -15,6 +15,7 @@ import attrs
 
 import tank
 from tank import errors
+from tank.config import positive
 from tank.store import Backend, ReadResult, Writer
 
 __all__ = ["MemoryBackend"]
@@ -42,9 +43,7 @@ class MemoryBackend(Backend):
         """The ``[stores.<name>]`` section of a store with ``type = "memory"``."""
 
         #: Most bytes held at once, counting uploads in progress; None means no limit.
-        max_bytes: int | None = attrs.field(
-            default=None, validator=attrs.validators.optional(attrs.validators.gt(0))
-        )
+        max_bytes: int | None = attrs.field(default=None, validator=positive)
 
     def __init__(self, config: Config, *, name: str | None = None) -> None:
         super().__init__(config, name=name)

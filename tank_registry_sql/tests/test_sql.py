@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -15,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from tank import errors
-from tank.config import build
+from tank.config import build, load
 from tank.model import Context, Image, ListQuery
 from tank.plugins import make_plugin_manager
+from tank.service import open_registry
 from tank_registry_sql import database
 from tank_registry_sql.registry import SqlRegistry
 
@@ -60,16 +62,28 @@ def test_embedded_default_url(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "connection,message",
     [
-        ("not a url", "not an SQLAlchemy database URL"),
-        ("sqlite://", "in-memory SQLite"),
+        ("not a url", f"^{re.escape(WHERE)} connection: not an SQLAlchemy database URL"),
+        ("pg://tank:hunter2@db:port/tank", "connection: not an SQLAlchemy database URL"),
+        ("sqlite://", f"^{re.escape(WHERE)} connection: an in-memory SQLite"),
         ("sqlite:///:memory:", "in-memory SQLite"),
         ("postgresql+pg8000://tank@db/tank", "no usable driver"),
         ("nosuchdb://x/y", "no usable driver"),
     ],
 )
 def test_bad_connection(tmp_path: Path, connection: str, message: str) -> None:
-    with pytest.raises(errors.ConfigError, match=message):
-        make_registry(tmp_path, connection=connection)
+    with pytest.raises(errors.ConfigError, match=message) as info:
+        config = build(SqlRegistry.Config, {"connection": connection}, where=WHERE)
+        SqlRegistry(config, data_dir=tmp_path)
+    assert "hunter2" not in str(info.value)
+
+
+def test_errors_found_on_connecting_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tank.toml"
+    path.write_text('[registry]\nconnection = "nosuchdb://x/y"\n')
+    config = load(path, data_dir=tmp_path, environ={})
+    with pytest.raises(errors.ConfigError) as info:
+        open_registry(config, make_plugin_manager(environ={}))
+    assert str(info.value).startswith(f"{path} [registry] connection: no usable driver")
 
 
 def test_postgresql_means_psycopg3(tmp_path: Path) -> None:

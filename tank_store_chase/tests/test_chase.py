@@ -501,6 +501,32 @@ def test_config() -> None:
         build(ChaseBackend.Config, {**section, "bogus": 1}, where=where)
 
 
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"timeout": 5, "connect_timeout": -1}, " connect_timeout: must be > 0"),
+        ({"connect_timeout": 5, "timeout": 0}, " timeout: must be > 0"),
+        ({"retries": -1}, " retries: must be >= 0"),
+        ({"multiple_containers_seed": 33}, " multiple_containers_seed: must be from 0 to 32"),
+        ({"auth_version": 2}, " auth_version: must be one of: 1, 3"),
+        ({"auth_version": True}, " auth_version: expected an integer, got a boolean"),
+        ({"insecure": 0}, " insecure: expected a boolean, got an integer"),
+        ({"interface": "private"}, " interface: must be one of: public, internal, admin"),
+        (
+            {"auth_address": "http://u:s3cret-key@h/v1"},
+            " auth_address: must not contain credentials; give them in their own keys",
+        ),
+        ({"auth_version": 3}, ": auth_version 3 needs project_name or project_id"),
+    ],
+)
+def test_config_errors_blame_the_key(bad: dict[str, object], message: str) -> None:
+    where = "tank.toml [stores.chase]"
+    section = {"auth_address": "https://ks/v3", "user": "u", "key": "s3cret-key", **bad}
+    with pytest.raises(ConfigError) as info:
+        build(ChaseBackend.Config, section, where=where)
+    assert str(info.value) == where + message
+
+
 def test_keystone_v3_session() -> None:
     pytest.importorskip("keystoneauth1")
     backend = offline_backend(

@@ -389,7 +389,7 @@ def test_config_is_checked_with_the_key_named() -> None:
     assert config.read_chunk_size == MiB
     assert str(config.datadir) == "/srv/images"
     bad = [
-        ({"datadir": "relative/images"}, "datadir: datadir must be an absolute path"),
+        ({"datadir": "relative/images"}, r"\[stores.file\] datadir: must be an absolute path"),
         ({}, "datadir: required key is missing"),
         ({"datadir": "/x", "read_chunk_size": 0}, "read_chunk_size"),
         ({"datadir": "/x", "read_chunk_size": 1 << 30}, "read_chunk_size"),

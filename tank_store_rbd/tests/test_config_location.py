@@ -68,26 +68,44 @@ def test_defaults_follow_glance() -> None:
 
 
 @pytest.mark.parametrize(
-    "section, key",
+    "section, message",
     [
-        ({"chunk_size": 3 << 20}, "chunk_size"),
-        ({"chunk_size": 64 << 20}, "chunk_size"),
-        ({"io_size": 1024}, "io_size"),
-        ({"io_size": 64 << 20}, "io_size"),
-        ({"queue_depth": 0}, "queue_depth"),
-        ({"connect_timeout": 0}, "connect_timeout"),
-        ({"connect_timeout": "10"}, "connect_timeout"),
-        ({"features": ["layering", "object-map"]}, "exclusive-lock"),
-        ({"features": ["exclusive-lock"]}, "layering"),
-        ({"features": ["layering", "journaling"]}, "journaling"),
-        ({"monitors": "x"}, "monitors"),
+        ({"chunk_size": 3 << 20}, "chunk_size: must be a power of two"),
+        ({"chunk_size": 64 << 20}, "chunk_size: must be from 4096 to 33554432"),
+        ({"io_size": 1024}, "io_size: must be from 4096 to 33554432"),
+        ({"io_size": 64 << 20}, "io_size: must be from 4096 to 33554432"),
+        ({"queue_depth": 0}, "queue_depth: must be > 0"),
+        ({"op_timeout": 5, "connect_timeout": 0}, "connect_timeout: must be > 0"),
+        ({"connect_timeout": "10"}, "connect_timeout: expected an integer, got a string"),
+        ({"connect_timeout": True}, "connect_timeout: expected an integer, got a boolean"),
+        ({"thin_provisioning": 1}, "thin_provisioning: expected a boolean, got an integer"),
+        ({"features": ["layering", 1]}, "features[1]: expected a string, got an integer"),
+        ({"features": ["layering", "object-map"]}, "features: object-map needs exclusive-lock"),
+        (
+            {"features": ["exclusive-lock"]},
+            "features: must include layering, or compute hosts cannot clone images",
+        ),
+        (
+            {"features": ["layering", "journaling"]},
+            "features: unknown RBD feature 'journaling' (known: layering, exclusive-lock, "
+            "object-map, fast-diff, deep-flatten)",
+        ),
+        (
+            {"monitors": "x"},
+            "monitors: unknown key (known keys: ceph_conf, chunk_size, connect_timeout, "
+            "features, io_size, keyring, op_timeout, pool, queue_depth, thin_provisioning, user)",
+        ),
     ],
 )
-def test_bad_config_names_the_key(section: dict[str, object], key: str) -> None:
+def test_bad_config_names_the_key(section: dict[str, object], message: str) -> None:
     with pytest.raises(errors.ConfigError) as info:
         build(RBDBackend.Config, section, where="tank.toml [stores.rbd]")
-    assert "[stores.rbd]" in str(info.value)
-    assert key in str(info.value)
+    assert str(info.value) == f"tank.toml [stores.rbd] {message}"
+
+
+def test_features_may_be_one_name() -> None:
+    config = build(RBDBackend.Config, {"features": "layering"}, where="tank.toml [stores.rbd]")
+    assert config.features == ("layering",)
 
 
 # --- the bindings are not a pip dependency -------------------------------------------

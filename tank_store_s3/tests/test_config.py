@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,25 +29,90 @@ def test_defaults() -> None:
     assert cfg.thread_pools >= 1 and cfg.max_attempts >= 1
 
 
+KNOWN_KEYS = (
+    "access_key, addressing_style, bucket, ca_bundle, connect_timeout, create_bucket_on_put, "
+    "endpoint, large_object_chunk_size, large_object_size, max_attempts, read_timeout, "
+    "region, secret_key, thread_pools, verify_tls"
+)
+
+
 @pytest.mark.parametrize(
-    "section,key",
+    "section,message",
     [
-        ({"large_object_chunk_size": 1 << 20}, "large_object_chunk_size"),
-        ({"thread_pools": 0}, "thread_pools"),
-        ({"addressing_style": "sideways"}, "addressing_style"),
-        ({"endpoint": "ftp://host"}, "endpoint"),
-        ({"endpoint": "http://ak:secret@host"}, "endpoint"),
-        ({"access_key": "ak"}, "access_key"),
-        ({"bucket": "no spaces allowed"}, "bucket"),
-        ({"buckett": "typo"}, "buckett"),
-        ({"connect_timeout": "5"}, "connect_timeout"),
+        (
+            {"large_object_chunk_size": 1 << 20},
+            " large_object_chunk_size: must be from 5242880 to 5368709120",
+        ),
+        ({"thread_pools": 0}, " thread_pools: must be > 0"),
+        ({"large_object_size": -1}, " large_object_size: must be >= 0"),
+        (
+            {"addressing_style": "sideways"},
+            " addressing_style: must be one of: auto, path, virtual",
+        ),
+        ({"endpoint": "ftp://host"}, " endpoint: must be an http:// or https:// URL with a host"),
+        (
+            {"endpoint": "http://ak:secret@host"},
+            " endpoint: must not contain credentials; give them in their own keys",
+        ),
+        (
+            {"access_key": "ak"},
+            ": access_key and secret_key must be set together "
+            "(or neither, to use boto3's credential chain)",
+        ),
+        (
+            {"bucket": "no spaces allowed"},
+            " bucket: must be a valid S3 bucket name: 3 to 255 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit",
+        ),
+        (
+            {"buckett": "typo"},
+            f" buckett: unknown key (did you mean bucket? known keys: {KNOWN_KEYS})",
+        ),
+        ({"connect_timeout": "5"}, " connect_timeout: expected a number, got a string"),
+        ({"max_attempts": True}, " max_attempts: expected an integer, got a boolean"),
+        ({"verify_tls": 1}, " verify_tls: expected a boolean, got an integer"),
+        ({"region": ["eu"]}, " region: expected a string, got an array"),
     ],
 )
-def test_bad_settings_name_their_key(section: dict[str, Any], key: str) -> None:
+def test_bad_settings_name_their_key(section: dict[str, Any], message: str) -> None:
     with pytest.raises(errors.ConfigError) as caught:
         build(**section)
-    assert WHERE in str(caught.value) and key in str(caught.value)
-    assert "secret" not in str(caught.value).replace("secret_key", "")
+    assert str(caught.value) == WHERE + message
+
+
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        (
+            'endpoint = { env = "S3_SECRET" }',
+            " endpoint: must be an http:// or https:// URL with a host",
+        ),
+        ('bucket = { env = "S3_SECRET" }', " bucket: must be a valid S3 bucket name"),
+        (
+            'thread_pools = { env = "S3_SECRET" }',
+            " thread_pools: expected an integer, got a string"
+            " (from environment variable S3_SECRET)",
+        ),
+        (
+            'access_key = "ak"\nsecret_key = { env = "S3_SECRET" }\nthread_pools = 0',
+            " thread_pools: must be > 0",
+        ),
+        ('secret_key = { env = "S3_SECRET" }', ": access_key and secret_key must be set together"),
+        ('region = { env = "S3_SECRET" }\nregion_name = 1', " region_name: unknown key"),
+    ],
+)
+def test_secrets_from_the_environment_stay_out_of_messages(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    path = tmp_path / "tank.toml"
+    bucket = "" if table.startswith("bucket") else 'bucket = "tank-images"\n'
+    path.write_text(f"[stores.s3]\n{bucket}{table}\n")
+    secret = "ftp://ak:hunter2@s3.example"
+    cfg = config.load(path, data_dir=tmp_path, environ={"S3_SECRET": secret})
+    with pytest.raises(errors.ConfigError) as caught:
+        config.build(S3Backend.Config, cfg.stores["s3"], where=cfg.where("stores.s3"))
+    assert str(caught.value).startswith(f"{path} [stores.s3]{message}")
+    assert "hunter2" not in str(caught.value)
 
 
 def test_secret_key_is_not_in_repr() -> None:

@@ -31,12 +31,26 @@ from typing import Any, TypeVar
 import attrs
 
 from tank.errors import ConfigError
+from tank.structure import FromEnv, Mismatch, build_fields, env_values
+from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
+
+__all__ = [
+    "TankConfig",
+    "between",
+    "build",
+    "http_url",
+    "load",
+    "not_negative",
+    "one_of",
+    "positive",
+    "power_of_two",
+    "resolve_env",
+]
 
 T = TypeVar("T")
 
 DEFAULT_DATA_DIR = "tank-data"
 DEFAULT_IMAGE_SIZE_CAP = 1 << 40
-_TOP_KEYS = {"data_dir", "default_store", "image_size_cap", "registry", "stores", "api"}
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +68,19 @@ class TankConfig:
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
         return f"{self.source} [{section}]" + (f" {key}" if key else "")
+
+
+@attrs.frozen(kw_only=True)
+class _TopLevel:
+    """The file's top-level keys; plugin tables stay raw until their plugin is known."""
+
+    data_dir: str | None = None
+    default_store: str = "file"
+    #: Bytes.
+    image_size_cap: int = attrs.field(default=DEFAULT_IMAGE_SIZE_CAP, validator=positive)
+    registry: dict[str, Any] = attrs.field(factory=dict)
+    stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    api: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -82,49 +109,33 @@ def load(
             raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source} is not valid TOML: {exc}") from None
-    raw = resolve_env(raw, env, where=source)
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_TOP_KEYS))})"
-        )
-    chosen_dir = data_dir or env.get("TANK_DATA_DIR") or raw.get("data_dir") or DEFAULT_DATA_DIR
+    top = build(_TopLevel, resolve_env(raw, env, where=source), where=source)
+    chosen_dir = data_dir or env.get("TANK_DATA_DIR") or top.data_dir or DEFAULT_DATA_DIR
     root = Path(chosen_dir).expanduser().absolute()
-    stores = raw.get("stores", {})
-    registry = raw.get("registry", {})
-    for name, value in (("stores", stores), ("registry", registry), ("api", raw.get("api", {}))):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: [{name}] must be a table")
-    for name, section in stores.items():
-        if not isinstance(section, Mapping):
-            raise ConfigError(f"{source}: [stores.{name}] must be a table")
-    if not stores:
-        stores = {"file": {"datadir": str(root / "images")}}
-    default_store = raw.get("default_store", "file")
-    if not isinstance(default_store, str):
-        raise ConfigError(f"{source}: default_store must be a string")
-    cap = raw.get("image_size_cap", DEFAULT_IMAGE_SIZE_CAP)
-    if not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0:
-        raise ConfigError(f"{source}: image_size_cap must be a positive integer (bytes)")
     return TankConfig(
         source=source,
         data_dir=root,
-        default_store=default_store,
-        image_size_cap=cap,
-        registry=registry,
-        stores=stores,
-        api=raw.get("api", {}),
+        default_store=top.default_store,
+        image_size_cap=top.image_size_cap,
+        registry=top.registry,
+        stores=top.stores or {"file": {"datadir": str(root / "images")}},
+        api=top.api,
     )
 
 
 def resolve_env(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
-    """Replace every ``{ env = "NAME" }`` table with the value of that variable."""
+    """Replace every ``{ env = "NAME" }`` table with the value of that variable.
+
+    The value comes back marked as from the environment, so that :func:`build` never
+    shows it in a message (it names the variable instead); the built objects hold plain
+    strings.
+    """
     if isinstance(value, Mapping):
         if list(value) == ["env"]:
             name = value["env"]
             if name not in environ:
                 raise ConfigError(f"{where}: environment variable {name} is not set")
-            return environ[name]
+            return FromEnv(environ[name], name)
         return {k: resolve_env(v, environ, where=where) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_env(v, environ, where=where) for v in value]
@@ -132,64 +143,23 @@ def resolve_env(value: Any, environ: Mapping[str, str], *, where: str) -> Any:
 
 
 def build(cls: type[T], section: Mapping[str, Any], *, where: str) -> T:
-    """Instantiate the attrs class ``cls`` from a config section.
+    """Instantiate the attrs class ``cls`` (a plugin's ``Config``) from a config section.
 
-    ``where`` is ``"file [section]"``. Unknown keys, missing required keys and values
-    that a field's converter or validator rejects become a :class:`ConfigError` naming
-    the key.
+    ``where`` is ``"file [section]"``. Every value must have its field's annotated type
+    (``int``, ``float``, ``bool``, ``str``, ``Path``, ``X | None``, ``Literal``, enums,
+    ``list``/``tuple``/``frozenset`` of them, ``dict[str, X]``, nested attrs classes),
+    strictly: ``true`` is no integer, ``1`` no boolean. A field with a converter takes
+    what the converter's first argument is annotated with (``Any``: anything). Then each
+    key's converter and validators run on their own. Whatever fails becomes one
+    :class:`ConfigError` line, ``where key: why`` (``where: why`` for a check across
+    keys), in which a value from the environment is never shown.
     """
-    fields = {f.name: f for f in attrs.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(section) - set(fields))
-    if unknown:
-        known = ", ".join(sorted(fields)) or "none"
-        raise ConfigError(f"{where} {unknown[0]}: unknown key (known keys: {known})")
-    missing = [
-        name for name, f in fields.items() if f.default is attrs.NOTHING and name not in section
-    ]
-    if missing:
-        raise ConfigError(f"{where} {missing[0]}: required key is missing")
-    for key, value in section.items():
-        expected = fields[key].type
-        _check_type(where, key, value, expected)
     try:
-        return cls(**section)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        bad = _culprit(exc, section)
-        raise ConfigError(f"{where}{' ' + bad if bad else ''}: {exc}") from None
-
-
-def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
-    text = expected if isinstance(expected, str) else getattr(expected, "__name__", "")
-    if str(text).startswith(("tuple[", "list[", "frozenset[")):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where} {key}: expected a list, got {type(value).__name__}")
-        return
-    simple: dict[str, Any] = {"int": int, "bool": bool, "str": str, "float": (int, float)}
-    kind = simple.get(str(text).replace(" | None", ""))
-    if kind is None:
-        return
-    if value is None and "None" in str(text):
-        return
-    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-        # The type, never the value: the key may hold a secret.
-        raise ConfigError(
-            f"{where} {key}: expected {str(text).replace(' | None', '')}, "
-            f"got {type(value).__name__}"
-        )
-
-
-def _culprit(exc: BaseException, section: Mapping[str, Any]) -> str:
-    for arg in exc.args:
-        if isinstance(arg, str):
-            for key in section:
-                if key in arg:
-                    return key
-    return ""
-
-
-def positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """attrs validator for sizes and counts in config sections."""
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value}")
+        return build_fields(cls, section)
+    except Mismatch as bad:
+        why = bad.why
+        for secret in sorted(env_values(section), key=len, reverse=True):
+            if secret:
+                shown = f"<${secret.variable}>"
+                why = why.replace(repr(str(secret)), shown).replace(str(secret), shown)
+        raise ConfigError(f"{where} {bad.path}: {why}" if bad.path else f"{where}: {why}") from None

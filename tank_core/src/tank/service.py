@@ -46,7 +46,13 @@ def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
         )
     registry_cls = types[kind]
     registry_config = config_mod.build(registry_cls.Config, section, where=where)
-    return registry_cls(registry_config, data_dir=config.data_dir)
+    try:
+        return registry_cls(registry_config, data_dir=config.data_dir)
+    except errors.ConfigError as exc:  # found on connecting, e.g. a missing driver
+        said = str(exc)  # "[registry] key: why" or just "why": add the file
+        raise errors.ConfigError(
+            f"{config.source} {said}" if said.startswith("[") else f"{where}: {said}"
+        ) from None
 
 
 class ImageService:

@@ -37,19 +37,27 @@ def resolve_url(connection: str | None, data_dir: Path) -> URL:
     if connection is None:
         return URL.create("sqlite", database=str(Path(data_dir).absolute() / DEFAULT_FILE))
     try:
-        url = sa.make_url(connection)
-    except sa_exc.ArgumentError:
-        raise errors.ConfigError(
-            "[registry] connection: not an SQLAlchemy database URL "
-            "(e.g. sqlite:////var/lib/tank/registry.sqlite or "
-            "postgresql+psycopg://tank@db/tank)"
-        ) from None
+        url = parse_url(connection)
+    except ValueError as exc:
+        raise errors.ConfigError(f"[registry] connection: {exc}") from None
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def parse_url(connection: str) -> URL:
+    """``connection`` as a URL Tank can use; ValueError (never showing it) if not."""
+    try:
+        url = sa.make_url(connection)
+    except (sa_exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        raise ValueError(
+            "not an SQLAlchemy database URL (e.g. sqlite:////var/lib/tank/registry.sqlite "
+            "or postgresql+psycopg://tank@db/tank)"
+        ) from None
     if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
-        raise errors.ConfigError(
-            "[registry] connection: an in-memory SQLite database is private to one "
-            "connection and cannot serve several threads; give a file path"
+        raise ValueError(
+            "an in-memory SQLite database is private to one connection and cannot serve "
+            "several threads; give a file path"
         )
     return url
 

@@ -22,24 +22,18 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from tank import errors
-from tank.config import positive
+from tank.config import not_negative, one_of, positive
 from tank.model import Context, Image, ListQuery, Member, Status, parse_image_id, utcnow
 from tank.registry import Registry
 from tank_registry_sql import database, migrate, queries
 from tank_registry_sql.schema import ImageRow, MemberRow, PropertyRow
 
-_SYNCHRONOUS = ("full", "normal")
 MEMBER_COLUMNS = tuple(MemberRow.__table__.c)
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
-
-
-def _synchronous(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in _SYNCHRONOUS:
-        raise ValueError(f"{attribute.name} must be one of {', '.join(_SYNCHRONOUS)}")
+def _database_url(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        database.parse_url(value)
 
 
 class SqlRegistry(Registry):
@@ -52,13 +46,13 @@ class SqlRegistry(Registry):
         #: SQLAlchemy URL; default ``sqlite:///<data_dir>/registry.sqlite``. PostgreSQL:
         #: ``postgresql+psycopg://user@host/db`` (password from the environment via
         #: ``{ env = "..." }`` in the config file, never in logs or messages).
-        connection: str | None = None
+        connection: str | None = attrs.field(default=None, validator=_database_url)
         #: Migrate the schema on first use. Default: yes for SQLite, no otherwise
         #: (servers are migrated by ``tank-manage db upgrade``).
         auto_upgrade: bool | None = None
         #: Connections kept open, and extra ones allowed under load.
         pool_size: int = attrs.field(default=5, validator=positive)
-        max_overflow: int = attrs.field(default=10, validator=_non_negative)
+        max_overflow: int = attrs.field(default=10, validator=not_negative)
         #: Seconds a request waits for a free connection before StoreUnavailable.
         pool_timeout: float = attrs.field(default=30.0, validator=positive)
         #: Seconds to wait for a database server to accept a connection.
@@ -67,7 +61,7 @@ class SqlRegistry(Registry):
         busy_timeout: float = attrs.field(default=30.0, validator=positive)
         #: SQLite ``PRAGMA synchronous``: ``full`` survives power loss; ``normal`` (in
         #: WAL mode) may lose the last commits on power loss, never on a crash.
-        sqlite_synchronous: str = attrs.field(default="full", validator=_synchronous)
+        sqlite_synchronous: str = attrs.field(default="full", validator=one_of("full", "normal"))
 
     def __init__(self, config: Config, *, data_dir: Path) -> None:
         super().__init__(config, data_dir=Path(data_dir))

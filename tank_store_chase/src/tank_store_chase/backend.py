@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import re
-import urllib.parse
 from typing import Any, ClassVar
 
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import between, http_url, not_negative, one_of, positive
 from tank.store import Backend, Capability, ReadResult, Writer
 from tank_store_chase.client import SwiftClient
 from tank_store_chase.connections import import_keystoneauth, import_swiftclient
@@ -32,26 +31,11 @@ _CONTAINER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _OBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
-def _auth_url(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{attribute.name} must be an http:// or https:// URL")
-    if "@" in parts.netloc:
-        raise ValueError(f"{attribute.name} must not contain credentials; use user and key")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{attribute.name} must not have a query or fragment")
-
-
 def _container(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not _CONTAINER.match(value):
         raise ValueError(
             f"{attribute.name} must be 1-200 characters of letters, digits, '.', '_', '-'"
         )
-
-
-def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 class ChaseBackend(Backend):
@@ -65,10 +49,11 @@ class ChaseBackend(Backend):
     class Config:
         """``[stores.<name>]`` of ``type = "chase"``; sizes are bytes, times seconds."""
 
-        #: Auth endpoint: tempauth ``http://proxy:8080/auth/v1.0`` or Keystone ``.../v3``.
-        auth_address: str = attrs.field(validator=_auth_url)
+        #: Auth endpoint: tempauth ``http://proxy:8080/auth/v1.0`` or Keystone ``.../v3``;
+        #: no credentials in it (they go in user and key).
+        auth_address: str = attrs.field(validator=http_url)
         #: 1 (tempauth / swauth / RGW) or 3 (Keystone v3, needs keystoneauth1).
-        auth_version: int = attrs.field(default=1, validator=attrs.validators.in_((1, 3)))
+        auth_version: int = attrs.field(default=1, validator=one_of(1, 3))
         #: v1: ``account:user``; v3: the user name.
         user: str
         key: str = attrs.field(repr=False)
@@ -81,20 +66,18 @@ class ChaseBackend(Backend):
         project_domain_id: str | None = None
         region_name: str | None = None
         interface: str = attrs.field(
-            default="public", validator=attrs.validators.in_(("public", "internal", "admin"))
+            default="public", validator=one_of("public", "internal", "admin")
         )
         container: str = attrs.field(default="tank", validator=_container)
         create_container_on_put: bool = True
         #: Spread images over containers ``<container>_<first N chars of the id>`` (0: off).
-        multiple_containers_seed: int = attrs.field(
-            default=0, validator=[_not_negative, attrs.validators.le(32)]
-        )
+        multiple_containers_seed: int = attrs.field(default=0, validator=between(0, 32))
         #: Images larger than this (or of unknown length) are stored as segments.
         large_object_size: int = attrs.field(default=5 * GiB, validator=positive)
         large_object_chunk_size: int = attrs.field(default=200 * MiB, validator=positive)
         #: ``auto`` (SLO if /info lists it, else DLO), ``slo`` or ``dlo``.
         large_object_manifest: str = attrs.field(
-            default="auto", validator=attrs.validators.in_(("auto", "slo", "dlo"))
+            default="auto", validator=one_of("auto", "slo", "dlo")
         )
         insecure: bool = False
         #: CA bundle to verify the server certificates.
@@ -103,7 +86,7 @@ class ChaseBackend(Backend):
         #: Read timeout of each request.
         timeout: float = attrs.field(default=60.0, validator=positive)
         #: Retries of a failed request (with backoff from 0.25 s), besides one re-auth.
-        retries: int = attrs.field(default=2, validator=_not_negative)
+        retries: int = attrs.field(default=2, validator=not_negative)
         #: Take an image's MD5 from Swift (the ETag of an object written in one PUT, which
         #: Swift computes from what it stored) instead of computing it in Tank as well.
         #: Turn off for a Swift-like server whose ETags are not content MD5s.

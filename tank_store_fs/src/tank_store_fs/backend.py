@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import between
 from tank.store import Backend, ReadResult, Writer
 from tank_store_fs.location import FileLocation, location_example
 from tank_store_fs.writeback import start_writeback
@@ -62,12 +62,6 @@ def _datadir(value: Any) -> Path:
     return Path(os.path.normpath(path))
 
 
-def _chunk_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    positive(instance, attribute, value)
-    if value > 64 * MiB:
-        raise ValueError(f"{attribute.name} must be at most 64 MiB, got {value}")
-
-
 class FilesystemBackend(Backend):
     """Images as files in one local directory (``file://`` locations)."""
 
@@ -81,8 +75,8 @@ class FilesystemBackend(Backend):
 
         #: Absolute path of the data directory; created on first start if missing.
         datadir: Path = attrs.field(converter=_datadir)
-        #: Bytes per read (and per chunk yielded on download).
-        read_chunk_size: int = attrs.field(default=MiB, validator=_chunk_size)
+        #: Bytes per read (and per chunk yielded on download), at most 64 MiB.
+        read_chunk_size: int = attrs.field(default=MiB, validator=between(1, 64 * MiB))
 
     #: Use unnamed O_TMPFILE files for writes when the filesystem supports them.
     use_tmpfile: ClassVar[bool] = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import not_negative, positive
 from tank.store import Backend, Capability, ReadResult, Writer
 from tank_store_http.hosts import HostPolicy, HostRule
 from tank_store_http.location import HttpLocation, location_example
@@ -33,18 +33,10 @@ log = logging.getLogger(__name__)
 READ_ONLY = "the http store is read-only; register http(s) locations with x-image-meta-location"
 
 
-def _host_list(key: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise TypeError(f"{key} must be a list of host names or networks, got {value!r}")
+def _hosts(value: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    if isinstance(value, str):  # in Python, not from TOML: it would become single letters
+        raise TypeError("host lists must be lists of host names or networks, not a string")
     return tuple(value)
-
-
-def _allowed_hosts(value: Any) -> tuple[str, ...]:
-    return _host_list("allowed_hosts", value)
-
-
-def _denied_hosts(value: Any) -> tuple[str, ...]:
-    return _host_list("denied_hosts", value)
 
 
 def _host_rules(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
@@ -53,11 +45,6 @@ def _host_rules(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str
             HostRule.parse(entry)
         except ValueError as exc:
             raise ValueError(f"{attribute.name}: {exc}") from None
-
-
-def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 #: Size lookups running at once per store; more wait (within their deadline).
@@ -88,16 +75,16 @@ class HttpBackend(Backend):
         #: PEM file of CA certificates to trust instead of the system's.
         ca_bundle: str | None = None
         #: Redirects followed per request (https -> http is never followed).
-        max_redirects: int = attrs.field(default=5, validator=_not_negative)
+        max_redirects: int = attrs.field(default=5, validator=not_negative)
         #: Allow loopback, link-local, private and other non-public addresses.
         allow_private_networks: bool = False
         #: If set, only these hosts: names, ``*.domain``, IP addresses or CIDR networks.
         allowed_hosts: tuple[str, ...] = attrs.field(
-            default=(), converter=_allowed_hosts, validator=_host_rules
+            default=(), converter=_hosts, validator=_host_rules
         )
         #: Never these hosts (same forms as allowed_hosts).
         denied_hosts: tuple[str, ...] = attrs.field(
-            default=(), converter=_denied_hosts, validator=_host_rules
+            default=(), converter=_hosts, validator=_host_rules
         )
 
         def __attrs_post_init__(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import between, positive, power_of_two
 from tank.store import Backend, ReadResult, Writer
 from tank_store_rbd.cluster import Cluster, error_for, load_bindings, translate
 from tank_store_rbd.location import EXAMPLE, SCHEME, SNAPSHOT, RBDLocation
@@ -36,19 +36,6 @@ FEATURES = {
     "deep-flatten": "RBD_FEATURE_DEEP_FLATTEN",
 }
 _FEATURE_NEEDS = {"object-map": "exclusive-lock", "fast-diff": "object-map"}
-
-
-def _check_io_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 4 * KiB or value > 32 * MiB:
-        raise ValueError(f"io_size must be from 4096 to 33554432 bytes, got {value}")
-
-
-def _check_chunk_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 4 * KiB or value > 32 * MiB or value & (value - 1):
-        raise ValueError(
-            f"chunk_size must be a power of two from 4096 to 33554432 bytes "
-            f"(it is the RBD object size), got {value}"
-        )
 
 
 def _to_tuple(value: Any) -> tuple[Any, ...]:
@@ -94,11 +81,14 @@ class RBDBackend(Backend):
         user: str | None = None
         #: Keyring path; None: the one ceph.conf names for the user.
         keyring: str | None = None
-        #: RBD object size (a power of two): what compute hosts' clones inherit.
-        chunk_size: int = attrs.field(default=8 * MiB, validator=_check_chunk_size)
+        #: RBD object size (a power of two, 4 KiB to 32 MiB): what compute hosts' clones
+        #: inherit.
+        chunk_size: int = attrs.field(
+            default=8 * MiB, validator=[power_of_two, between(4 * KiB, 32 * MiB)]
+        )
         #: Bytes per aio read, and the size small incoming chunks are gathered to before
         #: a write (chunks at least this large are written as they come, uncopied).
-        io_size: int = attrs.field(default=MiB, validator=_check_io_size)
+        io_size: int = attrs.field(default=MiB, validator=between(4 * KiB, 32 * MiB))
         #: Seconds to reach the monitors before the store reports itself unavailable.
         connect_timeout: int = attrs.field(default=10, validator=positive)
         #: Seconds any single monitor or OSD operation may take once connected.

@@ -14,13 +14,12 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import urllib.parse
 from typing import Any
 
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import between, http_url, not_negative, one_of, positive
 from tank.store import Backend, ReadResult, Writer
 from tank_store_s3.client import (
     error_code,
@@ -41,33 +40,10 @@ _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 
 def _bucket_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not _BUCKET_NAME.fullmatch(value):
-        raise ValueError(f"{attribute.name}: {value!r} is not a valid S3 bucket name")
-
-
-def _endpoint_url(instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    parts = urllib.parse.urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{attribute.name} must be an http(s):// URL, got {value!r}")
-    if "@" in parts.netloc or parts.query or parts.fragment:
         raise ValueError(
-            f"{attribute.name} must be a plain URL: no credentials (use access_key/secret_key),"
-            " no query"
+            f"{attribute.name} must be a valid S3 bucket name: 3 to 255 letters, digits, "
+            "'.', '_' or '-', starting and ending with a letter or digit"
         )
-
-
-def _part_size(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if not MIN_PART_SIZE <= value <= MAX_PART_SIZE:
-        raise ValueError(
-            f"{attribute.name} must be between {MIN_PART_SIZE} (5 MiB, S3's smallest part) "
-            f"and {MAX_PART_SIZE} bytes, got {value}"
-        )
-
-
-def _not_negative(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 class S3Backend(Backend):
@@ -84,22 +60,24 @@ class S3Backend(Backend):
         #: Bucket new images are written to (locations name their own bucket).
         bucket: str = attrs.field(validator=_bucket_name)
         #: S3 endpoint URL, e.g. ``https://rgw.example.com``; unset means AWS S3.
-        endpoint: str | None = attrs.field(default=None, validator=_endpoint_url)
+        #: No credentials in it: they go in access_key and secret_key.
+        endpoint: str | None = attrs.field(default=None, validator=http_url)
         #: Credentials; leave both unset to use boto3's credential chain (env, profile, IAM).
         access_key: str | None = None
         secret_key: str | None = attrs.field(default=None, repr=False)
         #: Region for signing; defaults to us-east-1 with an endpoint, else boto3's choice.
         region: str | None = None
         #: ``auto``, ``path`` (most S3-compatible servers) or ``virtual`` (bucket in host).
-        addressing_style: str = attrs.field(
-            default="auto", validator=attrs.validators.in_(ADDRESSING_STYLES)
-        )
+        addressing_style: str = attrs.field(default="auto", validator=one_of(*ADDRESSING_STYLES))
         #: Create ``bucket`` at start-up (or on first write) if it does not exist.
         create_bucket_on_put: bool = False
         #: Images announced at most this large go up in one PUT (buffered up to this size).
-        large_object_size: int = attrs.field(default=16 * MiB, validator=_not_negative)
-        #: Part size of multipart uploads (grows for huge images to stay under 10,000 parts).
-        large_object_chunk_size: int = attrs.field(default=8 * MiB, validator=_part_size)
+        large_object_size: int = attrs.field(default=16 * MiB, validator=not_negative)
+        #: Part size of multipart uploads (grows for huge images to stay under 10,000 parts),
+        #: from S3's smallest part (5 MiB) to its largest (5 GiB).
+        large_object_chunk_size: int = attrs.field(
+            default=8 * MiB, validator=between(MIN_PART_SIZE, MAX_PART_SIZE)
+        )
         #: Parts uploaded in parallel per image; memory per upload <~ (this + 2) x part size.
         thread_pools: int = attrs.field(default=4, validator=positive)
         #: Verify the endpoint's TLS certificate. Use ca_bundle for a private CA.

@@ -16,6 +16,7 @@ import attrs
 from tank import errors
 from tank.api import images, members
 from tank.api.context import context_from_headers
+from tank.config import not_negative, positive
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -35,14 +36,14 @@ class ApiConfig:
     show_image_direct_url: bool = False
     #: Worker threads of the HTTP server (requests served at once). Connections waiting
     #: for their request head, or idle between requests, hold no thread.
-    threads: int = attrs.field(default=16)
+    threads: int = attrs.field(default=16, validator=positive)
     #: Seconds a client has to send a whole request head, from its first byte.
-    header_timeout: float = 10.0
+    header_timeout: float = attrs.field(default=10.0, validator=positive)
     #: Seconds an idle kept-alive connection stays open.
-    idle_timeout: float = 60.0
+    idle_timeout: float = attrs.field(default=60.0, validator=positive)
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).
-    max_connections_per_client: int = 0
+    max_connections_per_client: int = attrs.field(default=0, validator=not_negative)
 
 
 def _decode(name: str, segment: str) -> str:

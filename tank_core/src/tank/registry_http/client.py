@@ -36,17 +36,12 @@ from typing import Any, TypeVar
 import attrs
 
 from tank import errors
-from tank.config import positive
+from tank.config import http_url, not_negative, positive
 from tank.model import Context, Image, ListQuery, Member, Status, parse_image_id
 from tank.registry import Registry
 from tank.registry_http import wire
 
 T = TypeVar("T")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value}")
 
 
 class HttpRegistry(Registry):
@@ -59,27 +54,17 @@ class HttpRegistry(Registry):
         """The ``[registry]`` section when ``url`` is set (or ``kind = "http"``)."""
 
         #: Base URL of the registry, e.g. ``http://127.0.0.1:9191``. No credentials.
-        url: str = attrs.field()
+        url: str = attrs.field(validator=http_url)
         #: Seconds to open a connection.
         connect_timeout: float = attrs.field(default=3.0, validator=positive)
         #: Seconds to wait for an answer once the request is sent.
         read_timeout: float = attrs.field(default=30.0, validator=positive)
         #: Extra attempts for calls that are safe to repeat (see the module docstring).
-        retries: int = attrs.field(default=2, validator=_non_negative)
+        retries: int = attrs.field(default=2, validator=not_negative)
         #: Seconds before the first retry; doubled for each next one.
-        backoff: float = attrs.field(default=0.1, validator=_non_negative)
+        backoff: float = attrs.field(default=0.1, validator=not_negative)
         #: Connections kept open to the registry (concurrent calls beyond reuse new ones).
         pool_size: int = attrs.field(default=16, validator=positive)
-
-        @url.validator
-        def _check_url(self, attribute: Any, value: str) -> None:
-            parts = urllib.parse.urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"url must be an http(s) URL with a host, got {value!r}")
-            if parts.username or parts.password:
-                raise ValueError("url must not contain credentials")
-            if parts.query or parts.fragment:
-                raise ValueError(f"url must not have a query or fragment, got {value!r}")
 
     config: Config
 
