@@ -99,7 +99,7 @@ def test_written_location_names_the_file(backend: FilesystemBackend, datadir: Pa
     image_id = new_id()
     stored_data = backend.add(image_id, iter([b"abc"]))
     assert stored_data.location == f"file://{datadir}/{image_id}"
-    assert backend.local_path(stored_data.location) == datadir / image_id
+    assert backend.get_size(stored_data.location) == 3
     assert backend.direct_url(stored_data.location) == stored_data.location
     assert backend.direct_url(f"file://{datadir}/{new_id()}") is None
     assert (datadir / image_id).read_bytes() == b"abc"
@@ -166,7 +166,6 @@ def test_locations_outside_datadir_are_refused(
         "read": lambda loc: read_all(backend, loc),
         "get_size": backend.get_size,
         "delete": backend.delete,
-        "local_path": backend.local_path,
     }
     for name, operation in operations.items():
         with pytest.raises(errors.BadLocation):
@@ -420,6 +419,23 @@ def test_reads_use_the_configured_chunk_size_and_close_the_file(datadir: Path) -
     assert b"".join(chunks) == data[10:]
     assert open_fds() == fds  # closed at the end, without close()
     backend.get(location).close()  # closed without being iterated
+    assert open_fds() == fds
+
+
+def test_read_offers_its_one_open_file_for_sendfile(
+    backend: FilesystemBackend, datadir: Path
+) -> None:
+    data = pattern(MiB + 7)
+    location = backend.add(new_id(), io.BytesIO(data)).location
+    fds = open_fds()
+    with backend.get(location, 5, 100) as result:
+        assert result.fd is not None
+        assert open_fds() - fds == {str(result.fd)}  # one open serves chunks and sendfile
+        assert (result.offset, result.size, result.total_size) == (5, 100, len(data))
+        assert os.fstat(result.fd).st_ino == (datadir / location.rsplit("/", 1)[1]).stat().st_ino
+        os.lseek(result.fd, 0, os.SEEK_SET)  # chunks do not depend on the file position
+        assert b"".join(result.chunks) == data[5:105]
+    assert result.fd is None
     assert open_fds() == fds
 
 

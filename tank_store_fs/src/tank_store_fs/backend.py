@@ -184,6 +184,8 @@ class FilesystemBackend(Backend):
     # --- reading, sizing, deleting ---------------------------------------------------------
 
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        """The range as chunks, and the open file itself (``ReadResult.fd``) for a server
+        that can ``sendfile``: one open serves both, so both see the same file."""
         name = self._name_of(location)
         try:
             with self._dir() as dir_fd:
@@ -206,12 +208,12 @@ class FilesystemBackend(Backend):
             raise
         on_error = functools.partial(translate, store=self.name, location=location)
         chunks = FileChunks(fd, start, end, self.read_chunk_size, on_error)
-        return ReadResult(size=end - start, total_size=total, chunks=chunks)
+        return ReadResult(size=end - start, total_size=total, chunks=chunks, fd=fd, offset=start)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._stat(location).st_size
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         name = self._name_of(location)
         try:
             with self._dir() as dir_fd:
@@ -219,16 +221,6 @@ class FilesystemBackend(Backend):
                 os.unlink(name, dir_fd=dir_fd)
         except OSError as exc:
             raise self._error(exc, "deleting", location) from exc
-
-    def local_path(self, location: str) -> Path:
-        """The path of a location's file, for zero-copy serving (``os.sendfile``).
-
-        The same checks as :meth:`read` apply (inside ``datadir``, a regular file, not
-        a symlink). Open the path with ``O_NOFOLLOW``: the check cannot stop a process
-        that can write into ``datadir`` from swapping the file afterwards.
-        """
-        self._stat(location)
-        return self.datadir / self._name_of(location)
 
     def direct_url(self, location: str) -> str | None:
         """The location itself: with a shared filesystem, trusted clients (Nova's
@@ -246,8 +238,9 @@ class FilesystemBackend(Backend):
     # --- helpers ------------------------------------------------------------------------
 
     def _name_of(self, location: str) -> str:
-        """The file name a location points to; BadLocation unless directly in datadir."""
-        self.check_location(location)
+        """The file name a location points to; BadLocation unless directly in datadir
+        (also for a location of another scheme, which the template methods refuse first
+        with UnknownScheme)."""
         loc = FileLocation.parse(location)
         parent = str(loc.path.parent)
         if parent != str(self.datadir) and parent != os.path.realpath(self.datadir):
