@@ -69,6 +69,7 @@ def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any
     from tank.model import Context
     from tank.plugins import make_plugin_manager
     from tank.service import ImageService
+    from tank_store_fs.location import FileLocation
 
     admin = Context.admin()
     config = load(data_dir=data_dir, environ={})
@@ -97,8 +98,7 @@ def run_tank(source: Path, data_dir: Path, md5: str, runs: int) -> dict[str, Any
             writes.append(time.perf_counter() - start)
             write_cpu.append(cpu() - cpu_start)
             assert image.checksum == md5, "checksum mismatch"
-            backend = service.stores.get(image.store)
-            warm(backend.local_path(image.location))  # type: ignore[attr-defined]
+            warm(Path(FileLocation.parse(image.location or "").path))
             start, cpu_start = time.perf_counter(), cpu()
             _, stream = service.download(image.id, context=admin)
             got = 0

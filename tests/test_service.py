@@ -169,6 +169,18 @@ def test_delete(service: ImageService, data_dir: Path, recorder) -> None:  # typ
     assert service.list(context=ADMIN) == []
 
 
+def test_store_with_writes_disabled_keeps_the_image(service: ImageService, data_dir: Path) -> None:
+    """A store whose target failed its start-up check (read-only filesystem, missing
+    bucket) deletes nothing: the image and its data stay until it is fixed."""
+    image = service.create(META, data=iter([b"bytes"]), context=ADMIN)
+    service.stores.get("file").write_disabled = "data directory is not writable"
+    with pytest.raises(errors.ReadOnlyStore, match="not writable"):
+        service.delete(image.id, context=ADMIN)
+    assert stored_files(data_dir) == [image.id]
+    assert service.get(image.id, context=ADMIN).status is Status.ACTIVE
+    assert read_all(service, image.id) == b"bytes"
+
+
 def test_protected_image_cannot_be_deleted(service: ImageService, data_dir: Path) -> None:
     image = service.create({**META, "protected": True}, data=iter([b"x"]), context=ADMIN)
     with pytest.raises(errors.Forbidden, match="protected"):

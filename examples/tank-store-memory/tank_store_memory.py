@@ -67,7 +67,7 @@ class MemoryBackend(Backend):
             size=end - start, total_size=image.size, chunks=_slice(image.pieces, start, end)
         )
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         key = self._key(location)
         with self._lock:
             image = self._images.pop(key, None)
@@ -75,7 +75,7 @@ class MemoryBackend(Backend):
                 raise errors.NotFound(f"no data at {location}", store=self.name)
             self._held -= image.size
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._lookup(location).size
 
     # --- for tests ---------------------------------------------------------------------
@@ -114,8 +114,7 @@ class MemoryBackend(Backend):
         return f"{SCHEME}://{image_id}"
 
     def _key(self, location: str) -> str:
-        self.check_location(location)  # UnknownScheme for anything but memory://
-        return location.split("://", 1)[1]
+        return location.split("://", 1)[1]  # the scheme is already checked: memory://
 
     def _lookup(self, location: str) -> _Image:
         key = self._key(location)

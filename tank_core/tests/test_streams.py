@@ -62,6 +62,47 @@ def test_stream_hasher_matches_hashlib() -> None:
     assert empty.result() == EMPTY
 
 
+def test_stream_hasher_waits_when_its_budget_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hashing slower than the upload holds the uploader back: at most ``max_pending``
+    bytes wait per algorithm, plus the chunk being queued and the one being hashed."""
+    gate = threading.Event()
+    real_new = hashlib.new
+
+    class Gated:
+        def __init__(self, algorithm: str) -> None:
+            self.hash = real_new(algorithm)
+
+        def update(self, chunk: bytes) -> None:
+            gate.wait()
+            self.hash.update(chunk)
+
+        def hexdigest(self) -> str:
+            return self.hash.hexdigest()
+
+    monkeypatch.setattr(hashlib, "new", Gated)
+    hasher = StreamHasher(max_pending=3000)
+    chunks = [os.urandom(1000) for _ in range(50)]
+    done: list[int] = []
+
+    def upload() -> None:
+        for chunk in chunks:
+            hasher.update(chunk)
+            done.append(len(chunk))
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    deadline = time.monotonic() + 5
+    while len(done) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert len(done) == 4  # one being hashed, 3000 bytes waiting, the fifth put waits
+    gate.set()
+    uploader.join(5)
+    sums = hasher.result()
+    assert sums.md5 == hashlib.md5(b"".join(chunks)).hexdigest()
+    assert sums.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
 @pytest.mark.parametrize(
     "uri,shown",
     [

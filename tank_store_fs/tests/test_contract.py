@@ -1,4 +1,5 @@
-"""The tank.testing store contract, in both write modes (O_TMPFILE and named temp files)."""
+"""The tank.testing store contract, in both write modes (O_TMPFILE and named temp files),
+thick and thin-provisioned."""
 
 from __future__ import annotations
 
@@ -22,3 +23,11 @@ class TestFilesystemContract(BackendContract):
 
     def missing_location(self, backend: Backend) -> str:
         return f"file://{backend.datadir}/00000000-0000-4000-8000-000000000000"  # type: ignore[attr-defined]
+
+
+class TestThinFilesystemContract(TestFilesystemContract):
+    """The same contract with ``thin_provisioning = true`` (zero blocks left as holes)."""
+
+    @pytest.fixture
+    def backend(self, datadir, mode) -> Backend:  # type: ignore[no-untyped-def]
+        return make_backend(datadir, mode, thin_provisioning=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import os
 import stat
@@ -20,7 +21,7 @@ from tank.config import TankConfig, build, load
 from tank.errors import ConfigError
 from tank.plugins import make_plugin_manager
 from tank.stores import StoreSet
-from tank.testing import generated_stream, pattern
+from tank.testing import generated_stream, irregular_chunks, pattern
 from tank_store_fs import FilesystemBackend
 from tank_store_fs.backend import TEMP_PREFIX
 from tank_store_fs.location import FileLocation
@@ -99,7 +100,7 @@ def test_written_location_names_the_file(backend: FilesystemBackend, datadir: Pa
     image_id = new_id()
     stored_data = backend.add(image_id, iter([b"abc"]))
     assert stored_data.location == f"file://{datadir}/{image_id}"
-    assert backend.local_path(stored_data.location) == datadir / image_id
+    assert backend.get_size(stored_data.location) == 3
     assert backend.direct_url(stored_data.location) == stored_data.location
     assert backend.direct_url(f"file://{datadir}/{new_id()}") is None
     assert (datadir / image_id).read_bytes() == b"abc"
@@ -166,7 +167,6 @@ def test_locations_outside_datadir_are_refused(
         "read": lambda loc: read_all(backend, loc),
         "get_size": backend.get_size,
         "delete": backend.delete,
-        "local_path": backend.local_path,
     }
     for name, operation in operations.items():
         with pytest.raises(errors.BadLocation):
@@ -394,6 +394,7 @@ def test_config_is_checked_with_the_key_named() -> None:
         ({"datadir": "/x", "read_chunk_size": 0}, "read_chunk_size"),
         ({"datadir": "/x", "read_chunk_size": 1 << 30}, "read_chunk_size"),
         ({"datadir": "/x", "chunk": 1}, "chunk: unknown key"),
+        ({"datadir": "/x", "thin_provisioning": "yes"}, "thin_provisioning"),
     ]
     for section, message in bad:
         with pytest.raises(ConfigError, match=message):
@@ -420,6 +421,23 @@ def test_reads_use_the_configured_chunk_size_and_close_the_file(datadir: Path) -
     assert b"".join(chunks) == data[10:]
     assert open_fds() == fds  # closed at the end, without close()
     backend.get(location).close()  # closed without being iterated
+    assert open_fds() == fds
+
+
+def test_read_offers_its_one_open_file_for_sendfile(
+    backend: FilesystemBackend, datadir: Path
+) -> None:
+    data = pattern(MiB + 7)
+    location = backend.add(new_id(), io.BytesIO(data)).location
+    fds = open_fds()
+    with backend.get(location, 5, 100) as result:
+        assert result.fd is not None
+        assert open_fds() - fds == {str(result.fd)}  # one open serves chunks and sendfile
+        assert (result.offset, result.size, result.total_size) == (5, 100, len(data))
+        assert os.fstat(result.fd).st_ino == (datadir / location.rsplit("/", 1)[1]).stat().st_ino
+        os.lseek(result.fd, 0, os.SEEK_SET)  # chunks do not depend on the file position
+        assert b"".join(result.chunks) == data[5:105]
+    assert result.fd is None
     assert open_fds() == fds
 
 
@@ -457,3 +475,90 @@ def test_filesystem_without_hard_links_disables_writes(
     with pytest.raises(errors.BadStoreConfig, match=r"not writable: Operation not permitted"):
         backend.check_writable()
     assert stored(datadir) == set()
+
+
+# --- thin provisioning ----------------------------------------------------------------------
+
+ZERO_RUNS = {
+    "leading": bytes(3 * MiB + 5) + pattern(MiB + 3),
+    "middle": pattern(100_000) + bytes(5 * MiB + 3) + pattern(70_000, seed=1),
+    "trailing": pattern(MiB, seed=2) + bytes(4 * MiB + 1),
+    "all-zero": bytes(6 * MiB),
+    "zero-length": b"",
+    "zeros-inside-blocks": (b"\0" * 4095 + b"\1") * 700,  # no whole zero block
+}
+
+
+@pytest.mark.parametrize("thin", [True, False], ids=["thin", "thick"])
+@pytest.mark.parametrize("name", list(ZERO_RUNS))
+def test_zero_runs_round_trip(datadir: Path, mode: str, thin: bool, name: str) -> None:
+    data = ZERO_RUNS[name]
+    backend = make_backend(datadir, mode, thin_provisioning=thin)
+    stored_data = backend.add(new_id(), irregular_chunks(data), size=len(data))
+    assert stored_data.size == len(data)
+    assert stored_data.checksums.md5 == hashlib.md5(data).hexdigest()
+    assert stored_data.checksums.sha256 == hashlib.sha256(data).hexdigest()
+    assert backend.get_size(stored_data.location) == len(data)
+    assert read_all(backend, stored_data.location) == data
+    middle = len(data) // 3
+    assert read_all(backend, stored_data.location, middle, MiB) == data[middle : middle + MiB]
+
+
+def allocated(path: Path) -> int:
+    return path.stat().st_blocks * 512
+
+
+@pytest.mark.parametrize("chunks", ["irregular", "one"])
+def test_thin_files_are_sparse_and_thick_ones_are_not(
+    tmp_path: Path, mode: str, chunks: str
+) -> None:
+    """Zero runs become holes whatever the chunk boundaries: the writer looks for zeros
+    in blocks aligned on the file offset, not on the chunks it is given."""
+    data = bytes(8 * MiB + 100) + pattern(65536) + bytes(16 * MiB) + pattern(4096) + bytes(8 * MiB)
+    sizes = {}
+    for thin in (True, False):
+        backend = make_backend(tmp_path / str(thin), mode, thin_provisioning=thin)
+        source = irregular_chunks(data) if chunks == "irregular" else iter([data])
+        location = backend.add(new_id(), source)
+        path = tmp_path / str(thin) / location.location.rsplit("/", 1)[1]
+        assert path.stat().st_size == len(data)  # the trailing hole counts
+        assert path.read_bytes() == data
+        sizes[thin] = allocated(path)
+    assert sizes[True] <= 512 * 1024, "thin: more than the data's blocks are allocated"
+    assert sizes[False] >= len(data), "thick: the file has holes"
+
+
+def test_thin_all_zero_image_allocates_nothing(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path / "images", thin_provisioning=True)
+    location = backend.add(new_id(), iter([bytes(MiB)] * 5)).location
+    path = tmp_path / "images" / location.rsplit("/", 1)[1]
+    assert path.stat().st_size == 5 * MiB
+    assert allocated(path) == 0
+
+
+def test_thin_store_skips_the_free_space_check(datadir: Path) -> None:
+    """The room a thin image needs is unknown until its data is seen: an announced size
+    larger than the free space is no reason to refuse a mostly-zero image."""
+    backend = make_backend(datadir, thin_provisioning=True)
+    st = os.statvfs(datadir)
+    huge = st.f_bavail * st.f_frsize + 64 * MiB
+    data = iter([pattern(4096)])
+    with pytest.raises(errors.SizeMismatch):  # not StorageFull: the data was read
+        backend.add(new_id(), data, size=huge)
+    assert stored(datadir) == set()
+    with pytest.raises(errors.StorageFull):
+        make_backend(datadir).add(new_id(), iter([b"x"]), size=huge)
+
+
+def test_thin_provisioning_is_set_in_a_store_section(tmp_path: Path) -> None:
+    (tmp_path / "tank.toml").write_text(
+        'default_store = "sparse"\n[stores.sparse]\ntype = "file"\n'
+        f'datadir = "{tmp_path / "images"}"\nthin_provisioning = true\n'
+    )
+    config = load(tmp_path / "tank.toml", data_dir=tmp_path, environ={})
+    backend = StoreSet.from_config(config, make_plugin_manager(environ={})).get()
+    assert isinstance(backend, FilesystemBackend) and backend.config.thin_provisioning
+    location = backend.add(new_id(), iter([bytes(4 * MiB), b"end"])).location
+    path = tmp_path / "images" / location.rsplit("/", 1)[1]
+    assert path.stat().st_size == 4 * MiB + 3
+    assert allocated(path) < MiB

@@ -8,15 +8,14 @@ socket reads and disk writes of the uploading thread, and memory stays bounded.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import threading
-from typing import Any
 
 import attrs
 
+from tank.streams import ChunkQueue
+
 ALGORITHMS = ("md5", "sha256")
-_DONE = object()
 
 
 @attrs.frozen
@@ -34,44 +33,23 @@ class _HashThread:
 
     def __init__(self, algorithm: str, budget: int) -> None:
         self.hash = hashlib.new(algorithm)
-        self.budget = budget
-        self.pending: collections.deque[Any] = collections.deque()
-        self.pending_bytes = 0
-        self.cond = threading.Condition()
+        self.queue: ChunkQueue[bytes] = ChunkQueue(budget)
         self.thread = threading.Thread(target=self._run, name=f"tank-{algorithm}", daemon=True)
         self.thread.start()
 
-    def put(self, chunk: Any) -> None:
-        size = 0 if chunk is _DONE else len(chunk)
-        with self.cond:
-            while self.pending and self.pending_bytes + size > self.budget:
-                self.cond.wait()
-            self.pending.append(chunk)
-            self.pending_bytes += size
-            self.cond.notify_all()
-
     def _run(self) -> None:
-        update = self.hash.update
-        while True:
-            with self.cond:
-                while not self.pending:
-                    self.cond.wait()
-                chunk = self.pending[0]
-            if chunk is _DONE:
-                return
+        update, get = self.hash.update, self.queue.get
+        while (chunk := get()) is not None:
             update(chunk)
-            with self.cond:
-                self.pending.popleft()
-                self.pending_bytes -= len(chunk)
-                self.cond.notify_all()
 
 
 class StreamHasher:
     """Feed chunks with :meth:`update`; :meth:`result` waits for the hashes.
 
-    At most ``max_pending`` bytes (plus one chunk) wait per algorithm, so memory stays
-    bounded whatever the chunk size. Always finish with :meth:`result` or :meth:`close`,
-    or the threads linger until the process exits. With ``md5=False`` only SHA-256 is
+    At most ``max_pending`` bytes (plus the chunk being queued and the one being
+    hashed) wait per algorithm, so memory stays bounded whatever the chunk size. Always
+    finish with :meth:`result` or :meth:`close`, or the threads linger until the process
+    exits. With ``md5=False`` only SHA-256 is
     computed (the store reports the MD5 itself) and :meth:`result` needs it passed in.
     """
 
@@ -82,14 +60,14 @@ class StreamHasher:
 
     def update(self, chunk: bytes) -> None:
         for worker in self._workers.values():
-            worker.put(chunk)
+            worker.queue.put(chunk)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         for worker in self._workers.values():
-            worker.put(_DONE)
+            worker.queue.finish()
         for worker in self._workers.values():
             worker.thread.join()
 

@@ -307,8 +307,9 @@ class ImageService:
 
         Only data Tank wrote is deleted (``image.store`` is set): data registered by
         location belongs to someone else and may back other images, so it stays, and
-        so does data in a read-only store. If the store refuses (InUse: RBD clones) or
-        cannot be reached, nothing changes.
+        so does data in a read-only store. If the store refuses (InUse: RBD clones;
+        ReadOnlyStore: its writes were disabled at start-up) or cannot be reached,
+        nothing changes.
         """
         image = self.registry.get(image_id, context=context)
         self._check_modify(image, context)

@@ -5,12 +5,15 @@ A store implements four small primitives:
 * :meth:`Backend.open_writer` returns a :class:`Writer` (``write`` / ``commit`` /
   ``abort``): data becomes visible only at ``commit``, and ``abort`` removes every byte.
 * :meth:`Backend.read` streams stored data, from an offset, for a length.
-* :meth:`Backend.delete` and :meth:`Backend.get_size`.
+* :meth:`Backend.remove` and :meth:`Backend.size_of`.
 
-Everything every store needs is written once here, in the template methods
-:meth:`Backend.add` and :meth:`Backend.get`: chunking, MD5 + SHA-256 while streaming,
-size caps, size and checksum verification *before* commit, and cleanup on any failure
-(including a client that goes away mid-upload). A writer whose server reports the MD5
+Callers use the template methods :meth:`Backend.add`, :meth:`Backend.get`,
+:meth:`Backend.delete` and :meth:`Backend.get_size`, never the primitives: they check,
+once for every store, that the store may do it (a read-only store, or one whose writes
+were disabled at start-up, neither writes nor deletes) and that the location has one of
+the store's schemes. ``add`` also does what every upload needs: chunking, MD5 + SHA-256
+while streaming, size caps, size and checksum verification *before* commit, and cleanup
+on any failure (including a client that goes away mid-upload). A writer whose server reports the MD5
 of what it stored (``Writer.reports_md5``) spares Tank its own MD5 pass. A store must
 translate its library's exceptions into :mod:`tank.errors` and must not keep
 per-request state on ``self``: one backend object serves concurrent uploads.
@@ -58,6 +61,11 @@ class ReadResult:
     ``size`` is the number of bytes ``chunks`` yields (the requested range, clipped to
     the data); ``total_size`` is the size of the whole stored object. Iterate ``chunks``
     to the end or call :meth:`close`; it owns its connection or file handle.
+
+    A store that holds the data in a local file may also offer that file's descriptor
+    (``fd``), so that a server sends the range with ``sendfile`` instead of copying
+    ``chunks`` through Python: the ``size`` bytes of ``fd`` from ``offset`` are exactly
+    the bytes ``chunks`` yields.
     """
 
     size: int
@@ -67,6 +75,14 @@ class ReadResult:
     #: resources are taken before the first chunk: closing a generator that never
     #: started does not run its ``finally``.
     on_close: Callable[[], None] | None = None
+    #: An open, readable descriptor of a regular file holding the data, or None. It
+    #: belongs to this result and is valid until :meth:`close`, or until ``chunks`` has
+    #: been iterated to its end (which may close it). A consumer never closes it; to
+    #: keep it longer, it takes an ``os.dup``. Stores read it only with positional I/O
+    #: (``pread``), so its file position is the consumer's to move.
+    fd: int | None = None
+    #: Where in ``fd`` the range starts.
+    offset: int = 0
 
     def __iter__(self) -> Iterator[bytes]:
         return self.chunks
@@ -77,6 +93,7 @@ class ReadResult:
             if close is not None:
                 close()
         finally:
+            self.fd = None
             if self.on_close is not None:
                 on_close, self.on_close = self.on_close, None
                 on_close()
@@ -162,20 +179,25 @@ class Backend(abc.ABC):
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         """Stream ``length`` bytes (None: to the end) from ``offset``.
 
-        ``offset`` is already checked to be >= 0. Clip the range at the end of the data.
+        ``offset`` is already checked to be >= 0 and ``location`` to have one of
+        :attr:`schemes`. Clip the range at the end of the data.
         Raise :class:`~tank.errors.NotFound` when there is no data at ``location``.
         """
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         """Remove the data; :class:`~tank.errors.NotFound` if there is none.
 
-        Read-only stores keep this default.
+        ``location`` is already checked to have one of :attr:`schemes`. Read-only
+        stores keep this default (:meth:`delete` refuses before calling it anyway).
         """
         raise errors.ReadOnlyStore(f"store {self.name!r} is read-only", store=self.name)
 
     @abc.abstractmethod
-    def get_size(self, location: str) -> int:
-        """Size in bytes of the data; :class:`~tank.errors.NotFound` if there is none."""
+    def size_of(self, location: str) -> int:
+        """Size in bytes of the data; :class:`~tank.errors.NotFound` if there is none.
+
+        ``location`` is already checked to have one of :attr:`schemes`.
+        """
 
     def direct_url(self, location: str) -> str | None:
         """A URL trusted clients may use to reach the data directly (e.g. to clone an
@@ -258,12 +280,29 @@ class Backend(abc.ABC):
         self.check_location(location)
         return self.read(location, offset, length)
 
+    def delete(self, location: str) -> None:
+        """Remove the data at ``location``; :class:`~tank.errors.NotFound` if there is none.
+
+        ReadOnlyStore from a store that cannot delete or whose writes were disabled at
+        start-up (its data stays), UnknownScheme for another store's location.
+        """
+        self.require(Capability.DELETE)
+        self.check_location(location)
+        self.remove(location)
+
+    def get_size(self, location: str) -> int:
+        """Size in bytes of the data at ``location``; NotFound if there is none."""
+        self.require(Capability.READ)
+        self.check_location(location)
+        return self.size_of(location)
+
     # --- helpers for subclasses ----------------------------------------------------
 
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:
+            what = "cannot" if capability is Capability.READ else "is read-only: it cannot"
             raise errors.ReadOnlyStore(
-                f"store {self.name!r} ({self.type_name}) cannot {capability.value}",
+                f"store {self.name!r} ({self.type_name}) {what} {capability.value}",
                 store=self.name,
             )
         if capability is not Capability.READ and self.write_disabled:

@@ -16,7 +16,7 @@ import attrs
 
 from tank import errors
 from tank.config import between, http_url, not_negative, one_of, positive
-from tank.store import Backend, Capability, ReadResult, Writer
+from tank.store import Backend, ReadResult, Writer
 from tank_store_chase.client import SwiftClient
 from tank_store_chase.connections import import_keystoneauth, import_swiftclient
 from tank_store_chase.location import EXAMPLE, SCHEMES, SwiftLocation
@@ -128,11 +128,10 @@ class ChaseBackend(Backend):
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         return self._swift.read(self._parse(location), offset, length)
 
-    def delete(self, location: str) -> None:
-        self.require(Capability.DELETE)
+    def remove(self, location: str) -> None:
         self._swift.delete(self._parse(location))
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._swift.size(self._parse(location))
 
     def check_writable(self) -> None:
@@ -156,8 +155,8 @@ class ChaseBackend(Backend):
     # --- helpers ----------------------------------------------------------------------
 
     def _parse(self, location: str) -> SwiftLocation:
-        """Parse ``location`` and refuse one outside this store's cluster and containers."""
-        self.check_location(location)
+        """Parse ``location`` (of one of this store's schemes) and refuse one outside this
+        store's cluster and containers."""
         loc = SwiftLocation.parse(location)
         if loc.host_port != self._home.host_port:
             host, port = self._home.host_port

@@ -32,6 +32,7 @@ import attrs
 from tank import errors
 from tank.config import between
 from tank.store import Backend, ReadResult, Writer
+from tank.streams import all_zero
 from tank_store_fs.location import FileLocation, location_example
 from tank_store_fs.writeback import start_writeback
 
@@ -46,6 +47,10 @@ PROBE_PREFIX = ".tank-probe-"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 #: Written data is queued for writeback every this many bytes (see writeback.py).
 WRITEBACK_BYTES = 8 * MiB
+#: A thin-provisioned store looks for zeros in blocks of this size, aligned on the file
+#: offset whatever the chunks sent: each all-zero block it skips is a whole-block hole
+#: (filesystem blocks are 4 KiB; Glance's filesystem store skips 64 KiB chunks).
+HOLE_BLOCK = 64 * 1024
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -77,6 +82,10 @@ class FilesystemBackend(Backend):
         datadir: Path = attrs.field(converter=_datadir)
         #: Bytes per read (and per chunk yielded on download), at most 64 MiB.
         read_chunk_size: int = attrs.field(default=MiB, validator=between(1, 64 * MiB))
+        #: Leave all-zero blocks of an upload unwritten (a sparse file, Glance's
+        #: ``thin_provisioning``): a raw disk image takes only the room of its data.
+        #: Reads return the zeros; sizes and checksums are those of every byte.
+        thin_provisioning: bool = False
 
     #: Use unnamed O_TMPFILE files for writes when the filesystem supports them.
     use_tmpfile: ClassVar[bool] = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
@@ -138,7 +147,7 @@ class FilesystemBackend(Backend):
                 raise errors.Duplicate(
                     f"data for image {name} already exists", store=self.name, location=location
                 )
-            if size:
+            if size and not self.config.thin_provisioning:  # thin: room unknown until the data
                 self._check_room(dir_fd, size, location)
             fd, temp = self._create_temp(dir_fd, name)
         except OSError as exc:
@@ -149,7 +158,9 @@ class FilesystemBackend(Backend):
         except BaseException:
             os.close(dir_fd)
             raise
-        return FileWriter(self.name, location, dir_fd, fd, name, temp)
+        return FileWriter(
+            self.name, location, dir_fd, fd, name, temp, thin=self.config.thin_provisioning
+        )
 
     def _create_temp(self, dir_fd: int, name: str) -> tuple[int, str | None]:
         """An open file for writing in the data directory: unnamed if possible."""
@@ -178,6 +189,8 @@ class FilesystemBackend(Backend):
     # --- reading, sizing, deleting ---------------------------------------------------------
 
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
+        """The range as chunks, and the open file itself (``ReadResult.fd``) for a server
+        that can ``sendfile``: one open serves both, so both see the same file."""
         name = self._name_of(location)
         try:
             with self._dir() as dir_fd:
@@ -200,12 +213,12 @@ class FilesystemBackend(Backend):
             raise
         on_error = functools.partial(translate, store=self.name, location=location)
         chunks = FileChunks(fd, start, end, self.read_chunk_size, on_error)
-        return ReadResult(size=end - start, total_size=total, chunks=chunks)
+        return ReadResult(size=end - start, total_size=total, chunks=chunks, fd=fd, offset=start)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._stat(location).st_size
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         name = self._name_of(location)
         try:
             with self._dir() as dir_fd:
@@ -213,16 +226,6 @@ class FilesystemBackend(Backend):
                 os.unlink(name, dir_fd=dir_fd)
         except OSError as exc:
             raise self._error(exc, "deleting", location) from exc
-
-    def local_path(self, location: str) -> Path:
-        """The path of a location's file, for zero-copy serving (``os.sendfile``).
-
-        The same checks as :meth:`read` apply (inside ``datadir``, a regular file, not
-        a symlink). Open the path with ``O_NOFOLLOW``: the check cannot stop a process
-        that can write into ``datadir`` from swapping the file afterwards.
-        """
-        self._stat(location)
-        return self.datadir / self._name_of(location)
 
     def direct_url(self, location: str) -> str | None:
         """The location itself: with a shared filesystem, trusted clients (Nova's
@@ -240,8 +243,9 @@ class FilesystemBackend(Backend):
     # --- helpers ------------------------------------------------------------------------
 
     def _name_of(self, location: str) -> str:
-        """The file name a location points to; BadLocation unless directly in datadir."""
-        self.check_location(location)
+        """The file name a location points to; BadLocation unless directly in datadir
+        (also for a location of another scheme, which the template methods refuse first
+        with UnknownScheme)."""
         loc = FileLocation.parse(location)
         parent = str(loc.path.parent)
         if parent != str(self.datadir) and parent != os.path.realpath(self.datadir):
@@ -305,10 +309,23 @@ class FilesystemBackend(Backend):
 
 
 class FileWriter(Writer):
-    """One upload: an open temporary file and a descriptor of the data directory."""
+    """One upload: an open temporary file and a descriptor of the data directory.
+
+    With ``thin``, all-zero blocks are not written: the file offset moves past them
+    (``lseek``), which leaves a hole, and :meth:`commit` sets the file's size
+    (``ftruncate``), so that a trailing hole counts too.
+    """
 
     def __init__(
-        self, store: str, location: str, dir_fd: int, fd: int, name: str, temp: str | None
+        self,
+        store: str,
+        location: str,
+        dir_fd: int,
+        fd: int,
+        name: str,
+        temp: str | None,
+        *,
+        thin: bool = False,
     ) -> None:
         self._store = store
         self._location = location
@@ -316,29 +333,61 @@ class FileWriter(Writer):
         self._fd = fd
         self._name = name
         self._temp = temp
+        self._thin = thin
         self._published = False
-        self._written = 0
+        self._size = 0  # bytes received
+        self._hole = 0  # zero bytes skipped since the last write (the offset is behind)
         self._queued = 0  # bytes already queued for writeback
 
     def write(self, chunk: bytes) -> None:
-        fd = self._fd
         try:
-            done = os.write(fd, chunk)
-            if done < len(chunk):
-                view = memoryview(chunk)
-                while done < len(view):
-                    done += os.write(fd, view[done:])
+            if self._thin:
+                self._write_thin(chunk)
+            else:
+                self._write(chunk)
         except OSError as exc:
             raise self._error(exc, "writing") from exc
-        self._written += done
-        if self._written - self._queued >= WRITEBACK_BYTES:
-            start_writeback(fd, self._queued, self._written - self._queued)
-            self._queued = self._written
+        self._size += len(chunk)
+        if self._size - self._queued >= WRITEBACK_BYTES:
+            start_writeback(self._fd, self._queued, self._size - self._queued)
+            self._queued = self._size
+
+    def _write_thin(self, chunk: bytes) -> None:
+        """Write the blocks of ``chunk`` that hold data; skip the all-zero ones."""
+        if all_zero(chunk):
+            self._hole += len(chunk)
+            return
+        view = memoryview(chunk)
+        data = 0  # where the run of data blocks not yet written starts, in the chunk
+        pos = 0
+        while pos < len(view):
+            end = min(len(view), pos + HOLE_BLOCK - (self._size + pos) % HOLE_BLOCK)
+            if view[pos] == 0 and all_zero(view[pos:end]):  # data rarely starts with 0
+                if data < pos:
+                    self._write(view[data:pos])
+                self._hole += end - pos
+                data = end
+            pos = end
+        if data < len(view):
+            self._write(view[data:])
+
+    def _write(self, data: bytes | memoryview) -> None:
+        fd = self._fd
+        if self._hole:
+            os.lseek(fd, self._hole, os.SEEK_CUR)
+            self._hole = 0
+        done = os.write(fd, data)
+        if done < len(data):
+            view = memoryview(data)
+            while done < len(view):
+                done += os.write(fd, view[done:])
 
     def commit(self) -> str:
         if self._fd < 0:
             raise errors.StoreError("commit after the write finished", store=self._store)
         try:
+            if self._hole:  # the data ends with a hole
+                os.ftruncate(self._fd, self._size)
             os.fsync(self._fd)
             self._publish()
             os.fsync(self._dir_fd)

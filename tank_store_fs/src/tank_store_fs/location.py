@@ -1,7 +1,7 @@
 """``file://`` locations: an absolute path on this machine, percent-quoted.
 
 Parsing is purely lexical; whether the path is inside the data directory is the
-backend's decision (:meth:`tank_store_fs.FilesystemBackend.local_path`). Still, parsing
+backend's decision (``FilesystemBackend._name_of``). Still, parsing
 already refuses what no honest location contains: another host, ``.``/``..``
 components, NUL bytes, a query or a fragment.
 """

@@ -122,15 +122,12 @@ class HttpBackend(Backend):
     def open_writer(self, image_id: str, size: int | None) -> Writer:
         raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
 
-    def delete(self, location: str) -> None:
-        raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
-
     # --- reading ----------------------------------------------------------------------
 
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         loc = HttpLocation.parse(location)
         if length == 0:
-            return ReadResult(size=0, total_size=self.get_size(location), chunks=iter(()))
+            return ReadResult(size=0, total_size=self.size_of(location), chunks=iter(()))
         headers = {}
         if offset or length is not None:
             last = "" if length is None else str(offset + length - 1)
@@ -190,11 +187,10 @@ class HttpBackend(Backend):
             total = self._size(loc)
         return total, offset, max(total - offset, 0)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         """The size, within ``size_timeout`` seconds in all. The lookup runs in a small
         pool of its own: past the deadline the caller gets StoreUnavailable while the
         lookup ends by itself (at the next ``read_timeout``), holding one pool thread."""
-        self.check_location(location)
         loc = HttpLocation.parse(location)
         future = self._lookups.submit(self._size, loc)
         try:

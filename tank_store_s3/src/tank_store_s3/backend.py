@@ -133,8 +133,8 @@ class S3Backend(Backend):
         return loc.endpoint is None or self._is_my_endpoint(loc)
 
     def locate(self, location: str) -> S3Location:
-        """Parse ``location``; a legacy one must name this store's endpoint."""
-        self.check_location(location)
+        """Parse ``location`` (of one of this store's schemes); a legacy one must name
+        this store's endpoint."""
         loc = S3Location.parse(location)
         if loc.endpoint is not None and not self._is_my_endpoint(loc):
             raise errors.BadLocation(
@@ -202,7 +202,7 @@ class S3Backend(Backend):
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         return open_read(self, self.locate(location), offset, length)
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         loc = self.locate(location)
         self.head(loc, "deleting")  # DeleteObject succeeds on missing keys: NotFound from HEAD
         try:
@@ -210,7 +210,7 @@ class S3Backend(Backend):
         except library_errors() as exc:
             raise translate(exc, self, "deleting", loc.redacted()) from exc
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return int(self.head(self.locate(location), "sizing")["ContentLength"])
 
     def check_writable(self) -> None:

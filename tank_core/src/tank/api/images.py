@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import urllib.parse
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -14,7 +13,6 @@ from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import (
     FILTER_KEYS,
     Context,
-    Image,
     ListQuery,
     parse_bool,
     parse_image_id,
@@ -110,36 +108,28 @@ def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     if wanted:
         headers.append(("Content-Range", wanted.content_range(result.total_size)))
     body: FileBody | _Stream = _Stream(result)
-    if "wsgi.file_wrapper" in req.environ:
-        local = _local_file(api, image, offset, result)
+    if result.fd is not None and "wsgi.file_wrapper" in req.environ:
+        local = _file_body(result.fd, result.offset, result.size)
         if local is not None:
             result.close()
             body = local
     return Response(206 if wanted else 200, headers, body)
 
 
-def _local_file(api: Api, image: Image, offset: int, result: ReadResult) -> FileBody | None:
-    """The data as a local file the server can ``sendfile``, when the store keeps it in
-    one (``local_path``: the fs store, which checks the path is inside its data dir);
-    None to stream the store's chunks instead."""
+def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:
+    """The range as a file the server can ``sendfile``, from the descriptor a store
+    offers (``ReadResult.fd``: the fs store); None to stream the chunks instead. The
+    body gets a duplicate positioned at ``offset``: the store's belongs to its result."""
     try:
-        backend = api.service.stores.for_location(image.location or "", image.store)
-        local_path = getattr(backend, "local_path", None)
-        if local_path is None:
-            return None
-        fd = os.open(local_path(image.location), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (errors.TankError, OSError):
+        fd = os.dup(store_fd)
+    except OSError:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size != result.total_size:
-            os.close(fd)
-            return None
         os.lseek(fd, offset, os.SEEK_SET)
     except OSError:
         os.close(fd)
         return None
-    return FileBody(fd, result.size)
+    return FileBody(fd, size)
 
 
 class _Stream:

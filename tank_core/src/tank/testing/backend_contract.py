@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 import tracemalloc
 import uuid
@@ -201,6 +202,31 @@ class BackendContract:
             assert result.total_size == 5000
             assert b"".join(result) == data[100:150]
 
+    @pytest.mark.parametrize("offset,length", [(0, None), (4095, MiB + 3), (2 * MiB, 10)])
+    def test_offered_fd_holds_the_chunks_bytes(
+        self, backend: Backend, offset: int, length: int | None
+    ) -> None:
+        """A store may offer its local file (``ReadResult.fd``) for ``sendfile``: the
+        ``size`` bytes from ``offset`` must be what ``chunks`` yields."""
+        data = pattern(2 * MiB + 1, seed=13)
+        location = self.seed(backend, data)
+        end = None if length is None else offset + length
+        with backend.get(location, offset, length) as result:
+            if result.fd is None:
+                pytest.skip(f"store {backend.type_name} offers no file descriptor")
+            assert stat.S_ISREG(os.fstat(result.fd).st_mode)
+            os.lseek(result.fd, 0, os.SEEK_END)  # the file position is the consumer's
+            from_fd = b""
+            while len(from_fd) < result.size:
+                piece = os.pread(
+                    result.fd, result.size - len(from_fd), result.offset + len(from_fd)
+                )
+                assert piece, "the file ends before size bytes from offset"
+                from_fd += piece
+            from_chunks = b"".join(result.chunks)
+        assert result.fd is None  # closed with the result
+        assert from_fd == from_chunks == data[offset:end]
+
     def test_negative_range_rejected(self, backend: Backend) -> None:
         location = self.seed(backend, b"abc")
         with pytest.raises(errors.Invalid):
@@ -219,6 +245,11 @@ class BackendContract:
     def test_unknown_scheme(self, backend: Backend) -> None:
         with pytest.raises(errors.UnknownScheme):
             backend.get("nosuchscheme://x/y")
+        with pytest.raises(errors.UnknownScheme):
+            backend.get_size("nosuchscheme://x/y")
+        if Capability.DELETE in backend.capabilities:
+            with pytest.raises(errors.UnknownScheme):
+                backend.delete("nosuchscheme://x/y")
 
     def test_delete(self, backend: Backend) -> None:
         if Capability.DELETE not in backend.capabilities:
@@ -234,6 +265,23 @@ class BackendContract:
             backend.get_size(location)
         with pytest.raises(errors.NotFound):
             backend.delete(location)
+        assert self.list_stored(backend) == before
+
+    def test_disabled_writes_refuse_delete(self, backend: Backend) -> None:
+        """A store whose writes were disabled at start-up (``check_writable`` failed, so
+        Tank set ``write_disabled``) keeps its data: it neither deletes nor writes."""
+        location = self.seed(backend, b"kept")
+        before = self.list_stored(backend)
+        backend.write_disabled = "disabled by the contract test"
+        try:
+            with pytest.raises(errors.ReadOnlyStore):
+                backend.delete(location)
+            with pytest.raises(errors.ReadOnlyStore):
+                backend.add(new_id(), iter([b"x"]))
+            assert self._read_all(backend, location) == b"kept"
+            assert backend.get_size(location) == 4
+        finally:
+            backend.write_disabled = None
         assert self.list_stored(backend) == before
 
     def test_duplicate_keeps_first(self, backend: Backend) -> None:
