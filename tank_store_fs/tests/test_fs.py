@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import os
@@ -24,6 +25,7 @@ from tank.stores import StoreSet
 from tank.testing import generated_stream, irregular_chunks, pattern
 from tank_store_fs import FilesystemBackend
 from tank_store_fs.backend import TEMP_PREFIX
+from tank_store_fs.direct import DirectWriter
 from tank_store_fs.location import FileLocation
 
 from .conftest import make_backend, stored
@@ -562,3 +564,48 @@ def test_thin_provisioning_is_set_in_a_store_section(tmp_path: Path) -> None:
     path = tmp_path / "images" / location.rsplit("/", 1)[1]
     assert path.stat().st_size == 4 * MiB + 3
     assert allocated(path) < MiB
+
+
+# --- direct I/O ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, MiB - 1, MiB, 3 * MiB + 4097])
+def test_direct_and_buffered_writes_round_trip(datadir: Path, direct: bool, size: int) -> None:
+    data = pattern(size, seed=size % 7)
+    backend = make_backend(datadir, "tmpfile", direct_io=direct)
+    stored_data = backend.add(new_id(), irregular_chunks(data), size=size)
+    assert stored_data.checksums.md5 == hashlib.md5(data).hexdigest()
+    assert backend.get_size(stored_data.location) == size
+    assert read_all(backend, stored_data.location) == data
+
+
+def test_uploads_bypass_the_page_cache_where_the_filesystem_allows(datadir: Path) -> None:
+    backend = make_backend(datadir, "tmpfile")
+    writer = backend.open_writer(new_id(), None)
+    try:
+        direct = writer._direct is not None  # type: ignore[attr-defined]
+        flags = fcntl.fcntl(writer._fd, fcntl.F_GETFL)  # type: ignore[attr-defined]
+    finally:
+        writer.abort()
+    assert bool(flags & os.O_DIRECT) == direct
+    if not direct:
+        pytest.skip(f"{datadir} does not take O_DIRECT")
+    thin = make_backend(datadir, "tmpfile", thin_provisioning=True).open_writer(new_id(), None)
+    try:  # holes are made with lseek through the page cache
+        assert thin._direct is None  # type: ignore[attr-defined]
+    finally:
+        thin.abort()
+
+
+def test_a_refused_direct_write_goes_through_the_page_cache(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        writer = DirectWriter(fd, size=8192)  # O_DIRECT never set: unaligned writes work
+        writer.write(b"x" * 10_000)
+        writer.finish()
+        writer.close()
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"x" * 10_000

@@ -33,6 +33,7 @@ from tank import errors
 from tank.config import between
 from tank.store import Backend, ReadResult, Writer
 from tank.streams import all_zero
+from tank_store_fs.direct import DirectWriter
 from tank_store_fs.location import FileLocation, location_example
 from tank_store_fs.writeback import start_writeback
 
@@ -82,6 +83,9 @@ class FilesystemBackend(Backend):
         datadir: Path = attrs.field(converter=_datadir)
         #: Bytes per read (and per chunk yielded on download), at most 64 MiB.
         read_chunk_size: int = attrs.field(default=MiB, validator=between(1, 64 * MiB))
+        #: Write uploads with O_DIRECT, past the page cache (see tank_store_fs.direct);
+        #: thin-provisioned stores and filesystems without O_DIRECT write through it.
+        direct_io: bool = True
         #: Leave all-zero blocks of an upload unwritten (a sparse file, Glance's
         #: ``thin_provisioning``): a raw disk image takes only the room of its data.
         #: Reads return the zeros; sizes and checksums are those of every byte.
@@ -158,9 +162,14 @@ class FilesystemBackend(Backend):
         except BaseException:
             os.close(dir_fd)
             raise
-        return FileWriter(
-            self.name, location, dir_fd, fd, name, temp, thin=self.config.thin_provisioning
-        )
+        thin = self.config.thin_provisioning
+        direct = None
+        if self.config.direct_io and not thin:
+            try:
+                direct = DirectWriter.open(fd)
+            except OSError:
+                direct = None
+        return FileWriter(self.name, location, dir_fd, fd, name, temp, thin=thin, direct=direct)
 
     def _create_temp(self, dir_fd: int, name: str) -> tuple[int, str | None]:
         """An open file for writing in the data directory: unnamed if possible."""
@@ -326,6 +335,7 @@ class FileWriter(Writer):
         temp: str | None,
         *,
         thin: bool = False,
+        direct: DirectWriter | None = None,
     ) -> None:
         self._store = store
         self._location = location
@@ -334,6 +344,7 @@ class FileWriter(Writer):
         self._name = name
         self._temp = temp
         self._thin = thin
+        self._direct = direct
         self._published = False
         self._size = 0  # bytes received
         self._hole = 0  # zero bytes skipped since the last write (the offset is behind)
@@ -341,14 +352,16 @@ class FileWriter(Writer):
 
     def write(self, chunk: bytes) -> None:
         try:
-            if self._thin:
+            if self._direct is not None:
+                self._direct.write(chunk)
+            elif self._thin:
                 self._write_thin(chunk)
             else:
                 self._write(chunk)
         except OSError as exc:
             raise self._error(exc, "writing") from exc
         self._size += len(chunk)
-        if self._size - self._queued >= WRITEBACK_BYTES:
+        if self._direct is None and self._size - self._queued >= WRITEBACK_BYTES:
             start_writeback(self._fd, self._queued, self._size - self._queued)
             self._queued = self._size
 
@@ -386,6 +399,8 @@ class FileWriter(Writer):
         if self._fd < 0:
             raise errors.StoreError("commit after the write finished", store=self._store)
         try:
+            if self._direct is not None:
+                self._direct.finish()
             if self._hole:  # the data ends with a hole
                 os.ftruncate(self._fd, self._size)
             os.fsync(self._fd)
@@ -441,6 +456,9 @@ class FileWriter(Writer):
         self._close()
 
     def _close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
         for fd in (self._fd, self._dir_fd):
             if fd >= 0:
                 try:
