@@ -2,7 +2,7 @@
 
     python bench/store_throughput.py --store s3|chase|rbd [--size 1G] [--runs 1]
 
-Needs the test servers (``eval "$(bash ../shared/services/ceph.sh env)"`` and
+Needs the test servers (``eval "$(bash tests/servers/ceph.sh env)"`` and
 ``... swift.sh env``): ``s3`` uses Ceph RGW's S3 API (``TANK_TEST_RGW_S3_*``),
 ``chase`` the loopback Swift (``TANK_TEST_SWIFT_AUTH/_USER/_KEY``), ``rbd`` the Ceph
 cluster (``CEPH_CONF``, ``TANK_TEST_RBD_POOL``).
@@ -66,7 +66,7 @@ CEPH_FULL_LIMIT = 0.6
 def env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        sys.exit(f"{name} is not set: eval \"$(bash /work/shared/services/ceph.sh env)\" "
+        sys.exit(f"{name} is not set: eval \"$(bash tests/servers/ceph.sh env)\" "
                  "and the same for swift.sh")  # fmt: skip
     return value
 

@@ -11,6 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DISTS = sorted(p.parent for p in ROOT.glob("tank_*/pyproject.toml"))
 PLUGINS = [d for d in DISTS if d.name != "tank_core"]
+EXAMPLES = sorted(p.parent for p in ROOT.glob("examples/*/pyproject.toml"))
 PLUGIN_PACKAGES = {d.name for d in PLUGINS}
 
 
@@ -55,3 +56,15 @@ def test_no_plugin_imports_another_plugin(dist: Path) -> None:
 def test_core_imports_no_plugin() -> None:
     for path in (ROOT / "tank_core" / "src").rglob("*.py"):
         assert not imported_modules(path) & PLUGIN_PACKAGES, path
+
+
+@pytest.mark.parametrize("dist", DISTS + EXAMPLES, ids=lambda d: d.name)
+def test_every_distribution_ships_the_license_and_py_typed(dist: Path) -> None:
+    """Wheels and sdists carry the files of their own folder: each needs a copy of the root
+    LICENSE, the one its pyproject names, and its package's PEP 561 marker."""
+    meta = tomllib.loads((dist / "pyproject.toml").read_text())["project"]
+    assert meta["license"] == "Apache-2.0"
+    assert (dist / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    assert not (dist / "LICENSE").is_symlink(), "hatchling packs a symlink as a dangling link"
+    typed = list(dist.glob("src/*/py.typed")) + list(dist.glob("*/py.typed"))
+    assert typed, f"{dist.name} has no py.typed"

@@ -1,6 +1,6 @@
 """Registries for the tests: SQLite in ``tmp_path``, and PostgreSQL in throwaway schemas.
 
-PostgreSQL tests need ``TANK_TEST_PG_URL`` (``shared/services/postgres.sh env`` prints
+PostgreSQL tests need ``TANK_TEST_PG_URL`` (``tests/servers/postgres.sh env`` prints
 it) and skip without it. Each schema is private to this test run (a random name, used
 through ``search_path``) and dropped at the end, so parallel runs never meet.
 """

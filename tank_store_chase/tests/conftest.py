@@ -1,7 +1,7 @@
 """Fixtures: a chase store on a fresh container of each real server (Swift, Ceph RGW).
 
-Servers come from ``shared/services/swift.sh env`` (TANK_TEST_SWIFT_*) and
-``shared/services/ceph.sh env`` (TANK_TEST_RGW_SWIFT_*); tests skip, naming the missing
+Servers come from ``tests/servers/swift.sh env`` (TANK_TEST_SWIFT_*) and
+``tests/servers/ceph.sh env`` (TANK_TEST_RGW_SWIFT_*); tests skip, naming the missing
 variables, when a server is not configured.
 """
 

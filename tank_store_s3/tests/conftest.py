@@ -1,6 +1,6 @@
 """Real S3 servers for the s3 store's tests: Ceph RGW and Swift's s3api.
 
-``eval "$(bash shared/services/ceph.sh env)"`` and ``... swift.sh env`` set
+``eval "$(bash tests/servers/ceph.sh env)"`` and ``... swift.sh env`` set
 ``TANK_TEST_RGW_S3_*`` and ``TANK_TEST_SWIFT_S3_*`` (ENDPOINT, ACCESS_KEY, SECRET_KEY;
 optional REGION). Tests of a server whose variables are missing skip and name them.
 Every test gets its own uniquely named bucket, emptied and deleted afterwards.
