@@ -8,15 +8,20 @@ For each size, one run measures, interleaved so that both sides see the same noi
   embedded defaults (SQLite registry, ``file`` store that fsyncs), as users upload
   (``Expect: 100-continue`` left on), against ``cp FILE DEST && sync``;
 * download: ``curl -o /dev/null`` from tank-api against the same curl from nginx serving
-  the source file over loopback with sendfile (``apt-get install nginx-light``);
+  the source file over loopback with sendfile (``apt-get install nginx-light``). The
+  source is in the page cache; so is the image for the timed download, after a first
+  download (also printed): the fs store writes uploads past the page cache (O_DIRECT),
+  so that first download reads from disk;
 * MD5 of the file in this process (hashlib): Glance v1 needs it before an image is
   active and it is serial, so ``upload / MD5 alone`` = 1.00 is the ceiling;
 * tank-api's peak RSS (VmHWM), a fresh process per size so each size has its own peak,
-  and its CPU seconds per GiB.
+  and its CPU seconds per GiB, against the CPU the two hashes (MD5, SHA-256) alone take
+  in this process.
 
 The source is in the page cache before any timing and ``sync`` runs before each write.
-Each figure is the best of ``--runs``. Targets (tank-api issue): upload >= 0.8 x
-cp+sync, download >= 0.8 x nginx, peak RSS <= 100 MiB and flat in image size.
+Each figure is the best of ``--runs``. Targets (engineering issue): upload >= 0.85 x MD5
+alone, upload CPU <= 1.25 x the hashes' CPU, download >= 0.95 x nginx, peak RSS <= 100
+MiB and flat in image size; upload / cp+sync is printed for the record.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from _common import (
     GiB,
     MiB,
     TankApi,
+    hashes_cpu_seconds,
     human,
     load_average,
     make_file,
@@ -44,7 +50,7 @@ from _common import (
 )
 from _common import curl as run_curl
 
-TARGETS = {"upload": 0.8, "download": 0.8, "rss_mib": 100}
+TARGETS = {"upload_md5": 0.85, "upload_cpu": 1.25, "download": 0.95, "rss_mib": 100}
 
 
 def measure(size: int, work: Path, runs: int) -> dict[str, float]:
@@ -52,7 +58,9 @@ def measure(size: int, work: Path, runs: int) -> dict[str, float]:
     source, dest = work / "source.img", work / "copy.img"
     digest = make_file(source, size)
     warm(source)
-    times: dict[str, list[float]] = {k: [] for k in ("cp", "md5", "up", "down", "nginx")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("cp", "md5", "up", "down", "cold", "nginx", "hashes")
+    }
     cpu: dict[str, list[float]] = {"up": [], "down": []}
     with TankApi(work / "tank") as api, nginx(work, work / "nginx") as nginx_url:
         for _ in range(runs):
@@ -61,12 +69,14 @@ def measure(size: int, work: Path, runs: int) -> dict[str, float]:
             dest.unlink()
             os.sync()
             times["md5"].append(md5_seconds(source))
+            times["hashes"].append(hashes_cpu_seconds(source))
             before = api.cpu_seconds()
             seconds, image = api.upload(source, "bench")
             times["up"].append(seconds)
             cpu["up"].append(api.cpu_seconds() - before)
             if image["checksum"] != digest or image["size"] != size:
                 raise SystemExit(f"tank-api stored {image['size']} bytes, MD5 {image['checksum']}")
+            times["cold"].append(api.download(image["id"]))
             before = api.cpu_seconds()
             times["down"].append(api.download(image["id"]))
             cpu["down"].append(api.cpu_seconds() - before)
@@ -88,22 +98,23 @@ def report(size: int, m: dict[str, float]) -> None:
         ("MD5 alone (hashlib)", m["md5"]),
         ("nginx sendfile (curl)", m["nginx"]),
         ("tank-api download (curl)", m["down"]),
+        ("  its first download (disk)", m["cold"]),
     ]
     print(f"  {'':28}{'MiB/s':>8}{'seconds':>10}")
     for label, seconds in rows:
         print(f"  {label:28}{mib / seconds:8.0f}{seconds:10.3f}")
-    up, down = m["cp"] / m["up"], m["nginx"] / m["down"]
-    print(f"  upload / cp+sync     = {up:5.2f}  (target >= {TARGETS['upload']}: "
-          f"{verdict(up >= TARGETS['upload'])})")  # fmt: skip
-    print(f"  download / nginx     = {down:5.2f}  (target >= {TARGETS['download']}: "
-          f"{verdict(down >= TARGETS['download'])})")  # fmt: skip
-    print(
-        f"  upload / MD5 alone   = {m['md5'] / m['up']:5.2f}  (MD5 is serial: 1.00 is the ceiling)"
-    )
     gib = size / GiB
-    print(
-        f"  tank-api CPU s/GiB: upload {m['up_cpu'] / gib:.2f}, download {m['down_cpu'] / gib:.2f}"
-    )
+    up_md5, down = m["md5"] / m["up"], m["nginx"] / m["down"]
+    up_cpu, down_cpu, hashes = m["up_cpu"] / gib, m["down_cpu"] / gib, m["hashes"] / gib
+    ok = verdict(up_md5 >= TARGETS["upload_md5"])
+    print(f"  upload / MD5 alone   = {up_md5:5.2f}  (target >= {TARGETS['upload_md5']}: {ok}; "
+          "MD5 is serial: 1.00 is the ceiling)")  # fmt: skip
+    print(f"  upload CPU / hashes  = {up_cpu / hashes:5.2f}  (tank-api {up_cpu:.2f} CPU-s/GiB, "
+          f"MD5 + SHA-256 alone {hashes:.2f}; target <= {TARGETS['upload_cpu']}: "
+          f"{verdict(up_cpu / hashes <= TARGETS['upload_cpu'])})")  # fmt: skip
+    print(f"  download / nginx     = {down:5.2f}  (tank-api {down_cpu:.2f} CPU-s/GiB; target >= "
+          f"{TARGETS['download']}: {verdict(down >= TARGETS['download'])})")  # fmt: skip
+    print(f"  upload / cp+sync     = {m['cp'] / m['up']:5.2f}")
     rss_ok = m["rss_peak"] <= TARGETS["rss_mib"]
     print(f"  tank-api peak RSS (VmHWM) = {m['rss_peak']:.1f} MiB (after start-up "
           f"{m['rss_ready']:.1f}; target <= {TARGETS['rss_mib']}: {verdict(rss_ok)})")  # fmt: skip
