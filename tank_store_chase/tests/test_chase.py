@@ -20,7 +20,7 @@ import pytest
 from tank import errors
 from tank.config import build
 from tank.errors import ConfigError
-from tank.testing import generated_stream, irregular_chunks, pattern, require_env
+from tank.testing import generated_stream, irregular_chunks, pattern, read_all, require_env
 from tank_store_chase import ChaseBackend
 from tank_store_chase.location import SwiftLocation
 
@@ -31,11 +31,6 @@ SMALL = {"large_object_size": 256 * KiB, "large_object_chunk_size": 100 * KiB}
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def read_all(backend: ChaseBackend, location: str, offset: int = 0, length: int | None = None):  # type: ignore[no-untyped-def]
-    with backend.get(location, offset, length) as result:
-        return b"".join(result)
 
 
 def head(view: Any, location: str) -> dict[str, str]:
@@ -379,14 +374,8 @@ def offline_backend(auth: str, **overrides: Any) -> ChaseBackend:
     return ChaseBackend(ChaseBackend.Config(**settings), name="chase")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_unreachable_is_unavailable_fast() -> None:
-    auth = f"http://127.0.0.1:{free_port()}/auth/v1.0"
+def test_unreachable_is_unavailable_fast(free_port: int) -> None:
+    auth = f"http://127.0.0.1:{free_port}/auth/v1.0"
     backend = offline_backend(auth)
     location = f"swift+http://127.0.0.1:{auth.split(':')[2]}/tank/{new_id()}"
     for operation in (

@@ -8,7 +8,6 @@ an unreachable cluster must leave nothing behind and never hang.
 from __future__ import annotations
 
 import concurrent.futures
-import socket
 import time
 import uuid
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.testing import irregular_chunks, pattern
+from tank.testing import irregular_chunks, pattern, read_all
 from tank_store_rbd import RBDBackend
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -24,11 +23,6 @@ KiB, MiB = 1 << 10, 1 << 20
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def read_all(backend: RBDBackend, location: str) -> bytes:
-    with backend.get(location) as result:
-        return b"".join(result)
 
 
 def test_add_makes_a_protected_snapshot_to_clone(backend: Any, ceph: Any) -> None:
@@ -216,14 +210,13 @@ def test_missing_pool_disables_writes(make_backend: Any) -> None:
         backend.add(new_id(), iter([b"x"]))
 
 
-def test_unreachable_cluster_fails_within_the_connect_timeout(tmp_path: Any) -> None:
+def test_unreachable_cluster_fails_within_the_connect_timeout(
+    tmp_path: Any, free_port: int
+) -> None:
     pytest.importorskip("rados", reason="rados bindings not importable (ceph.sh python-link)")
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     conf = tmp_path / "ceph.conf"
     conf.write_text(
-        f"[global]\nmon host = 127.0.0.1:{port}\n"
+        f"[global]\nmon host = 127.0.0.1:{free_port}\n"
         "auth cluster required = none\nauth service required = none\n"
         "auth client required = none\n"
     )

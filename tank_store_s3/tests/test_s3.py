@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.testing import irregular_chunks, pattern
+from tank.testing import irregular_chunks, pattern, read_all
 from tank_store_s3 import S3Backend
 
 MiB = 1 << 20
@@ -28,13 +28,6 @@ def failing_after(data: bytes, chunk: int = MiB) -> Iterator[bytes]:
     for pos in range(0, len(data), chunk):
         yield data[pos : pos + chunk]
     raise Boom("client went away")
-
-
-def read_all(
-    backend: S3Backend, location: str, offset: int = 0, length: int | None = None
-) -> bytes:
-    with backend.get(location, offset, length) as result:
-        return b"".join(result)
 
 
 def etag(admin: Any, bucket: str, key: str) -> str:
@@ -215,15 +208,9 @@ def test_bad_credentials_are_forbidden_with_a_clear_message(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_unreachable_endpoint_is_unavailable_within_seconds() -> None:
+def test_unreachable_endpoint_is_unavailable_within_seconds(free_port: int) -> None:
     config = S3Backend.Config(
-        endpoint=f"http://127.0.0.1:{free_port()}",
+        endpoint=f"http://127.0.0.1:{free_port}",
         access_key="key",
         secret_key="s3cret-never-shown",
         bucket="tank-images",

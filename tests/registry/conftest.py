@@ -23,7 +23,8 @@ from tank.registry import Registry
 from tank.registry_http.client import HttpRegistry
 from tank.registry_http.server import make_registry_app
 from tank.service import open_registry
-from tank.testing.api_server import find_script, free_port
+from tank.testing import free_port
+from tank.testing.api_server import find_script
 
 
 class RegistryProcess:
