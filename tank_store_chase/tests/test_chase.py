@@ -374,7 +374,7 @@ def offline_backend(auth: str, **overrides: Any) -> ChaseBackend:
     return ChaseBackend(ChaseBackend.Config(**settings), name="chase")
 
 
-def test_unreachable_is_unavailable_fast(free_port: int) -> None:
+def test_unreachable_is_unavailable(free_port: int) -> None:
     auth = f"http://127.0.0.1:{free_port}/auth/v1.0"
     backend = offline_backend(auth)
     location = f"swift+http://127.0.0.1:{auth.split(':')[2]}/tank/{new_id()}"
@@ -382,10 +382,9 @@ def test_unreachable_is_unavailable_fast(free_port: int) -> None:
         lambda: backend.get_size(location),
         lambda: backend.add(new_id(), iter([b"x"])),
     ):
-        start = time.monotonic()
-        with pytest.raises(errors.StoreUnavailable):
+        with pytest.raises(errors.StoreUnavailable) as info:
             operation()
-        assert time.monotonic() - start < 5
+        assert f"cannot reach Swift at 127.0.0.1:{free_port}" in str(info.value)
     backend.check_writable()  # logs, does not disable writes for good
     assert backend.write_disabled is None
 
@@ -398,11 +397,11 @@ def test_silent_server_times_out() -> None:
         backend = offline_backend(
             f"http://127.0.0.1:{port}/auth/v1.0", timeout=0.5, connect_timeout=0.5, retries=0
         )
-        start = time.monotonic()
         with pytest.raises(errors.StoreUnavailable) as info:
             backend.get_size(f"swift+http://127.0.0.1:{port}/auth/v1.0/tank/{new_id()}")
-        assert time.monotonic() - start < 5
         assert "did not answer in time" in str(info.value)
+        listener.settimeout(10)
+        listener.accept()[0].close()  # the request did reach the server, which kept silent
 
 
 # --- locations and config (offline) ------------------------------------------------------
