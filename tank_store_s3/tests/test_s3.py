@@ -207,7 +207,7 @@ def test_bad_credentials_are_forbidden_with_a_clear_message(
     }
 
 
-def test_unreachable_endpoint_is_unavailable_within_seconds(free_port: int) -> None:
+def test_unreachable_endpoint_is_unavailable_naming_it(free_port: int) -> None:
     config = S3Backend.Config(
         endpoint=f"http://127.0.0.1:{free_port}",
         access_key="key",

@@ -108,7 +108,7 @@ class Plugins:
         def register(cls: Any) -> None:
             plugin = _plugin_in_frames(sys._getframe(1), codes)
             try:
-                key = key_of(cls, plugin)
+                key = key_of(cls)
             except TypeError as exc:
                 raise PluginLoadError(plugin, self._dist_name(plugin), exc) from exc
             if key in found and found[key] is not cls:
@@ -232,7 +232,7 @@ def _plugin_in_traceback(exc: BaseException, codes: Mapping[CodeType, list[HookI
     return culprit
 
 
-def _store_key(cls: Any, plugin: str) -> str:
+def _store_key(cls: Any) -> str:
     from tank.store import Backend
 
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
@@ -243,7 +243,7 @@ def _store_key(cls: Any, plugin: str) -> str:
     return str(cls.type_name)
 
 
-def _registry_key(cls: Any, plugin: str) -> str:
+def _registry_key(cls: Any) -> str:
     from tank.registry import Registry
 
     if not (isinstance(cls, type) and issubclass(cls, Registry)):

@@ -22,6 +22,7 @@ subclasses. Tests needing a capability the store lacks (read-only stores) skip.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 import tracemalloc
@@ -152,10 +153,8 @@ class BackendContract:
         got = read_all(backend, stored.location)
         assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
 
-    def test_known_length_from_file(self, backend: Backend, tmp_path: object) -> None:
+    def test_known_length_from_file(self, backend: Backend) -> None:
         self._writable(backend)
-        import io
-
         data = pattern(2 * MiB + 5, seed=3)
         stored = backend.add(new_id(), io.BytesIO(data), size=len(data))
         assert read_all(backend, stored.location) == data
