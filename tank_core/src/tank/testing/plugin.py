@@ -40,16 +40,21 @@ from tank.testing.reading import read_all as _read_all
 
 @pytest.fixture
 def read_all() -> Callable[..., bytes]:
+    """``read_all(backend, location[, offset, length])`` or ``read_all(service, image_id)``:
+    the whole stream as bytes, its length checked against the announced size."""
     return _read_all
 
 
 @pytest.fixture
 def free_port() -> int:
+    """A loopback TCP port nothing listens on."""
     return _free_port()
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A running tank-api (fs store, SQL registry) shared by the test module; its log
+    must show no 500 when the module is done."""
     root = tmp_path_factory.mktemp("tank-api")
     server = ApiServer(root / "data", root / "tank-api.log")
     yield server
@@ -59,6 +64,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 @pytest.fixture
 def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
+    """``start_api(*args)``: a tank-api of the test's own (``"--auth"``, ``"--config",
+    path``...), stopped after the test."""
     servers: list[ApiServer] = []
 
     def start(*args: str) -> ApiServer:
