@@ -12,7 +12,7 @@ from pathlib import Path
 
 CONFTEST = 'pytest_plugins = ["tank.testing.plugin"]\n'
 
-TESTS = '''
+TESTS = """
 import socket
 
 import pytest
@@ -53,7 +53,7 @@ def test_api_serves(api):
     import requests
 
     assert requests.get(api.url + "/v1/images", timeout=10).json() == {"images": []}
-'''
+"""
 
 
 def run_pytest(folder: Path) -> subprocess.CompletedProcess[str]:
