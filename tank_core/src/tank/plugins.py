@@ -90,45 +90,20 @@ class Plugins:
         """Call a registration hook once; return the classes and their plugins by key.
 
         ``register`` learns which plugin calls it from the call stack (pluggy passes
-        every implementation the same arguments); a key or scheme registered by two
-        plugins is blamed on the one registered later.
+        every implementation the same arguments). The registrations are then taken in
+        plugin registration order, whatever order pluggy called them in: the first
+        plugin keeps a key, and a clash names the later one.
         """
-        found: dict[str, Any] = {}
-        owners: dict[str, str] = {}
-        schemes: dict[str, str] = {}
-        order = {name: i for i, (name, _) in enumerate(self.pm.list_name_plugin())}
         codes = _implementation_codes(hook)
-
-        def clash(plugin: str, other: str, message: str) -> PluginLoadError:
-            late, early = sorted((plugin, other), key=lambda n: order.get(n, len(order)))[::-1]
-            return PluginLoadError(
-                late, self._dist_name(late), ValueError(message.format(early=early))
-            )
+        registered: list[tuple[str, Any]] = []
 
         def register(cls: Any) -> None:
             plugin = _plugin_in_frames(sys._getframe(1), codes)
             try:
-                key = key_of(cls)
+                key_of(cls)
             except TypeError as exc:
                 raise PluginLoadError(plugin, self._dist_name(plugin), exc) from exc
-            if key in found and found[key] is not cls:
-                raise clash(
-                    plugin, owners[key], f"{key!r} is already registered by plugin {{early!r}}"
-                )
-            is_store = hook.name == "tank_register_stores"
-            for scheme in getattr(cls, "schemes", ()) if is_store else ():
-                if scheme in schemes and schemes[scheme] != key:
-                    other = owners[schemes[scheme]]
-                    raise clash(
-                        plugin,
-                        other,
-                        f"scheme {scheme!r} is already handled by store {schemes[scheme]!r} "
-                        "of plugin {early!r}",
-                    )
-                schemes[scheme] = key
-            if key not in found or order.get(plugin, 0) < order.get(owners[key], 0):
-                found[key] = cls
-                owners[key] = plugin  # the same class from several plugins: the first
+            registered.append((plugin, cls))
 
         try:
             hook(register=register)
@@ -137,7 +112,34 @@ class Plugins:
         except Exception as exc:
             plugin = _plugin_in_traceback(exc, codes)
             raise PluginLoadError(plugin, self._dist_name(plugin), exc) from exc
+
+        order = {name: i for i, (name, _) in enumerate(self.pm.list_name_plugin())}
+        registered.sort(key=lambda entry: order.get(entry[0], len(order)))
+        found: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        schemes: dict[str, str] = {}
+        for plugin, cls in registered:
+            key = key_of(cls)
+            if key in found:
+                if found[key] is not cls:
+                    raise self._clash(
+                        plugin, f"{key!r} is already registered by plugin {owners[key]!r}"
+                    )
+                continue  # the same class from several plugins: the first keeps it
+            for scheme in cls.schemes if hook.name == "tank_register_stores" else ():
+                if scheme in schemes:
+                    raise self._clash(
+                        plugin,
+                        f"scheme {scheme!r} is already handled by store {schemes[scheme]!r} "
+                        f"of plugin {owners[schemes[scheme]]!r}",
+                    )
+                schemes[scheme] = key
+            found[key] = cls
+            owners[key] = plugin
         return found, owners
+
+    def _clash(self, plugin: str, message: str) -> PluginLoadError:
+        return PluginLoadError(plugin, self._dist_name(plugin), ValueError(message))
 
     # --- lifecycle hooks (observers: failures are logged, never raised) ------------------
 
