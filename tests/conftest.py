@@ -1,9 +1,10 @@
 """End-to-end fixtures: a Tank built from installed plugins (fs store + SQL registry), in
-this process (``service``) or as a real ``tank-api`` process (``api``, ``start_api``)."""
+this process (``service``). A real ``tank-api`` process (``api``, ``start_api``) comes from
+Tank's pytest plugin, :mod:`tank.testing.plugin` (see the root conftest)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from tank import hookimpl
 from tank.config import load
 from tank.plugins import make_plugin_manager
 from tank.service import ImageService
-from tank.testing.api_server import ApiServer
 
 
 class Recorder:
@@ -57,30 +57,3 @@ def service(data_dir: Path, recorder: Recorder) -> Iterator[ImageService]:
     plugins = make_plugin_manager(plugins=[("recorder", recorder)])
     with ImageService.from_config(load(data_dir=data_dir, environ={}), plugins) as svc:
         yield svc
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    """One tank-api (fs store + SQL registry) for a test module; tests keep apart by
-    unique names. It must never have answered 500."""
-    root = tmp_path_factory.mktemp("tank-api")
-    server = ApiServer(root / "data", root / "tank-api.log")
-    yield server
-    server.stop()
-    assert "unexpected error" not in server.log(), "tank-api answered 500:\n" + server.log()
-
-
-@pytest.fixture
-def start_api(tmp_path: Path) -> Iterator[Callable[..., ApiServer]]:
-    """Start a tank-api of the test's own, e.g. ``start_api("--auth")``."""
-    servers: list[ApiServer] = []
-
-    def start(*args: str) -> ApiServer:
-        n = len(servers)
-        server = ApiServer(tmp_path / f"data{n}", tmp_path / f"tank-api{n}.log", args)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()

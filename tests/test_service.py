@@ -14,6 +14,7 @@ from tank import errors
 from tank.model import Context, ListQuery, Status
 from tank.plugins import make_plugin_manager
 from tank.service import ImageService
+from tank.testing import read_all
 
 ADMIN = Context.admin()
 META = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
@@ -22,12 +23,6 @@ META = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
 def stored_files(data_dir: Path) -> list[str]:
     images = data_dir / "images"
     return sorted(p.name for p in images.rglob("*") if p.is_file()) if images.exists() else []
-
-
-def read_all(service: ImageService, image_id: str, **kw: int) -> bytes:
-    _, stream = service.download(image_id, context=ADMIN, **kw)
-    with stream:
-        return b"".join(stream)
 
 
 def test_plugins_come_from_entry_points() -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tank import hookimpl
+from tank import hookimpl, hookspecs
 from tank.errors import PluginLoadError
 from tank.plugins import make_plugin_manager
 
@@ -171,12 +173,55 @@ def test_observer_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixtur
     assert "plugin broken failed in tank_image_created" in caplog.text
 
 
-def test_every_hook_is_documented() -> None:
-    """Like datasette's test: each hookspec says when it is called and what it returns."""
+def documented_hooks() -> dict[str, list[str]]:
+    """The hook table of tank_core/README.md: ``| `name(arg, ...)` | when | what |``."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `(tank_\w+)\(([^)]*)\)` \|", readme, re.MULTILINE)
+    return {name: [a.strip() for a in args.split(",") if a.strip()] for name, args in rows}
+
+
+def specified_hooks() -> dict[str, list[str]]:
+    """Every hookspec in tank.hookspecs, with its argument names."""
+    return {
+        name: list(inspect.signature(function).parameters)
+        for name, function in vars(hookspecs).items()
+        if callable(function) and hasattr(function, "tank_spec")
+    }
+
+
+def test_the_documented_hooks_are_the_real_ones() -> None:
+    """As datasette's docs test: the README's table lists exactly the hooks of
+    tank.hookspecs, each with its arguments, in order."""
+    specified = specified_hooks()
+    assert len(specified) == 7
+    assert documented_hooks() == specified
     plugins = make_plugin_manager(autoload=False)
-    names = [n for n in dir(plugins.pm.hook) if n.startswith("tank_")]
-    assert len(names) >= 7
-    for name in names:
-        doc = getattr(plugins.pm.hook, name).spec.function.__doc__ or ""
+    assert sorted(n for n in dir(plugins.pm.hook) if n.startswith("tank_")) == sorted(specified)
+
+
+def test_every_hookspec_docstring_says_when_and_names_its_arguments() -> None:
+    for name, args in specified_hooks().items():
+        doc = inspect.getdoc(getattr(hookspecs, name)) or ""
         assert ":return:" in doc, name
-        assert "Called" in doc or "called" in doc or "An image" in doc or "An upload" in doc, name
+        assert re.search(r"\b(called|Called|An image|An upload)\b", doc), name
+        assert re.findall(r":param (\w+):", doc) == args, name
+
+
+def test_a_registration_that_raises_names_the_plugin() -> None:
+    class Raises:
+        @hookimpl
+        def tank_register_stores(self, register):  # type: ignore[no-untyped-def]
+            raise RuntimeError("cannot import the SDK")
+
+    plugins = make_plugin_manager(
+        plugins=[("good", MemoryPlugin()), ("raises", Raises())], autoload=False
+    )
+    with pytest.raises(PluginLoadError, match=r"'raises'.*cannot import the SDK"):
+        plugins.store_types()
+
+
+def test_a_store_registered_by_two_plugins_belongs_to_the_first() -> None:
+    plugins = make_plugin_manager(
+        plugins=[("first", MemoryPlugin()), ("second", MemoryPlugin())], autoload=False
+    )
+    assert plugins.store_plugins() == {"memory": "first"}

@@ -8,8 +8,9 @@ import re
 import sqlite3
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -131,14 +132,58 @@ def test_a_busy_sqlite_writer_times_out_while_readers_go_on(tmp_path: Path) -> N
     blocker.execute("BEGIN IMMEDIATE")
     try:
         assert registry.get(image.id, context=ADMIN) == image  # WAL: readers never wait
-        started = time.monotonic()
         with pytest.raises(errors.StoreUnavailable, match="busy"):
             registry.create(Image())
-        assert 0.25 < time.monotonic() - started < 5
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     registry.create(Image())
+    registry.close()
+
+
+def test_a_writer_waits_for_the_lock_and_writes_once_it_is_released(tmp_path: Path) -> None:
+    """The lock is held when the writer asks for it, and released only after: the write
+    succeeds, so it waited (with no busy_timeout it fails with 'busy' at once)."""
+    registry = make_registry(tmp_path, busy_timeout=60)
+    registry.create(Image(name="before"))
+    asking = threading.Event()
+
+    def trace(statement: str) -> None:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            asking.set()
+
+    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.set_trace_callback(trace)
+
+    sa.event.listen(registry._engine, "checkout", on_checkout)
+    blocker = sqlite3.connect(tmp_path / "registry.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    outcome: list[object] = []
+
+    finished = threading.Event()
+
+    def write() -> None:
+        try:
+            outcome.append(registry.create(Image(name="waited")))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome.append(exc)
+        finally:
+            finished.set()
+
+    writer = threading.Thread(target=write)
+    try:
+        writer.start()
+        assert asking.wait(30), "the writer never asked for the lock"
+        # Still waiting a while later, lock held: a writer that gives up at once (no busy
+        # timeout) has failed by then; a slow machine cannot make a waiting writer fail this.
+        assert not finished.wait(0.5), outcome
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        writer.join(60)
+    assert len(outcome) == 1 and isinstance(outcome[0], Image), outcome
+    assert outcome[0].name == "waited"
+    assert registry.get(outcome[0].id, context=ADMIN).name == "waited"
     registry.close()
 
 

@@ -20,7 +20,7 @@ import pytest
 from tank import errors
 from tank.config import build
 from tank.errors import ConfigError
-from tank.testing import generated_stream, irregular_chunks, pattern, require_env
+from tank.testing import generated_stream, irregular_chunks, pattern, read_all, require_env
 from tank_store_chase import ChaseBackend
 from tank_store_chase.location import SwiftLocation
 
@@ -31,11 +31,6 @@ SMALL = {"large_object_size": 256 * KiB, "large_object_chunk_size": 100 * KiB}
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def read_all(backend: ChaseBackend, location: str, offset: int = 0, length: int | None = None):  # type: ignore[no-untyped-def]
-    with backend.get(location, offset, length) as result:
-        return b"".join(result)
 
 
 def head(view: Any, location: str) -> dict[str, str]:
@@ -379,24 +374,17 @@ def offline_backend(auth: str, **overrides: Any) -> ChaseBackend:
     return ChaseBackend(ChaseBackend.Config(**settings), name="chase")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_unreachable_is_unavailable_fast() -> None:
-    auth = f"http://127.0.0.1:{free_port()}/auth/v1.0"
+def test_unreachable_is_unavailable(free_port: int) -> None:
+    auth = f"http://127.0.0.1:{free_port}/auth/v1.0"
     backend = offline_backend(auth)
     location = f"swift+http://127.0.0.1:{auth.split(':')[2]}/tank/{new_id()}"
     for operation in (
         lambda: backend.get_size(location),
         lambda: backend.add(new_id(), iter([b"x"])),
     ):
-        start = time.monotonic()
-        with pytest.raises(errors.StoreUnavailable):
+        with pytest.raises(errors.StoreUnavailable) as info:
             operation()
-        assert time.monotonic() - start < 5
+        assert f"cannot reach Swift at 127.0.0.1:{free_port}" in str(info.value)
     backend.check_writable()  # logs, does not disable writes for good
     assert backend.write_disabled is None
 
@@ -409,11 +397,11 @@ def test_silent_server_times_out() -> None:
         backend = offline_backend(
             f"http://127.0.0.1:{port}/auth/v1.0", timeout=0.5, connect_timeout=0.5, retries=0
         )
-        start = time.monotonic()
         with pytest.raises(errors.StoreUnavailable) as info:
             backend.get_size(f"swift+http://127.0.0.1:{port}/auth/v1.0/tank/{new_id()}")
-        assert time.monotonic() - start < 5
         assert "did not answer in time" in str(info.value)
+        listener.settimeout(10)
+        listener.accept()[0].close()  # the request did reach the server, which kept silent
 
 
 # --- locations and config (offline) ------------------------------------------------------

@@ -22,7 +22,7 @@ from tank.config import TankConfig, build, load
 from tank.errors import ConfigError
 from tank.plugins import make_plugin_manager
 from tank.stores import StoreSet
-from tank.testing import generated_stream, irregular_chunks, pattern
+from tank.testing import generated_stream, irregular_chunks, pattern, read_all
 from tank_store_fs import FilesystemBackend
 from tank_store_fs.backend import TEMP_PREFIX
 from tank_store_fs.direct import DirectWriter
@@ -35,11 +35,6 @@ MiB = 1 << 20
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-def read_all(backend: FilesystemBackend, location: str, *args: int) -> bytes:
-    with backend.get(location, *args) as result:
-        return b"".join(result)
 
 
 def open_fds() -> set[str]:

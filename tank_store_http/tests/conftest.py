@@ -58,6 +58,8 @@ class FileServer(ThreadingHTTPServer):
             self.socket = context.wrap_socket(self.socket, server_side=True)
         self.root = root
         self.hits: list[Hit] = []
+        #: Set once ``/trickle`` has sent its whole answer.
+        self.trickled = threading.Event()
         self.scheme = "https" if context else "http"
         self.port = self.server_address[1]
 
@@ -136,6 +138,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.2)
             self.wfile.write(b"\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+            self.server.trickled.set()
         elif route == "oddlength":
             self.send_response(200)
             self.send_header("Content-Length", "\u00b2")

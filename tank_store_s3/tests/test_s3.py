@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import socket
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.testing import irregular_chunks, pattern
+from tank.testing import irregular_chunks, pattern, read_all
 from tank_store_s3 import S3Backend
 
 MiB = 1 << 20
@@ -28,13 +27,6 @@ def failing_after(data: bytes, chunk: int = MiB) -> Iterator[bytes]:
     for pos in range(0, len(data), chunk):
         yield data[pos : pos + chunk]
     raise Boom("client went away")
-
-
-def read_all(
-    backend: S3Backend, location: str, offset: int = 0, length: int | None = None
-) -> bytes:
-    with backend.get(location, offset, length) as result:
-        return b"".join(result)
 
 
 def etag(admin: Any, bucket: str, key: str) -> str:
@@ -215,15 +207,9 @@ def test_bad_credentials_are_forbidden_with_a_clear_message(
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_unreachable_endpoint_is_unavailable_within_seconds() -> None:
+def test_unreachable_endpoint_is_unavailable_naming_it(free_port: int) -> None:
     config = S3Backend.Config(
-        endpoint=f"http://127.0.0.1:{free_port()}",
+        endpoint=f"http://127.0.0.1:{free_port}",
         access_key="key",
         secret_key="s3cret-never-shown",
         bucket="tank-images",
@@ -231,13 +217,13 @@ def test_unreachable_endpoint_is_unavailable_within_seconds() -> None:
         connect_timeout=2,
     )
     backend = S3Backend(config, name="s3")
-    started = time.monotonic()
     with pytest.raises(errors.StoreUnavailable) as caught:
         backend.get_size("s3://tank-images/some-image")
-    with pytest.raises(errors.StoreUnavailable):
+    with pytest.raises(errors.StoreUnavailable) as added:
         backend.add(str(uuid.uuid4()), iter([b"data"]))
-    assert time.monotonic() - started < 15
-    assert "s3cret-never-shown" not in str(caught.value)
+    for error in (caught.value, added.value):
+        assert f"127.0.0.1:{free_port}" in str(error)
+        assert "s3cret-never-shown" not in str(error)
     backend.check_writable()  # down is not misconfigured: warns, writes stay enabled
     assert backend.write_disabled is None
 
@@ -350,7 +336,7 @@ def test_hanging_endpoint_times_out_as_unavailable() -> None:
             max_attempts=2,
         )
         backend = S3Backend(config, name="s3")
-        started = time.monotonic()
         with pytest.raises(errors.StoreUnavailable, match="timed out"):
             backend.get_size("s3://tank-images/some-image")
-        assert time.monotonic() - started < 10
+        listener.settimeout(10)
+        listener.accept()[0].close()  # the request did reach the server, which kept silent

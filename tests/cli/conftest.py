@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from tank.client import Client
-from tank.testing.api_server import ApiServer, find_script, free_port
+from tank.testing import free_port
+from tank.testing.api_server import ApiServer, find_script
 
 __all__ = ["ApiServer"]
 

@@ -23,7 +23,8 @@ from tank.registry import Registry
 from tank.registry_http.client import HttpRegistry
 from tank.registry_http.server import make_registry_app
 from tank.service import open_registry
-from tank.testing.api_server import find_script, free_port
+from tank.testing import free_port
+from tank.testing.api_server import find_script
 from tank.web.server import HttpServer
 
 
@@ -180,13 +181,15 @@ def connect(tmp_path: Path) -> Iterator[Callable[..., HttpRegistry]]:
 
 class Scripted:
     """A loopback HTTP server answering every request with one canned reply (or by
-    sleeping, or by hanging up), counting the requests it received."""
+    holding it until released, or by hanging up), counting the requests it received."""
 
     def __init__(self) -> None:
         self.status = 200
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         self.body = b"{}"
-        self.delay = 0.0
+        #: Cleared, the server holds every answer until it is set again.
+        self.answering = threading.Event()
+        self.answering.set()
         self.hang_up = False
         self.requests: list[str] = []
         scripted = self
@@ -200,7 +203,7 @@ class Scripted:
                     self.close_connection = True
                     self.connection.shutdown(2)
                     return
-                time.sleep(scripted.delay)
+                scripted.answering.wait()
                 self.send_response(scripted.status)
                 for key, value in scripted.headers.items():
                     self.send_header(key, value)
@@ -219,6 +222,7 @@ class Scripted:
         threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
     def close(self) -> None:
+        self.answering.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -17,7 +17,7 @@ from tank.testing import RegistryContract
 
 if os.environ.get("TANK_TEST_REGISTRY_URL"):
     # A third party's registry: the same class `pytest --pyargs` runs (see its module).
-    from tank.registry_http.conformance import TestRegistryConformance  # noqa: F401
+    from tank.testing.registry_conformance import TestRegistryConformance  # noqa: F401
 
 
 class TestHttpRegistryOnSqliteContract(RegistryContract):
@@ -32,28 +32,35 @@ class TestHttpRegistryOnPostgresContract(RegistryContract):
         return connect(pg_registry_server.url)
 
 
-def test_conformance_runs_as_documented_outside_the_repo(registry_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def run_conformance(cwd: Path, url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
     """The README's command for third parties, from a directory without Tank's config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
-    env["TANK_TEST_REGISTRY_URL"] = registry_server.url
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "--pyargs",
-            "tank.registry_http.conformance",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "duplicate_id or replace_members or test_filters",
-        ],
-        cwd=tmp_path,
+    if url is not None:
+        env["TANK_TEST_REGISTRY_URL"] = url
+    command = ["-m", "pytest", "-ra", "--pyargs", "tank.testing.registry_conformance"]
+    return subprocess.run(
+        [sys.executable, *command, "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_conformance_runs_as_documented_outside_the_repo(registry_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    run = run_conformance(
+        tmp_path, registry_server.url, "-k", "duplicate_id or replace_members or test_filters"
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout, run.stdout[-3000:]
+
+
+def test_conformance_without_a_url_says_why_it_skipped(tmp_path: Path) -> None:
+    """Nothing ran, and a CI job that forgot the variable sees a failing exit status."""
+    run = run_conformance(tmp_path, None)
+    assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, run.stdout[-3000:] + run.stderr
+    assert "1 skipped" in run.stdout and " passed" not in run.stdout, run.stdout[-3000:]
+    skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert len(skipped) == 1, run.stdout[-3000:]
+    assert "TANK_TEST_REGISTRY_URL is not set" in skipped[0]

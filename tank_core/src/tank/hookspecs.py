@@ -67,8 +67,11 @@ def tank_register_registries(register: RegisterRegistry) -> None:
 
 
 # --- Image lifecycle hooks: observers, called by tank.service.ImageService ----------
-# All are called after the registry has recorded the change. An exception raised by an
-# implementation is logged with the plugin's name and does not undo the change.
+# Each is called once per event, through the plugin manager (``pm.hook.<name>``), after
+# the registry has recorded the change. An exception raised by an implementation is
+# logged with the plugin's name and does not undo the change or fail the request; as
+# with any pluggy hook, the implementations pluggy would have called after it miss that
+# event, so an observer should catch its own errors.
 
 
 @hookspec

@@ -73,13 +73,3 @@ def redact(uri: str) -> str:
             [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
         )
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def has_credentials(uri: str) -> bool:
-    """True if ``uri`` carries a password in its userinfo (a legacy Glance location)."""
-    if _LEGACY_USERINFO.match(uri):
-        return True
-    try:
-        return urllib.parse.urlsplit(uri).password is not None
-    except ValueError:
-        return False

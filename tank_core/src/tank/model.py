@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -358,13 +358,6 @@ class Context:
     def admin(cls) -> Context:
         return cls(is_admin=True)
 
-    def can_see(self, image: Image, members: frozenset[str] = frozenset()) -> bool:
-        if self.is_admin or image.is_public:
-            return True
-        if self.tenant is None:
-            return False
-        return image.owner == self.tenant or self.tenant in members
-
     def can_modify(self, image: Image) -> bool:
         return self.is_admin or (self.tenant is not None and image.owner == self.tenant)
 
@@ -381,9 +374,27 @@ SORT_KEYS = frozenset(
         "updated_at",
     }
 )
-FILTER_KEYS = frozenset(
-    {"name", "disk_format", "container_format", "status", "size_min", "size_max", "is_public"}
-)
+
+
+def _public_filter(key: str, value: Any) -> bool | None:
+    return None if value in (None, "none", "None") else parse_bool(key, value)
+
+
+#: How each listing filter's value is parsed; the keys are the filters there are.
+_FILTERS: dict[str, Callable[[str, Any], Any]] = {
+    "name": lambda key, value: _text(key, value, MAX_NAME),
+    "disk_format": lambda key, value: _text(key, value, MAX_NAME),
+    "container_format": lambda key, value: _text(key, value, MAX_NAME),
+    "status": lambda key, value: _status(value),
+    "size_min": parse_int,
+    "size_max": parse_int,
+    "is_public": _public_filter,
+    "deleted": parse_bool,
+}
+#: Every listing filter besides ``property-<name>``.
+FILTER_KEYS = frozenset(_FILTERS)
+#: Filters only an admin may use (tank-api refuses them from others; registries ignore them).
+ADMIN_FILTER_KEYS = frozenset({"deleted"})
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 25
 
@@ -397,16 +408,8 @@ def _filters(value: Any) -> dict[str, Any]:
             if not key[len("property-") :]:
                 raise ValidationError(key, "property filter needs a property name")
             out[key] = _text(key, val, MAX_PROPERTY_VALUE)
-        elif key in ("size_min", "size_max"):
-            out[key] = parse_int(key, val)
-        elif key == "is_public":
-            out[key] = None if val in (None, "none", "None") else parse_bool(key, val)
-        elif key == "status":
-            out[key] = _status(val)
-        elif key in ("disk_format", "container_format", "name"):
-            out[key] = _text(key, val, MAX_NAME)
-        elif key == "deleted":
-            out[key] = parse_bool(key, val)
+        elif key in _FILTERS:
+            out[key] = _FILTERS[key](key, val)
         else:
             raise ValidationError(key, "unknown filter")
     return out
@@ -437,7 +440,7 @@ def _marker(value: Any) -> str | None:
 class ListQuery:
     """Filters, sort and page of an image listing.
 
-    ``filters`` keys: those of :data:`FILTER_KEYS`, ``property-<name>``, and ``deleted``.
+    ``filters`` keys: those of :data:`FILTER_KEYS` and ``property-<name>``.
     Ordering is ``sort_key`` then ``id`` in the same direction, so pages are stable under
     ties. ``marker`` is the id of the last image of the previous page; an unknown or
     invisible marker raises :class:`~tank.errors.NotFound` from the registry.

@@ -13,11 +13,14 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import sys
 from collections.abc import Iterable, Mapping
+from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
+from pluggy import HookImpl
 
 from tank import hookspecs
 from tank.errors import PluginLoadError
@@ -45,12 +48,17 @@ class PluginInfo:
 
 
 class Plugins:
-    """A pluggy manager with one typed method per hook (so call sites are type-checked)."""
+    """A pluggy manager with one typed method per hook (so call sites are type-checked).
+
+    Every hook is called once per event through ``pm.hook.<name>(...)``, so pluggy's
+    tracing, hook-call monitoring and plugins' wrappers see each call.
+    """
 
     def __init__(self, pm: pluggy.PluginManager, dists: Mapping[str, Any]) -> None:
         self.pm = pm
         self._dists = dict(dists)
         self._stores: dict[str, type[Backend]] | None = None
+        self._store_plugins: dict[str, str] = {}
         self._registries: dict[str, type[Registry]] | None = None
 
     # --- registration hooks ----------------------------------------------------------
@@ -58,83 +66,110 @@ class Plugins:
     def store_types(self) -> dict[str, type[Backend]]:
         """Installed store classes by type name (``file``, ``s3``, ...)."""
         if self._stores is None:
-            self._stores = self._collect("tank_register_stores", _store_key)
+            self._stores, self._store_plugins = self._collect(
+                self.pm.hook.tank_register_stores, _store_key
+            )
         return dict(self._stores)
+
+    def store_plugins(self) -> dict[str, str]:
+        """The plugin that registered each installed store type, by type name."""
+        self.store_types()
+        return dict(self._store_plugins)
 
     def registry_types(self) -> dict[str, type[Registry]]:
         """Installed registry classes by kind (``sql``, ``http``, ...)."""
         if self._registries is None:
-            self._registries = self._collect("tank_register_registries", _registry_key)
+            self._registries, _ = self._collect(
+                self.pm.hook.tank_register_registries, _registry_key
+            )
         return dict(self._registries)
 
-    def _collect(self, hook_name: str, key_of: Any) -> dict[str, Any]:
+    def _collect(
+        self, hook: pluggy.HookCaller, key_of: Any
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Call a registration hook once; return the classes and their plugins by key.
+
+        ``register`` learns which plugin calls it from the call stack (pluggy passes
+        every implementation the same arguments). The registrations are then taken in
+        plugin registration order, whatever order pluggy called them in: the first
+        plugin keeps a key, and a clash names the later one.
+        """
+        codes = _implementation_codes(hook)
+        registered: list[tuple[str, Any]] = []
+
+        def register(cls: Any) -> None:
+            plugin = _plugin_in_frames(sys._getframe(1), codes)
+            try:
+                key_of(cls)
+            except TypeError as exc:
+                raise PluginLoadError(plugin, self._dist_name(plugin), exc) from exc
+            registered.append((plugin, cls))
+
+        try:
+            hook(register=register)
+        except PluginLoadError:
+            raise
+        except Exception as exc:
+            plugin = _plugin_in_traceback(exc, codes)
+            raise PluginLoadError(plugin, self._dist_name(plugin), exc) from exc
+
+        order = {name: i for i, (name, _) in enumerate(self.pm.list_name_plugin())}
+        registered.sort(key=lambda entry: order.get(entry[0], len(order)))
         found: dict[str, Any] = {}
         owners: dict[str, str] = {}
         schemes: dict[str, str] = {}
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order: the first plugin keeps a name
-            plugin_name = self.pm.get_name(impl.plugin) or repr(impl.plugin)
-
-            def register(cls: Any, _plugin: str = plugin_name) -> None:
-                key = key_of(cls, _plugin)
-                if key in found and found[key] is not cls:
-                    raise PluginLoadError(
-                        _plugin,
-                        self._dist_name(_plugin),
-                        ValueError(f"{key!r} is already registered by plugin {owners[key]!r}"),
+        for plugin, cls in registered:
+            key = key_of(cls)
+            if key in found:
+                if found[key] is not cls:
+                    raise self._clash(
+                        plugin, f"{key!r} is already registered by plugin {owners[key]!r}"
                     )
-                for scheme in getattr(cls, "schemes", ()) if hook_name.endswith("stores") else ():
-                    if scheme in schemes and schemes[scheme] != key:
-                        raise PluginLoadError(
-                            _plugin,
-                            self._dist_name(_plugin),
-                            ValueError(
-                                f"scheme {scheme!r} is already handled by store "
-                                f"{schemes[scheme]!r} of plugin {owners[schemes[scheme]]!r}"
-                            ),
-                        )
-                    schemes[scheme] = key
-                found[key] = cls
-                owners[key] = _plugin
+                continue  # the same class from several plugins: the first keeps it
+            for scheme in cls.schemes if hook.name == "tank_register_stores" else ():
+                if scheme in schemes:
+                    raise self._clash(
+                        plugin,
+                        f"scheme {scheme!r} is already handled by store {schemes[scheme]!r} "
+                        f"of plugin {owners[schemes[scheme]]!r}",
+                    )
+                schemes[scheme] = key
+            found[key] = cls
+            owners[key] = plugin
+        return found, owners
 
-            try:
-                impl.function(register=register)
-            except PluginLoadError:
-                raise
-            except Exception as exc:
-                raise PluginLoadError(plugin_name, self._dist_name(plugin_name), exc) from exc
-        return found
+    def _clash(self, plugin: str, message: str) -> PluginLoadError:
+        return PluginLoadError(plugin, self._dist_name(plugin), ValueError(message))
 
     # --- lifecycle hooks (observers: failures are logged, never raised) ------------------
 
     def image_created(self, *, image: Image, context: Context) -> None:
-        self._notify("tank_image_created", image=image, context=context)
+        self._notify(self.pm.hook.tank_image_created, image=image, context=context)
 
     def image_activated(self, *, image: Image, context: Context) -> None:
-        self._notify("tank_image_activated", image=image, context=context)
+        self._notify(self.pm.hook.tank_image_activated, image=image, context=context)
 
     def image_updated(self, *, image: Image, previous: Image, context: Context) -> None:
-        self._notify("tank_image_updated", image=image, previous=previous, context=context)
+        self._notify(
+            self.pm.hook.tank_image_updated, image=image, previous=previous, context=context
+        )
 
     def image_deleted(self, *, image: Image, context: Context) -> None:
-        self._notify("tank_image_deleted", image=image, context=context)
+        self._notify(self.pm.hook.tank_image_deleted, image=image, context=context)
 
     def image_killed(self, *, image: Image, reason: str, context: Context) -> None:
-        self._notify("tank_image_killed", image=image, reason=reason, context=context)
+        self._notify(self.pm.hook.tank_image_killed, image=image, reason=reason, context=context)
 
-    def _notify(self, hook_name: str, **kwargs: Any) -> None:
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            args = {name: kwargs[name] for name in impl.argnames}
-            try:
-                impl.function(**args)
-            except Exception:
-                log.exception(
-                    "plugin %s failed in %s for image %s",
-                    self.pm.get_name(impl.plugin),
-                    hook_name,
-                    kwargs["image"].id,
-                )
+    def _notify(self, hook: pluggy.HookCaller, **kwargs: Any) -> None:
+        try:
+            hook(**kwargs)
+        except Exception as exc:
+            log.exception(
+                "plugin %s failed in %s for image %s",
+                _plugin_in_traceback(exc, _implementation_codes(hook)),
+                hook.name,
+                kwargs["image"].id,
+            )
 
     # --- listing ---------------------------------------------------------------------
 
@@ -158,7 +193,48 @@ class Plugins:
         return dist.metadata["Name"] if dist is not None else None
 
 
-def _store_key(cls: Any, plugin: str) -> str:
+def _implementation_codes(hook: pluggy.HookCaller) -> dict[CodeType, list[HookImpl]]:
+    """The implementations of ``hook`` by code object (one class's instances share one)."""
+    codes: dict[CodeType, list[HookImpl]] = {}
+    for impl in hook.get_hookimpls():
+        function = getattr(impl.function, "__func__", impl.function)  # bound methods
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            codes.setdefault(code, []).append(impl)
+    return codes
+
+
+def _plugin_running(frame: FrameType, impls: list[HookImpl]) -> str:
+    """Which of ``impls`` (sharing ``frame``'s code) runs in ``frame``: by its ``self``."""
+    if len(impls) > 1 and frame.f_code.co_argcount:
+        first = frame.f_locals.get(frame.f_code.co_varnames[0])
+        for impl in impls:
+            if getattr(impl.function, "__self__", None) is first:
+                return impl.plugin_name
+    return impls[0].plugin_name
+
+
+def _plugin_in_frames(frame: FrameType | None, codes: Mapping[CodeType, list[HookImpl]]) -> str:
+    """The plugin whose hook implementation is running in ``frame`` or a caller of it."""
+    while frame is not None:
+        if frame.f_code in codes:
+            return _plugin_running(frame, codes[frame.f_code])
+        frame = frame.f_back
+    return "(unknown plugin)"
+
+
+def _plugin_in_traceback(exc: BaseException, codes: Mapping[CodeType, list[HookImpl]]) -> str:
+    """The plugin whose hook implementation ``exc`` was raised in (or came through)."""
+    tb = exc.__traceback__
+    culprit = "(unknown plugin)"
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            culprit = _plugin_running(tb.tb_frame, codes[tb.tb_frame.f_code])
+        tb = tb.tb_next
+    return culprit
+
+
+def _store_key(cls: Any) -> str:
     from tank.store import Backend
 
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
@@ -169,7 +245,7 @@ def _store_key(cls: Any, plugin: str) -> str:
     return str(cls.type_name)
 
 
-def _registry_key(cls: Any, plugin: str) -> str:
+def _registry_key(cls: Any) -> str:
     from tank.registry import Registry
 
     if not (isinstance(cls, type) and issubclass(cls, Registry)):

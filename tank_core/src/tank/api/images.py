@@ -11,6 +11,7 @@ from tank import errors
 from tank.api.meta import brief_json, image_headers, image_json, parse_headers
 from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import (
+    ADMIN_FILTER_KEYS,
     FILTER_KEYS,
     Context,
     ListQuery,
@@ -49,7 +50,8 @@ def _list_query(req: Request, ctx: Context) -> ListQuery:
     for key, value in req.query.items():
         if key in _PAGING:
             continue
-        if key in FILTER_KEYS or key.startswith("property-") or (key == "deleted" and ctx.is_admin):
+        admin_only = key in ADMIN_FILTER_KEYS and not ctx.is_admin
+        if (key in FILTER_KEYS and not admin_only) or key.startswith("property-"):
             if key.startswith("property-"):
                 key = "property-" + key[len("property-") :]
             filters[key] = value

@@ -13,11 +13,8 @@ from tank.plugins import Plugins
 def store_rows(plugins: Plugins) -> list[dict[str, Any]]:
     """One row per installed store type, with the plugin and distribution providing it."""
     types = plugins.store_types()  # validates registrations (clashes raise PluginLoadError)
+    owner = plugins.store_plugins()
     infos = {info.name: info for info in plugins.list_plugins()}
-    owner: dict[str, str] = {}
-    for impl in plugins.pm.hook.tank_register_stores.get_hookimpls():
-        name = plugins.pm.get_name(impl.plugin) or repr(impl.plugin)
-        impl.function(register=lambda cls, _name=name: owner.setdefault(cls.type_name, _name))
     rows = []
     for type_name, cls in sorted(types.items()):
         plugin = owner.get(type_name)

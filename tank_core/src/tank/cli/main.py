@@ -1,7 +1,8 @@
 """``tank``: the Glance-style command line, talking to a tank-api over HTTP.
 
 Verbs are those of the Glance v1 ``glance`` tool (add, update, delete, index, details,
-show, clear, member commands) plus ``download``, ``stores`` and ``plugins``. Image
+show, clear, member commands) plus ``download``, ``stores``, ``plugins`` and ``plugin
+new store NAME`` (a package to start a store from, :mod:`tank.cli.scaffold`). Image
 fields are ``key=value`` arguments (see :mod:`tank.cli.fields`). Every result goes
 through :class:`tank.cli.output.Output` (``--json``); every failure is one ``Error:``
 line on stderr and exit status 1 (2 for usage errors).
@@ -25,6 +26,7 @@ from tank.cli import fields as fieldargs
 from tank.cli.inventory import plugin_rows, store_rows
 from tank.cli.output import Output, human_bytes, table
 from tank.cli.progress import progress_bar
+from tank.cli.scaffold import plugin_group
 from tank.client import DEFAULT_URL, Client, ConnectionFailed
 from tank.client.transfer import known_size
 from tank.errors import NotFound, TankError
@@ -538,6 +540,9 @@ def plugins(state: State) -> None:
             ],
         ),
     )
+
+
+cli.add_command(plugin_group)
 
 
 # --- helpers -------------------------------------------------------------------------

@@ -8,7 +8,6 @@ stderr, never mixed with results.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -121,7 +120,3 @@ def _human(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
-
-
-def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()

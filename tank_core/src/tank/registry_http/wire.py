@@ -21,7 +21,6 @@ from tank import errors
 from tank.model import Context, Image, ListQuery, Member, Status, parse_bool
 from tank.web.messages import reason
 
-CONTEXT_HEADERS = ("X-Tenant-Id", "X-User-Id", "X-Roles", "X-Is-Admin")
 #: Query parameters of a listing that are not filters.
 PAGING = ("sort_key", "sort_dir", "limit", "marker")
 

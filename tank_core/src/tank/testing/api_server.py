@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tank.testing.ports import free_port
+
 STARTUP_TIMEOUT = 20.0
 
 
@@ -29,12 +30,6 @@ def find_script(name: str) -> str | None:
     """A console script of this Python's environment (the venv's bin), else on PATH."""
     here = Path(sys.executable).parent / name
     return str(here) if here.exists() else shutil.which(name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ApiServer:

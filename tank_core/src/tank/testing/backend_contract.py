@@ -22,6 +22,7 @@ subclasses. Tests needing a capability the store lacks (read-only stores) skip.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import threading
@@ -33,6 +34,7 @@ import pytest
 
 from tank import errors
 from tank.store import Backend, Capability
+from tank.testing.reading import read_all
 
 MiB = 1 << 20
 
@@ -125,21 +127,13 @@ class BackendContract:
         if Capability.WRITE not in backend.capabilities:
             pytest.skip(f"store {backend.type_name} is read-only")
 
-    def _read_all(
-        self, backend: Backend, location: str, offset: int = 0, length: int | None = None
-    ) -> bytes:
-        with backend.get(location, offset, length) as result:
-            data = b"".join(result.chunks)
-        assert len(data) == result.size
-        return data
-
     # --- round trips ---------------------------------------------------------------
 
     @pytest.mark.parametrize("size", [0, 1, 4096])
     def test_small_round_trip(self, backend: Backend, size: int) -> None:
         data = pattern(size, seed=size)
         location = self.seed(backend, data)
-        assert self._read_all(backend, location) == data
+        assert read_all(backend, location) == data
         assert backend.get_size(location) == size
 
     def test_add_reports_size_and_checksums(self, backend: Backend) -> None:
@@ -157,23 +151,21 @@ class BackendContract:
         stored = backend.add(new_id(), irregular_chunks(data))
         assert stored.size == len(data)
         assert backend.get_size(stored.location) == len(data)
-        got = self._read_all(backend, stored.location)
+        got = read_all(backend, stored.location)
         assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
 
-    def test_known_length_from_file(self, backend: Backend, tmp_path: object) -> None:
+    def test_known_length_from_file(self, backend: Backend) -> None:
         self._writable(backend)
-        import io
-
         data = pattern(2 * MiB + 5, seed=3)
         stored = backend.add(new_id(), io.BytesIO(data), size=len(data))
-        assert self._read_all(backend, stored.location) == data
+        assert read_all(backend, stored.location) == data
 
     def test_empty_image(self, backend: Backend) -> None:
         self._writable(backend)
         stored = backend.add(new_id(), iter(()))
         assert stored.size == 0
         assert stored.checksums.md5 == hashlib.md5(b"").hexdigest()
-        assert self._read_all(backend, stored.location) == b""
+        assert read_all(backend, stored.location) == b""
 
     # --- ranges -------------------------------------------------------------------
 
@@ -185,14 +177,14 @@ class BackendContract:
         data = pattern(2 * MiB + 1, seed=11)
         location = self.seed(backend, data)
         end = None if length is None else offset + length
-        assert self._read_all(backend, location, offset, length) == data[offset:end]
+        assert read_all(backend, location, offset, length) == data[offset:end]
 
     def test_range_past_end_is_clipped(self, backend: Backend) -> None:
         data = pattern(1000, seed=5)
         location = self.seed(backend, data)
-        assert self._read_all(backend, location, 990, 100) == data[990:]
-        assert self._read_all(backend, location, 1000, None) == b""
-        assert self._read_all(backend, location, 5000, 10) == b""
+        assert read_all(backend, location, 990, 100) == data[990:]
+        assert read_all(backend, location, 1000, None) == b""
+        assert read_all(backend, location, 5000, 10) == b""
 
     def test_total_size_reported_on_range(self, backend: Backend) -> None:
         data = pattern(5000, seed=6)
@@ -256,7 +248,7 @@ class BackendContract:
             location = self.seed(backend, b"data")
             with pytest.raises(errors.ReadOnlyStore):
                 backend.delete(location)
-            assert self._read_all(backend, location) == b"data"
+            assert read_all(backend, location) == b"data"
             return
         before = self.list_stored(backend)
         location = self.seed(backend, b"some data")
@@ -290,7 +282,7 @@ class BackendContract:
         stored = backend.add(image_id, iter([b"first"]))
         with pytest.raises(errors.Duplicate):
             backend.add(image_id, iter([b"second!"]))
-        assert self._read_all(backend, stored.location) == b"first"
+        assert read_all(backend, stored.location) == b"first"
 
     def test_read_only_store_refuses_add(self, backend: Backend) -> None:
         if Capability.WRITE in backend.capabilities:
@@ -355,7 +347,7 @@ class BackendContract:
             t.join()
         assert not failures
         for i, data in enumerate(datas):
-            assert self._read_all(backend, results[i]) == data
+            assert read_all(backend, results[i]) == data
 
     def test_streaming_memory_is_bounded(self, backend: Backend) -> None:
         self._writable(backend)

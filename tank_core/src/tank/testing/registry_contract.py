@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.model import Context, Image, ListQuery, Member, Status
+from tank.model import SORT_KEYS, Context, Image, ListQuery, Member, Status
 from tank.registry import Registry
 
 ADMIN = Context.admin()
@@ -503,20 +503,7 @@ class RegistryContract:
             for name, disk, container, size, status, created, updated in rows
         ]
 
-    SORTS = [
-        (key, direction)
-        for key in (
-            "id",
-            "name",
-            "status",
-            "disk_format",
-            "container_format",
-            "size",
-            "created_at",
-            "updated_at",
-        )
-        for direction in ("asc", "desc")
-    ]
+    SORTS = [(key, direction) for key in sorted(SORT_KEYS) for direction in ("asc", "desc")]
 
     @pytest.mark.parametrize("key,direction", SORTS)
     def test_sorting(
