@@ -42,7 +42,7 @@ def test_read_all_reads_a_range_and_checks_the_size(read_all):
             data = b"0123456789"[offset:][:length]
             return ReadResult(size=self.announced, total_size=10, chunks=iter([data]))
 
-        def get_size(self, location):
+        def size_of(self, location):
             return 10
 
     assert read_all(Store(announced=3), "t://x", 2, 3) == b"234"

@@ -270,7 +270,7 @@ class BackendContract:
                 backend.delete(location)
             with pytest.raises(errors.ReadOnlyStore):
                 backend.add(new_id(), iter([b"x"]))
-            assert self._read_all(backend, location) == b"kept"
+            assert read_all(backend, location) == b"kept"
             assert backend.get_size(location) == 4
         finally:
             backend.write_disabled = None
