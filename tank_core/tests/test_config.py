@@ -288,10 +288,20 @@ def test_built_configs_hold_plain_strings(tmp_path: Path) -> None:
     assert built.password == "s3cr3t" and type(built.password) is str
 
 
-def test_api_threads_must_be_positive() -> None:
+@pytest.mark.parametrize(
+    "key,value,why",
+    [
+        ("threads", 0, "must be from 1 to 4096"),
+        ("threads", 100_000, "must be from 1 to 4096"),  # started threads until it failed
+        ("header_timeout", float("nan"), "must be from 0.001 to 3600"),  # never timed out
+        ("header_timeout", float("inf"), "must be from 0.001 to 3600"),
+        ("max_connections_per_client", -1, "must be >= 0"),
+    ],
+)
+def test_api_server_values_are_bounded(key: str, value: float, why: str) -> None:
     with pytest.raises(ConfigError) as info:
-        config.build(ApiConfig, {"threads": 0}, where="tank.toml [api]")
-    assert str(info.value) == "tank.toml [api] threads: must be > 0"
+        config.build(ApiConfig, {key: value}, where="tank.toml [api]")
+    assert str(info.value) == f"tank.toml [api] {key}: {why}"
     assert config.build(ApiConfig, {"threads": 4}, where="w").threads == 4
 
 
@@ -309,7 +319,7 @@ def test_tank_api_refuses_zero_threads_in_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr == f"Error: {path} [api] threads: must be > 0\n"
+    assert done.stderr == f"Error: {path} [api] threads: must be from 1 to 4096\n"
 
 
 class Mode(enum.Enum):

@@ -92,8 +92,11 @@ def parse_int(field: str, value: Any, *, minimum: int = 0) -> int:
         raise ValidationError(field, f"expected an integer, got {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if not text.lstrip("-").isdigit():
-            raise ValidationError(field, f"expected an integer, got {value!r}")
+        digits = text.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValidationError(field, f"expected an integer, got {value[:40]!r}")
+        if len(digits.lstrip("0")) > 19:  # past 2**63 (and int()'s 4,300-digit limit)
+            raise ValidationError(field, f"must be < 2**63, got a {len(digits)}-digit number")
         value = int(text)
     if not isinstance(value, int):
         raise ValidationError(field, f"expected an integer, got {value!r}")
@@ -343,6 +346,8 @@ class Member:
     def _nonempty(self, attribute: Any, value: str) -> None:
         if not value.strip():
             raise ValidationError("member", "must not be empty")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+            raise ValidationError("member", "must not contain control characters")
 
 
 @attrs.frozen(kw_only=True)

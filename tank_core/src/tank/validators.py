@@ -20,13 +20,13 @@ Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
 
 def positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """Sizes, counts and timeouts: more than zero."""
-    if value is not None and value <= 0:
+    if value is not None and not value > 0:  # NaN too
         raise ValueError(f"{attribute.name} must be > 0")
 
 
 def not_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """Retries, redirects, thresholds where 0 means "none": zero or more."""
-    if value is not None and value < 0:
+    if value is not None and not value >= 0:  # NaN too
         raise ValueError(f"{attribute.name} must be >= 0")
 
 

@@ -16,7 +16,7 @@ import attrs
 from tank import errors
 from tank.api import images, members
 from tank.api.context import context_from_headers
-from tank.config import not_negative, positive
+from tank.config import between, not_negative
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -36,11 +36,11 @@ class ApiConfig:
     show_image_direct_url: bool = False
     #: Worker threads of the HTTP server (requests served at once). Connections waiting
     #: for their request head, or idle between requests, hold no thread.
-    threads: int = attrs.field(default=16, validator=positive)
+    threads: int = attrs.field(default=16, validator=between(1, 4096))
     #: Seconds a client has to send a whole request head, from its first byte.
-    header_timeout: float = attrs.field(default=10.0, validator=positive)
+    header_timeout: float = attrs.field(default=10.0, validator=between(0.001, 3600))
     #: Seconds an idle kept-alive connection stays open.
-    idle_timeout: float = attrs.field(default=60.0, validator=positive)
+    idle_timeout: float = attrs.field(default=60.0, validator=between(0.001, 86400))
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).
     max_connections_per_client: int = attrs.field(default=0, validator=not_negative)

@@ -6,7 +6,9 @@ import re
 
 import attrs
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: Larger than any image: a position with more digits than 2**63 has is read as this.
+_FAR = 2**63
 
 
 @attrs.frozen
@@ -37,15 +39,21 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
     if first == "" and last == "":
         return None
     if first == "":
-        suffix = int(last)
+        suffix = _number(last)
         if suffix == 0 or size == 0:
             raise Unsatisfiable
         start = max(0, size - suffix)
         return ByteRange(start, size - start)
-    start = int(first)
-    if last != "" and int(last) < start:
+    start = _number(first)
+    if last != "" and _number(last) < start:
         return None  # invalid: ignored
     if start >= size:
         raise Unsatisfiable
-    end = size - 1 if last == "" else min(int(last), size - 1)
+    end = size - 1 if last == "" else min(_number(last), size - 1)
     return ByteRange(start, end - start + 1)
+
+
+def _number(digits: str) -> int:
+    """A range position; any beyond 2**63 is just "past the end" (and int() refuses
+    strings of more than 4,300 digits)."""
+    return _FAR if len(digits.lstrip("0")) > 19 else int(digits)

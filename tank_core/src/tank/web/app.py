@@ -49,7 +49,7 @@ class WebApp:
     ) -> Iterable[bytes]:
         started = time.monotonic()
         response = self._respond(environ)
-        if environ.get("REQUEST_METHOD", "").upper() == "HEAD":  # errors too: never a body
+        if environ.get("REQUEST_METHOD") == "HEAD":  # errors too: never a body
             response.close()
             response.body = []
         start_response(response.status_line, response.headers)
@@ -88,12 +88,20 @@ class WebApp:
             return
         self.access_log.info(
             "%s %s %d %d %.3fs",
-            environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO"),  # never the query: no filters, no secrets
+            _printable(str(environ.get("REQUEST_METHOD"))),
+            _printable(str(environ.get("PATH_INFO"))),  # never the query: no secrets
             status,
             sent,
             time.monotonic() - started,
         )
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: a decoded ``%0A`` in a path must not
+    start a forged line in the log."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _Counted:

@@ -30,7 +30,7 @@ class Request:
 
     def __init__(self, environ: dict[str, Any]) -> None:
         self.environ = environ
-        self.method: str = environ["REQUEST_METHOD"].upper()
+        self.method: str = environ["REQUEST_METHOD"]  # case-sensitive (RFC 9110 §9.1)
         self.path: str = from_wire(environ.get("PATH_INFO", "") or "/")
         self.headers: dict[str, str] = {}
         for key, value in environ.items():

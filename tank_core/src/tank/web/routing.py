@@ -101,8 +101,8 @@ def route_path(environ: dict[str, Any]) -> tuple[str, bool]:
     """
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     script = environ.get("SCRIPT_NAME", "")
-    if raw:
-        path = from_wire(urllib.parse.urlsplit(raw).path)
+    if raw:  # origin form: never split off an "authority" from "//host/path"
+        path = from_wire(raw.partition("?")[0].partition("#")[0])
         prefix = urllib.parse.quote(script)
         if path.startswith(prefix):
             return path[len(prefix) :] or "/", True

@@ -47,6 +47,7 @@ class Exchange:
         self.after_large_transfer = after_large_transfer
         self.continue_pending = head.expects_continue
         self.out = ResponseWriter(channel.sock, head.version, head.method, server_name)
+        self.out.close = head.close  # the client's wish (or HTTP/1.0): said in the answer
         self.body = self._body()
 
     def _body(self) -> Body:

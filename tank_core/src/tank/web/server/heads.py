@@ -144,6 +144,9 @@ def _frame(head: RequestHead) -> None:
         if lengths:
             head.close = True  # framing was ambiguous: never reuse this connection
         head.length = -1
+    hosts = [v for k, v in head.fields if k == "host"]
+    if len(hosts) > 1 or (head.version == "HTTP/1.1" and not hosts):
+        raise HeadError(400, "an HTTP/1.1 request needs exactly one Host header")
     expect = [v for k, v in head.fields if k == "expect"]
     head.expects_continue = (
         head.version == "HTTP/1.1" and bool(expect) and expect[0].strip().lower() == "100-continue"

@@ -48,7 +48,8 @@ def error_bytes(version: str, status: int, message: str, *, close: bool = True) 
     """A complete JSON error answer in the API's shape, for errors the server answers
     itself (malformed heads, timeouts) before any application has run."""
     title = reason(status)
-    body = json.dumps({"error": {"code": status, "title": title, "message": message}}).encode()
+    error = {"error": {"code": status, "title": title, "message": message}}
+    body = json.dumps(error, separators=(",", ":")).encode()
     head = (
         f"{version} {status} {title}\r\n"
         "Content-Type: application/json\r\n"
@@ -142,8 +143,11 @@ class ResponseWriter:
                 self.close = True
         if bodiless:
             self.remaining = 0
-        if self.close and "connection" not in names:
-            extra.append(("Connection", "close"))
+        if "connection" not in names:
+            if self.close:
+                extra.append(("Connection", "close"))
+            elif self.version == "HTTP/1.0":  # kept open only because the client asked
+                extra.append(("Connection", "keep-alive"))
         if "date" not in names:
             extra.append(("Date", http_date()))
         if "server" not in names:
