@@ -5,7 +5,7 @@ A store implements four small primitives:
 * :meth:`Backend.open_writer` returns a :class:`Writer` (``write`` / ``commit`` /
   ``abort``): data becomes visible only at ``commit``, and ``abort`` removes every byte.
 * :meth:`Backend.read` streams stored data, from an offset, for a length.
-* :meth:`Backend.delete` and :meth:`Backend.get_size`.
+* :meth:`Backend.remove` and :meth:`Backend.size_of`.
 
 Everything every store needs is written once here, in the template methods
 :meth:`Backend.add` and :meth:`Backend.get`: chunking, MD5 + SHA-256 while streaming,
@@ -166,7 +166,7 @@ class Backend(abc.ABC):
         Raise :class:`~tank.errors.NotFound` when there is no data at ``location``.
         """
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         """Remove the data; :class:`~tank.errors.NotFound` if there is none.
 
         Read-only stores keep this default.
@@ -174,7 +174,7 @@ class Backend(abc.ABC):
         raise errors.ReadOnlyStore(f"store {self.name!r} is read-only", store=self.name)
 
     @abc.abstractmethod
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         """Size in bytes of the data; :class:`~tank.errors.NotFound` if there is none."""
 
     def direct_url(self, location: str) -> str | None:
@@ -257,6 +257,18 @@ class Backend(abc.ABC):
             raise errors.Invalid(f"bad range: offset={offset} length={length}")
         self.check_location(location)
         return self.read(location, offset, length)
+
+    def delete(self, location: str) -> None:
+        """Remove the data at ``location`` (:meth:`remove`), if this store may delete."""
+        self.require(Capability.DELETE)
+        self.check_location(location)
+        self.remove(location)
+
+    def get_size(self, location: str) -> int:
+        """Size in bytes of the data at ``location`` (:meth:`size_of`)."""
+        self.require(Capability.READ)
+        self.check_location(location)
+        return self.size_of(location)
 
     # --- helpers for subclasses ----------------------------------------------------
 
