@@ -171,12 +171,12 @@ class RBDBackend(Backend):
             reader = SnapshotReader(self, loc, image, start, end, stack.pop_all())
             return ReadResult(size=end - start, total_size=total, chunks=reader)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         with Handles() as stack:
             loc, image = self._open_snapshot(stack, location)
             return int(self._call(image.size, f"cannot stat {loc}", loc))
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         """Remove the image and its snapshots; InUse while clones or clients use it."""
         with Handles() as stack:
             loc = self._parse(location)
@@ -249,6 +249,7 @@ class RBDBackend(Backend):
         callers only. Legacy ``rbd://<image>`` locations are resolved to the long form
         when the image has a protected ``snap`` snapshot.
         """
+        self.check_location(location)  # called directly, not through a template method
         loc = self._parse(location)
         if not loc.legacy:
             return loc.to_uri()
@@ -270,7 +271,7 @@ class RBDBackend(Backend):
     # --- helpers -------------------------------------------------------------------
 
     def _parse(self, location: str) -> RBDLocation:
-        self.check_location(location)
+        """The location; its scheme is checked already (``Backend.get``/``delete``/...)."""
         return RBDLocation.parse(location)
 
     def _lease(self, stack: Handles) -> Any:
