@@ -68,7 +68,7 @@ class MemoryBackend(Backend):
             size=end - start, total_size=image.size, chunks=_slice(image.pieces, start, end)
         )
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         key = self._key(location)
         with self._lock:
             image = self._images.pop(key, None)
@@ -76,7 +76,7 @@ class MemoryBackend(Backend):
                 raise errors.NotFound(f"no data at {location}", store=self.name)
             self._held -= image.size
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._lookup(location).size
 
     # --- for tests ---------------------------------------------------------------------

@@ -75,11 +75,11 @@ class MemoryBackend(Backend):
 
         return ReadResult(size=end - start, total_size=len(data), chunks=chunks())
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         with self.lock:
             del self.objects[self._key(location)]
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return len(self.objects[self._key(location)])
 
 

@@ -145,11 +145,11 @@ class ChaseBackend(Backend):
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         return self._swift.read(self._parse(location), offset, length)
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         self.require(Capability.DELETE)
         self._swift.delete(self._parse(location))
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._swift.size(self._parse(location))
 
     def check_writable(self) -> None:

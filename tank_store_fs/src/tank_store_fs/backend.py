@@ -208,10 +208,10 @@ class FilesystemBackend(Backend):
         chunks = FileChunks(fd, start, end, self.read_chunk_size, on_error)
         return ReadResult(size=end - start, total_size=total, chunks=chunks)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return self._stat(location).st_size
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         name = self._name_of(location)
         try:
             with self._dir() as dir_fd:

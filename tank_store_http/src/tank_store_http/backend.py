@@ -135,7 +135,7 @@ class HttpBackend(Backend):
     def open_writer(self, image_id: str, size: int | None) -> Writer:
         raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         raise errors.ReadOnlyStore(READ_ONLY, store=self.name)
 
     # --- reading ----------------------------------------------------------------------
@@ -203,7 +203,7 @@ class HttpBackend(Backend):
             total = self._size(loc)
         return total, offset, max(total - offset, 0)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         """The size, within ``size_timeout`` seconds in all. The lookup runs in a small
         pool of its own: past the deadline the caller gets StoreUnavailable while the
         lookup ends by itself (at the next ``read_timeout``), holding one pool thread."""

@@ -224,7 +224,7 @@ class S3Backend(Backend):
     def read(self, location: str, offset: int, length: int | None) -> ReadResult:
         return open_read(self, self.locate(location), offset, length)
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         loc = self.locate(location)
         self.head(loc, "deleting")  # DeleteObject succeeds on missing keys: NotFound from HEAD
         try:
@@ -232,7 +232,7 @@ class S3Backend(Backend):
         except library_errors() as exc:
             raise translate(exc, self, "deleting", loc.redacted()) from exc
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         return int(self.head(self.locate(location), "sizing")["ContentLength"])
 
     def check_writable(self) -> None:
