@@ -104,8 +104,10 @@ class RBDBackend(Backend):
         features: tuple[str, ...] = attrs.field(
             default=("layering",), converter=_to_tuple, validator=_check_features
         )
-        #: Skip writes that are all zeros (a new image reads back zeros there anyway).
-        thin_provisioning: bool = True
+        #: Skip writes whose bytes are all zeros (Glance's ``rbd_thin_provisioning``): RBD
+        #: images are sparse, so those extents stay unallocated and read back as zeros.
+        #: Off, every byte is written and the image's space is allocated at upload.
+        thin_provisioning: bool = False
 
     def __init__(self, config: RBDBackend.Config, *, name: str | None = None) -> None:
         super().__init__(config, name=name)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from tank import errors
 from tank.store import Writer
+from tank.streams import all_zero
 from tank_store_rbd.cluster import Handles, error_for, translate
 from tank_store_rbd.location import SNAPSHOT, RBDLocation
 
@@ -23,17 +24,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KiB, GiB = 1 << 10, 1 << 30
+GiB = 1 << 30
 
 
 def _noop(*args: Any) -> None:
     """aio callback: results are collected by waiting on the completion instead."""
-
-
-def _all_zero(chunk: bytes | bytearray) -> bool:
-    # a sparse sample rejects almost every data chunk before the full compare
-    sample = chunk[:: 4 * KiB]
-    return sample.count(0) == len(sample) and chunk == bytes(len(chunk))
 
 
 class RBDWriter(Writer):
@@ -44,7 +39,9 @@ class RBDWriter(Writer):
     Smaller chunks are gathered into an ``io_size`` buffer first, so a trickle of tiny
     chunks does not become a flood of tiny OSD operations. (Measured on the test
     cluster: 1 MiB writes 8 deep are as fast as whole 8 MiB objects 2 deep, with a
-    third of the memory and no copy.) A pending write keeps its buffer referenced:
+    third of the memory and no copy.) With ``thin_provisioning``, a write whose bytes are
+    all zeros is skipped: the image is sparse, and what was never written reads back as
+    zeros. A pending write keeps its buffer referenced:
     librbd reads it until the write completes. Owns the I/O context and the cluster
     lease (``resources``) until commit or abort.
     """
@@ -97,7 +94,7 @@ class RBDWriter(Writer):
         end = self._offset + len(data)
         if end > self._capacity:
             self._grow(end)
-        if not (self._thin and _all_zero(data)):
+        if not (self._thin and all_zero(data)):
             while self._pending and self._pending_bytes + len(data) > self._budget:
                 self._reap()
             try:
