@@ -97,9 +97,10 @@ class RBDBackend(Backend):
         connect_timeout: int = attrs.field(default=10, validator=positive)
         #: Seconds any single monitor or OSD operation may take once connected.
         op_timeout: int = attrs.field(default=30, validator=positive)
-        #: aio reads or writes in flight per transfer; memory is about
-        #: (queue_depth + 1) * io_size per upload or download.
-        queue_depth: int = attrs.field(default=8, validator=positive)
+        #: aio reads or writes in flight per transfer. librbd copies what it writes and
+        #: receives what it reads into buffers of its own, so memory is about
+        #: (2 * queue_depth + 1) * io_size per upload or download.
+        queue_depth: int = attrs.field(default=4, validator=positive)
         #: Features of new images; keep them to what compute hosts' clients support.
         features: tuple[str, ...] = attrs.field(
             default=("layering",), converter=_to_tuple, validator=_check_features
