@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -45,8 +47,26 @@ def sqlite_url(path: Path) -> str:
 
 
 def test_migrations_ship_in_the_package() -> None:
-    assert migrate.head() == "0001"
+    assert migrate.head() == migrate.HEAD == "0001"  # HEAD: the scripts' head, kept in code
     assert migrate.known_revisions() == {"0001"}
+
+
+def test_a_registry_at_head_is_used_without_importing_alembic(tmp_path: Path) -> None:
+    # Alembic costs ~8 MiB per process: only migrating may import it
+    data_dir = tmp_path / "data"
+    registry = make_registry(data_dir)
+    registry.upgrade()
+    registry.close()
+    code = (
+        "import sys\n"
+        "from tank.model import Image\n"
+        "from tank_registry_sql import SqlRegistry\n"
+        f"registry = SqlRegistry(SqlRegistry.Config(), data_dir={str(data_dir)!r})\n"
+        "registry.create(Image(name='x'))\n"
+        "registry.close()\n"
+        "assert 'alembic' not in sys.modules, 'alembic was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_embedded_sqlite_is_created_and_migrated_on_first_use(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ an unreachable cluster must leave nothing behind and never hang.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import uuid
 from typing import Any
 
@@ -115,19 +116,85 @@ def test_failed_upload_leaves_nothing(backend: Any, ceph: Any) -> None:
     assert backend.cluster.leases == 0
 
 
-def test_zero_objects_are_not_written(make_backend: Any, ceph: Any) -> None:
-    # zeros are detected per write (io_size), here one write per 64 KiB object
-    backend = make_backend(chunk_size=64 * KiB, io_size=64 * KiB)
-    data = pattern(64 * KiB, seed=4) + bytes(128 * KiB) + pattern(64 * KiB + 9, seed=5)
-    image_id = new_id()
-    location = backend.add(image_id, irregular_chunks(data)).location
-    assert read_all(backend, location) == data
+BLOCK = 64 * KiB  # object size and io_size of the thin-provisioning tests: one write per object
+
+#: Images as runs of 64 KiB blocks: "d" data, "0" zeros; the last block is cut short.
+ZERO_LAYOUTS = {
+    "leading": "000dd",
+    "middle": "d000d",
+    "trailing": "dd000",
+    "all zero": "00000",
+}
+
+
+def layout_data(layout: str) -> bytes:
+    blocks = [
+        pattern(BLOCK, seed=i) if kind == "d" else bytes(BLOCK) for i, kind in enumerate(layout)
+    ]
+    return b"".join(blocks)[: len(layout) * BLOCK - 9]
+
+
+def allocated(ceph: Any, image_id: str, size: int) -> list[tuple[int, int]]:
+    """The extents of the snapshot that hold written data (what ``rbd du`` counts)."""
     extents: list[tuple[int, int]] = []
     with ceph.image(image_id, snapshot="snap", read_only=True) as image:
-        image.diff_iterate(0, len(data), None, lambda off, n, exists: extents.append((off, n)))
-    written = sorted(extents)
-    assert written[0] == (0, 64 * KiB)
-    assert all(off >= 192 * KiB for off, _ in written[1:]), written
+        image.diff_iterate(
+            0, size, None, lambda off, n, exists: extents.append((off, n)) if exists else None
+        )
+    return sorted(extents)
+
+
+def blocks_of(extents: list[tuple[int, int]]) -> set[int]:
+    return {b for off, n in extents for b in range(off // BLOCK, -(-(off + n) // BLOCK))}
+
+
+@pytest.mark.parametrize("known_size", [True, False], ids=["known size", "unknown size"])
+@pytest.mark.parametrize("layout", ZERO_LAYOUTS.values(), ids=ZERO_LAYOUTS.keys())
+def test_thin_provisioning_skips_zero_writes(
+    make_backend: Any, ceph: Any, layout: str, known_size: bool
+) -> None:
+    backend = make_backend(chunk_size=BLOCK, io_size=BLOCK, thin_provisioning=True)
+    data = layout_data(layout)
+    image_id = new_id()
+    chunks = (data[i : i + BLOCK] for i in range(0, len(data), BLOCK))
+    stored = backend.add(image_id, chunks, size=len(data) if known_size else None)
+
+    assert stored.size == len(data)
+    assert stored.checksums.md5 == hashlib.md5(data).hexdigest()
+    assert stored.checksums.sha256 == hashlib.sha256(data).hexdigest()
+    assert read_all(backend, stored.location) == data  # the holes read back as zeros
+    assert backend.get_size(stored.location) == len(data)
+    data_blocks = {i for i, kind in enumerate(layout) if kind == "d"}
+    assert blocks_of(allocated(ceph, image_id, len(data))) == data_blocks
+
+
+@pytest.mark.parametrize("layout", ZERO_LAYOUTS.values(), ids=ZERO_LAYOUTS.keys())
+def test_without_thin_provisioning_zeros_are_written(
+    make_backend: Any, ceph: Any, layout: str
+) -> None:
+    backend = make_backend(chunk_size=BLOCK, io_size=BLOCK)
+    assert not backend.config.thin_provisioning  # the default, as Glance's
+    data = layout_data(layout)
+    image_id = new_id()
+    stored = backend.add(image_id, irregular_chunks(data), size=len(data))
+
+    assert stored.checksums.md5 == hashlib.md5(data).hexdigest()
+    assert stored.checksums.sha256 == hashlib.sha256(data).hexdigest()
+    assert read_all(backend, stored.location) == data
+    assert blocks_of(allocated(ceph, image_id, len(data))) == set(range(len(layout)))
+
+
+def test_thin_provisioning_with_small_unaligned_chunks(make_backend: Any, ceph: Any) -> None:
+    # chunks smaller than io_size are gathered into io_size writes, each checked for zeros
+    backend = make_backend(chunk_size=BLOCK, io_size=BLOCK, thin_provisioning=True)
+    data = layout_data("d00d0")
+    image_id = new_id()
+    chunks = irregular_chunks(data, sizes=(1, 4095, 7, 30000))
+    stored = backend.add(image_id, chunks)
+
+    assert stored.checksums.sha256 == hashlib.sha256(data).hexdigest()
+    assert read_all(backend, stored.location) == data
+    assert blocks_of(allocated(ceph, image_id, len(data))) == {0, 3}
 
 
 def test_legacy_short_locations(backend: Any, ceph: Any) -> None:

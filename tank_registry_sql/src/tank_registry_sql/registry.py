@@ -109,7 +109,7 @@ class SqlRegistry(Registry):
             self._make_data_dir()
             with self._errors(), self._engine.connect() as connection:
                 current = migrate.current(connection)
-            head = migrate.head()
+            head = migrate.HEAD
             if current != head:
                 if not self._auto_upgrade or current not in migrate.known_revisions() | {None}:
                     raise self._schema_error(current, head)

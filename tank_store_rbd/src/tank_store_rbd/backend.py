@@ -5,27 +5,29 @@ writes it with asynchronous writes of about ``io_size`` bytes (a bounded number 
 trims it to the exact size, then snapshots it as ``snap`` and protects the snapshot so compute
 hosts can clone it copy-on-write. The location is ``rbd://<fsid>/<pool>/<image>/snap``.
 Reads stream from that snapshot with read-ahead; delete refuses while clones exist.
+
+Writing is :mod:`tank_store_rbd.writer`, reading :mod:`tank_store_rbd.reader`; the
+connection and error translation are :mod:`tank_store_rbd.cluster`.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from tank import errors
 from tank.config import between, positive, power_of_two
-from tank.store import Backend, ReadResult, Writer
-from tank_store_rbd.cluster import Cluster, error_for, load_bindings, translate
+from tank.store import Backend, ReadResult
+from tank_store_rbd.cluster import Cluster, Handles, load_bindings, translate
 from tank_store_rbd.location import EXAMPLE, SCHEME, SNAPSHOT, RBDLocation
+from tank_store_rbd.reader import SnapshotReader
+from tank_store_rbd.writer import RBDWriter
 
 log = logging.getLogger(__name__)
 
-KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+KiB, MiB = 1 << 10, 1 << 20
 
 #: Feature names as ``rbd feature enable`` spells them -> rbd module constant.
 FEATURES = {
@@ -52,14 +54,6 @@ def _check_features(instance: Any, attribute: attrs.Attribute[Any], value: tuple
             raise ValueError(f"features: {name} needs {needed}")
     if "layering" not in value:
         raise ValueError("features must include layering, or compute hosts cannot clone images")
-
-
-class Handles(contextlib.ExitStack):
-    """The Ceph handles one operation holds (lease, I/O context, image), closed in
-    reverse order. Never swallows an exception, which type checkers can see."""
-
-    def __exit__(self, *exc: Any) -> None:
-        super().__exit__(*exc)
 
 
 class RBDBackend(Backend):
@@ -93,15 +87,18 @@ class RBDBackend(Backend):
         connect_timeout: int = attrs.field(default=10, validator=positive)
         #: Seconds any single monitor or OSD operation may take once connected.
         op_timeout: int = attrs.field(default=30, validator=positive)
-        #: aio reads or writes in flight per transfer; memory is about
-        #: (queue_depth + 1) * io_size per upload or download.
-        queue_depth: int = attrs.field(default=8, validator=positive)
+        #: aio reads or writes in flight per transfer. librbd copies what it writes and
+        #: receives what it reads into buffers of its own, so memory is about
+        #: (2 * queue_depth + 1) * io_size per upload or download.
+        queue_depth: int = attrs.field(default=4, validator=positive)
         #: Features of new images; keep them to what compute hosts' clients support.
         features: tuple[str, ...] = attrs.field(
             default=("layering",), converter=_to_tuple, validator=_check_features
         )
-        #: Skip writes that are all zeros (a new image reads back zeros there anyway).
-        thin_provisioning: bool = True
+        #: Skip writes whose bytes are all zeros (Glance's ``rbd_thin_provisioning``): RBD
+        #: images are sparse, so those extents stay unallocated and read back as zeros.
+        #: Off, every byte is written and the image's space is allocated at upload.
+        thin_provisioning: bool = False
 
     def __init__(self, config: RBDBackend.Config, *, name: str | None = None) -> None:
         super().__init__(config, name=name)
@@ -164,15 +161,15 @@ class RBDBackend(Backend):
             end = total if length is None else min(total, offset + length)
             if start >= end:
                 return ReadResult(size=0, total_size=total, chunks=iter(()))
-            reader = _SnapshotReader(self, loc, image, start, end, stack.pop_all())
+            reader = SnapshotReader(self, loc, image, start, end, stack.pop_all())
             return ReadResult(size=end - start, total_size=total, chunks=reader)
 
-    def get_size(self, location: str) -> int:
+    def size_of(self, location: str) -> int:
         with Handles() as stack:
             loc, image = self._open_snapshot(stack, location)
             return int(self._call(image.size, f"cannot stat {loc}", loc))
 
-    def delete(self, location: str) -> None:
+    def remove(self, location: str) -> None:
         """Remove the image and its snapshots; InUse while clones or clients use it."""
         with Handles() as stack:
             loc = self._parse(location)
@@ -245,6 +242,7 @@ class RBDBackend(Backend):
         callers only. Legacy ``rbd://<image>`` locations are resolved to the long form
         when the image has a protected ``snap`` snapshot.
         """
+        self.check_location(location)  # called directly, not through a template method
         loc = self._parse(location)
         if not loc.legacy:
             return loc.to_uri()
@@ -266,7 +264,7 @@ class RBDBackend(Backend):
     # --- helpers -------------------------------------------------------------------
 
     def _parse(self, location: str) -> RBDLocation:
-        self.check_location(location)
+        """The location; its scheme is checked already (``Backend.get``/``delete``/...)."""
         return RBDLocation.parse(location)
 
     def _lease(self, stack: Handles) -> Any:
@@ -382,249 +380,3 @@ class RBDBackend(Backend):
         self, exc: BaseException, what: str, loc: RBDLocation | None = None
     ) -> errors.TankError:
         return translate(exc, what, store=self.name, location=str(loc) if loc else None)
-
-
-def _noop(*args: Any) -> None:
-    """aio callback: results are collected by waiting on the completion instead."""
-
-
-def _all_zero(chunk: bytes | bytearray) -> bool:
-    # a sparse sample rejects almost every data chunk before the full compare
-    sample = chunk[:: 4 * KiB]
-    return sample.count(0) == len(sample) and chunk == bytes(len(chunk))
-
-
-class RBDWriter(Writer):
-    """One upload, written with aio; at most ``queue_depth * io_size`` bytes in flight.
-
-    Chunks of at least ``io_size`` bytes (tank-api hands over 1 MiB) are written as they
-    come: librbd, with its cache off, sends from the caller's buffer, so no byte is copied.
-    Smaller chunks are gathered into an ``io_size`` buffer first, so a trickle of tiny
-    chunks does not become a flood of tiny OSD operations. (Measured on the test
-    cluster: 1 MiB writes 8 deep are as fast as whole 8 MiB objects 2 deep, with a
-    third of the memory and no copy.) A pending write keeps its buffer referenced:
-    librbd reads it until the write completes. Owns the I/O context and the cluster
-    lease (``resources``) until commit or abort.
-    """
-
-    def __init__(
-        self,
-        backend: RBDBackend,
-        ioctx: Any,
-        image: Any,
-        location: RBDLocation,
-        size: int | None,
-        resources: Handles,
-    ) -> None:
-        self._backend = backend
-        self._ioctx = ioctx
-        self._image: Any = image
-        self._location = location
-        self._resources = resources
-        self._pending: collections.deque[tuple[Any, bytes | bytearray]] = collections.deque()
-        self._pending_bytes = 0
-        self._budget = backend.config.queue_depth * backend.config.io_size
-        self._thin = backend.config.thin_provisioning
-        self._chunk_size = backend.config.chunk_size
-        self._io_size = backend.config.io_size
-        self._buffer: bytearray | None = None
-        self._filled = 0
-        self._capacity = size or 0
-        self._offset = 0  # where the buffer goes; everything before it is submitted
-        self._done = False
-
-    def write(self, chunk: bytes) -> None:
-        if self._buffer is None and len(chunk) >= self._io_size:
-            self._submit(chunk)  # large enough to go as it is: no copy
-            return
-        view = memoryview(chunk)
-        pos = 0
-        while pos < len(view):
-            if self._buffer is None:
-                self._buffer = bytearray(self._io_size)
-                self._filled = 0
-            n = min(len(view) - pos, self._io_size - self._filled)
-            self._buffer[self._filled : self._filled + n] = view[pos : pos + n]
-            self._filled += n
-            pos += n
-            if self._filled == self._io_size:
-                self._submit(self._buffer)
-                self._buffer = None
-
-    def _submit(self, data: bytes | bytearray) -> None:
-        end = self._offset + len(data)
-        if end > self._capacity:
-            self._grow(end)
-        if not (self._thin and _all_zero(data)):
-            while self._pending and self._pending_bytes + len(data) > self._budget:
-                self._reap()
-            try:
-                completion = self._image.aio_write(data, self._offset, _noop)
-            except self._backend.rbd.Error as exc:
-                raise self._error(exc, "cannot write to") from None
-            self._pending.append((completion, data))
-            self._pending_bytes += len(data)
-        self._offset = end
-
-    def commit(self) -> str:
-        if self._buffer is not None:
-            del self._buffer[self._filled :]
-            self._submit(self._buffer)
-            self._buffer = None
-        while self._pending:
-            self._reap()
-        image = self._image
-        try:
-            if self._capacity != self._offset:
-                image.resize(self._offset)
-            image.flush()
-            image.create_snap(SNAPSHOT)
-            image.protect_snap(SNAPSHOT)
-        except self._backend.rbd.Error as exc:
-            raise self._error(exc, "cannot finish") from None
-        self._done = True
-        self._close()
-        log.debug("store %s: stored %s, %d bytes", self._backend.name, self._location, self._offset)
-        return self._location.to_uri()
-
-    def abort(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._buffer = None
-        try:
-            while self._pending:  # librbd may still read their buffers
-                self._pending.popleft()[0].wait_for_complete_and_cb()
-            image = self._image
-            if SNAPSHOT in {s["name"] for s in image.list_snaps()}:  # commit got that far
-                if image.is_protected_snap(SNAPSHOT):
-                    image.unprotect_snap(SNAPSHOT)
-                image.remove_snap(SNAPSHOT)
-            self._image = None
-            image.close()
-            self._backend._remove_quietly(self._ioctx, self._location.image)
-        except Exception:
-            log.exception("store %s: cleaning up %s failed", self._backend.name, self._location)
-        finally:
-            self._close()
-
-    def _grow(self, end: int) -> None:
-        """Resize for data of unknown length: double, in steps of 8 objects to 1 GiB, so a
-        long upload resizes rarely and the final trim stays small."""
-        step = min(max(self._capacity, 8 * self._chunk_size), GiB)
-        size = max(end, self._capacity + step)
-        size = -(-size // self._chunk_size) * self._chunk_size
-        try:
-            self._image.resize(size)
-        except self._backend.rbd.Error as exc:
-            raise self._error(exc, f"cannot grow to {size} bytes") from None
-        self._capacity = size
-
-    def _reap(self) -> None:
-        completion, data = self._pending.popleft()
-        self._pending_bytes -= len(data)
-        completion.wait_for_complete_and_cb()
-        code = completion.get_return_value()
-        if code < 0:
-            raise error_for(
-                code,
-                f"cannot write to {self._location}: error {-code}",
-                store=self._backend.name,
-                location=str(self._location),
-            )
-
-    def _error(self, exc: BaseException, doing: str) -> errors.TankError:
-        return translate(
-            exc,
-            f"{doing} {self._location}",
-            store=self._backend.name,
-            location=str(self._location),
-        )
-
-    def _close(self) -> None:
-        try:
-            if self._image is not None:
-                self._image.close()
-                self._image = None
-        finally:
-            self._resources.close()
-
-
-class _SnapshotReader(Iterator[bytes]):
-    """Chunks of ``[start, end)`` of an open image, with ``queue_depth`` aio reads ahead.
-
-    Owns the image, its I/O context and the cluster lease, and closes them when the
-    range is exhausted, on :meth:`close`, or when garbage-collected. Each read is at most
-    ``io_size`` bytes; reads after the first are aligned to ``io_size``.
-    """
-
-    def __init__(
-        self,
-        backend: RBDBackend,
-        loc: RBDLocation,
-        image: Any,
-        start: int,
-        end: int,
-        resources: Handles,
-    ) -> None:
-        self._backend = backend
-        self._loc = loc
-        self._image = image
-        self._next = start
-        self._end = end
-        self._resources: Handles | None = resources
-        self._io_size = backend.config.io_size
-        self._depth = backend.config.queue_depth
-        self._pending: collections.deque[tuple[Any, list[bytes]]] = collections.deque()
-
-    def __next__(self) -> bytes:
-        if self._resources is None:
-            raise StopIteration
-        while len(self._pending) < self._depth and self._next < self._end:
-            self._submit()
-        if not self._pending:
-            self.close()
-            raise StopIteration
-        completion, box = self._pending.popleft()
-        completion.wait_for_complete_and_cb()
-        code = completion.get_return_value()
-        if code < 0 or not box:
-            self.close()
-            raise error_for(
-                code,
-                f"cannot read {self._loc}: error {-code}",
-                store=self._backend.name,
-                location=str(self._loc),
-            )
-        return box[0]
-
-    def _submit(self) -> None:
-        offset = self._next
-        length = min(self._end, (offset // self._io_size + 1) * self._io_size) - offset
-        box: list[bytes] = []
-        try:
-            completion = self._image.aio_read(offset, length, lambda _c, data: box.append(data))
-        except self._backend.rbd.Error as exc:
-            self.close()
-            raise translate(
-                exc, f"cannot read {self._loc}", store=self._backend.name, location=str(self._loc)
-            ) from None
-        self._pending.append((completion, box))
-        self._next = offset + length
-
-    def close(self) -> None:
-        """Wait for reads in flight (librbd writes into their buffers), then let go."""
-        resources, self._resources = self._resources, None
-        if resources is None:
-            return
-        try:
-            while self._pending:
-                self._pending.popleft()[0].wait_for_complete_and_cb()
-        finally:
-            resources.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            log.exception("store %s: closing a read of %s failed", self._backend.name, self._loc)

@@ -1,4 +1,5 @@
-"""The Ceph side of the store: the bindings, one shared connection, error translation.
+"""The Ceph side of the store: the bindings, one shared connection, the handles an
+operation holds, error translation.
 
 ``rados`` and ``rbd`` ship with Ceph, not with pip, so they are imported here on first use
 and a missing binding becomes a :class:`~tank.errors.BadStoreConfig` saying how to
@@ -216,3 +217,11 @@ class Cluster:
             raise error from None
         log.info("store %s: connected to Ceph cluster %s", self._store, fsid)
         return handle, fsid
+
+
+class Handles(contextlib.ExitStack):
+    """The Ceph handles one operation holds (lease, I/O context, image), closed in
+    reverse order. Never swallows an exception, which type checkers can see."""
+
+    def __exit__(self, *exc: Any) -> None:
+        super().__exit__(*exc)

@@ -78,8 +78,10 @@ class S3Backend(Backend):
         large_object_chunk_size: int = attrs.field(
             default=8 * MiB, validator=between(MIN_PART_SIZE, MAX_PART_SIZE)
         )
-        #: Parts uploaded in parallel per image; memory per upload <~ (this + 2) x part size.
-        thread_pools: int = attrs.field(default=4, validator=positive)
+        #: Parts uploaded in parallel per image; memory per upload <~ (this + 1) x part size.
+        #: Two keep a part going up while the next one arrives; each more holds one more
+        #: part in memory.
+        thread_pools: int = attrs.field(default=2, validator=positive)
         #: Verify the endpoint's TLS certificate. Use ca_bundle for a private CA.
         verify_tls: bool = True
         #: PEM file of CA certificates to trust instead of botocore's bundle.

@@ -3,8 +3,9 @@
 ``Backend.add`` calls :meth:`S3Writer.write` from one thread. The writer keeps at most
 one part of data; each full part goes to a small thread pool that uploads it while the
 next part is being received. A semaphore with one slot per thread bounds the parts in
-flight, so an upload holds at most about ``(thread_pools + 2) x part size`` bytes (the
-parts in flight, the part being received, and the copy that joins its chunks).
+flight, so an upload holds at most about ``(thread_pools + 1) x part size`` bytes (the
+parts in flight and the part being received). Parts and single PUTs are sent from the
+chunks as they were received (:class:`~tank_store_s3.body.PartBody`), never joined.
 
 * Known size up to ``large_object_size``: buffered and sent in one PUT at commit.
 * Larger, or unknown length: a multipart upload, started when the first part is full
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import io
 import logging
 import threading
 from collections.abc import Callable
@@ -95,7 +95,7 @@ class S3Writer(Writer):
         if self._failure is not None:
             raise self._failure
         if self._upload_id is None:
-            self._put(self._take(self._buffered))
+            self._put(self._take_pieces(self._buffered))
         else:
             if self._buffered:
                 self._send_part(self._buffered)
@@ -117,21 +117,25 @@ class S3Writer(Writer):
 
     # --- single PUT ----------------------------------------------------------------------
 
-    def _put(self, data: bytes) -> None:
+    def _put(self, pieces: list[Buffer]) -> None:
         self._commit_sent = True
+        size = sum(len(piece) for piece in pieces)
         try:
             self._call_with_bucket(
                 lambda: self._client.put_object(
                     Bucket=self._loc.bucket,
                     Key=self._loc.key,
-                    Body=io.BytesIO(data),  # a new stream for each try
-                    ContentLength=len(data),
+                    Body=PartBody(pieces),  # a new stream for each call
+                    ContentLength=size,
                     IfNoneMatch="*",
                 )
             )
         except errors.Duplicate:
             # A retried PUT whose first try landed also fails the condition: is it ours?
-            if not self._is_ours(f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'):
+            md5 = hashlib.md5(usedforsecurity=False)
+            for piece in pieces:
+                md5.update(piece)
+            if not self._is_ours(f'"{md5.hexdigest()}"'):
                 raise
 
     # --- multipart -----------------------------------------------------------------------
@@ -238,13 +242,6 @@ class S3Writer(Writer):
             self._pool.shutdown(wait=True, cancel_futures=True)
 
     # --- helpers -------------------------------------------------------------------------
-
-    def _take(self, size: int) -> bytes:
-        """The next ``size`` buffered bytes as one bytes object (one copy, no more)."""
-        pieces = self._take_pieces(size)
-        if len(pieces) == 1 and isinstance(pieces[0], bytes):
-            return pieces[0]
-        return b"".join(pieces)
 
     def _take_pieces(self, size: int) -> list[Buffer]:
         """The next ``size`` buffered bytes, as the chunks (or views of them) they came in."""
