@@ -52,7 +52,7 @@ def _install(session: nox.Session, *packages: str) -> None:
     args = []
     for package in dict.fromkeys(("tank_core", *packages)):
         args += ["-e", f"./{package}{EXTRAS.get(package, '')}"]
-    session.install("pytest", "pytest-timeout", *args)
+    session.install("pytest", "pytest-timeout", "hatchling", *args)  # hatchling: scaffold test
 
 
 def _link_ceph_bindings(session: nox.Session) -> None:
