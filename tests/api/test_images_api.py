@@ -150,7 +150,7 @@ def test_queued_image_then_put_data(api: ApiServer) -> None:
 
 
 def test_zero_byte_image(api: ApiServer) -> None:
-    image = create(api, "empty", b"")
+    image = create(api, "empty", b"", **{"x-image-meta-size": "0"})
     assert image["status"] == "active" and image["size"] == 0
     assert image["checksum"] == hashlib.md5(b"").hexdigest()
     got = requests.get(f"{api.url}/v1/images/{image['id']}", timeout=5)
@@ -443,3 +443,36 @@ def test_deeply_nested_json_is_a_400(api: ApiServer) -> None:
     body = b"[" * 500_000
     resp = requests.put(f"{api.url}/v1/images/{image['id']}/members", data=body, timeout=10)
     error(resp, 400)
+
+
+GLANCECLIENT_V1 = {  # what python-glanceclient's v1 image-create and image-update send
+    "Content-Type": "application/octet-stream",
+    "x-image-meta-is_public": "None",
+    "x-image-meta-disk_format": "raw",
+    "x-image-meta-container_format": "bare",
+}
+
+
+def test_glanceclient_create_without_a_file_registers_a_queued_private_image(
+    api: ApiServer,
+) -> None:
+    """The reliability issue's finding: Tank made an active 0-byte image of the empty
+    body, and refused is_public None (Glance reads it as false)."""
+    headers = {**GLANCECLIENT_V1, "x-image-meta-name": "gc-queued"}
+    resp = requests.post(f"{api.url}/v1/images", headers=headers, data=b"", timeout=10)
+    assert resp.status_code == 201, resp.text
+    image = resp.json()["image"]
+    assert (image["status"], image["is_public"], image["size"]) == ("queued", False, None)
+
+
+def test_glanceclient_update_of_an_active_image_changes_only_metadata(api: ApiServer) -> None:
+    """It was 409 "data can only be uploaded to a queued image": the client's empty body
+    was taken for data."""
+    image = create(api, "gc-active", b"payload")
+    url = f"{api.url}/v1/images/{image['id']}"
+    headers = {**GLANCECLIENT_V1, "x-image-meta-name": "gc-renamed"}
+    resp = requests.put(url, headers=headers, data=b"", timeout=10)
+    assert resp.status_code == 200, resp.text
+    updated = resp.json()["image"]
+    assert (updated["name"], updated["status"], updated["size"]) == ("gc-renamed", "active", 7)
+    assert requests.get(url, timeout=10).content == b"payload"

@@ -193,14 +193,13 @@ def _check_request(req: Request, data: dict[str, str]) -> None:
 
 
 def _wants_upload(req: Request, data: dict[str, str]) -> bool:
-    """Glance v1: a body means data. An empty body is data only if the client says so
-    (``Content-Type: application/octet-stream`` or an announced size of 0)."""
+    """A body means data. An empty body (``Content-Length: 0``) is no data, as in Glance
+    v1 (python-glanceclient sends one with every create and update, with
+    ``Content-Type: application/octet-stream``), unless the client announces a size of 0:
+    that is how a zero-byte image is uploaded."""
     if req.has_body():
         return True
-    if req.content_length == 0:
-        octet = req.headers.get("content-type", "").startswith("application/octet-stream")
-        return octet or data.get("size") == "0"
-    return False
+    return req.content_length == 0 and data.get("size") == "0"
 
 
 def create(api: Api, req: Request, ctx: Context) -> Response:

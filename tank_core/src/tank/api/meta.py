@@ -59,6 +59,10 @@ _SHOWN = (
 )
 
 
+#: Boolean fields python-glanceclient (v1) sends as ``None`` when the user gave no value.
+UNSET_AS_NONE = frozenset({"is_public", "protected"})
+
+
 @attrs.frozen
 class RequestMeta:
     """What the ``x-image-meta-*`` headers of a POST or PUT asked for."""
@@ -81,6 +85,8 @@ def parse_headers(headers: Mapping[str, str], *, allow_id: bool) -> RequestMeta:
             properties[key] = value
         elif name.startswith(META):
             field = name[len(META) :].replace("-", "_")
+            if field in UNSET_AS_NONE and value.strip().lower() == "none":
+                continue  # python-glanceclient's "not given"; Glance read it as false
             if field in USER_FIELDS or (allow_id and field == "id"):
                 fields[field] = value
             elif field in DATA_FIELDS:
