@@ -226,3 +226,23 @@ def test_register_location(service: ImageService, data_dir: Path, tmp_path: Path
         service.create(META, location=source.location, context=alice)
     with pytest.raises(errors.Invalid, match="not both"):
         service.create(META, data=iter([b"x"]), location=source.location, context=ADMIN)
+
+
+def test_delete_during_an_upload_is_a_conflict_not_an_error_in_the_log(
+    service: ImageService, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outside probe's finding: this ordinary race logged an ERROR with two
+    tracebacks ("could not mark image ... killed")."""
+    admin = Context.admin()
+    image = service.create({"name": "racing"}, context=admin)
+
+    def data() -> Iterator[bytes]:
+        yield b"x" * 1000
+        service.delete(image.id, context=admin)  # another client, mid-upload
+        yield b"y" * 1000
+
+    with pytest.raises(errors.Conflict):
+        service.upload(image.id, data(), context=admin)
+    assert service.registry.get(image.id, context=admin).status is Status.DELETED
+    assert stored_files(data_dir) == []
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []

@@ -24,7 +24,7 @@ from tank.plugins import make_plugin_manager
 from tank.stores import StoreSet
 from tank.testing import generated_stream, irregular_chunks, pattern, read_all
 from tank_store_fs import FilesystemBackend
-from tank_store_fs.backend import TEMP_PREFIX
+from tank_store_fs.backend import TEMP_PREFIX, translate
 from tank_store_fs.direct import DirectWriter
 from tank_store_fs.location import FileLocation
 
@@ -604,3 +604,10 @@ def test_a_refused_direct_write_goes_through_the_page_cache(tmp_path: Path) -> N
     finally:
         os.close(fd)
     assert path.read_bytes() == b"x" * 10_000
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE])
+def test_running_out_of_file_descriptors_is_unavailable_not_a_store_error(code: int) -> None:
+    """The outside probe's finding: an upload at the open-file limit answered 500."""
+    error = translate(OSError(code, os.strerror(code)), "opening", store="file", location="x")
+    assert isinstance(error, errors.StoreUnavailable) and error.http_status == 503

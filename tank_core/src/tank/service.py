@@ -272,6 +272,10 @@ class ImageService:
             killed = self.registry.update(
                 image.id, {"status": Status.KILLED}, context=context, expected_status=Status.SAVING
             )
+        except (errors.Conflict, errors.NotFound) as exc:
+            # deleted (or otherwise moved on) while its data was arriving: nothing to mark
+            log.info("image %s was not marked killed after %s: %s", image.id, reason, exc)
+            return
         except Exception:
             log.exception("could not mark image %s killed after: %s", image.id, reason)
             return

@@ -534,6 +534,8 @@ def translate(
         return errors.Forbidden(what, store=store, location=location)
     if exc.errno == errno.ENOENT and reading:
         return errors.NotFound(f"no data at {location}", store=store, location=location)
+    if exc.errno in (errno.EMFILE, errno.ENFILE):  # the process is out of descriptors
+        return errors.StoreUnavailable(what, store=store, location=location)
     if exc.errno == errno.ELOOP:
         return errors.BadLocation(
             f"location {location} is a symbolic link; refused", store=store, location=location
