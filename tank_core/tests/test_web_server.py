@@ -187,3 +187,30 @@ def connect_when_running(server: HttpServer) -> Iterator[socket.socket]:
     finally:
         server.stop()
         thread.join(10)
+
+
+def test_a_trickled_body_is_ended_and_its_worker_freed() -> None:
+    """A client sending its body a byte at a time held a worker for as long as it liked;
+    below the floor (min_rate over rate_window seconds of waiting) the transfer ends."""
+    with serving(threads=1, min_rate=1000, rate_window=0.5) as server:
+        with connect(server) as slow:
+            slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab")
+            assert read_all(slow) == b""  # ended: the app never answered
+        with connect(server) as sock:  # the one worker is free again
+            sock.sendall(LAST)
+            assert statuses(read_all(sock)) == [200]
+
+
+def test_a_client_that_does_not_read_its_answer_is_ended() -> None:
+    def big(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Length", str(64 << 20))])
+        return [bytes(1 << 20)] * 64
+
+    with serving(big, threads=1, min_rate=1 << 20, rate_window=0.5) as server:
+        stalled = connect(server)
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(LAST)  # and never reads
+        with connect(server) as sock:
+            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert statuses(read_all(sock)) == [200]  # served once the stalled one ended
+        stalled.close()

@@ -314,3 +314,24 @@ def test_sigterm_during_an_upload_answers_503_not_a_client_error(start_api) -> N
     assert "ending them (503)" in api.log()
     restarted = start_api("--data-dir", str(api.data_dir))
     assert status_of(restarted, image_id) == "killed"
+
+
+def test_an_upload_trickled_below_the_floor_gets_408_and_the_image_is_killed(  # type: ignore[no-untyped-def]
+    start_api, tmp_path: Path
+) -> None:
+    """The outside probe's finding: 16 uploads that stall after their head held every
+    worker thread (the API answered nobody) for as long as they liked."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 2\nmin_rate = 1000\nrate_window = 1\n")
+    api = start_api("--config", str(config))
+    image_id = str(uuid.uuid4())
+    conn = Raw(api)
+    try:
+        conn.send(post(1 << 20, image_id=image_id) + b"x" * 10)
+        status, _, body = conn.answer(timeout=20)
+    finally:
+        conn.close()
+    assert status == 408, body
+    assert "less than the 1000 required" in json.loads(body)["error"]["message"]
+    assert status_of(api, image_id) == "killed"
+    assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 200

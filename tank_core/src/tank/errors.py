@@ -71,6 +71,12 @@ class BadLocation(Invalid):
     """A location cannot be parsed, or points somewhere it must not (outside a data dir)."""
 
 
+class ClientTooSlow(TankError):
+    """The client sent its request body slower than the server's floor allows."""
+
+    http_status = 408
+
+
 class NotFound(TankError, LookupError):
     """An image, member or piece of stored data does not exist (or is not visible)."""
 

@@ -41,6 +41,11 @@ class ApiConfig:
     header_timeout: float = attrs.field(default=10.0, validator=between(0.001, 3600))
     #: Seconds an idle kept-alive connection stays open.
     idle_timeout: float = attrs.field(default=60.0, validator=between(0.001, 86400))
+    #: The least a client must send (request body) or take (response) per second, measured
+    #: over ``rate_window`` seconds of waiting on it; slower transfers are ended (408 for
+    #: an upload), so a client trickling bytes cannot hold a worker thread. 0: no floor.
+    min_rate: int = attrs.field(default=1024, validator=not_negative)
+    rate_window: float = attrs.field(default=30.0, validator=between(0.001, 3600))
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).
     max_connections_per_client: int = attrs.field(default=0, validator=not_negative)

@@ -71,6 +71,8 @@ def main(
             header_timeout=api_config.header_timeout,
             idle_timeout=api_config.idle_timeout,
             max_connections_per_client=api_config.max_connections_per_client,
+            min_rate=api_config.min_rate,
+            rate_window=api_config.rate_window,
         )
         run(
             server,

@@ -13,6 +13,7 @@ import attrs
 from tank import errors
 from tank.web.headers import from_wire
 from tank.web.server.channel import ServerStopping
+from tank.web.server.pace import TooSlow
 from tank.web.server.responses import reason
 
 #: Bytes read from the client per chunk of an upload.
@@ -139,6 +140,10 @@ class Body:
             return method(arg)
         except ServerStopping as exc:
             raise errors.ShuttingDown(f"{exc}; try again") from exc
+        except TooSlow as exc:
+            raise errors.ClientTooSlow(
+                f"the upload stopped after {self.received} bytes: {exc}"
+            ) from exc
         except (OSError, ValueError) as exc:
             raise ClientGone(f"the upload stopped after {self.received} bytes: {exc}") from exc
 

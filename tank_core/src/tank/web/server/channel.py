@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import select
 import socket
+import time
+from typing import Any
+
+from tank.web.server.pace import Pace
 
 
 class ServerStopping(ConnectionError):
@@ -16,14 +22,89 @@ class Channel:
     a body costs one copy in user space, into wherever the caller wants it.
     """
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int], pending: bytes) -> None:
+    def __init__(
+        self, sock: socket.socket, address: tuple[str, int], pending: bytes, timeout: float = 60.0
+    ) -> None:
         self.sock = sock
+        #: The socket's timeout between transfers.
+        self.timeout = timeout
         self.address = address
         self.pending = bytearray(pending)
         #: Requests served on this connection, for keep-alive bookkeeping.
         self.served = 0
         #: The server is stopping and has shut the reading side of this connection.
         self.ended_by_server = False
+        #: The speed floor of the current transfer (None: only the socket's timeout).
+        self.pace: Pace | None = None
+
+    # --- paced socket calls ----------------------------------------------------------
+
+    def _recv_into(self, view: memoryview) -> int:
+        pace = self.pace
+        if pace is None:
+            return self.sock.recv_into(view)
+        while True:
+            self.sock.settimeout(pace.timeout())
+            started = time.monotonic()
+            try:
+                got = self.sock.recv_into(view)
+            except TimeoutError:
+                pace.moved(0, time.monotonic() - started)
+                continue
+            pace.moved(got, time.monotonic() - started)
+            return got
+
+    def _recv(self, size: int) -> bytes:
+        view = memoryview(bytearray(size))
+        got = self._recv_into(view)
+        return bytes(view[:got])
+
+    def send_all(self, data: Any) -> None:
+        """``sendall``, paced."""
+        pace = self.pace
+        if pace is None:
+            self.sock.sendall(data)
+            return
+        view = memoryview(data).cast("B")
+        while len(view):
+            self.sock.settimeout(pace.timeout())
+            started = time.monotonic()
+            try:
+                sent = self.sock.send(view)
+            except TimeoutError:
+                sent = 0
+            pace.moved(sent, time.monotonic() - started)
+            view = view[sent:]
+
+    def send_file(self, fd: int, offset: int, count: int) -> int:
+        """``count`` bytes of ``fd`` from ``offset`` with ``sendfile``, paced; bytes sent
+        (fewer when the file ends early)."""
+        sock, pace = self.sock, self.pace
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        sock.settimeout(0.0)
+        sent = 0
+        try:
+            while sent < count:
+                try:
+                    n = os.sendfile(sock.fileno(), fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    wait = pace.timeout() if pace is not None else self.timeout
+                    started = time.monotonic()
+                    ready = poller.poll(wait * 1000)
+                    if pace is not None:
+                        pace.moved(0, time.monotonic() - started)
+                    elif not ready:
+                        raise TimeoutError("sending the file timed out") from None
+                    continue
+                if n == 0:
+                    break
+                sent += n
+                if pace is not None:
+                    pace.moved(n, 0.0)
+        finally:
+            sock.settimeout(self.timeout)
+        return sent
 
     def end_reading(self) -> None:
         """Shutting down: make a blocked body read end (the answer can still be sent)."""
@@ -47,7 +128,7 @@ class Channel:
             view[:n] = self.pending[:n]
             del self.pending[:n]
             return n
-        return self.sock.recv_into(view)
+        return self._recv_into(view)
 
     def fill(self, view: memoryview) -> int:
         """Read until ``view`` is full or the peer stops sending; bytes read."""
@@ -73,7 +154,7 @@ class Channel:
             if len(self.pending) >= limit:
                 return bytes(self.pending[:limit])
             start = len(self.pending)
-            data = self.sock.recv(64 << 10)
+            data = self._recv(64 << 10)
             if not data:
                 line = bytes(self.pending)
                 self.pending.clear()

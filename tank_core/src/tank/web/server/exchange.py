@@ -13,6 +13,7 @@ from typing import Any
 from tank.web.server.bodies import Body, ChunkedBody, KnownLengthBody, NoBody
 from tank.web.server.channel import Channel
 from tank.web.server.heads import RequestHead
+from tank.web.server.pace import Pace
 from tank.web.server.responses import FileWrapper, ResponseWriter, error_bytes
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,17 @@ class Exchange:
         server_addr: tuple[str, int],
         server_name: str,
         after_large_transfer: Callable[[], None] | None = None,
+        floor: tuple[int, float] | None = None,
     ) -> None:
         self.app = app
+        #: (bytes, seconds): the least a transfer must move per window of waiting.
+        self.floor = floor
         self.channel = channel
         self.head = head
         self.server_addr = server_addr
         self.after_large_transfer = after_large_transfer
         self.continue_pending = head.expects_continue
-        self.out = ResponseWriter(channel.sock, head.version, head.method, server_name)
+        self.out = ResponseWriter(channel, head.version, head.method, server_name)
         self.out.close = head.close  # the client's wish (or HTTP/1.0): said in the answer
         self.body = self._body()
 
@@ -116,6 +120,17 @@ class Exchange:
 
     def run(self) -> bool:
         """Serve the request. True if the connection may carry another one."""
+        if self.floor is not None:
+            min_bytes, window = self.floor
+            self.channel.pace = Pace(
+                min_bytes, window, f"{self.head.method} {self.head.target[:80]}"
+            )
+        try:
+            return self._run()
+        finally:
+            self.channel.pace = None
+
+    def _run(self) -> bool:
         out = self.out
         result = None
         try:

@@ -63,6 +63,8 @@ class HttpServer:
         header_timeout: float = 10.0,
         idle_timeout: float = 60.0,
         io_timeout: float = 60.0,
+        min_rate: int = 1024,
+        rate_window: float = 30.0,
         max_head_size: int = 64 << 10,
         max_connections_per_client: int = 0,
         shutdown_timeout: float = 5.0,
@@ -78,6 +80,9 @@ class HttpServer:
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self.io_timeout = io_timeout
+        #: A body or response moving less than min_rate x rate_window bytes in
+        #: rate_window seconds of waiting on the client is ended (min_rate 0: never).
+        self.floor = (int(min_rate * rate_window), rate_window) if min_rate > 0 else None
         self.max_head_size = max_head_size
         self.max_connections_per_client = max_connections_per_client
         self.shutdown_timeout = shutdown_timeout
@@ -340,7 +345,7 @@ class HttpServer:
     def _serve(self, sock: socket.socket, address: Any, head_bytes: bytes, rest: bytes) -> None:
         sock.setblocking(True)
         sock.settimeout(self.io_timeout)
-        channel = Channel(sock, address, rest)
+        channel = Channel(sock, address, rest, self.io_timeout)
         with self._lock:
             self._busy[sock] = channel
         while True:
@@ -357,6 +362,7 @@ class HttpServer:
                 (self.host, self.port),
                 self.name,
                 self.after_large_transfer,
+                self.floor,
             )
             keep = exchange.run() and not self._stopping.is_set()
             channel.served += 1

@@ -14,10 +14,11 @@ import http
 import json
 import logging
 import os
-import socket
 import time
 from collections.abc import Iterator
 from typing import IO
+
+from tank.web.server.channel import Channel
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,8 @@ class FileWrapper:
 class ResponseWriter:
     """The response half of one exchange."""
 
-    def __init__(self, sock: socket.socket, version: str, method: str, server_name: str) -> None:
-        self.sock = sock
+    def __init__(self, channel: Channel, version: str, method: str, server_name: str) -> None:
+        self.channel = channel
         self.version = version
         self.head_only = method == "HEAD"
         self.server_name = server_name
@@ -122,7 +123,7 @@ class ResponseWriter:
     def send_head(self) -> None:
         """Send status line and headers, if not sent yet."""
         if not self.headers_sent:
-            self.sock.sendall(self._head())
+            self.channel.send_all(self._head())
 
     def _head(self) -> bytes:
         """Decide the framing; the status line and headers to send (once)."""
@@ -162,7 +163,7 @@ class ResponseWriter:
         head = b"" if self.headers_sent else self._head()
         if self.head_only or not chunk:
             if head:
-                self.sock.sendall(head)
+                self.channel.send_all(head)
             return
         left = self.remaining
         if left is not None and len(chunk) > left:
@@ -175,11 +176,11 @@ class ResponseWriter:
         else:
             pieces = [head, chunk]
         if len(chunk) <= COALESCE:
-            self.sock.sendall(b"".join(pieces))
+            self.channel.send_all(b"".join(pieces))
         else:
             for piece in pieces:
                 if piece:
-                    self.sock.sendall(piece)
+                    self.channel.send_all(piece)
         self.sent += len(chunk)
         if left is not None:
             self.remaining = left - len(chunk)
@@ -199,7 +200,7 @@ class ResponseWriter:
         except (AttributeError, OSError, ValueError):
             return False
         if count:
-            sent = self.sock.sendfile(wrapper.filelike, offset, count)
+            sent = self.channel.send_file(fd, offset, count)
             wrapper.sent += sent
             self.sent += sent
             self.remaining = count - sent
@@ -212,7 +213,7 @@ class ResponseWriter:
         """End the message: the head if nothing was sent, the last chunk if chunked."""
         self.send_head()
         if self.chunked:
-            self.sock.sendall(b"0\r\n\r\n")
+            self.channel.send_all(b"0\r\n\r\n")
         if self.remaining:  # the application sent less than it announced
             log.error("the response body is %d bytes short of its Content-Length", self.remaining)
             self.close = True
