@@ -335,3 +335,45 @@ def test_an_upload_trickled_below_the_floor_gets_408_and_the_image_is_killed(  #
     assert "less than the 1000 required" in json.loads(body)["error"]["message"]
     assert status_of(api, image_id) == "killed"
     assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 200
+
+
+def test_a_truncated_stored_file_is_never_served_as_a_whole_image(start_api) -> None:  # type: ignore[no-untyped-def]
+    """The reliability issue's finding: a stored file cut short was served 200 with a
+    short Content-Length and a Content-Range built from the short file."""
+    api = start_api()
+    data = os.urandom(3 << 20)
+    resp = requests.post(
+        f"{api.url}/v1/images",
+        data=data,
+        timeout=10,
+        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "cut"},
+    )
+    image_id = resp.json()["image"]["id"]
+    os.truncate(api.data_dir / "images" / image_id, 1 << 20)
+    url = f"{api.url}/v1/images/{image_id}"
+    for headers in ({}, {"Range": "bytes=0-99"}, {"Range": "bytes=-100"}):
+        got = requests.get(url, headers=headers, timeout=10)
+        assert got.status_code == 500, (headers, got.status_code)
+        assert "integrity fault" in got.json()["error"]["message"]
+    assert requests.head(url, timeout=10).headers["x-image-meta-size"] == str(3 << 20)
+    assert "integrity fault: image " + image_id in api.log()
+
+
+def test_a_range_on_an_image_without_data_is_404(api: ApiServer) -> None:
+    image = requests.post(f"{api.url}/v1/images", headers={"x-image-meta-name": "q"}, timeout=5)
+    url = f"{api.url}/v1/images/{image.json()['image']['id']}"
+    assert requests.get(url, headers={"Range": "bytes=0-9"}, timeout=5).status_code == 404
+
+
+def test_a_body_cut_short_is_reported_with_what_arrived(start_api) -> None:  # type: ignore[no-untyped-def]
+    """It said "the upload stopped after 0 bytes" when 500,000 had arrived."""
+    api = start_api()
+    image_id = str(uuid.uuid4())
+    with socket.create_connection(("127.0.0.1", api.port)) as sock:
+        sock.sendall(post(1_000_000, image_id=image_id) + b"x" * 500_000)
+    deadline = time.monotonic() + 10
+    while status_of(api, image_id) != "killed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status_of(api, image_id) == "killed"
+    assert "the client sent 500000 of 1000000 bytes" in api.log()
+    assert "stopped after 0 bytes" not in api.log()

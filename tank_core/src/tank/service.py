@@ -115,7 +115,23 @@ class ImageService:
         if not image.location:
             raise errors.NotFound(f"image {image.id} has no data")
         backend = self.stores.for_location(image.location, image.store)
-        return image, backend.get(image.location, offset, length)
+        result = backend.get(image.location, offset, length)
+        if image.size is not None and result.total_size != image.size:
+            result.close()
+            log.error(
+                "integrity fault: image %s has %d bytes in store %s but %d in the registry; "
+                "not served",
+                image.id,
+                result.total_size,
+                backend.name,
+                image.size,
+            )
+            raise errors.StoreError(
+                f"the stored data of image {image.id} is {result.total_size} bytes, not the "
+                f"{image.size} the image has: it is not served (an integrity fault, logged)",
+                store=backend.name,
+            )
+        return image, result
 
     # --- creating and uploading ------------------------------------------------------------
 

@@ -87,6 +87,8 @@ def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = _image_id(image_id)
     image = api.service.get(image_id, context=ctx)
+    if image.status.value != "active" or image.deleted:  # no data: no range to judge
+        raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
     size = image.size or 0
     try:
         wanted = parse_range(req.headers.get("range"), size)

@@ -12,6 +12,7 @@ import attrs
 
 from tank import errors
 from tank.web.headers import from_wire
+from tank.web.server.bodies import BodyIncomplete
 from tank.web.server.channel import ServerStopping
 from tank.web.server.pace import TooSlow
 from tank.web.server.responses import reason
@@ -144,6 +145,8 @@ class Body:
             raise errors.ClientTooSlow(
                 f"the upload stopped after {self.received} bytes: {exc}"
             ) from exc
+        except BodyIncomplete as exc:  # its message counts what arrived, this read too
+            raise ClientGone(str(exc)) from exc
         except (OSError, ValueError) as exc:
             raise ClientGone(f"the upload stopped after {self.received} bytes: {exc}") from exc
 
