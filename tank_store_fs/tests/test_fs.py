@@ -611,3 +611,37 @@ def test_running_out_of_file_descriptors_is_unavailable_not_a_store_error(code: 
     """The outside probe's finding: an upload at the open-file limit answered 500."""
     error = translate(OSError(code, os.strerror(code)), "opening", store="file", location="x")
     assert isinstance(error, errors.StoreUnavailable) and error.http_status == 503
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only); skipped where it cannot be mounted."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace')[:200]}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_disk_full_at_start_up_is_413_and_writable_again_once_freed(tiny_tmpfs: Path) -> None:
+    """The reliability issue's finding: a store full at start-up was read-only (403) until
+    tank-api restarted, whatever space was freed."""
+    filler = tiny_tmpfs / "filler"
+    with open(filler, "wb") as f, contextlib.suppress(OSError):
+        f.write(b"x" * (4 << 20))
+    backend = store_set(tiny_tmpfs / "images").get("file")
+    assert backend.write_disabled
+    with pytest.raises(errors.StorageFull):
+        backend.add(new_id(), iter([b"data"]))
+    filler.unlink()
+    backend.RECHECK_SECONDS = 0  # type: ignore[misc]  # probe again on the next write
+    backend._recheck_at = 0  # the back-off has passed
+    stored_data = backend.add(new_id(), iter([b"data"]))
+    assert backend.write_disabled is None
+    assert read_all(backend, stored_data.location) == b"data"

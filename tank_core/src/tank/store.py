@@ -25,6 +25,7 @@ import abc
 import enum
 import logging
 import string
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
@@ -156,6 +157,8 @@ class Backend(abc.ABC):
     #: Writes are regrouped into chunks of exactly this size; None passes chunks through.
     #: A store may set it per instance from its config.
     write_chunk_size: int | None = None
+    #: Seconds between probes of a store whose writes were disabled (see disable_writes).
+    RECHECK_SECONDS: ClassVar[float] = 10.0
     #: Size of chunks the store yields on read.
     read_chunk_size: int = DEFAULT_CHUNK_SIZE
 
@@ -164,6 +167,8 @@ class Backend(abc.ABC):
         self.name = name or self.type_name
         #: Why writes are disabled, or None. Set when :meth:`check_writable` fails.
         self.write_disabled: str | None = None
+        self._disabled_by_full = False
+        self._recheck_at = float("inf")
 
     # --- primitives a store implements ---------------------------------------------
 
@@ -305,10 +310,38 @@ class Backend(abc.ABC):
                 f"store {self.name!r} ({self.type_name}) {what} {capability.value}",
                 store=self.name,
             )
-        if capability is not Capability.READ and self.write_disabled:
+        if capability is not Capability.READ and self.write_disabled and not self._recheck():
+            if self._disabled_by_full:
+                raise errors.StorageFull(
+                    f"store {self.name!r} is full: {self.write_disabled}", store=self.name
+                )
             raise errors.ReadOnlyStore(
                 f"store {self.name!r} is read-only: {self.write_disabled}", store=self.name
             )
+
+    def disable_writes(self, exc: errors.TankError) -> None:
+        """Writes fail until :meth:`check_writable` passes again: it is tried on a write
+        at most every :attr:`RECHECK_SECONDS` (a disk full at start-up comes back once
+        space is freed, without a restart)."""
+        self.write_disabled = str(exc)
+        self._disabled_by_full = any(
+            isinstance(e, errors.StorageFull) for e in (exc, exc.__cause__, exc.__context__)
+        )
+        self._recheck_at = time.monotonic() + self.RECHECK_SECONDS
+
+    def _recheck(self) -> bool:
+        """Probe again if it is time; True if writes work again."""
+        if time.monotonic() < self._recheck_at:
+            return False
+        self._recheck_at = time.monotonic() + self.RECHECK_SECONDS
+        try:
+            self.check_writable()
+        except errors.TankError as exc:
+            self.disable_writes(exc)
+            return False
+        log.warning("store %s is writable again", self.name)
+        self.write_disabled = None
+        return True
 
     def handles(self, location: str) -> bool:
         """Whether this store instance reads ``location``. By scheme; a store with

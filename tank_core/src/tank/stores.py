@@ -61,8 +61,8 @@ class StoreSet:
             try:
                 backend.check_writable()
             except BadStoreConfig as exc:
-                backend.write_disabled = str(exc)
-                log.warning("store %s is read-only: %s", name, exc)
+                backend.disable_writes(exc)
+                log.warning("store %s cannot be written now: %s", name, exc)
             stores[name] = backend
         return cls(stores, config.default_store)
 

@@ -67,19 +67,23 @@ class DirectWriter:
 
     def finish(self) -> None:
         """Write what is gathered: whole blocks directly, the rest through the cache."""
-        whole = self._filled - self._filled % ALIGN
+        filled, self._filled = self._filled, 0
+        whole = filled - filled % ALIGN
         if whole:
-            self._write_direct(self._view[:whole])
-        rest = self._view[whole : self._filled]
-        self._filled = 0
-        if rest:
+            with self._view[:whole] as blocks:  # released even if the write fails
+                self._write_direct(blocks)
+        if whole < filled:
             flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
             fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-            _write_all(self.fd, rest)
+            with self._view[whole:filled] as rest:
+                _write_all(self.fd, rest)
 
     def close(self) -> None:
         self._view.release()
-        self._buffer.close()
+        try:
+            self._buffer.close()
+        except BufferError:  # a view is still held (a traceback's frame): unmapped by GC
+            pass
 
     def _write_direct(self, view: memoryview) -> None:
         try:
