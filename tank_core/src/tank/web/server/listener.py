@@ -212,6 +212,7 @@ class HttpServer:
                     self._per_client[client] += 1
             if over:
                 _refuse(sock, 429, f"too many connections from {client}")
+                sock.close()
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
