@@ -348,6 +348,10 @@ class Member:
             raise ValidationError("member", "must not be empty")
         if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
             raise ValidationError("member", "must not contain control characters")
+        if value in (".", "..") or "/" in value:
+            # a tenant id never is; in a URL path such ids become other paths wherever
+            # a proxy or client normalises it (/members/.. is the image itself)
+            raise ValidationError("member", "must not be '.' or '..' or contain '/'")
 
 
 @attrs.frozen(kw_only=True)
