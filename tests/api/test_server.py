@@ -377,3 +377,19 @@ def test_a_body_cut_short_is_reported_with_what_arrived(start_api) -> None:  # t
     assert status_of(api, image_id) == "killed"
     assert "the client sent 500000 of 1000000 bytes" in api.log()
     assert "stopped after 0 bytes" not in api.log()
+
+
+def test_head_says_the_content_length_a_get_would_send(api: ApiServer) -> None:
+    """It said 0 for every image (the outside probe)."""
+    data = os.urandom(100_000)
+    resp = requests.post(
+        f"{api.url}/v1/images",
+        data=data,
+        timeout=10,
+        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "hd"},
+    )
+    url = f"{api.url}/v1/images/{resp.json()['image']['id']}"
+    assert requests.head(url, timeout=5).headers["Content-Length"] == "100000"
+    queued = requests.post(f"{api.url}/v1/images", headers={"x-image-meta-name": "q"}, timeout=5)
+    queued_url = f"{api.url}/v1/images/{queued.json()['image']['id']}"
+    assert requests.head(queued_url, timeout=5).headers["Content-Length"] == "0"

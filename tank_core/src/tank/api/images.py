@@ -80,8 +80,12 @@ def detail(api: Api, req: Request, ctx: Context) -> Response:
 
 
 def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
+    """The image's metadata headers. Content-Length is what a GET would send (RFC 9110
+    §9.3.2): the image's size when it has data, else 0."""
     image = api.service.get(_image_id(image_id), context=ctx)
-    return Response.empty(200, image_headers(image))
+    has_data = image.status.value == "active" and not image.deleted and image.location
+    length = str(image.size or 0) if has_data else "0"
+    return Response(200, [*image_headers(image), ("Content-Length", length)], [])
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
