@@ -165,7 +165,7 @@ def test_stop_lets_a_request_in_flight_finish() -> None:
         return [b"done"]
 
     server = HttpServer(slow, threads=2, shutdown_timeout=5)
-    with connect_when_running(server) as sock:
+    with server.running(), connect(server) as sock:  # running() stops it again: a no-op
         sock.sendall(LAST)
         assert entered.wait(5)
         stopper = threading.Thread(target=server.stop)
@@ -174,19 +174,6 @@ def test_stop_lets_a_request_in_flight_finish() -> None:
         raw = read_all(sock)
         stopper.join(10)
     assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"done")
-
-
-@contextlib.contextmanager
-def connect_when_running(server: HttpServer) -> Iterator[socket.socket]:
-    server.bind()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with connect(server) as sock:
-            yield sock
-    finally:
-        server.stop()
-        thread.join(10)
 
 
 def test_a_trickled_body_is_ended_and_its_worker_freed() -> None:

@@ -15,7 +15,7 @@ from tank.web.headers import from_wire
 from tank.web.server.bodies import BodyIncomplete
 from tank.web.server.channel import ServerStopping
 from tank.web.server.pace import TooSlow
-from tank.web.server.responses import reason
+from tank.web.server.responses import error_document, reason
 
 #: Bytes read from the client per chunk of an upload.
 UPLOAD_CHUNK = 1 << 20
@@ -223,8 +223,7 @@ class Response:
     @classmethod
     def error(cls, status: int, message: str) -> Response:
         """The API's error shape: ``{"error": {"code", "title", "message"}}``."""
-        body = {"error": {"code": status, "title": reason(status), "message": message}}
-        return cls.json(body, status)
+        return cls.json(error_document(status, message), status)
 
     @property
     def status_line(self) -> str:

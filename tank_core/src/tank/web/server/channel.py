@@ -54,11 +54,6 @@ class Channel:
             pace.moved(got, time.monotonic() - started)
             return got
 
-    def _recv(self, size: int) -> bytes:
-        view = memoryview(bytearray(size))
-        got = self._recv_into(view)
-        return bytes(view[:got])
-
     def send_all(self, data: Any) -> None:
         """``sendall``, paced."""
         pace = self.pace
@@ -154,12 +149,14 @@ class Channel:
             if len(self.pending) >= limit:
                 return bytes(self.pending[:limit])
             start = len(self.pending)
-            data = self._recv(64 << 10)
-            if not data:
-                line = bytes(self.pending)
-                self.pending.clear()
-                return line
-            self.pending += data
+            scratch = bytearray(64 << 10)
+            with memoryview(scratch) as view:
+                got = self._recv_into(view)
+                if not got:
+                    line = bytes(self.pending)
+                    self.pending.clear()
+                    return line
+                self.pending += view[:got]
 
     def close(self) -> None:
         try:

@@ -14,7 +14,7 @@ from tank.web.server.bodies import Body, ChunkedBody, KnownLengthBody, NoBody
 from tank.web.server.channel import Channel
 from tank.web.server.heads import RequestHead
 from tank.web.server.pace import Pace
-from tank.web.server.responses import FileWrapper, ResponseWriter, error_bytes
+from tank.web.server.responses import FileWrapper, ResponseWriter, send_error
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class Exchange:
         self.server_addr = server_addr
         self.after_large_transfer = after_large_transfer
         self.continue_pending = head.expects_continue
+        #: Close with a lingering drain: the client may still be sending a body.
+        self.linger = False
         self.out = ResponseWriter(channel, head.version, head.method, server_name)
         self.out.close = head.close  # the client's wish (or HTTP/1.0): said in the answer
         self.body = self._body()
@@ -155,10 +157,7 @@ class Exchange:
         except Exception:
             log.exception("error while answering %s %s", self.head.method, self.head.target[:200])
             if not out.headers_sent:
-                try:
-                    self.channel.sock.sendall(error_bytes(self.head.version, 500, "internal error"))
-                except OSError:
-                    pass
+                send_error(self.channel.sock, self.head.version, 500, "internal error")
             return False
         finally:
             close = getattr(result, "close", None)
@@ -176,8 +175,6 @@ class Exchange:
                 linger(self.channel.sock)
             return False
         return True
-
-    linger = False
 
     def _settle_body_before_head(self) -> None:
         """Before the head goes out: what to do with a body the application left unread.

@@ -30,7 +30,7 @@ from typing import Any
 from tank.web.server.channel import Channel
 from tank.web.server.exchange import Exchange, WSGIApp
 from tank.web.server.heads import HeadError, head_end, parse_head
-from tank.web.server.responses import error_bytes
+from tank.web.server.responses import send_error
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ class HttpServer:
                 if not over:
                     self._per_client[client] += 1
             if over:
-                _refuse(sock, 429, f"too many connections from {client}")
+                send_error(sock, "HTTP/1.1", 429, f"too many connections from {client}")
                 sock.close()
                 continue
             sock.setblocking(False)
@@ -278,10 +278,7 @@ class HttpServer:
                 self._drop(waiting)
 
     def _answer(self, waiting: _Waiting, status: int, message: str) -> None:
-        try:
-            waiting.sock.send(error_bytes("HTTP/1.1", status, message))
-        except OSError:
-            pass
+        send_error(waiting.sock, "HTTP/1.1", status, message)
         self._drop(waiting)
 
     def _drop(self, waiting: _Waiting) -> None:
@@ -353,7 +350,7 @@ class HttpServer:
             try:
                 head = parse_head(head_bytes)
             except HeadError as exc:
-                _refuse(sock, exc.status, exc.message)
+                send_error(sock, "HTTP/1.1", exc.status, exc.message)
                 self._finish(channel, keep=False)
                 return
             exchange = Exchange(
@@ -424,10 +421,3 @@ class HttpServer:
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
-
-
-def _refuse(sock: socket.socket, status: int, message: str) -> None:
-    try:
-        sock.send(error_bytes("HTTP/1.1", status, message))
-    except OSError:
-        pass

@@ -14,9 +14,10 @@ import http
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from tank.web.server.channel import Channel
 
@@ -45,19 +46,27 @@ def reason(status: int) -> str:
         return "Unknown"
 
 
-def error_bytes(version: str, status: int, message: str, *, close: bool = True) -> bytes:
-    """A complete JSON error answer in the API's shape, for errors the server answers
-    itself (malformed heads, timeouts) before any application has run."""
-    title = reason(status)
-    error = {"error": {"code": status, "title": title, "message": message}}
-    body = json.dumps(error, separators=(",", ":")).encode()
+def error_document(status: int, message: str) -> dict[str, Any]:
+    """The API's error shape: ``{"error": {"code", "title", "message"}}``."""
+    return {"error": {"code": status, "title": reason(status), "message": message}}
+
+
+def send_error(sock: socket.socket, version: str, status: int, message: str) -> None:
+    """Answer with a JSON error in the API's shape, best effort, for what the server
+    answers itself (malformed heads, timeouts, a failed application) before or instead of
+    any application response. The connection is to be closed after."""
+    body = json.dumps(error_document(status, message), separators=(",", ":")).encode()
     head = (
-        f"{version} {status} {title}\r\n"
+        f"{version} {status} {reason(status)}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"Date: {http_date()}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+        f"Date: {http_date()}\r\n"
+        "Connection: close\r\n\r\n"
     )
-    return head.encode("latin-1") + body
+    try:
+        sock.send(head.encode("latin-1") + body)
+    except OSError:
+        pass
 
 
 class FileWrapper:
@@ -187,8 +196,7 @@ class ResponseWriter:
 
     def sendfile(self, wrapper: FileWrapper) -> bool:
         """Send a file body with ``sendfile``; False if this response cannot."""
-        if not self.headers_sent:
-            self.send_head()
+        self.send_head()
         count = self.remaining
         if self.head_only:
             return True
