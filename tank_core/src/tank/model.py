@@ -281,6 +281,11 @@ class Image:
     deleted_at: dt.datetime | None = attrs.field(default=None, converter=_dt("deleted_at"))
     deleted: bool = attrs.field(default=False, converter=_bool("deleted"))
 
+    @property
+    def has_data(self) -> bool:
+        """Whether the image has data to download: active, not deleted, with a location."""
+        return self.status is Status.ACTIVE and not self.deleted and bool(self.location)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (timestamps ISO 8601, status as text)."""
         out = attrs.asdict(self, recurse=False)

@@ -109,10 +109,22 @@ class ImageService:
 
         Only active images have data; others raise NotFound, as in Glance v1.
         """
+        image = self.with_data(image_id, context=context)
+        return image, self.read(image, offset=offset, length=length)
+
+    def with_data(self, image_id: str, *, context: Context) -> Image:
+        """The image if it has data to download (see :meth:`read`), else NotFound."""
         image = self.registry.get(image_id, context=context)
-        if image.status is not Status.ACTIVE or image.deleted:
-            raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
-        if not image.location:
+        if not image.has_data:
+            if image.status is not Status.ACTIVE or image.deleted:
+                raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
+            raise errors.NotFound(f"image {image.id} has no data")
+        return image
+
+    def read(self, image: Image, *, offset: int = 0, length: int | None = None) -> ReadResult:
+        """A stream of the data of ``image`` (from :meth:`with_data`, which checked the
+        caller may see it). Data whose size is not the image's is never served."""
+        if not image.has_data or image.location is None:
             raise errors.NotFound(f"image {image.id} has no data")
         backend = self.stores.for_location(image.location, image.store)
         result = backend.get(image.location, offset, length)
@@ -131,7 +143,7 @@ class ImageService:
                 f"{image.size} the image has: it is not served (an integrity fault, logged)",
                 store=backend.name,
             )
-        return image, result
+        return result
 
     # --- creating and uploading ------------------------------------------------------------
 

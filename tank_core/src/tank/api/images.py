@@ -83,16 +83,13 @@ def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     """The image's metadata headers. Content-Length is what a GET would send (RFC 9110
     §9.3.2): the image's size when it has data, else 0."""
     image = api.service.get(_image_id(image_id), context=ctx)
-    has_data = image.status.value == "active" and not image.deleted and image.location
-    length = str(image.size or 0) if has_data else "0"
+    length = str(image.size or 0) if image.has_data else "0"
     return Response(200, [*image_headers(image), ("Content-Length", length)], [])
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = _image_id(image_id)
-    image = api.service.get(image_id, context=ctx)
-    if image.status.value != "active" or image.deleted:  # no data: no range to judge
-        raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
+    image = api.service.with_data(image_id, context=ctx)  # no data: no range to judge
     size = image.size or 0
     try:
         wanted = parse_range(req.headers.get("range"), size)
@@ -106,7 +103,7 @@ def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
             ],
         )
     offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
-    image, result = api.service.download(image_id, context=ctx, offset=offset, length=length)
+    result = api.service.read(image, offset=offset, length=length)
     headers = image_headers(image)
     headers += [
         ("Content-Type", "application/octet-stream"),
