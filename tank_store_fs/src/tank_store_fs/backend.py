@@ -33,7 +33,7 @@ from tank import errors
 from tank.config import between
 from tank.store import Backend, ReadResult, Writer
 from tank.streams import all_zero
-from tank_store_fs.direct import DirectWriter
+from tank_store_fs.direct import DirectWriter, write_all
 from tank_store_fs.location import FileLocation, location_example
 from tank_store_fs.writeback import start_writeback
 
@@ -389,11 +389,7 @@ class FileWriter(Writer):
         if self._hole:
             os.lseek(fd, self._hole, os.SEEK_CUR)
             self._hole = 0
-        done = os.write(fd, data)
-        if done < len(data):
-            view = memoryview(data)
-            while done < len(view):
-                done += os.write(fd, view[done:])
+        write_all(fd, data)
 
     def commit(self) -> str:
         if self._fd < 0:

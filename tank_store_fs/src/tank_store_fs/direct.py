@@ -76,7 +76,7 @@ class DirectWriter:
             flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
             fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
             with self._view[whole:filled] as rest:
-                _write_all(self.fd, rest)
+                write_all(self.fd, rest)
 
     def close(self) -> None:
         self._view.release()
@@ -87,7 +87,7 @@ class DirectWriter:
 
     def _write_direct(self, view: memoryview) -> None:
         try:
-            _write_all(self.fd, view)
+            write_all(self.fd, view)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
@@ -95,10 +95,13 @@ class DirectWriter:
             log.info("O_DIRECT write refused (%s); writing through the page cache", exc)
             flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
             fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-            _write_all(self.fd, view)
+            write_all(self.fd, view)
 
 
-def _write_all(fd: int, view: memoryview) -> None:
-    done = 0
-    while done < len(view):
-        done += os.write(fd, view[done:])
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """``os.write`` until all of ``data`` is written (a write may be partial)."""
+    done = os.write(fd, data)
+    if done < len(data):
+        view = memoryview(data)
+        while done < len(view):
+            done += os.write(fd, view[done:])
