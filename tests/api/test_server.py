@@ -91,6 +91,18 @@ def peak_rss_kib(api: ApiServer) -> int:
     raise AssertionError("no VmHWM")
 
 
+def upload(api: ApiServer, name: str, data: bytes) -> str:
+    """Upload ``data`` as a new image; its id."""
+    resp = requests.post(
+        f"{api.url}/v1/images",
+        data=data,
+        timeout=10,
+        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": name},
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["image"]["id"])
+
+
 def post(length: int, *, image_id: str, extra: str = "") -> bytes:
     return (
         f"POST /v1/images HTTP/1.1\r\nHost: tank\r\nContent-Length: {length}\r\n"
@@ -236,13 +248,7 @@ def test_oversized_headers_get_431_as_json(api: ApiServer) -> None:
 
 def test_download_uses_sendfile_and_logs_bytes(api: ApiServer) -> None:
     data = os.urandom((3 << 20) + 5)
-    resp = requests.post(
-        f"{api.url}/v1/images",
-        data=data,
-        timeout=10,
-        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "sf"},
-    )
-    image_id = resp.json()["image"]["id"]
+    image_id = upload(api, "sf", data)
     url = f"{api.url}/v1/images/{image_id}"
     with requests.Session() as session:  # one connection: sendfile must leave it usable
         assert session.get(url, timeout=10).content == data
@@ -342,13 +348,7 @@ def test_a_truncated_stored_file_is_never_served_as_a_whole_image(start_api) -> 
     short Content-Length and a Content-Range built from the short file."""
     api = start_api()
     data = os.urandom(3 << 20)
-    resp = requests.post(
-        f"{api.url}/v1/images",
-        data=data,
-        timeout=10,
-        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "cut"},
-    )
-    image_id = resp.json()["image"]["id"]
+    image_id = upload(api, "cut", data)
     os.truncate(api.data_dir / "images" / image_id, 1 << 20)
     url = f"{api.url}/v1/images/{image_id}"
     for headers in ({}, {"Range": "bytes=0-99"}, {"Range": "bytes=-100"}):
@@ -382,13 +382,7 @@ def test_a_body_cut_short_is_reported_with_what_arrived(start_api) -> None:  # t
 def test_head_says_the_content_length_a_get_would_send(api: ApiServer) -> None:
     """It said 0 for every image (the outside probe)."""
     data = os.urandom(100_000)
-    resp = requests.post(
-        f"{api.url}/v1/images",
-        data=data,
-        timeout=10,
-        headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "hd"},
-    )
-    url = f"{api.url}/v1/images/{resp.json()['image']['id']}"
+    url = f"{api.url}/v1/images/{upload(api, 'hd', data)}"
     assert requests.head(url, timeout=5).headers["Content-Length"] == "100000"
     queued = requests.post(f"{api.url}/v1/images", headers={"x-image-meta-name": "q"}, timeout=5)
     queued_url = f"{api.url}/v1/images/{queued.json()['image']['id']}"
