@@ -333,7 +333,6 @@ class Backend(abc.ABC):
         """Probe again if it is time; True if writes work again."""
         if time.monotonic() < self._recheck_at:
             return False
-        self._recheck_at = time.monotonic() + self.RECHECK_SECONDS
         try:
             self.check_writable()
         except errors.TankError as exc:
