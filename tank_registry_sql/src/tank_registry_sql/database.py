@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,7 @@ def _tune_sqlite(engine: Engine, *, busy_timeout: float, synchronous: str) -> No
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves, below
         cursor = dbapi_connection.cursor()
         try:
-            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _use_wal(cursor, busy_timeout)
             if mode != "wal":
                 log.warning("SQLite registry cannot use WAL (journal_mode is %s)", mode)
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
@@ -130,6 +132,23 @@ def _tune_sqlite(engine: Engine, *, busy_timeout: float, synchronous: str) -> No
     def _on_begin(connection: sa.Connection) -> None:
         write = connection.get_execution_options().get("tank_write", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _use_wal(cursor: Any, busy_timeout: float) -> str:
+    """Switch the database to WAL (it stays so, in the file); the journal mode now.
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when another connection is switching or creating the same
+    new database: two processes opening a fresh registry failed now and then. Retried
+    here within ``busy_timeout``, as any other lock would be waited for."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            return str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 # --- errors -------------------------------------------------------------------------
