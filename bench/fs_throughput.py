@@ -177,7 +177,7 @@ def _bench_registry() -> object:
             raise NotImplementedError("the bench registry only creates, reads and deletes")
 
         list = list_members = add_member = remove_member = _unsupported
-        replace_members = shared_with = _unsupported
+        replace_members = shared_with = set_member_status = _unsupported
 
     DictRegistry.Config = Config
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import tempfile
 import threading
@@ -41,7 +42,7 @@ def image(i: int) -> Image:
         container_format="bare",
         size=1_000_000 + i,
         owner=TENANTS[i % len(TENANTS)],
-        is_public=i % 10 == 0,
+        visibility="public" if i % 10 == 0 else "shared",
         properties={"os_distro": ["ubuntu", "debian", "fedora"][i % 3], "build": str(i)},
     )
 
@@ -90,15 +91,26 @@ def bulk_insert(registry: SqlRegistry, start: int, stop: int) -> None:
                         "container_format": one.container_format,
                         "size": one.size,
                         "checksum": None,
-                        "sha256": None,
+                        "os_hash_algo": None,
+                        "os_hash_value": None,
+                        "virtual_size": None,
                         "status": "active",
-                        "is_public": one.is_public,
+                        "visibility": one.visibility.value,
+                        "os_hidden": False,
                         "owner": one.owner,
                         "min_ram": 0,
                         "min_disk": 0,
                         "protected": False,
-                        "store": "file",
-                        "location": f"file:///var/lib/tank/images/{image_id}",
+                        "locations": json.dumps(
+                            [
+                                {
+                                    "url": f"file:///var/lib/tank/images/{image_id}",
+                                    "store": "file",
+                                    "owned": True,
+                                    "metadata": {},
+                                }
+                            ]
+                        ),
                         "created_at": stamp,
                         "updated_at": stamp,
                         "deleted_at": None,
@@ -128,7 +140,9 @@ def measure(registry: SqlRegistry, repeat: int, *, extra: bool) -> dict[str, flo
         ),
     }
     if extra:
-        page = registry.list(ListQuery(limit=1000, sort_key="name", sort_dir="asc"), context=ADMIN)
+        page = registry.list(
+            ListQuery.of(limit=1000, sort_key="name", sort_dir="asc"), context=ADMIN
+        )
         marker = page[-1].id
         out |= {
             "tenant list 1000 ms": median_ms(
@@ -142,7 +156,7 @@ def measure(registry: SqlRegistry, repeat: int, *, extra: bool) -> dict[str, flo
             ),
             "page 2 by name (1000) ms": median_ms(
                 lambda: registry.list(
-                    ListQuery(limit=1000, sort_key="name", sort_dir="asc", marker=marker),
+                    ListQuery.of(limit=1000, sort_key="name", sort_dir="asc", marker=marker),
                     context=ADMIN,
                 ),
                 repeat,

@@ -39,7 +39,7 @@ def test_upload_download_round_trip(service: ImageService, recorder) -> None:  #
     assert image.status is Status.ACTIVE
     assert image.size == len(data)
     assert image.checksum == hashlib.md5(data).hexdigest()
-    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert (image.os_hash_algo, image.os_hash_value) == ("sha256", hashlib.sha256(data).hexdigest())
     assert image.store == "file" and image.location.startswith("file://")
     assert read_all(service, image.id) == data
     assert read_all(service, image.id, offset=10, length=100) == data[10:110]
@@ -210,7 +210,7 @@ def test_register_location(service: ImageService, data_dir: Path, tmp_path: Path
     image = service.create(META, location=source.location, context=ADMIN)
     assert image.status is Status.ACTIVE and image.size == len(b"shared bytes")
     assert read_all(service, image.id) == b"shared bytes"
-    assert image.store is None
+    assert [loc.owned for loc in image.locations] == [False]
     service.delete(image.id, context=ADMIN)  # registered data is not Tank's to delete
     assert read_all(service, source.id) == b"shared bytes"
     with pytest.raises(errors.SizeMismatch):

@@ -16,6 +16,7 @@ from tank.model import (
     ListQuery,
     Member,
     Status,
+    Visibility,
     check_transition,
 )
 
@@ -43,11 +44,17 @@ def test_client_chosen_id_is_canonicalised() -> None:
         ("size", "12abc"),
         ("min_ram", "lots"),
         ("min_disk", -5),
-        ("is_public", "maybe"),
+        ("visibility", "everyone"),
+        ("os_hidden", "maybe"),
+        ("tags", "not-a-list"),
+        ("tags", ["ok", "bad\x01"]),
+        ("locations", [{"url": "", "store": "fs"}]),
+        ("locations", [{"url": "file:///x", "colour": "red"}]),
         ("protected", "2"),
         ("status", "frozen"),
         ("checksum", "xyz"),
-        ("sha256", "0" * 63),
+        ("os_hash_value", "xyz"),
+        ("os_hash_algo", "sha 256"),
         ("name", "x" * 256),
         ("name", "bad \ud800 surrogate"),  # valid JSON ("\\ud800"), not valid Unicode
         ("owner", "\udfff"),
@@ -66,8 +73,9 @@ def test_invalid_values_name_the_field(field: str, value: object) -> None:
 
 
 def test_strings_are_parsed() -> None:
-    image = Image(size="42", min_ram="512", is_public="True", protected="false")
+    image = Image(size="42", min_ram="512", visibility="public", protected="false")
     assert (image.size, image.min_ram, image.is_public, image.protected) == (42, 512, True, False)
+    assert image.visibility is Visibility.PUBLIC
 
 
 @pytest.mark.parametrize("fmt", ["aki", "ari", "ami"])
@@ -107,8 +115,9 @@ def test_allowed_transitions(old: Status, new: Status) -> None:
         (Status.ACTIVE, Status.QUEUED),
         (Status.KILLED, Status.ACTIVE),
         (Status.DELETED, Status.ACTIVE),
-        (Status.SAVING, Status.QUEUED),
         (Status.SAVING, Status.SAVING),
+        (Status.DEACTIVATED, Status.QUEUED),
+        (Status.UPLOADING, Status.ACTIVE),
     ],
 )
 def test_forbidden_transitions(old: Status, new: Status) -> None:
@@ -136,7 +145,7 @@ def test_update_checks_transition_and_fields() -> None:
 
 def test_context_may_modify_its_own_images() -> None:
     private = Image(owner="t1")
-    public = Image(owner="t1", is_public=True)
+    public = Image(owner="t1", visibility="public")
     assert Context.admin().can_modify(private)
     assert not Context().can_modify(private)
     assert Context(tenant="t1").can_modify(private)
@@ -155,9 +164,9 @@ def test_list_query_validation() -> None:
     assert query.filters["size_min"] == 10
     assert query.limit == 1000
     with pytest.raises(errors.ValidationError, match="sort_key"):
-        ListQuery(sort_key="owner; drop table")
+        ListQuery.of(sort_key="owner; drop table")
     with pytest.raises(errors.ValidationError, match="sort_dir"):
-        ListQuery(sort_dir="up")
+        ListQuery.of(sort_dir="up")
     with pytest.raises(errors.ValidationError, match="marker"):
         ListQuery(marker="nope")
     with pytest.raises(errors.ValidationError, match="colour"):
@@ -174,6 +183,15 @@ FILTER_SAMPLES = {
     "size_max": "2",
     "is_public": "true",
     "deleted": "false",
+    "id": "6f0a2c1e-0000-4000-8000-000000000001",
+    "owner": "tenant",
+    "visibility": "community",
+    "member_status": "accepted",
+    "tags": "linux",
+    "os_hidden": "true",
+    "protected": "false",
+    "created_at": "gt:2024-01-01T00:00:00Z",
+    "updated_at": "2024-01-01T00:00:00+00:00",
 }
 
 

@@ -22,7 +22,7 @@ from tank_registry_sql.schema import DIALECT_ONLY, VERSION_TABLE, Base
 from .conftest import Schemas, make_registry
 
 ADMIN = Context.admin()
-TABLES = {"images", "image_properties", "image_members", VERSION_TABLE}
+TABLES = {"images", "image_properties", "image_members", "image_tags", VERSION_TABLE}
 
 
 def tables(url: str) -> set[str]:
@@ -47,8 +47,8 @@ def sqlite_url(path: Path) -> str:
 
 
 def test_migrations_ship_in_the_package() -> None:
-    assert migrate.head() == migrate.HEAD == "0001"  # HEAD: the scripts' head, kept in code
-    assert migrate.known_revisions() == {"0001"}
+    assert migrate.head() == migrate.HEAD == "0002"  # HEAD: the scripts' head, kept in code
+    assert migrate.known_revisions() == {"0001", "0002"}
 
 
 def test_a_registry_at_head_is_used_without_importing_alembic(tmp_path: Path) -> None:
@@ -206,3 +206,81 @@ def test_upgrade_is_what_tank_manage_calls(tmp_path: Path) -> None:
     registry.upgrade()
     registry.close()
     assert revision(sqlite_url(tmp_path / "registry.sqlite")) == migrate.head()
+
+
+def _upgrade_from_0001(url: str, rows: list[dict[str, Any]]) -> None:
+    """A database at revision 0001 holding ``rows`` (v1-era images), then migrated."""
+    from alembic import command
+
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(migrate._alembic_config(conn), "0001")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO images (id, name, status, is_public, min_ram, min_disk, "
+                    "protected, deleted, created_at, updated_at, sha256, store, location) "
+                    "VALUES (:id, :name, 'active', :is_public, 0, 0, false, false, "
+                    "'2024-01-01 00:00:00', '2024-01-01 00:00:00', :sha256, :store, :location)"
+                ),
+                rows,
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO image_members (image_id, member, can_share, created_at, "
+                    "updated_at) VALUES (:id, 't2', true, '2024-01-01 00:00:00', "
+                    "'2024-01-01 00:00:00')"
+                ),
+                rows[:1],
+            )
+        with engine.begin() as conn:
+            migrate.upgrade(conn)
+    finally:
+        engine.dispose()
+
+
+V1_ROWS = [
+    {"id": "00000000-0000-4000-8000-000000000001", "name": "written", "is_public": True,
+     "sha256": "ab" * 32, "store": "fs", "location": "file:///data/images/1"},
+    {"id": "00000000-0000-4000-8000-000000000002", "name": "registered", "is_public": False,
+     "sha256": None, "store": None, "location": "https://example.com/cirros.img"},
+    {"id": "00000000-0000-4000-8000-000000000003", "name": "queued", "is_public": False,
+     "sha256": None, "store": None, "location": None},
+]  # fmt: skip
+
+
+def _check_migrated(registry: SqlRegistry) -> None:
+    written, registered, queued = (registry.get(row["id"], context=ADMIN) for row in V1_ROWS)
+    assert (written.visibility.value, written.os_hash_algo, written.os_hash_value) == (
+        "public",
+        "sha256",
+        "ab" * 32,
+    )
+    assert [loc.to_dict() for loc in written.locations] == [
+        {"url": "file:///data/images/1", "store": "fs", "owned": True, "metadata": {}}
+    ]
+    # v1's "not public" keeps members seeing the image: shared, not private
+    assert (registered.visibility.value, registered.os_hash_algo) == ("shared", None)
+    assert [loc.to_dict() for loc in registered.locations] == [
+        {"url": "https://example.com/cirros.img", "store": None, "owned": False, "metadata": {}}
+    ]
+    assert (queued.locations, queued.tags, queued.os_hidden) == ((), (), False)
+    [member] = registry.list_members(written.id, context=ADMIN)
+    assert (member.member, member.can_share, member.status.value) == ("t2", True, "pending")
+    shared = registry.list(ListQuery(), context=Context(tenant="t2"))
+    assert {i.id for i in shared} == {written.id}  # public; the others have no members
+
+
+def test_v1_era_data_is_migrated_to_v2_on_sqlite(tmp_path: Path) -> None:
+    _upgrade_from_0001(sqlite_url(tmp_path / "registry.sqlite"), V1_ROWS)
+    registry = make_registry(tmp_path)
+    _check_migrated(registry)
+    registry.close()
+
+
+def test_v1_era_data_is_migrated_to_v2_on_postgres(pg_schemas: Schemas, tmp_path: Path) -> None:
+    url = pg_schemas.new()
+    _upgrade_from_0001(url, V1_ROWS)
+    registry = make_registry(tmp_path, connection=url)
+    _check_migrated(registry)
+    registry.close()

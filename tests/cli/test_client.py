@@ -233,9 +233,9 @@ def test_local_read_errors_are_not_network_errors(client: Client, tag: str) -> N
     assert Status.ACTIVE not in statuses
 
 
-def test_sha256_reaches_the_client(client: Client) -> None:
+def test_multihash_reaches_the_client(client: Client) -> None:
     data = blob(5000)
     image = client.create(io.BytesIO(data), name="hashed")
-    assert image.sha256 == hashlib.sha256(data).hexdigest()
-    assert client.get(image.id).sha256 == image.sha256
-    assert next(i for i in client.list() if i.id == image.id).sha256 == image.sha256
+    assert (image.os_hash_algo, image.os_hash_value) == ("sha256", hashlib.sha256(data).hexdigest())
+    assert client.get(image.id).os_hash_value == image.os_hash_value
+    assert next(i for i in client.list() if i.id == image.id).os_hash_value == image.os_hash_value

@@ -49,7 +49,10 @@ def test_full_flow_over_a_remote_registry(registry_server, tmp_path: Path) -> No
         )
         assert image.status is Status.ACTIVE and image.size == len(data)
         assert image.checksum == hashlib.md5(data).hexdigest()
-        assert image.sha256 == hashlib.sha256(data).hexdigest()
+        assert (image.os_hash_algo, image.os_hash_value) == (
+            "sha256",
+            hashlib.sha256(data).hexdigest(),
+        )
         _, stream = service.download(image.id, context=ADMIN)
         with stream:
             assert b"".join(stream) == data
@@ -132,6 +135,9 @@ class FailingFinalUpdate(Registry):
 
     def list_members(self, image_id: str, **kw: Any) -> Any:
         return self.inner.list_members(image_id, **kw)
+
+    def set_member_status(self, image_id: str, member: str, status: Any, **kw: Any) -> Any:
+        return self.inner.set_member_status(image_id, member, status, **kw)
 
     def add_member(self, image_id: str, member: str, **kw: Any) -> Any:
         return self.inner.add_member(image_id, member, **kw)

@@ -1,8 +1,9 @@
 """The registry contract: where image metadata and memberships live.
 
 A registry stores :class:`tank.model.Image` records and enforces visibility from the
-request :class:`~tank.model.Context` (admins see everything; others see public images,
-their own, and those shared with their tenant). Invisible images behave exactly like
+request :class:`~tank.model.Context` (admins see everything; others see public and
+community images, their own, and shared images their tenant is a member of; listings
+follow :class:`~tank.model.ListQuery`). Invisible images behave exactly like
 missing ones (:class:`~tank.errors.NotFound`), so a caller cannot probe other tenants'
 ids. Validation of values is the model's (:mod:`tank.model`); status changes go through
 :meth:`tank.model.Image.update`, which enforces the lifecycle.
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tank.model import Context, Image, ListQuery, Member, Status
+from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status
 
 
 class Registry(abc.ABC):
@@ -112,6 +113,16 @@ class Registry(abc.ABC):
         """Make ``(member, can_share)`` pairs the whole member list, atomically.
 
         Owner and admins only.
+        """
+
+    @abc.abstractmethod
+    def set_member_status(
+        self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
+    ) -> Member:
+        """Record the member's answer (v2: pending, accepted or rejected).
+
+        Only the member itself or an admin may give it (Forbidden otherwise); NotFound
+        if ``member`` is not a member of the visible image.
         """
 
     @abc.abstractmethod

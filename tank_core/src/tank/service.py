@@ -18,7 +18,18 @@ from typing import Any
 from tank import config as config_mod
 from tank import errors
 from tank.config import TankConfig
-from tank.model import MUTABLE_FIELDS, Context, Image, ListQuery, Member, Status, parse_int
+from tank.model import (
+    MUTABLE_FIELDS,
+    RESERVED_PREFIX,
+    Context,
+    Image,
+    ListQuery,
+    Location,
+    Member,
+    MemberStatus,
+    Status,
+    parse_int,
+)
 from tank.plugins import Plugins, make_plugin_manager
 from tank.registry import Registry
 from tank.store import Capability, ReadResult
@@ -113,21 +124,48 @@ class ImageService:
         return image, self.read(image, offset=offset, length=length)
 
     def with_data(self, image_id: str, *, context: Context) -> Image:
-        """The image if it has data to download (see :meth:`read`), else NotFound."""
+        """The image if it has data to download (see :meth:`read`), else NotFound.
+        A deactivated image's data is for admins only (Forbidden for others)."""
         image = self.registry.get(image_id, context=context)
+        if image.status is Status.DEACTIVATED and not image.deleted:
+            if not context.is_admin:
+                raise errors.Forbidden(
+                    f"image {image.id} is deactivated: only an admin may download its data"
+                )
+        elif image.status is not Status.ACTIVE or image.deleted:
+            raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
         if not image.has_data:
-            if image.status is not Status.ACTIVE or image.deleted:
-                raise errors.NotFound(f"image {image.id} is not active (status {image.status})")
             raise errors.NotFound(f"image {image.id} has no data")
         return image
 
     def read(self, image: Image, *, offset: int = 0, length: int | None = None) -> ReadResult:
         """A stream of the data of ``image`` (from :meth:`with_data`, which checked the
-        caller may see it). Data whose size is not the image's is never served."""
-        if not image.has_data or image.location is None:
+        caller may see it), from its first location that can be read; the next ones
+        are tried when a store is unreachable or lost the data. Data whose size is not
+        the image's is never served."""
+        if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
-        backend = self.stores.for_location(image.location, image.store)
-        result = backend.get(image.location, offset, length)
+        failure: errors.TankError | None = None
+        for location in image.locations:
+            try:
+                return self._read_location(image, location, offset, length)
+            except (errors.NotFound, errors.StoreError) as exc:
+                if len(image.locations) > 1:
+                    log.warning(
+                        "image %s: location in store %s could not be read (%s); trying the next",
+                        image.id,
+                        location.store,
+                        exc,
+                    )
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    def _read_location(
+        self, image: Image, location: Location, offset: int, length: int | None
+    ) -> ReadResult:
+        backend = self.stores.for_location(location.url, location.store)
+        result = backend.get(location.url, offset, length)
         if image.size is not None and result.total_size != image.size:
             result.close()
             log.error(
@@ -246,9 +284,9 @@ class ImageService:
                     "status": Status.ACTIVE,
                     "size": stored.size,
                     "checksum": stored.checksums.md5,
-                    "sha256": stored.checksums.sha256,
-                    "location": stored.location,
-                    "store": backend.name,
+                    "os_hash_algo": "sha256",
+                    "os_hash_value": stored.checksums.sha256,
+                    "locations": [Location(url=stored.location, store=backend.name)],
                 },
                 context=context,
                 expected_status=Status.SAVING,
@@ -286,8 +324,8 @@ class ImageService:
             status=Status.ACTIVE,
             size=actual,
             checksum=checksum,
-            location=location,
-            store=None,  # Tank did not write this data, so deleting the image keeps it
+            # Tank did not write this data, so deleting the image keeps it
+            locations=[Location(url=location, store=backend.name, owned=False)],
         )
         image = self.registry.create(image)
         self.plugins.image_created(image=image, context=context)
@@ -337,7 +375,7 @@ class ImageService:
     def delete(self, image_id: str, *, context: Context) -> Image:
         """Delete the data, then mark the image deleted. Protected images: Forbidden.
 
-        Only data Tank wrote is deleted (``image.store`` is set): data registered by
+        Only data Tank owns is deleted (``Location.owned``): data registered by
         location belongs to someone else and may back other images, so it stays, and
         so does data in a read-only store. If the store refuses (InUse: RBD clones;
         ReadOnlyStore: its writes were disabled at start-up) or cannot be reached,
@@ -349,11 +387,13 @@ class ImageService:
             raise errors.NotFound(f"image {image.id} is already deleted")
         if image.protected:
             raise errors.Forbidden(f"image {image.id} is protected and cannot be deleted")
-        if image.location and image.store is not None:
-            backend = self.stores.for_location(image.location, image.store)
+        for location in image.locations:
+            if not location.owned:
+                continue
+            backend = self.stores.for_location(location.url, location.store)
             if Capability.DELETE in backend.capabilities:
                 try:
-                    backend.delete(image.location)
+                    backend.delete(location.url)
                 except errors.NotFound:
                     log.warning("data of image %s was already gone", image.id)
         deleted = self.registry.delete(image.id, context=context)
@@ -378,6 +418,11 @@ class ImageService:
     ) -> builtins.list[Member]:
         return self.registry.replace_members(image_id, members, context=context)
 
+    def set_member_status(
+        self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
+    ) -> Member:
+        return self.registry.set_member_status(image_id, member, status, context=context)
+
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         return self.registry.shared_with(member, context=context)
 
@@ -398,4 +443,12 @@ class ImageService:
         fields = dict(meta)
         if "owner" in fields and not context.is_admin and fields["owner"] != context.tenant:
             raise errors.Forbidden("only an admin may set an image's owner to another tenant")
+        properties = fields.get("properties")
+        if isinstance(properties, Mapping):
+            for key in properties:
+                if isinstance(key, str) and key.startswith(RESERVED_PREFIX):
+                    raise errors.Forbidden(
+                        f"property {key[:80]!r} is reserved: {RESERVED_PREFIX}* properties "
+                        "are set by Tank itself"
+                    )
         return fields

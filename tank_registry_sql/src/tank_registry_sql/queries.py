@@ -8,54 +8,80 @@ rule, asked for explicitly on PostgreSQL).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
-from tank.model import FIELDS, Context, Image, ListQuery, Status
+from tank.model import FIELDS, Context, Image, ListQuery, Location, Status, Visibility
 from tank_registry_sql.schema import (
-    NULLABLE_SORT_KEYS,
     VALUE_PREFIX,
+    VISIBLE_TO_ALL,
     ImageRow,
     MemberRow,
     PropertyRow,
+    TagRow,
     value_prefix,
 )
 
 IMAGE_COLUMNS = tuple(ImageRow.__table__.c)
 COLUMN_NAMES = tuple(c.name for c in IMAGE_COLUMNS)
-if set(COLUMN_NAMES) != FIELDS - {"properties"}:
+if set(COLUMN_NAMES) != FIELDS - {"properties", "tags"}:
     raise ImportError("tank_registry_sql.schema and tank.model.Image have different fields")
+#: Columns that may hold NULL (they sort first ascending, last descending).
+NULLABLE = frozenset(c.name for c in IMAGE_COLUMNS if c.nullable)
 
 
 # --- rows <-> images -----------------------------------------------------------------
 
 
 def image_values(image: Image) -> dict[str, Any]:
-    """Column values of ``image`` (properties live in their own table)."""
+    """Column values of ``image`` (properties and tags live in their own tables)."""
     values = {name: getattr(image, name) for name in COLUMN_NAMES}
     values["status"] = image.status.value
+    values["visibility"] = image.visibility.value
+    values["locations"] = json.dumps(
+        [loc.to_dict() for loc in image.locations], separators=(",", ":")
+    )
     return values
 
 
 _new = object.__new__
 _set = object.__setattr__
+_NO_LOCATIONS = "[]"
 
 
-def to_image(row: sa.Row[Any], properties: dict[str, str] | None) -> Image:
-    """The image of a row of :data:`IMAGE_COLUMNS` and its properties.
+def _location(data: dict[str, Any]) -> Location:
+    location = _new(Location)
+    for name in ("url", "store", "owned", "metadata"):
+        _set(location, name, data[name])
+    return location
+
+
+def to_image(
+    row: sa.Row[Any], properties: dict[str, str] | None, tags: tuple[str, ...] | None
+) -> Image:
+    """The image of a row of :data:`IMAGE_COLUMNS`, its properties and tags.
 
     Rows hold only values that passed the model's converters on their way in (and
     :class:`~tank_registry_sql.schema.UTCDateTime` restores the time zone), so the
     fields are set directly: running every converter again costs ~30 µs per image,
-    most of the time of a 1,000-image listing. ``status`` is the one value to rebuild.
+    most of the time of a 1,000-image listing. Enums and locations are rebuilt.
     """
     image = _new(Image)
     for name, value in zip(COLUMN_NAMES, row, strict=True):
         _set(image, name, value)
     _set(image, "status", Status(row.status))
+    _set(image, "visibility", Visibility(row.visibility))
+    raw = row.locations
+    _set(
+        image,
+        "locations",
+        () if raw == _NO_LOCATIONS else tuple(_location(d) for d in json.loads(raw)),
+    )
     _set(image, "properties", properties if properties is not None else {})
+    _set(image, "tags", tags if tags is not None else ())
     return image
 
 
@@ -72,19 +98,68 @@ def load_properties(conn: sa.Connection, ids: Sequence[str]) -> dict[str, dict[s
     return out
 
 
+def load_tags(conn: sa.Connection, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Tags of the images ``ids`` in one query: ``{image_id: (tag, ...)}`` (sorted)."""
+    found: dict[str, list[str]] = {}
+    if not ids:
+        return {}
+    stmt = (
+        sa.select(TagRow.image_id, TagRow.tag)
+        .where(TagRow.image_id.in_(ids))
+        .order_by(TagRow.image_id, TagRow.tag)
+    )
+    for image_id, tag in conn.execute(stmt):
+        found.setdefault(image_id, []).append(tag)
+    return {image_id: tuple(tags) for image_id, tags in found.items()}
+
+
+def load_images(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Image]:
+    ids = [row.id for row in rows]
+    properties = load_properties(conn, ids)
+    tags = load_tags(conn, ids)
+    return [to_image(row, properties.get(row.id), tags.get(row.id)) for row in rows]
+
+
 # --- visibility ----------------------------------------------------------------------
 
 
+def _shared_with(tenant: str, member_status: Any) -> sa.ColumnElement[bool]:
+    members = sa.select(MemberRow.image_id).where(MemberRow.member == tenant)
+    if member_status not in (None, "all"):
+        members = members.where(MemberRow.status == str(member_status))
+    return sa.and_(ImageRow.visibility == Visibility.SHARED.value, ImageRow.id.in_(members))
+
+
 def visible(context: Context, *, with_deleted: bool) -> sa.ColumnElement[bool]:
-    """Images ``context`` may see. Deleted images only for admins with ``with_deleted``."""
+    """Images ``context`` may get by id: public and community ones, its own, and shared
+    ones it is a member of (whatever its answer). Deleted ones only for admins with
+    ``with_deleted``."""
     if context.is_admin:
         return sa.true() if with_deleted else ImageRow.deleted == sa.false()
-    shown: list[sa.ColumnElement[bool]] = [ImageRow.is_public == sa.true()]
+    shown: list[sa.ColumnElement[bool]] = [ImageRow.visibility.in_(VISIBLE_TO_ALL)]
     if context.tenant is not None:
         shown.append(ImageRow.owner == context.tenant)
-        shown.append(
-            ImageRow.id.in_(sa.select(MemberRow.image_id).where(MemberRow.member == context.tenant))
-        )
+        shown.append(_shared_with(context.tenant, None))
+    return sa.and_(ImageRow.deleted == sa.false(), sa.or_(*shown))
+
+
+def listed(
+    context: Context, *, with_deleted: bool, visibility: Any, member_status: Any
+) -> sa.ColumnElement[bool]:
+    """Images a listing shows ``context`` (Glance v2's rule): public ones, its own,
+    those shared with it (with ``member_status`` if given), and community ones only
+    when ``visibility`` asks for them (``community`` or ``all``)."""
+    if context.is_admin:
+        return sa.true() if with_deleted else ImageRow.deleted == sa.false()
+    community = visibility in (Visibility.COMMUNITY, "all")
+    shown: list[sa.ColumnElement[bool]] = [
+        ImageRow.visibility.in_(VISIBLE_TO_ALL)
+        if community
+        else ImageRow.visibility == Visibility.PUBLIC.value
+    ]
+    if context.tenant is not None:
+        shown.append(ImageRow.owner == context.tenant)
+        shown.append(_shared_with(context.tenant, member_status))
     return sa.and_(ImageRow.deleted == sa.false(), sa.or_(*shown))
 
 
@@ -103,36 +178,69 @@ def list_statement(
 ) -> sa.Select[Any]:
     filters = dict(query.filters)
     with_deleted = bool(filters.pop("deleted", False)) and context.is_admin
-    where: list[sa.ColumnElement[bool]] = [visible(context, with_deleted=with_deleted)]
-    where.extend(_filter_conditions(filters))
-    column = ImageRow.__table__.c[query.sort_key]
-    nullable = query.sort_key in NULLABLE_SORT_KEYS
-    ascending = query.sort_dir == "asc"
-    if marker is not None:
-        where.append(
-            _after(column, marker._mapping[query.sort_key], marker.id, ascending, nullable)
+    member_status = filters.pop("member_status", None)
+    where: list[sa.ColumnElement[bool]] = [
+        listed(
+            context,
+            with_deleted=with_deleted,
+            visibility=filters.get("visibility"),
+            member_status=member_status,
         )
+    ]
+    where.extend(_filter_conditions(filters))
+    table = ImageRow.__table__
+    sort = [(table.c[key], direction == "asc", key in NULLABLE) for key, direction in query.sort]
+    if marker is not None:
+        where.append(_after_marker(sort, marker))
+    explicit_nulls = dialect == "postgresql"
     return (
         sa.select(*IMAGE_COLUMNS)
         .where(*where)
-        .order_by(*_ordering(column, ascending, nullable and dialect == "postgresql"))
+        .order_by(*_ordering(sort, explicit_nulls))
         .limit(query.limit)
     )
 
 
+def _column_filter(column: Any, value: Any) -> sa.ColumnElement[bool]:
+    if isinstance(value, tuple):
+        return column.in_([str(v) for v in value])
+    return column == str(value)
+
+
+_COMPARE = {
+    "gt": lambda c, v: c > v,
+    "gte": lambda c, v: c >= v,
+    "lt": lambda c, v: c < v,
+    "lte": lambda c, v: c <= v,
+    "eq": lambda c, v: c == v,
+    "neq": lambda c, v: c != v,
+}
+
+
 def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[bool]]:
+    table = ImageRow.__table__
     for key, value in filters.items():
-        if key in ("name", "disk_format", "container_format"):
-            yield ImageRow.__table__.c[key] == value
-        elif key == "status":
-            yield ImageRow.status == value.value
+        if key in ("id", "name", "disk_format", "container_format", "status", "owner"):
+            yield _column_filter(table.c[key], value)
+        elif key == "visibility":
+            if value != "all":
+                yield ImageRow.visibility == value.value
+        elif key in ("os_hidden", "protected"):
+            yield table.c[key] == (sa.true() if value else sa.false())
+        elif key in ("created_at", "updated_at"):
+            for op, when in value:
+                yield _COMPARE[op](table.c[key], when)
+        elif key == "tags":
+            for tag in value:
+                yield ImageRow.id.in_(sa.select(TagRow.image_id).where(TagRow.tag == tag))
         elif key == "size_min":
             yield ImageRow.size >= value
         elif key == "size_max":
             yield ImageRow.size <= value
         elif key == "is_public":
             if value is not None:
-                yield ImageRow.is_public == (sa.true() if value else sa.false())
+                public = ImageRow.visibility == Visibility.PUBLIC.value
+                yield public if value else sa.not_(public)
         elif key.startswith("property-"):
             name = key[len("property-") :]
             yield ImageRow.id.in_(
@@ -155,20 +263,40 @@ def _equals(value: str) -> list[sa.ColumnElement[bool]]:
     return [prefix == value[:VALUE_PREFIX], PropertyRow.value == value]
 
 
-def _ordering(column: Any, ascending: bool, explicit_nulls: bool) -> list[Any]:
-    if column is ImageRow.__table__.c.id:
-        return [column.asc() if ascending else column.desc()]
-    if ascending:
-        first = column.asc().nulls_first() if explicit_nulls else column.asc()
-        return [first, ImageRow.id.asc()]
-    first = column.desc().nulls_last() if explicit_nulls else column.desc()
-    return [first, ImageRow.id.desc()]
+_SortKey = tuple[Any, bool, bool]  # (column, ascending, nullable)
+
+
+def _ordering(sort: Sequence[_SortKey], explicit_nulls: bool) -> list[Any]:
+    """ORDER BY the sort keys, then ``id`` in the last key's direction. NULLs first
+    ascending and last descending (SQLite's own rule; said explicitly on PostgreSQL)."""
+    out: list[Any] = []
+    for column, ascending, nullable in sort:
+        if column is ImageRow.__table__.c.id:
+            return [*out, column.asc() if ascending else column.desc()]
+        if ascending:
+            out.append(column.asc().nulls_first() if explicit_nulls and nullable else column.asc())
+        else:
+            out.append(column.desc().nulls_last() if explicit_nulls and nullable else column.desc())
+    last_ascending = sort[-1][1]
+    return [*out, ImageRow.id.asc() if last_ascending else ImageRow.id.desc()]
+
+
+def _after_marker(sort: Sequence[_SortKey], marker: sa.Row[Any]) -> sa.ColumnElement[bool]:
+    # booleans as bound values: SQLAlchemy allows only = and != with Python's True/False
+    values = {
+        k: sa.literal(v, sa.Boolean) if isinstance(v, bool) else v
+        for k, v in marker._mapping.items()
+    }
+    if len(sort) == 1:
+        column, ascending, nullable = sort[0]
+        return _after(column, values[column.name], marker.id, ascending, nullable)
+    return _after_keys(sort, values, marker.id)
 
 
 def _after(
     column: Any, value: Any, marker_id: str, ascending: bool, nullable: bool
 ) -> sa.ColumnElement[bool]:
-    """Rows after the marker ``(value, marker_id)`` in the listing's order.
+    """Rows after the marker ``(value, marker_id)`` in a one-key listing's order.
 
     The redundant ``column >= value`` (or ``<=``) lets the index seek to the marker.
     """
@@ -184,3 +312,33 @@ def _after(
         return sa.and_(column.is_(None), image_id < marker_id)
     after = sa.and_(column <= value, sa.or_(column < value, image_id < marker_id))
     return sa.or_(after, column.is_(None)) if nullable else after
+
+
+def _after_keys(
+    sort: Sequence[_SortKey], values: Mapping[str, Any], marker_id: str
+) -> sa.ColumnElement[bool]:
+    """Rows after the marker in a several-key order: for some key i, equal on the keys
+    before it and strictly after on key i (or equal on all and after on ``id``)."""
+    table = ImageRow.__table__
+    keys = list(sort)
+    if keys[-1][0] is not table.c.id:
+        keys.append((table.c.id, keys[-1][1], False))
+    branches = []
+    equal: list[sa.ColumnElement[bool]] = []
+    for column, ascending, nullable in keys:
+        value = marker_id if column is table.c.id else values[column.name]
+        branches.append(sa.and_(*equal, _strictly_after(column, value, ascending, nullable)))
+        equal.append(column.is_(None) if value is None else column == value)
+    return sa.or_(*branches)
+
+
+def _strictly_after(
+    column: Any, value: Any, ascending: bool, nullable: bool
+) -> sa.ColumnElement[bool]:
+    if ascending:  # NULLs first
+        if value is None:
+            return column.is_not(None)
+        return column > value
+    if value is None:  # descending: NULLs last, nothing after them
+        return sa.false()
+    return sa.or_(column < value, column.is_(None)) if nullable else column < value

@@ -23,10 +23,20 @@ from sqlalchemy import exc as sa_exc
 
 from tank import errors
 from tank.config import not_negative, one_of, positive
-from tank.model import Context, Image, ListQuery, Member, Status, parse_image_id, utcnow
+from tank.model import (
+    Context,
+    Image,
+    ListQuery,
+    Member,
+    MemberStatus,
+    Status,
+    parse_image_id,
+    parse_member_status,
+    utcnow,
+)
 from tank.registry import Registry
 from tank_registry_sql import database, migrate, queries
-from tank_registry_sql.schema import ImageRow, MemberRow, PropertyRow
+from tank_registry_sql.schema import ImageRow, MemberRow, PropertyRow, TagRow
 
 MEMBER_COLUMNS = tuple(MemberRow.__table__.c)
 
@@ -175,6 +185,10 @@ class SqlRegistry(Registry):
                         for name, value in image.properties.items()
                     ],
                 )
+            if image.tags:
+                conn.execute(
+                    sa.insert(TagRow), [{"image_id": image.id, "tag": tag} for tag in image.tags]
+                )
         return image
 
     def get(self, image_id: str, *, context: Context) -> Image:
@@ -227,9 +241,7 @@ class SqlRegistry(Registry):
                 if marker is None:
                     raise errors.NotFound(f"marker image {query.marker} not found")
             stmt = queries.list_statement(query, context, marker, dialect=self._dialect)
-            rows = conn.execute(stmt).all()
-            properties = queries.load_properties(conn, [row.id for row in rows])
-        return [queries.to_image(row, properties.get(row.id)) for row in rows]
+            return queries.load_images(conn, conn.execute(stmt).all())
 
     def _load(
         self, conn: sa.Connection, image_id: str, context: Context, lock: bool = False
@@ -240,7 +252,7 @@ class SqlRegistry(Registry):
         row = conn.execute(stmt).first()
         if row is None:
             raise errors.NotFound(f"image {image_id} not found")
-        return queries.to_image(row, queries.load_properties(conn, [image_id]).get(image_id))
+        return queries.load_images(conn, [row])[0]
 
     def _store_changes(self, conn: sa.Connection, old: Image, new: Image) -> None:
         old_values = queries.image_values(old)
@@ -262,6 +274,17 @@ class SqlRegistry(Registry):
         ]
         if rows:
             conn.execute(sa.insert(PropertyRow), rows)
+        if old.tags != new.tags:
+            gone = set(old.tags) - set(new.tags)
+            if gone:
+                conn.execute(
+                    sa.delete(TagRow).where(TagRow.image_id == new.id, TagRow.tag.in_(gone))
+                )
+            added = set(new.tags) - set(old.tags)
+            if added:
+                conn.execute(
+                    sa.insert(TagRow), [{"image_id": new.id, "tag": tag} for tag in sorted(added)]
+                )
 
     # --- members -------------------------------------------------------------------
 
@@ -279,7 +302,7 @@ class SqlRegistry(Registry):
                 stmt = stmt.where(
                     MemberRow.member == context.tenant if context.tenant else sa.false()
                 )
-            return [Member(**row._mapping) for row in conn.execute(stmt)]
+            return [_member(row) for row in conn.execute(stmt)]
 
     def add_member(
         self, image_id: str, member: str, *, can_share: bool = False, context: Context
@@ -328,6 +351,31 @@ class SqlRegistry(Registry):
                 self._put_member(conn, wanted[name], existing.get(name)) for name in sorted(wanted)
             ]
 
+    def set_member_status(
+        self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
+    ) -> Member:
+        """The member's answer (v2): only the member itself or an admin gives it."""
+        image_id = _known_id(image_id)
+        status = parse_member_status(status)
+        with self._transaction(write=True) as conn:
+            self._shared_image(conn, image_id, context, lock=True)
+            existing = self._members(conn, image_id).get(member)
+            if existing is None:
+                raise errors.NotFound(f"{member[:255]!r} is not a member of image {image_id}")
+            if not context.is_admin and context.tenant != member:
+                raise errors.Forbidden(
+                    f"only the member {member[:255]!r} itself may accept or reject image {image_id}"
+                )
+            if existing.status == status:
+                return existing
+            updated = attrs.evolve(existing, status=status, updated_at=utcnow())
+            conn.execute(
+                sa.update(MemberRow)
+                .where(MemberRow.image_id == image_id, MemberRow.member == member)
+                .values(status=status.value, updated_at=updated.updated_at)
+            )
+            return updated
+
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         """Admins and ``member`` itself see all its memberships; an owner sees those
         on its own images."""
@@ -343,7 +391,7 @@ class SqlRegistry(Registry):
             if context.tenant != member:
                 stmt = stmt.where(ImageRow.owner == context.tenant)
         with self._transaction(write=False) as conn:
-            return [Member(**row._mapping) for row in conn.execute(stmt)]
+            return [_member(row) for row in conn.execute(stmt)]
 
     def _shared_image(
         self, conn: sa.Connection, image_id: str, context: Context, lock: bool = False
@@ -384,13 +432,13 @@ class SqlRegistry(Registry):
     @staticmethod
     def _members(conn: sa.Connection, image_id: str) -> dict[str, Member]:
         stmt = sa.select(*MEMBER_COLUMNS).where(MemberRow.image_id == image_id)
-        return {row.member: Member(**row._mapping) for row in conn.execute(stmt)}
+        return {row.member: _member(row) for row in conn.execute(stmt)}
 
     @staticmethod
     def _put_member(conn: sa.Connection, wanted: Member, existing: Member | None) -> Member:
         """Insert ``wanted``, or update ``existing`` to it (keeping ``created_at``)."""
         if existing is None:
-            conn.execute(sa.insert(MemberRow), [attrs.asdict(wanted)])
+            conn.execute(sa.insert(MemberRow), [_member_values(wanted)])
             return wanted
         if existing.can_share == wanted.can_share:
             return existing
@@ -401,6 +449,16 @@ class SqlRegistry(Registry):
             .values(can_share=updated.can_share, updated_at=updated.updated_at)
         )
         return updated
+
+
+def _member(row: sa.Row[Any]) -> Member:
+    return Member(**row._mapping)
+
+
+def _member_values(member: Member) -> dict[str, Any]:
+    values = attrs.asdict(member)
+    values["status"] = member.status.value
+    return values
 
 
 def _known_id(image_id: str) -> str:

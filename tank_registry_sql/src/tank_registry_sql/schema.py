@@ -2,8 +2,8 @@
 
 This module is the readable schema; the Alembic migrations in ``migrations/versions``
 are what creates it (a test checks that both agree). Columns mirror
-:class:`tank.model.Image`; properties and members are rows of their own so that list
-queries can filter on them with indexes.
+:class:`tank.model.Image`; properties, tags and members are rows of their own so that
+list queries can filter on them with indexes; locations are one JSON column.
 
 Indexes follow the list queries: every sort key has a ``(key, id)`` index (``id`` is the
 tie-breaker of every ordering, so one index serves both the sort and keyset
@@ -67,16 +67,20 @@ class ImageRow(Base):
     disk_format: Mapped[str | None] = mapped_column(sa.String(20))
     container_format: Mapped[str | None] = mapped_column(sa.String(20))
     size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    virtual_size: Mapped[int | None] = mapped_column(sa.BigInteger)
     checksum: Mapped[str | None] = mapped_column(sa.String(32))
-    sha256: Mapped[str | None] = mapped_column(sa.String(64))
+    os_hash_algo: Mapped[str | None] = mapped_column(sa.String(64))
+    os_hash_value: Mapped[str | None] = mapped_column(sa.String(256))
     status: Mapped[str] = mapped_column(sa.String(20))
-    is_public: Mapped[bool] = mapped_column(sa.Boolean)
+    visibility: Mapped[str] = mapped_column(sa.String(20))
+    os_hidden: Mapped[bool] = mapped_column(sa.Boolean)
     owner: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     min_ram: Mapped[int] = mapped_column(sa.BigInteger)
     min_disk: Mapped[int] = mapped_column(sa.BigInteger)
     protected: Mapped[bool] = mapped_column(sa.Boolean)
-    store: Mapped[str | None] = mapped_column(sa.String(255))
-    location: Mapped[str | None] = mapped_column(sa.Text)
+    #: JSON list of :class:`tank.model.Location` dicts: read with the image, never
+    #: filtered on, and changed in the same row as the status.
+    locations: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -94,8 +98,16 @@ def _partial(column: Any) -> dict[str, Any]:
     return {"sqlite_where": column == sa.true(), "postgresql_where": column == sa.true()}
 
 
-sa.Index("ix_images_is_public", ImageRow.is_public, **_partial(ImageRow.is_public))
 sa.Index("ix_images_deleted", ImageRow.deleted, **_partial(ImageRow.deleted))
+sa.Index("ix_images_os_hidden", ImageRow.os_hidden, **_partial(ImageRow.os_hidden))
+#: Images every tenant may see: found at once, however few among many private ones.
+VISIBLE_TO_ALL = ("public", "community")
+sa.Index(
+    "ix_images_visibility",
+    ImageRow.visibility,
+    sqlite_where=ImageRow.visibility.in_(VISIBLE_TO_ALL),
+    postgresql_where=ImageRow.visibility.in_(VISIBLE_TO_ALL),
+)
 
 
 #: Sort keys whose column may be NULL (indexed NULLS FIRST on PostgreSQL).
@@ -141,6 +153,15 @@ sa.Index(
 )
 
 
+class TagRow(Base):
+    __tablename__ = "image_tags"
+
+    image_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
+
+
 class MemberRow(Base):
     __tablename__ = "image_members"
 
@@ -149,5 +170,6 @@ class MemberRow(Base):
     )
     member: Mapped[str] = mapped_column(sa.String(255), primary_key=True, index=True)
     can_share: Mapped[bool] = mapped_column(sa.Boolean)
+    status: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

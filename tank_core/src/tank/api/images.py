@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tank import errors
-from tank.api.meta import brief_json, image_headers, image_json, parse_headers
+from tank.api.meta import brief_json, image_headers, image_json, model_fields, parse_headers
 from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import (
     ADMIN_FILTER_KEYS,
@@ -58,7 +58,7 @@ def _list_query(req: Request, ctx: Context) -> ListQuery:
         else:
             raise errors.ValidationError(key, "unknown query parameter")
     paging = {k: req.query[k] for k in _PAGING if k in req.query}
-    return ListQuery(filters=filters, **paging)
+    return ListQuery.of(filters=filters, **paging)
 
 
 def _list(api: Api, req: Request, ctx: Context) -> list:  # type: ignore[type-arg]
@@ -209,18 +209,19 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
     meta = parse_headers(req.headers, allow_id=True)
     _check_request(req, meta.data)
     args = _data_args(req, meta.data)
+    fields = model_fields(meta.fields)
     location = meta.data.get("location")
     if location is not None:
         if _wants_upload(req, meta.data):
             raise errors.Invalid("give either image data or x-image-meta-location, not both")
-        image = api.service.create(meta.fields, context=ctx, location=location, **args)  # type: ignore[arg-type]
+        image = api.service.create(fields, context=ctx, location=location, **args)  # type: ignore[arg-type]
     elif _wants_upload(req, meta.data):
         args = _with_body_size(req, args)
-        image = api.service.create(meta.fields, req.body(), context=ctx, **args)  # type: ignore[arg-type]
+        image = api.service.create(fields, req.body(), context=ctx, **args)  # type: ignore[arg-type]
     else:
         if "checksum" in args:
             raise errors.Invalid("x-image-meta-checksum needs image data in the request body")
-        image = api.service.create(meta.fields, context=ctx, **args)  # type: ignore[arg-type]
+        image = api.service.create(fields, context=ctx, **args)  # type: ignore[arg-type]
     location_url = f"{req.base_url}/v1/images/{image.id}"
     return Response.json(
         {"image": image_json(image, location=api.direct_url(ctx)(image))},
@@ -257,10 +258,9 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     # here (Glance read it as false, so a typo kept or lost properties silently).
     purge = parse_bool(PURGE_PROPS, req.headers.get(PURGE_PROPS, "true"))
     image = None
-    if meta.fields or (purge and not upload):
-        image = api.service.update(
-            image_id, meta.fields, context=ctx, purge_props=purge and not upload
-        )
+    fields = model_fields(meta.fields, current)
+    if fields or (purge and not upload):
+        image = api.service.update(image_id, fields, context=ctx, purge_props=purge and not upload)
     if upload:
         args = _with_body_size(req, args)
         image = api.service.upload(image_id, req.body(), context=ctx, **args)  # type: ignore[arg-type]

@@ -13,15 +13,27 @@ import attrs
 
 from tank import errors
 from tank.locations import redact
-from tank.model import BRIEF_FIELDS, MUTABLE_FIELDS, Image
+from tank.model import BRIEF_FIELDS, Image, Visibility, parse_bool
 from tank.web.headers import to_wire
 
 META = "x-image-meta-"
 PROPERTY = "x-image-meta-property-"
 
-#: Fields a client may set in headers: those of the model it may change, plus ``id``
-#: on create. ``size``, ``checksum``, ``store`` and ``location`` describe the data.
-USER_FIELDS = MUTABLE_FIELDS - {"properties"}
+#: Fields a client may set in headers, plus ``id`` on create. ``size``, ``checksum``,
+#: ``store`` and ``location`` describe the data. ``is_public`` is v1's view of
+#: ``visibility`` (see :func:`visibility_of`).
+USER_FIELDS = frozenset(
+    {
+        "name",
+        "disk_format",
+        "container_format",
+        "is_public",
+        "owner",
+        "min_ram",
+        "min_disk",
+        "protected",
+    }
+)
 DATA_FIELDS = frozenset({"size", "checksum", "store", "location"})
 #: Read-only fields clients echo back from a HEAD (python-glanceclient does): accepted
 #: and ignored, as Glance v1 did.
@@ -100,6 +112,25 @@ def parse_headers(headers: Mapping[str, str], *, allow_id: bool) -> RequestMeta:
     return RequestMeta(fields=fields, data=data)
 
 
+def model_fields(fields: Mapping[str, Any], current: Image | None = None) -> dict[str, Any]:
+    """v1 fields as the model's: ``is_public`` becomes ``visibility``. True is public;
+    false keeps a private or shared image as it is and makes others shared (Glance's
+    v1 mapping: members still see a non-public image)."""
+    out = dict(fields)
+    if "is_public" in out:
+        public = parse_bool("is_public", out.pop("is_public"))
+        if public:
+            out["visibility"] = Visibility.PUBLIC
+        elif current is not None and current.visibility in (
+            Visibility.PRIVATE,
+            Visibility.SHARED,
+        ):
+            out["visibility"] = current.visibility
+        else:
+            out["visibility"] = Visibility.SHARED
+    return out
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -116,8 +147,11 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
     Unset fields are left out rather than sent as ``None`` (Glance) or empty."""
     values = [(field, getattr(image, field)) for field in _SHOWN]
     out = [(META + field, to_wire(_text(value))) for field, value in values if value is not None]
-    if image.sha256:
-        out += [(META + "os_hash_algo", "sha256"), (META + "os_hash_value", image.sha256)]
+    if image.os_hash_value and image.os_hash_algo:
+        out += [
+            (META + "os_hash_algo", image.os_hash_algo),
+            (META + "os_hash_value", image.os_hash_value),
+        ]
     out += [
         (to_wire(PROPERTY + key), to_wire(value)) for key, value in sorted(image.properties.items())
     ]
@@ -129,10 +163,10 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
 def image_json(image: Image, *, location: str | None = None) -> dict[str, Any]:
     """One image as Glance v1 JSON, plus the multihash fields Glance added later."""
     full = image.to_dict()
-    out = {field: full[field] for field in _SHOWN}
+    out = {field: full[field] if field in full else getattr(image, field) for field in _SHOWN}
     out["properties"] = full["properties"]
-    out["os_hash_algo"] = "sha256" if image.sha256 else None
-    out["os_hash_value"] = image.sha256
+    out["os_hash_algo"] = image.os_hash_algo
+    out["os_hash_value"] = image.os_hash_value
     if location:
         out["location"] = redact(location)
     return out

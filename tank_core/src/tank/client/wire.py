@@ -14,21 +14,37 @@ from typing import Any
 import attrs
 
 from tank.errors import ValidationError
-from tank.model import FIELDS, MUTABLE_FIELDS, Image, Member, parse_image_id
+from tank.model import FIELDS, Image, Member, parse_bool, parse_image_id
 from tank.web.headers import from_wire
 
 META_PREFIX = "x-image-meta-"
 PROPERTY_PREFIX = "x-image-meta-property-"
 PURGE_PROPS_HEADER = "x-glance-registry-purge-props"
 
-#: Fields the client may send when creating an image (besides data, size, checksum...).
-CREATE_FIELDS = MUTABLE_FIELDS | {"id"}
+#: Fields the client may send when creating an image (besides data, size, checksum...):
+#: Glance v1's, where ``is_public`` stands for ``visibility``.
+CREATE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "disk_format",
+        "container_format",
+        "is_public",
+        "owner",
+        "min_ram",
+        "min_disk",
+        "protected",
+        "properties",
+    }
+)
 UPDATE_FIELDS = CREATE_FIELDS - {"id"}
 
 #: RFC 9110 token: what a header name may contain.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 #: Optional image fields whose empty header value means "not set".
-_NULLABLE = {"size", "checksum", "sha256", "deleted_at", "owner", "store", "location"}
+_NULLABLE = {"size", "checksum", "os_hash_algo", "os_hash_value", "deleted_at", "owner"}
+#: v1 fields that are not the model's, read into it by :func:`_v1_fields`.
+_V1_ONLY = {"is_public", "location"}
 
 
 @attrs.frozen(kw_only=True)
@@ -95,27 +111,31 @@ def image_from_headers(headers: Mapping[str, str]) -> Image:
             properties[from_wire(name[len(PROPERTY_PREFIX) :])] = from_wire(value)
         elif lower.startswith(META_PREFIX):
             field = lower[len(META_PREFIX) :]
-            if field in FIELDS and field != "properties":
+            if (field in FIELDS or field in _V1_ONLY) and field != "properties":
                 text = from_wire(value)
                 fields[field] = None if (text in ("", "None") and field in _NULLABLE) else text
     fields["properties"] = properties
-    _multihash(fields, {k.lower(): v for k, v in headers.items()}, META_PREFIX)
-    return Image(**fields)
+    return Image(**_v1_fields(fields))
 
 
-def _multihash(fields: dict[str, Any], source: Mapping[str, Any], prefix: str = "") -> None:
-    """Glance's multihash fields (``os_hash_algo``/``os_hash_value``) → ``sha256``."""
-    if source.get(prefix + "os_hash_algo") == "sha256" and source.get(prefix + "os_hash_value"):
-        fields["sha256"] = source[prefix + "os_hash_value"]
+def _v1_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """v1's ``is_public`` as ``visibility`` (v1 cannot tell private from shared: shared)
+    and its admin-only ``location`` as the one location."""
+    if "is_public" in fields:
+        public = parse_bool("is_public", fields.pop("is_public"))
+        fields["visibility"] = "public" if public else "shared"
+    location = fields.pop("location", None)
+    if location:
+        fields["locations"] = [{"url": location}]
+    return fields
 
 
 def image_from_json(data: Any) -> Image:
     """Parse one image object of a JSON body (``{"image": {...}}`` or a listing row)."""
     if not isinstance(data, Mapping):
         raise ValueError(f"expected an image object, got {type(data).__name__}")
-    fields = {k: v for k, v in data.items() if k in FIELDS}
-    _multihash(fields, data)
-    return Image(**fields)
+    fields = {k: v for k, v in data.items() if k in FIELDS or k in _V1_ONLY}
+    return Image(**_v1_fields(fields))
 
 
 def brief_from_json(data: Any) -> BriefImage:

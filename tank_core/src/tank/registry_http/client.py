@@ -37,7 +37,7 @@ import attrs
 
 from tank import errors
 from tank.config import http_url, not_negative, positive
-from tank.model import Context, Image, ListQuery, Member, Status, parse_image_id
+from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status, parse_image_id
 from tank.registry import Registry
 from tank.registry_http import wire
 
@@ -145,6 +145,16 @@ class HttpRegistry(Registry):
         path = _image_path(image_id) + "/members"
         body = self._call("PUT", path, context, json=payload, idempotent=True)
         return self._reply(body, "members", wire.members_from_json)
+
+    def set_member_status(
+        self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
+    ) -> Member:
+        if not member:
+            raise errors.NotFound(f"'' is not a member of image {image_id}")
+        path = _member_path(image_id, member) + "/status"
+        payload = {"status": str(status)}
+        body = self._call("PUT", path, context, json=payload, idempotent=True)
+        return self._reply(body, "member", wire.member_from_json)
 
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         if not member:

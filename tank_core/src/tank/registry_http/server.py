@@ -12,6 +12,7 @@ DELETE     /images/<id>                       → ``{"image": {...}}`` (marked d
 GET        /images/<id>/members               ``{"members": [...]}``
 PUT        /images/<id>/members               ``{"memberships": [{"member_id", "can_share"}]}``
 PUT        /images/<id>/members/<member>      optional ``{"member": {"can_share": bool}}``
+PUT        /images/<id>/members/<member>/status  ``{"status": "accepted"}`` → ``{"member"}``
 DELETE     /images/<id>/members/<member>      → 204
 GET        /shared-images/<member>            ``{"members": [...]}``
 =========  =================================  ==============================================
@@ -49,6 +50,7 @@ class RegistryApp(WebApp):
         router.add(
             "/images/{image_id}/members/{member}", PUT=self.add_member, DELETE=self.remove_member
         )
+        router.add("/images/{image_id}/members/{member}/status", PUT=self.member_status)
         router.add("/shared-images/{member}", GET=self.shared)
 
     def call(self, req: Request, match: Match) -> Response:
@@ -115,6 +117,14 @@ class RegistryApp(WebApp):
     def remove_member(self, req: Request, ctx: Context, image_id: str, member: str) -> Response:
         self.registry.remove_member(image_id, member, context=ctx)
         return Response.empty(204)
+
+    def member_status(self, req: Request, ctx: Context, image_id: str, member: str) -> Response:
+        data = req.json()
+        status = data.get("status") if isinstance(data, dict) else None
+        if not isinstance(status, str):
+            raise errors.ValidationError("status", 'expected a body {"status": "..."}')
+        found = self.registry.set_member_status(image_id, member, status, context=ctx)
+        return Response.json({"member": wire.member_to_json(found)})
 
     def shared(self, req: Request, ctx: Context, member: str) -> Response:
         found = self.registry.shared_with(member, context=ctx)

@@ -14,15 +14,18 @@ included): it binds loopback by default and must be reachable by tank-api only.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
+import enum
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tank import errors
-from tank.model import Context, Image, ListQuery, Member, Status, parse_bool
+from tank.model import Context, Image, ListQuery, Location, Member, Status, parse_bool
 from tank.web.messages import reason
 
 #: Query parameters of a listing that are not filters.
-PAGING = ("sort_key", "sort_dir", "limit", "marker")
+PAGING = ("sort", "sort_key", "sort_dir", "limit", "marker")
 
 # --- context ---------------------------------------------------------------------------
 
@@ -86,6 +89,7 @@ def member_to_json(member: Member) -> dict[str, Any]:
         "image_id": member.image_id,
         "member_id": member.member,
         "can_share": member.can_share,
+        "status": member.status.value,
         "created_at": member.created_at.isoformat(),
         "updated_at": member.updated_at.isoformat(),
     }
@@ -98,6 +102,7 @@ def member_from_json(data: Any) -> Member:
         image_id=data.get("image_id"),
         member=data.get("member_id"),
         can_share=data.get("can_share", False),
+        status=data.get("status", "pending"),
         created_at=data.get("created_at"),
         updated_at=data.get("updated_at"),
     )
@@ -132,7 +137,7 @@ def update_to_json(
     """The body of ``PUT /images/<id>``: ``{"image": changes, "purge_props": bool,
     "expected_status": str | null}`` (all in the body, typed by JSON)."""
     return {
-        "image": {k: (v.value if isinstance(v, Status) else v) for k, v in changes.items()},
+        "image": {k: _json_item(v) for k, v in changes.items()},
         "purge_props": purge_props,
         "expected_status": None if expected_status is None else expected_status.value,
     }
@@ -156,8 +161,11 @@ def update_from_json(data: Any) -> tuple[dict[str, Any], bool, Status | None]:
 
 
 def query_to_params(query: ListQuery) -> dict[str, str]:
+    """A listing as query parameters: plain filter values as text, lists and
+    comparisons as JSON arrays, the order as ``sort=key:dir,key:dir``."""
     params = {k: _param(v) for k, v in query.filters.items() if v is not None}
-    params.update(sort_key=query.sort_key, sort_dir=query.sort_dir, limit=str(query.limit))
+    params["sort"] = ",".join(f"{key}:{direction}" for key, direction in query.sort)
+    params["limit"] = str(query.limit)
     if query.marker:
         params["marker"] = query.marker
     return params
@@ -166,16 +174,48 @@ def query_to_params(query: ListQuery) -> dict[str, str]:
 def query_from_params(params: Mapping[str, str]) -> ListQuery:
     """Validation is the model's: unknown filters, bad sort keys and limits are
     ValidationErrors here exactly as in-process."""
-    filters = {k: v for k, v in params.items() if k not in PAGING}
-    return ListQuery(filters=filters, **{k: params[k] for k in PAGING if k in params})
+    filters: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in PAGING:
+            continue
+        filters[key] = _json_list(key, value) if value.startswith("[") else value
+    args: dict[str, Any] = {k: params[k] for k in ("limit", "marker") if k in params}
+    if "sort" in params:
+        pairs = [item.partition(":") for item in params["sort"].split(",")]
+        args["sort"] = [(key, direction or "asc") for key, _, direction in pairs]
+    else:
+        args["sort"] = [(params.get("sort_key", "created_at"), params.get("sort_dir", "desc"))]
+    return ListQuery(filters=filters, **args)
+
+
+def _json_list(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise errors.ValidationError(key, f"not a JSON list: {value[:80]!r}") from None
 
 
 def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Status):
-        return value.value
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, tuple):
+        return json.dumps([_json_item(v) for v in value])
     return str(value)
+
+
+def _json_item(value: Any) -> Any:
+    """A value of a filter or a change as JSON (enums, timestamps, locations)."""
+    if isinstance(value, tuple | list):
+        return [_json_item(v) for v in value]
+    if isinstance(value, Location):
+        return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
 
 
 # --- errors ------------------------------------------------------------------------

@@ -32,7 +32,17 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.model import SORT_KEYS, Context, Image, ListQuery, Member, Status
+from tank.model import (
+    SORT_KEYS,
+    Context,
+    Image,
+    ListQuery,
+    Location,
+    Member,
+    MemberStatus,
+    Status,
+    Visibility,
+)
 from tank.registry import Registry
 
 ADMIN = Context.admin()
@@ -102,7 +112,9 @@ class RegistryContract:
 
     def listing(self, registry: Registry, context: Context = ADMIN, **query: Any) -> list[Image]:
         filters = {f"property-{RUN_PROPERTY}": self.run, **query.pop("filters", {})}
-        return registry.list(ListQuery(filters=filters, **query), context=context)
+        if "sort" in query:
+            return registry.list(ListQuery(filters=filters, **query), context=context)
+        return registry.list(ListQuery.of(filters=filters, **query), context=context)
 
     def ids(self, registry: Registry, context: Context = ADMIN, **query: Any) -> list[str]:
         return [image.id for image in self.listing(registry, context, **query)]
@@ -132,15 +144,21 @@ class RegistryContract:
             container_format="bare",
             size=12_345_678_901,
             checksum="0" * 31 + "1",
-            sha256="ab" * 32,
+            os_hash_algo="sha256",
+            os_hash_value="ab" * 32,
             status=Status.ACTIVE,
-            is_public=True,
+            visibility=Visibility.PUBLIC,
             min_ram=512,
             min_disk=2,
             protected=True,
             properties={"os": "linux", "empty": "", "ünï": "cödé ✓", "long": "x" * 65535},
-            store="file",
-            location="file:///var/lib/tank/images/x",
+            locations=[
+                Location(url="file:///var/lib/tank/images/x", store="file"),
+                Location(url="rbd://f/p/x/snap", store="rbd", owned=False, metadata={"a": [1]}),
+            ],
+            tags=["b", "a"],
+            os_hidden=True,
+            virtual_size=5,
             created_at=minutes(1),
             updated_at=minutes(2),
         )
@@ -219,12 +237,12 @@ class RegistryContract:
 
     @pytest.mark.parametrize("who", ["admin", "owner", "other", "anonymous"])
     def test_public_images_are_visible_to_all(self, registry: Registry, who: str) -> None:
-        image = self.create(registry, is_public=True)
+        image = self.create(registry, visibility=Visibility.PUBLIC)
         assert registry.get(image.id, context=self.context(who)).id == image.id
         assert self.ids(registry, self.context(who)) == [image.id]
 
     def test_deleted_images_are_visible_to_admins_only(self, registry: Registry) -> None:
-        image = self.create(registry, is_public=True)
+        image = self.create(registry, visibility=Visibility.PUBLIC)
         registry.delete(image.id, context=self.owner)
         assert registry.get(image.id, context=ADMIN).deleted
         for context in (self.owner, self.other):
@@ -236,7 +254,9 @@ class RegistryContract:
     def test_update_changes_fields(self, registry: Registry) -> None:
         image = self.create(registry, name="old", updated_at=minutes(0))
         updated = registry.update(
-            image.id, {"name": "new", "min_ram": 256, "is_public": True}, context=self.owner
+            image.id,
+            {"name": "new", "min_ram": 256, "visibility": Visibility.PUBLIC},
+            context=self.owner,
         )
         assert (updated.name, updated.min_ram, updated.is_public) == ("new", 256, True)
         assert updated.updated_at > image.updated_at
@@ -331,7 +351,7 @@ class RegistryContract:
 
     def test_update_needs_visibility_then_ownership(self, registry: Registry) -> None:
         private = self.create(registry)
-        public = self.create(registry, is_public=True)
+        public = self.create(registry, visibility=Visibility.PUBLIC)
         registry.add_member(private.id, self.member.tenant, context=self.owner)  # type: ignore[arg-type]
         with pytest.raises(errors.NotFound):
             registry.update(private.id, {"name": "x"}, context=self.other)
@@ -370,7 +390,7 @@ class RegistryContract:
 
     def test_delete_needs_visibility_then_ownership(self, registry: Registry) -> None:
         private = self.create(registry)
-        public = self.create(registry, is_public=True)
+        public = self.create(registry, visibility=Visibility.PUBLIC)
         with pytest.raises(errors.NotFound):
             registry.delete(private.id, context=self.other)
         with pytest.raises(errors.NotFound):
@@ -384,8 +404,10 @@ class RegistryContract:
 
     def test_default_listing_shows_everything_visible(self, registry: Registry) -> None:
         mine = self.create(registry, name="mine")
-        mine_public = self.create(registry, name="mine-public", is_public=True)
-        theirs_public = self.create(registry, name="theirs-public", is_public=True, owner="x")
+        mine_public = self.create(registry, name="mine-public", visibility=Visibility.PUBLIC)
+        theirs_public = self.create(
+            registry, name="theirs-public", visibility=Visibility.PUBLIC, owner="x"
+        )
         theirs_shared = self.create(registry, name="theirs-shared", owner=self.other.tenant)
         theirs = self.create(registry, name="theirs", owner=self.other.tenant)
         registry.add_member(theirs_shared.id, self.owner.tenant, context=self.other)  # type: ignore[arg-type]
@@ -402,21 +424,22 @@ class RegistryContract:
     @pytest.fixture
     def catalogue(self, registry: Registry) -> dict[str, Image]:
         """Five images differing in every filterable field, by label."""
-        specs = {
+        specs: dict[str, dict[str, Any]] = {
             "a": dict(name="alpha", disk_format="raw", container_format="bare", size=10,
-                      status=Status.ACTIVE, is_public=True),
+                      status=Status.ACTIVE, visibility=Visibility.PUBLIC),
             "b": dict(name="bravo", disk_format="qcow2", container_format="bare", size=20,
                       status=Status.QUEUED),
             "c": dict(name="alpha", disk_format="qcow2", container_format="ovf", size=30,
                       status=Status.KILLED, properties={"os": "linux", "arch": "x86_64"}),
             "d": dict(name="charlie", disk_format="ami", container_format="ami",
-                      status=Status.SAVING, is_public=True, properties={"os": "windows"}),
+                      status=Status.SAVING, visibility=Visibility.PUBLIC,
+                      properties={"os": "windows"}),
             "e": dict(disk_format="vmdk", container_format="ovf", size=0,
                       status=Status.ACTIVE, properties={"os": "linux", "arch": "arm64"}),
         }  # fmt: skip
         out = {}
         for label, spec in specs.items():
-            spec["properties"] = {**spec.get("properties", {}), "label": label}  # type: ignore[dict-item]
+            spec["properties"] = {**spec.get("properties", {}), "label": label}
             out[label] = self.create(registry, **spec)
         return out
 
@@ -468,8 +491,8 @@ class RegistryContract:
         assert {i.id: i for i in self.listing(registry)} == {i.id: i for i in catalogue.values()}
 
     def test_deleted_filter_is_for_admins(self, registry: Registry) -> None:
-        kept = self.create(registry, is_public=True)
-        gone = self.create(registry, is_public=True)
+        kept = self.create(registry, visibility=Visibility.PUBLIC)
+        gone = self.create(registry, visibility=Visibility.PUBLIC)
         registry.delete(gone.id, context=ADMIN)
         assert self.ids(registry, ADMIN) == [kept.id]
         assert set(self.ids(registry, ADMIN, filters={"deleted": True})) == {kept.id, gone.id}
@@ -636,7 +659,7 @@ class RegistryContract:
         assert registry.list_members(image.id, context=self.owner) == before
 
     def test_only_the_owner_changes_members(self, registry: Registry) -> None:
-        public = self.create(registry, is_public=True)
+        public = self.create(registry, visibility=Visibility.PUBLIC)
         name = "x-" + self.run
         with pytest.raises(errors.Forbidden):
             registry.add_member(public.id, name, context=self.other)
@@ -678,7 +701,7 @@ class RegistryContract:
         assert sorted(m.member for m in members) == sorted([sharer, plain, third])
 
     def test_members_see_only_their_own_membership(self, registry: Registry) -> None:
-        image = self.create(registry, is_public=True)
+        image = self.create(registry, visibility=Visibility.PUBLIC)
         name = self.member.tenant
         assert name is not None
         mine = registry.add_member(image.id, name, context=self.owner)
@@ -709,3 +732,139 @@ class RegistryContract:
         registry.delete(image.id, context=ADMIN)
         with pytest.raises(errors.NotFound):
             registry.add_member(image.id, "x-" + self.run, context=ADMIN)
+
+    # --- v2: visibility, member status, tags, several sort keys -------------------------
+
+    def test_visibility_rules_for_get(self, registry: Registry) -> None:
+        """public and community: everyone; private: the owner; shared: owner and members
+        (whatever their answer)."""
+        images = {v: self.create(registry, visibility=v) for v in Visibility}
+        registry.add_member(images[Visibility.SHARED].id, self.member.tenant, context=self.owner)  # type: ignore[arg-type]
+        registry.add_member(images[Visibility.PRIVATE].id, self.member.tenant, context=self.owner)  # type: ignore[arg-type]
+        seen = {
+            who: {v for v, image in images.items() if self._sees(registry, image, who)}
+            for who in ("admin", "owner", "member", "other", "anonymous")
+        }
+        everyone = {Visibility.PUBLIC, Visibility.COMMUNITY}
+        assert seen == {
+            "admin": set(Visibility),
+            "owner": set(Visibility),
+            "member": everyone | {Visibility.SHARED},  # private ignores members
+            "other": everyone,
+            "anonymous": everyone,
+        }
+
+    def _sees(self, registry: Registry, image: Image, who: str) -> bool:
+        try:
+            registry.get(image.id, context=self.context(who))
+        except errors.NotFound:
+            return False
+        return True
+
+    def test_listing_leaves_out_community_images_unless_asked(self, registry: Registry) -> None:
+        mine = self.create(registry, visibility=Visibility.COMMUNITY)
+        theirs = self.create(registry, visibility=Visibility.COMMUNITY, owner="someone")
+        public = self.create(registry, visibility=Visibility.PUBLIC, owner="someone")
+        assert set(self.ids(registry, self.owner)) == {mine.id, public.id}
+        community = {"visibility": "community"}
+        assert set(self.ids(registry, self.owner, filters=community)) == {mine.id, theirs.id}
+        every = {"visibility": "all"}
+        assert set(self.ids(registry, self.other, filters=every)) == {
+            mine.id,
+            theirs.id,
+            public.id,
+        }
+
+    def test_member_status_is_the_members_answer(self, registry: Registry) -> None:
+        image = self.create(registry, visibility=Visibility.SHARED)
+        member = self.member.tenant
+        assert member is not None
+        added = registry.add_member(image.id, member, context=self.owner)
+        assert added.status is MemberStatus.PENDING
+        with pytest.raises(errors.Forbidden):  # the owner cannot answer for the member
+            registry.set_member_status(image.id, member, "accepted", context=self.owner)
+        with pytest.raises(errors.NotFound):
+            registry.set_member_status(image.id, "nobody", "accepted", context=self.member)
+        with pytest.raises(errors.ValidationError):
+            registry.set_member_status(image.id, member, "maybe", context=self.member)
+        accepted = registry.set_member_status(image.id, member, "accepted", context=self.member)
+        assert accepted.status is MemberStatus.ACCEPTED
+        assert accepted.created_at == added.created_at
+        [listed] = registry.list_members(image.id, context=self.owner)
+        assert listed.status is MemberStatus.ACCEPTED
+        rejected = registry.set_member_status(image.id, member, "rejected", context=ADMIN)
+        assert rejected.status is MemberStatus.REJECTED
+
+    def test_listing_by_member_status(self, registry: Registry) -> None:
+        member = self.member.tenant
+        assert member is not None
+        by_status = {}
+        for status in MemberStatus:
+            image = self.create(registry, visibility=Visibility.SHARED)
+            registry.add_member(image.id, member, context=self.owner)
+            if status is not MemberStatus.PENDING:
+                registry.set_member_status(image.id, member, status, context=self.member)
+            by_status[status] = image.id
+        for status, image_id in by_status.items():
+            found = self.ids(registry, self.member, filters={"member_status": status.value})
+            assert found == [image_id], status
+        everything = self.ids(registry, self.member, filters={"member_status": "all"})
+        assert set(everything) == set(by_status.values())
+        assert set(self.ids(registry, self.member)) == set(by_status.values())  # v1: any
+
+    def test_tags_round_trip_and_filter_all_must_match(self, registry: Registry) -> None:
+        both = self.create(registry, tags=["linux", "x86"])
+        one = self.create(registry, tags=["linux"])
+        self.create(registry)
+        assert registry.get(both.id, context=ADMIN).tags == ("linux", "x86")
+        assert set(self.ids(registry, filters={"tags": ["linux"]})) == {both.id, one.id}
+        assert self.ids(registry, filters={"tags": ["linux", "x86"]}) == [both.id]
+        updated = registry.update(one.id, {"tags": ["arm", "linux"]}, context=self.owner)
+        assert updated.tags == ("arm", "linux")
+        assert registry.get(one.id, context=ADMIN).tags == ("arm", "linux")
+        assert self.ids(registry, filters={"tags": ["arm"]}) == [one.id]
+
+    def test_in_and_comparison_filters(self, registry: Registry) -> None:
+        old = self.create(registry, name="a", created_at=minutes(1), status=Status.ACTIVE)
+        mid = self.create(registry, name="b", created_at=minutes(2), os_hidden=True)
+        new = self.create(registry, name="c", created_at=minutes(3), protected=True)
+        assert set(self.ids(registry, filters={"name": ["a", "c"]})) == {old.id, new.id}
+        assert set(self.ids(registry, filters={"status": ["active", "killed"]})) == {old.id}
+        later = {"created_at": [("gt", minutes(1))]}
+        assert set(self.ids(registry, filters=later)) == {mid.id, new.id}
+        window = {"created_at": [("gte", minutes(2)), ("lt", minutes(3))]}
+        assert self.ids(registry, filters=window) == [mid.id]
+        assert self.ids(registry, filters={"os_hidden": True}) == [mid.id]
+        assert self.ids(registry, filters={"protected": True}) == [new.id]
+        assert self.ids(registry, filters={"id": [old.id]}) == [old.id]
+
+    def test_several_sort_keys_page_through_everything(self, registry: Registry) -> None:
+        made = [
+            self.create(
+                registry,
+                name=name,
+                size=size,
+                created_at=minutes(i),
+            )
+            for i, (name, size) in enumerate(
+                [("b", 2), ("a", None), ("b", 1), ("a", 3), (None, 1), ("b", None), ("a", 3)]
+            )
+        ]
+
+        def key(image: Image) -> tuple[Any, ...]:  # name asc (NULLs first), size desc (NULLs last)
+            return (
+                image.name is not None,
+                image.name or "",
+                image.size is None,
+                -(image.size or 0),
+                image.id,  # then id in the last key's direction: desc
+            )
+
+        # id desc is the tie-breaker: sort ids descending within equal (name, size)
+        ordered = sorted(made, key=lambda i: i.id, reverse=True)
+        ordered = sorted(ordered, key=lambda i: key(i)[:4])
+        expected = [i.id for i in ordered]
+        sort = [("name", "asc"), ("size", "desc")]
+        assert self.ids(registry, sort=sort, limit=100) == expected
+        for limit in (1, 2, 3):
+            assert self.all_pages(registry, limit, sort=sort) == expected
