@@ -111,6 +111,13 @@ class InUse(Conflict):
     """Stored data cannot be deleted because something depends on it (RBD clones)."""
 
 
+class UnsupportedMediaType(TankError):
+    """The request body is in a media type this endpoint does not take (a v2 PATCH that
+    is not one of the two OpenStack JSON patch types)."""
+
+    http_status = 415
+
+
 class ImageTooLarge(TankError):
     """The image exceeds the configured size cap."""
 

@@ -59,8 +59,10 @@ class MemberStatus(enum.StrEnum):
         return self.value
 
 
-DISK_FORMATS = frozenset({"raw", "vhd", "vmdk", "vdi", "iso", "qcow2", "aki", "ari", "ami"})
-CONTAINER_FORMATS = frozenset({"bare", "ovf", "aki", "ari", "ami"})
+DISK_FORMATS = frozenset(
+    {"raw", "vhd", "vhdx", "vmdk", "vdi", "iso", "ploop", "qcow2", "aki", "ari", "ami"}
+)
+CONTAINER_FORMATS = frozenset({"bare", "ovf", "ova", "docker", "compressed", "aki", "ari", "ami"})
 AMAZON_FORMATS = frozenset({"aki", "ari", "ami"})
 
 #: The lifecycle, in one place. Keys are the current status, values the allowed next ones.
