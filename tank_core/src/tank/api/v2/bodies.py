@@ -12,7 +12,7 @@ from typing import Any
 
 from tank.api.v2.schemas import MEMBER_STATUSES, check_image_value
 from tank.errors import Forbidden, ValidationError
-from tank.model import Image
+from tank.model import RESERVED_PREFIX, Image
 
 #: Never accepted in a body: they are links and views, not attributes.
 DISALLOWED = frozenset({"direct_url", "self", "file", "schema", "stores"})
@@ -31,8 +31,6 @@ READ_ONLY = frozenset(
 )
 #: Names that are not properties a user may set (403).
 RESERVED = frozenset({"location", "locations", "deleted", "deleted_at"})
-#: Prefix of the properties Tank keeps for itself (import state).
-RESERVED_NAMESPACE = "os_glance_"
 #: Attributes a create body may set; everything else is an extra property.
 CREATE_FIELDS = (
     "id",
@@ -56,7 +54,7 @@ def _name(key: str) -> str:
 
 def check_property_name(key: str) -> None:
     """Refuse names of reserved properties (403) and overlong ones (400)."""
-    if key in RESERVED or key.startswith(RESERVED_NAMESPACE):
+    if key in RESERVED or key.startswith(RESERVED_PREFIX):
         raise Forbidden(f"Attribute '{_name(key)}' is reserved.")
     if len(key) > MAX_PROPERTY_NAME:
         raise ValidationError(

@@ -23,14 +23,13 @@ import attrs
 
 from tank.api.v2.bodies import (
     READ_ONLY,
-    RESERVED_NAMESPACE,
     check_min,
     check_property_name,
     check_visibility,
 )
 from tank.api.v2.schemas import IMAGE_SCHEMA, check_image_value, check_value
 from tank.errors import Conflict, Forbidden, UnsupportedMediaType, ValidationError
-from tank.model import Image
+from tank.model import RESERVED_PREFIX, Image
 
 PATCH_V2_0 = "application/openstack-images-v2.0-json-patch"
 PATCH_V2_1 = "application/openstack-images-v2.1-json-patch"
@@ -137,7 +136,7 @@ def _parse_op(where: str, raw: Any, draft: int) -> Op:
     root = path[0]
     if root in PATCH_READ_ONLY:
         raise Forbidden(f"Attribute '{root}' is read-only.")
-    if root in PATCH_RESERVED or root.startswith(RESERVED_NAMESPACE):
+    if root in PATCH_RESERVED or root.startswith(RESERVED_PREFIX):
         raise Forbidden(f"Attribute '{_short(root)}' is reserved.")
     if op == "remove":
         return Op(op, path, draft=draft)
