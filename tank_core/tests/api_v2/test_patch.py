@@ -355,3 +355,11 @@ def test_locations_ops_are_refused_or_handed_to_the_caller(make_image: MakeImage
         ("replace", ("locations",)),
     ]
     assert apply_patch(make_image(), plain, is_admin=False) == {"name": "n"}
+
+
+def test_tanks_own_properties_are_kept_as_they_are(make_image: MakeImage) -> None:
+    """The whole properties dict comes back, with Tank's import state untouched."""
+    image = make_image(properties={"os_glance_failed_import": "s3", "a": "1"})
+    assert _apply(image, {"op": "add", "path": "/b", "value": "2"}) == {
+        "properties": {"os_glance_failed_import": "s3", "a": "1", "b": "2"}
+    }
