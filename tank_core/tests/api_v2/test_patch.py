@@ -25,7 +25,9 @@ def _ops(*raw: dict[str, Any], media_type: str = PATCH_V2_1) -> list[Op]:
     return parse_patch(list(raw), media_type)
 
 
-def _apply(image: model.Image, *raw: dict[str, Any], is_admin: bool = False, draft4: bool = False):
+def _apply(
+    image: model.Image, *raw: dict[str, Any], is_admin: bool = False, draft4: bool = False
+) -> dict[str, Any]:
     ops = _ops(*raw, media_type=PATCH_V2_0 if draft4 else PATCH_V2_1)
     return apply_patch(image, ops, is_admin=is_admin)
 
@@ -314,7 +316,7 @@ def test_null_unsets_a_nullable_property(make_image: MakeImage) -> None:
 
 def test_a_failing_op_anywhere_produces_nothing(make_image: MakeImage) -> None:
     image = make_image(name="old", properties={"a": "1"})
-    good = [
+    good: list[dict[str, Any]] = [
         {"op": "replace", "path": "/name", "value": "new"},
         {"op": "remove", "path": "/a"},
         {"op": "add", "path": "/tags", "value": ["x"]},
