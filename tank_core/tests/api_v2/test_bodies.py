@@ -191,3 +191,36 @@ def test_member_status_body() -> None:
     ]:
         with pytest.raises(errors.ValidationError, match=message):
             parse_member_status(body)
+
+
+def test_openstacksdk_create_body() -> None:
+    """What `conn.image.create_image(...)` posts (Resource.create's body) is accepted."""
+    sdk_image = pytest.importorskip(
+        "openstack.image.v2.image", reason="openstacksdk is in tank-core[testing]"
+    )
+    resource = sdk_image.Image.new(
+        name="cirros",
+        disk_format="qcow2",
+        container_format="bare",
+        is_protected=True,
+        is_hidden=False,
+        visibility="private",
+        min_disk=1,
+        tags=["a"],
+        **{"owner_specified.openstack.md5": "", "owner_specified.openstack.object": "c/cirros"},
+    )
+    body = resource._prepare_request(requires_id=False, prepend_key=False).body
+    assert _create(body) == {
+        "name": "cirros",
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "protected": True,
+        "os_hidden": False,
+        "visibility": "private",
+        "min_disk": 1,
+        "tags": ("a",),
+        "properties": {
+            "owner_specified.openstack.md5": "",
+            "owner_specified.openstack.object": "c/cirros",
+        },
+    }
