@@ -235,9 +235,12 @@ class ImageService:
         checksum: str | None = None,
         store: str | None = None,
         body_size: int | None = None,
+        requeue_on_failure: bool = False,
     ) -> Image:
         """Upload data to a queued image; Conflict for any other status. ``body_size``:
-        as for :meth:`create`."""
+        as for :meth:`create`. A failed upload kills the image (v1), or with
+        ``requeue_on_failure`` returns it to queued so that it can be uploaded again (v2,
+        as Glance does); either way no data is left in the store."""
         image = self.registry.get(image_id, context=context)
         self._check_modify(image, context)
         if image.status is not Status.QUEUED:
@@ -245,7 +248,14 @@ class ImageService:
                 f"image {image.id} is {image.status}: data can only be uploaded to a queued image"
             )
         return self._upload(
-            image, data, context, size=size, checksum=checksum, store=store, body_size=body_size
+            image,
+            data,
+            context,
+            size=size,
+            checksum=checksum,
+            store=store,
+            body_size=body_size,
+            failed=Status.QUEUED if requeue_on_failure else Status.KILLED,
         )
 
     def _upload(
@@ -258,6 +268,7 @@ class ImageService:
         checksum: str | None,
         store: str | None,
         body_size: int | None = None,
+        failed: Status = Status.KILLED,
     ) -> Image:
         backend = self.stores.get(store)
         backend.require(Capability.WRITE)
@@ -275,7 +286,7 @@ class ImageService:
                 image.id, data, size=size, checksum=checksum, max_size=self.image_size_cap
             )
         except BaseException as exc:
-            self._kill(image, context, exc)
+            self._kill(image, context, exc, failed)
             raise
         try:
             image = self.registry.update(
@@ -293,7 +304,7 @@ class ImageService:
             )
         except BaseException as exc:
             self._discard(backend.name, stored.location)
-            self._kill(image, context, exc)
+            self._kill(image, context, exc, failed)
             raise
         self.plugins.image_activated(image=image, context=context)
         return image
@@ -332,11 +343,18 @@ class ImageService:
         self.plugins.image_activated(image=image, context=context)
         return image
 
-    def _kill(self, image: Image, context: Context, cause: BaseException) -> None:
+    def _kill(
+        self,
+        image: Image,
+        context: Context,
+        cause: BaseException,
+        status: Status = Status.KILLED,
+    ) -> None:
+        """Mark a failed upload's image ``status`` (killed; queued to be tried again)."""
         reason = str(cause) if isinstance(cause, errors.TankError) else type(cause).__name__
         try:
             killed = self.registry.update(
-                image.id, {"status": Status.KILLED}, context=context, expected_status=Status.SAVING
+                image.id, {"status": status}, context=context, expected_status=Status.SAVING
             )
         except (errors.Conflict, errors.NotFound) as exc:
             # deleted (or otherwise moved on) while its data was arriving: nothing to mark
@@ -344,6 +362,9 @@ class ImageService:
             return
         except Exception:
             log.exception("could not mark image %s killed after: %s", image.id, reason)
+            return
+        if status is not Status.KILLED:
+            log.info("image %s is %s again after a failed upload: %s", image.id, status, reason)
             return
         log.info("image %s killed: %s", image.id, reason)
         self.plugins.image_killed(image=killed, reason=reason, context=context)
@@ -399,6 +420,45 @@ class ImageService:
         deleted = self.registry.delete(image.id, context=context)
         self.plugins.image_deleted(image=deleted, context=context)
         return deleted
+
+    def deactivate(self, image_id: str, *, context: Context) -> Image:
+        """Keep the data but stop non-admins downloading it (v2). Idempotent."""
+        return self._switch(image_id, Status.ACTIVE, Status.DEACTIVATED, context)
+
+    def reactivate(self, image_id: str, *, context: Context) -> Image:
+        """Undo :meth:`deactivate`. Idempotent."""
+        return self._switch(image_id, Status.DEACTIVATED, Status.ACTIVE, context)
+
+    def _switch(self, image_id: str, old: Status, new: Status, context: Context) -> Image:
+        image = self.registry.get(image_id, context=context)
+        self._check_modify(image, context)
+        if image.status is new:
+            return image
+        if image.status is not old:
+            verb = "deactivate" if new is Status.DEACTIVATED else "reactivate"
+            raise errors.Forbidden(f"cannot {verb} image {image.id}: it is {image.status}")
+        previous = image
+        image = self.registry.update(
+            image.id, {"status": new}, context=context, expected_status=old
+        )
+        self.plugins.image_updated(image=image, previous=previous, context=context)
+        return image
+
+    def add_tag(self, image_id: str, tag: str, *, context: Context) -> Image:
+        image = self.registry.get(image_id, context=context)
+        if tag in image.tags:
+            self._check_modify(image, context)
+            return image
+        return self.update(image_id, {"tags": (*image.tags, tag)}, context=context)
+
+    def remove_tag(self, image_id: str, tag: str, *, context: Context) -> Image:
+        image = self.registry.get(image_id, context=context)
+        self._check_modify(image, context)
+        if tag not in image.tags:
+            raise errors.NotFound(f"image {image.id} has no tag {tag[:255]!r}")
+        return self.update(
+            image_id, {"tags": tuple(t for t in image.tags if t != tag)}, context=context
+        )
 
     # --- members -------------------------------------------------------------------
 

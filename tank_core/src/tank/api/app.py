@@ -1,8 +1,8 @@
 """The Images API as a WSGI application: its routes, the request context, the access log.
 
 Every error becomes JSON ``{"error": {"code", "title", "message"}}`` with the status of
-its :mod:`tank.errors` class (:class:`tank.web.WebApp` does that). Both ``/v1/...`` and
-unprefixed paths are served.
+its :mod:`tank.errors` class (:class:`tank.web.WebApp` does that). v2 is served under
+``/v2/...``; v1 under ``/v1/...`` and unprefixed paths; ``/`` lists both.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ import attrs
 from tank import errors
 from tank.api import images, members
 from tank.api.context import context_from_headers
+from tank.api.v2 import data as v2_data
+from tank.api.v2 import discovery
+from tank.api.v2 import images as v2_images
+from tank.api.v2 import members as v2_members
 from tank.config import between, not_negative
 from tank.locations import redact
 from tank.model import Context, Image
@@ -59,18 +63,9 @@ def _decode(name: str, segment: str) -> str:
     return unquote_segment(name, segment)
 
 
-def _versions(api: Api, req: Request, ctx: Context) -> Response:
-    base = req.base_url
-    versions = [
-        {"id": vid, "status": status, "links": [{"rel": "self", "href": f"{base}/v1/"}]}
-        for vid, status in (("v1.1", "CURRENT"), ("v1.0", "SUPPORTED"))
-    ]
-    return Response.json({"versions": versions}, 300)
-
-
 V1 = Router(decode=_decode)
-V1.add("/", GET=_versions)
-V1.add("/versions", GET=_versions)
+V1.add("/", GET=discovery.versions)
+V1.add("/versions", GET=discovery.versions)
 V1.add("/images", GET=images.index, POST=images.create)
 V1.add("/images/detail", GET=images.detail)
 V1.add(
@@ -84,6 +79,30 @@ V1.add("/images/{image_id}/members", GET=members.list_members, PUT=members.repla
 V1.add("/images/{image_id}/members/{member}", PUT=members.add_member, DELETE=members.remove_member)
 V1.add("/shared-images/{member}", GET=members.shared_images)
 
+V2 = Router(decode=_decode)
+V2.add("/", GET=discovery.versions)
+V2.add("/images", GET=v2_images.index, POST=v2_images.create)
+V2.add(
+    "/images/{image_id}",
+    GET=v2_images.show,
+    PATCH=v2_images.update,
+    DELETE=v2_images.delete,
+)
+V2.add("/images/{image_id}/file", GET=v2_data.download, PUT=v2_data.upload)
+V2.add("/images/{image_id}/tags/{tag}", PUT=v2_images.add_tag, DELETE=v2_images.remove_tag)
+V2.add("/images/{image_id}/actions/deactivate", POST=v2_images.deactivate)
+V2.add("/images/{image_id}/actions/reactivate", POST=v2_images.reactivate)
+V2.add("/images/{image_id}/members", GET=v2_members.index, POST=v2_members.create)
+V2.add(
+    "/images/{image_id}/members/{member}",
+    GET=v2_members.show,
+    PUT=v2_members.update,
+    DELETE=v2_members.delete,
+)
+V2.add("/schemas/{name}", GET=discovery.schema)
+V2.add("/info/import", GET=discovery.import_info)
+V2.add("/info/stores", GET=discovery.stores_info)
+
 
 class Api(WebApp):
     """The Images API over one :class:`~tank.service.ImageService`; a WSGI callable."""
@@ -96,6 +115,8 @@ class Api(WebApp):
         self.config = config or ApiConfig()
 
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
+        if path == "/v2" or path.startswith("/v2/"):
+            return V2.match(path[3:] or "/", req.method, quoted=quoted)
         if path == "/v1" or path.startswith("/v1/"):
             path = path[3:] or "/"
         return self.router.match(path, req.method, quoted=quoted)
@@ -103,6 +124,10 @@ class Api(WebApp):
     def call(self, req: Request, match: Match) -> Response:
         ctx = context_from_headers(req.headers, auth=self.config.auth)
         return match.handler(self, req, ctx, **match.params)  # type: ignore[no-any-return]
+
+    def import_methods(self) -> tuple[str, ...]:
+        """The interoperable import methods this server offers (``[import] methods``)."""
+        return ()
 
     def direct_url(self, ctx: Context) -> Callable[[Image], str | None]:
         """How to show an image's location to this caller: only to admins, only with

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import urllib.parse
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tank import errors
 from tank.api.meta import brief_json, image_headers, image_json, model_fields, parse_headers
-from tank.api.ranges import Unsatisfiable, parse_range
+from tank.api.transfer import data_response
 from tank.model import (
     ADMIN_FILTER_KEYS,
     FILTER_KEYS,
@@ -19,8 +17,7 @@ from tank.model import (
     parse_image_id,
     parse_int,
 )
-from tank.store import ReadResult
-from tank.web import FileBody, Request, Response
+from tank.web import Request, Response
 
 if TYPE_CHECKING:
     from tank.api.app import Api
@@ -88,67 +85,8 @@ def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    image_id = _image_id(image_id)
-    image = api.service.with_data(image_id, context=ctx)  # no data: no range to judge
-    size = image.size or 0
-    try:
-        wanted = parse_range(req.headers.get("range"), size)
-    except Unsatisfiable:
-        return Response(
-            416,
-            [("Content-Range", f"bytes */{size}"), ("Content-Type", "application/json")],
-            [
-                b'{"error":{"code":416,"title":"Range Not Satisfiable","message":'
-                b'"the requested range is outside the image data"}}'
-            ],
-        )
-    offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
-    result = api.service.read(image, offset=offset, length=length)
-    headers = image_headers(image)
-    headers += [
-        ("Content-Type", "application/octet-stream"),
-        ("Content-Length", str(result.size)),
-        ("Accept-Ranges", "bytes"),
-    ]
-    if wanted:
-        headers.append(("Content-Range", wanted.content_range(result.total_size)))
-    body: FileBody | _Stream = _Stream(result)
-    if result.fd is not None and "wsgi.file_wrapper" in req.environ:
-        local = _file_body(result.fd, result.offset, result.size)
-        if local is not None:
-            result.close()
-            body = local
-    return Response(206 if wanted else 200, headers, body)
-
-
-def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:
-    """The range as a file the server can ``sendfile``, from the descriptor a store
-    offers (``ReadResult.fd``: the fs store); None to stream the chunks instead. The
-    body gets a duplicate positioned at ``offset``: the store's belongs to its result."""
-    try:
-        fd = os.dup(store_fd)
-    except OSError:
-        return None
-    try:
-        os.lseek(fd, offset, os.SEEK_SET)
-    except OSError:
-        os.close(fd)
-        return None
-    return FileBody(fd, size)
-
-
-class _Stream:
-    """The response body: the store's chunks, closed when the server is done with them
-    (also when the client hangs up mid-download)."""
-
-    def __init__(self, result: ReadResult) -> None:
-        self.result = result
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.result.chunks)
-
-    def close(self) -> None:
-        self.result.close()
+    image = api.service.with_data(_image_id(image_id), context=ctx)
+    return data_response(api, req, image, image_headers(image))
 
 
 def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:

@@ -41,11 +41,11 @@ class Request:
         for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             if environ.get(key):
                 self.headers[key.replace("_", "-").lower()] = environ[key]
-        self.query: dict[str, str] = {}
-        for key, value in urllib.parse.parse_qsl(
+        #: Every query parameter in order (repeated ones too); ``query`` keeps the last.
+        self.query_items: list[tuple[str, str]] = urllib.parse.parse_qsl(
             environ.get("QUERY_STRING", ""), keep_blank_values=True
-        ):
-            self.query[key] = value
+        )
+        self.query: dict[str, str] = dict(self.query_items)
 
     @property
     def base_url(self) -> str:

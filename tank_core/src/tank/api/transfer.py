@@ -1,0 +1,80 @@
+"""Image data in responses, shared by both APIs: Range, and sendfile when the store
+offers a file descriptor."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from tank.api.ranges import Unsatisfiable, parse_range
+from tank.model import Image
+from tank.store import ReadResult
+from tank.web import FileBody, Request, Response
+
+if TYPE_CHECKING:
+    from tank.api.app import Api
+
+
+def data_response(api: Api, req: Request, image: Image, headers: list[tuple[str, str]]) -> Response:
+    """The data of ``image`` (from ``ImageService.with_data``), whole or the requested
+    range, with ``headers`` (the API's own) first."""
+    size = image.size or 0
+    try:
+        wanted = parse_range(req.headers.get("range"), size)
+    except Unsatisfiable:
+        return Response(
+            416,
+            [("Content-Range", f"bytes */{size}"), ("Content-Type", "application/json")],
+            [
+                b'{"error":{"code":416,"title":"Range Not Satisfiable","message":'
+                b'"the requested range is outside the image data"}}'
+            ],
+        )
+    offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
+    result = api.service.read(image, offset=offset, length=length)
+    headers = [
+        *headers,
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(result.size)),
+        ("Accept-Ranges", "bytes"),
+    ]
+    if wanted:
+        headers.append(("Content-Range", wanted.content_range(result.total_size)))
+    body: FileBody | _Stream = _Stream(result)
+    if result.fd is not None and "wsgi.file_wrapper" in req.environ:
+        local = _file_body(result.fd, result.offset, result.size)
+        if local is not None:
+            result.close()
+            body = local
+    return Response(206 if wanted else 200, headers, body)
+
+
+def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:
+    """The range as a file the server can ``sendfile``, from the descriptor a store
+    offers (``ReadResult.fd``: the fs store); None to stream the chunks instead. The
+    body gets a duplicate positioned at ``offset``: the store's belongs to its result."""
+    try:
+        fd = os.dup(store_fd)
+    except OSError:
+        return None
+    try:
+        os.lseek(fd, offset, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        return None
+    return FileBody(fd, size)
+
+
+class _Stream:
+    """The response body: the store's chunks, closed when the server is done with them
+    (also when the client hangs up mid-download)."""
+
+    def __init__(self, result: ReadResult) -> None:
+        self.result = result
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.result.chunks)
+
+    def close(self) -> None:
+        self.result.close()
