@@ -141,10 +141,9 @@ def test_collection_and_member_documents() -> None:
 def test_rendered_image_and_listing_validate(make_image: Callable[..., model.Image]) -> None:
     image = _full_image(make_image)
     view = views.image_json(
-        image, show_direct_url="file:///var/lib/tank/x", locations=[
-            {"url": "file:///var/lib/tank/x", "metadata": {"store": "fs"}}
-        ]
-    )  # fmt: skip
+        image, show_direct_url="file:///var/lib/tank/x", locations=views.locations_json(image)
+    )
+    assert len(view["locations"]) == 2
     jsonschema.validate(view, schemas.IMAGE_SCHEMA)
     queued = views.image_json(make_image())
     jsonschema.validate(queued, schemas.IMAGE_SCHEMA)
@@ -223,10 +222,9 @@ def _glanceclient_model() -> Any:
 
 def test_glanceclient_model_accepts_rendered_images(make_image: Callable[..., model.Image]) -> None:
     Model = _glanceclient_model()
+    image = _full_image(make_image)
     full = views.image_json(
-        _full_image(make_image),
-        show_direct_url="file:///var/lib/tank/x",
-        locations=[{"url": "file:///var/lib/tank/x", "metadata": {"store": "fs"}}],
+        image, show_direct_url="file:///var/lib/tank/x", locations=views.locations_json(image)
     )
     for view in (full, views.image_json(make_image())):
         view.pop("self")  # glanceclient's Controller._get drops it (warlock's __init__ takes self)
