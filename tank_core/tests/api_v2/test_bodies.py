@@ -89,6 +89,7 @@ def test_reserved_and_read_only_attributes_are_forbidden(key: str) -> None:
         ({"min_ram": True}, "min_ram"),
         ({"min_disk": 1.5}, "min_disk"),
         ({"min_disk": -1}, "min_disk"),
+        ({"min_ram": 2**63}, "min_ram"),  # past the registry's BIGINT
         ({"visibility": "everyone"}, "visibility"),
         ({"tags": "a,b"}, "tags"),
         ({"tags": [1]}, "tags"),
