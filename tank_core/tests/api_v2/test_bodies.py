@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tank import errors
+from tank import errors, model
 from tank.api.v2.bodies import parse_create, parse_member_create, parse_member_status
 
 IMAGE_ID = "1B4E28BA-2FA1-11D2-883F-0016D3CCA427"
@@ -89,6 +89,7 @@ def test_reserved_and_read_only_attributes_are_forbidden(key: str) -> None:
         ({"min_ram": True}, "min_ram"),
         ({"min_disk": 1.5}, "min_disk"),
         ({"min_disk": -1}, "min_disk"),
+        ({"min_ram": 2**63}, "min_ram"),  # past the registry's BIGINT
         ({"visibility": "everyone"}, "visibility"),
         ({"tags": "a,b"}, "tags"),
         ({"tags": [1]}, "tags"),
@@ -181,7 +182,7 @@ def test_member_create_body() -> None:
 
 def test_member_status_body() -> None:
     for status in ("pending", "accepted", "rejected"):
-        assert parse_member_status({"status": status}) == status
+        assert parse_member_status({"status": status}) is model.MemberStatus(status)
     for body, message in [
         ({}, "not specified"),
         ({"status": "maybe"}, "'maybe' is not one of pending, accepted, rejected"),

@@ -297,6 +297,8 @@ def test_negative_minimums_are_400(make_image: MakeImage) -> None:
 
 
 def test_model_rules_apply_to_the_result(make_image: MakeImage) -> None:
+    with pytest.raises(errors.ValidationError, match="min_ram"):
+        _apply(make_image(), {"op": "replace", "path": "/min_ram", "value": 2**63})
     with pytest.raises(errors.ValidationError, match=r"properties\.big"):
         _apply(make_image(), {"op": "add", "path": "/big", "value": "x" * 65536})
     with pytest.raises(errors.ValidationError, match="255"):

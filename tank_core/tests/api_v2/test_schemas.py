@@ -12,9 +12,13 @@ from tank import errors, model
 from tank.api.v2 import schemas, views
 from tank.api.v2.patch import PATCH_V2_1, apply_patch, parse_patch
 
-jsonschema = pytest.importorskip(
-    "jsonschema", reason="jsonschema comes with python-glanceclient (tank-core[testing])"
-)
+
+@pytest.fixture
+def jsonschema() -> Any:
+    return pytest.importorskip(
+        "jsonschema", reason="jsonschema comes with python-glanceclient (tank-core[testing])"
+    )
+
 
 GLANCE_BASE = {
     "id", "name", "status", "visibility", "protected", "os_hidden", "checksum",
@@ -68,7 +72,7 @@ def test_documents_are_rendered_once_as_the_json_of_the_schemas() -> None:
 
 
 @pytest.mark.parametrize("name", ["image", "images", "member", "members"])
-def test_documents_are_valid_json_schema(name: str) -> None:
+def test_documents_are_valid_json_schema(name: str, jsonschema: Any) -> None:
     jsonschema.Draft4Validator.check_schema(json.loads(schemas.SCHEMA_DOCUMENTS[name]))
 
 
@@ -138,13 +142,14 @@ def test_collection_and_member_documents() -> None:
     assert members["links"] == [{"rel": "describedby", "href": "{schema}"}]
 
 
-def test_rendered_image_and_listing_validate(make_image: Callable[..., model.Image]) -> None:
+def test_rendered_image_and_listing_validate(
+    make_image: Callable[..., model.Image], jsonschema: Any
+) -> None:
     image = _full_image(make_image)
     view = views.image_json(
-        image, show_direct_url="file:///var/lib/tank/x", locations=[
-            {"url": "file:///var/lib/tank/x", "metadata": {"store": "fs"}}
-        ]
-    )  # fmt: skip
+        image, show_direct_url="file:///var/lib/tank/x", locations=views.locations_json(image)
+    )
+    assert len(view["locations"]) == 2
     jsonschema.validate(view, schemas.IMAGE_SCHEMA)
     queued = views.image_json(make_image())
     jsonschema.validate(queued, schemas.IMAGE_SCHEMA)
@@ -152,7 +157,7 @@ def test_rendered_image_and_listing_validate(make_image: Callable[..., model.Ima
     jsonschema.validate(listing, schemas.IMAGES_SCHEMA)
 
 
-def test_rendered_members_validate(make_image: Callable[..., model.Image]) -> None:
+def test_rendered_members_validate(make_image: Callable[..., model.Image], jsonschema: Any) -> None:
     member = model.Member(image_id=make_image().id, member="tenant-b", status="accepted")
     jsonschema.validate(views.member_json(member), schemas.MEMBER_SCHEMA)
     jsonschema.validate(views.members_json([member]), schemas.MEMBERS_SCHEMA)
@@ -187,7 +192,7 @@ CASES: list[tuple[str, Any]] = [
 
 
 @pytest.mark.parametrize(("name", "value"), CASES)
-def test_check_value_agrees_with_jsonschema(name: str, value: Any) -> None:
+def test_check_value_agrees_with_jsonschema(name: str, value: Any, jsonschema: Any) -> None:
     try:
         jsonschema.validate({name: value}, schemas.IMAGE_SCHEMA)
         valid = True
@@ -223,10 +228,9 @@ def _glanceclient_model() -> Any:
 
 def test_glanceclient_model_accepts_rendered_images(make_image: Callable[..., model.Image]) -> None:
     Model = _glanceclient_model()
+    image = _full_image(make_image)
     full = views.image_json(
-        _full_image(make_image),
-        show_direct_url="file:///var/lib/tank/x",
-        locations=[{"url": "file:///var/lib/tank/x", "metadata": {"store": "fs"}}],
+        image, show_direct_url="file:///var/lib/tank/x", locations=views.locations_json(image)
     )
     for view in (full, views.image_json(make_image())):
         view.pop("self")  # glanceclient's Controller._get drops it (warlock's __init__ takes self)

@@ -168,3 +168,18 @@ def test_members() -> None:
     assert views.member_json(member) == expected
     assert views.members_json([member]) == {"members": [expected], "schema": "/v2/schemas/members"}
     assert views.members_json([]) == {"members": [], "schema": "/v2/schemas/members"}
+
+
+def test_locations_as_glance_lists_them(make_image: Callable[..., model.Image]) -> None:
+    image = make_image(
+        status="active",
+        locations=[
+            model.Location(url="rbd://fsid/pool/img/snap", store="ceph", metadata={"k": 1}),
+            model.Location(url="http://example.com/x.img", store=None, owned=False),
+        ],
+    )
+    assert views.locations_json(image) == [
+        {"url": "rbd://fsid/pool/img/snap", "metadata": {"k": 1, "store": "ceph"}},
+        {"url": "http://example.com/x.img", "metadata": {}},
+    ]
+    assert views.locations_json(make_image()) == []

@@ -12,7 +12,7 @@ from typing import Any
 
 from tank.api.v2.schemas import MEMBER_STATUSES, check_image_value
 from tank.errors import Forbidden, ValidationError
-from tank.model import RESERVED_PREFIX, Image
+from tank.model import MAX_PROPERTY_KEY, RESERVED_PREFIX, Image, MemberStatus
 
 #: Never accepted in a body: they are links and views, not attributes.
 DISALLOWED = frozenset({"direct_url", "self", "file", "schema", "stores"})
@@ -45,7 +45,6 @@ CREATE_FIELDS = (
     "owner",
     "tags",
 )
-MAX_PROPERTY_NAME = 255
 
 
 def _name(key: str) -> str:
@@ -56,9 +55,9 @@ def check_property_name(key: str) -> None:
     """Refuse names of reserved properties (403) and overlong ones (400)."""
     if key in RESERVED or key.startswith(RESERVED_PREFIX):
         raise Forbidden(f"Attribute '{_name(key)}' is reserved.")
-    if len(key) > MAX_PROPERTY_NAME:
+    if len(key) > MAX_PROPERTY_KEY:
         raise ValidationError(
-            _name(key), f"property names are at most {MAX_PROPERTY_NAME} characters"
+            _name(key), f"property names are at most {MAX_PROPERTY_KEY} characters"
         )
     if not key:
         raise ValidationError("properties", "property names must not be empty")
@@ -127,7 +126,7 @@ def parse_member_create(body: Any) -> str:
     return member
 
 
-def parse_member_status(body: Any) -> str:
+def parse_member_status(body: Any) -> MemberStatus:
     """``PUT /v2/images/<id>/members/<member>``: ``{"status": "accepted"}``."""
     if not isinstance(body, Mapping):
         raise ValidationError("body", 'expected a status in the form {"status": "<status>"}')
@@ -138,4 +137,4 @@ def parse_member_status(body: Any) -> str:
         raise ValidationError(
             "status", f"{status!r:.80} is not one of {', '.join(MEMBER_STATUSES)}"
         )
-    return status
+    return MemberStatus(status)

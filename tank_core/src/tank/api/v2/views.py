@@ -98,6 +98,22 @@ def image_json(
     return view
 
 
+def locations_json(image: Image) -> list[dict[str, Any]]:
+    """The image's locations as Glance lists them (``locations`` of :func:`image_json`,
+    ``GET /v2/images/<id>/locations``): ``url`` and ``metadata``, the store's name in
+    ``metadata.store`` as multi-store Glance puts it. Only for callers allowed to see
+    them (admins, services). The image schema caps ``url`` at 255 characters, so
+    glanceclient refuses an image showing a longer one (Tank allows 2048), as it would
+    from Glance."""
+    out = []
+    for loc in image.locations:
+        metadata = dict(loc.metadata)
+        if loc.store is not None:
+            metadata["store"] = loc.store
+        out.append({"url": loc.url, "metadata": metadata})
+    return out
+
+
 def collection_links(
     params: Iterable[tuple[str, str]], next_marker: str | None
 ) -> tuple[str, str | None]:
