@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import attrs
 
 from tank.errors import ConfigError
+from tank.model import RESERVED_PREFIX
 from tank.structure import FromEnv, Mismatch, build_fields, env_values, kind
 from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
 
@@ -59,8 +60,6 @@ DEFAULT_IMAGE_SIZE_CAP = 1 << 40
 IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")
 #: Formats ``qemu-img convert`` may write for ``[import] convert_to``.
 CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd")
-#: Image properties only Tank itself sets (import state); nothing may inject them.
-RESERVED_PREFIX = "os_glance_"
 
 
 def _methods(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:

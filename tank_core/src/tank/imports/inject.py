@@ -14,20 +14,12 @@ from typing import Any
 
 import attrs
 
-from tank.config import RESERVED_PREFIX
 from tank.imports.steps import ImportStep, StepResult
-from tank.model import MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE, Image
+from tank.model import FIELDS, MAX_PROPERTY_KEY, MAX_PROPERTY_VALUE, RESERVED_PREFIX, Image
 
-#: Image fields of the v2 API (a property of one of these names would shadow it).
-FIELD_NAMES = frozenset(
-    {
-        "checksum", "container_format", "created_at", "deleted", "deleted_at",
-        "direct_url", "disk_format", "file", "id", "locations", "min_disk", "min_ram",
-        "name", "os_hash_algo", "os_hash_value", "os_hidden", "owner", "protected",
-        "schema", "self", "size", "status", "stores", "tags", "updated_at",
-        "virtual_size", "visibility",
-    }
-)  # fmt: skip
+#: Image fields and what else the v2 API shows beside properties (a property of one of
+#: these names would shadow it).
+FIELD_NAMES = FIELDS | {"direct_url", "file", "schema", "self", "stores"}
 
 
 def _injectable(instance: Any, attribute: attrs.Attribute[Any], value: dict[str, str]) -> None:
