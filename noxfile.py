@@ -35,8 +35,9 @@ SERVICES = Path(os.environ.get("TANK_SERVICES", ROOT / "tests" / "servers"))
 CEPH_SCRIPT = ROOT / "tests" / "servers" / "ceph.sh"
 #: Servers started for the whole suite, in start order.
 SERVERS = ("postgres", "swift", "ceph")
-#: tank-store-http overrides urllib3's private ``HTTPConnection._new_conn``: its tests run on
-#: the lowest and the highest urllib3 its pin allows (``nox -s compat``); keep both in the pin.
+#: tank-core's guarded HTTP client (``tank/net/transport.py``) overrides urllib3's private
+#: ``HTTPConnection._new_conn``: the tests of its users run on the lowest and the highest
+#: urllib3 tank-core's pin allows (``nox -s compat``); keep both in the pin.
 URLLIB3 = ("2.0.2", "2.8.0")
 EXTRAS = {
     "tank_core": "[testing]",
@@ -146,15 +147,18 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 @nox.parametrize("urllib3", URLLIB3)
 def compat(session: nox.Session, urllib3: str) -> None:
-    """tank-store-http's tests on the lowest and the highest urllib3 its pin allows."""
-    meta = tomllib.loads((ROOT / "tank_store_http" / "pyproject.toml").read_text())["project"]
+    """The guarded HTTP client's tests (tank-store-http's, web-download's) on the lowest and
+    the highest urllib3 tank-core's pin allows."""
+    meta = tomllib.loads((ROOT / "tank_core" / "pyproject.toml").read_text())["project"]
     pin = next(r for r in map(Requirement, meta["dependencies"]) if r.name == "urllib3")
     if urllib3 not in pin.specifier:
-        session.error(f"urllib3 {urllib3} is outside tank-store-http's pin {pin}")
+        session.error(f"urllib3 {urllib3} is outside tank-core's pin {pin}")
     _install(session, "tank_store_http")
     session.install(f"urllib3=={urllib3}")
     session.run("python", "-c", "import urllib3; print('urllib3', urllib3.__version__)")
-    session.run("pytest", "tank_store_http/tests", *session.posargs)
+    session.run(
+        "pytest", "tank_store_http/tests", "tank_core/tests/test_imports_web.py", *session.posargs
+    )
 
 
 @nox.session

@@ -8,8 +8,9 @@ import uuid
 import pytest
 
 from tank import errors
-from tank_store_http import HttpBackend, hosts, transport
-from tank_store_http.hosts import HostPolicy, HostRefused, HostRule, non_public_reason
+from tank.net import hosts, transport
+from tank.net.hosts import HostPolicy, HostRefused, HostRule, non_public_reason
+from tank_store_http import HttpBackend
 
 
 def make(**config: object) -> HttpBackend:

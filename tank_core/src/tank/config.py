@@ -13,6 +13,10 @@ datadir = "/var/lib/tank/images"
 
 [stores.s3]
 secret_key = { env = "TANK_S3_SECRET" }   # secrets come from the environment
+
+[import]                            # interoperable import (Images API v2)
+steps = ["decompress", "convert"]
+convert_to = "raw"
 ```
 
 Each plugin declares an attrs ``Config`` class; :func:`build` turns its section into one
@@ -31,10 +35,12 @@ from typing import Any, TypeVar
 import attrs
 
 from tank.errors import ConfigError
-from tank.structure import FromEnv, Mismatch, build_fields, env_values
+from tank.model import RESERVED_PREFIX
+from tank.structure import FromEnv, Mismatch, build_fields, env_values, kind
 from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
 
 __all__ = [
+    "ImportConfig",
     "TankConfig",
     "between",
     "build",
@@ -51,6 +57,50 @@ T = TypeVar("T")
 
 DEFAULT_DATA_DIR = "tank-data"
 DEFAULT_IMAGE_SIZE_CAP = 1 << 40
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")
+#: Formats ``qemu-img convert`` may write for ``[import] convert_to``.
+CONVERT_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vhd")
+
+
+def _methods(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for method in value:
+        if method not in IMPORT_METHODS:
+            raise ValueError(
+                f"{attribute.name}: unknown import method {method!r} "
+                f"(known: {', '.join(IMPORT_METHODS)})"
+            )
+    if len(set(value)) != len(value):
+        raise ValueError(f"{attribute.name}: a method is listed twice")
+
+
+def _step_names(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        if not name.isidentifier():
+            raise ValueError(f"{attribute.name}: {name!r} is not a step name")
+
+
+@attrs.frozen(kw_only=True)
+class ImportConfig:
+    """``[import]``: interoperable import (``POST /v2/images/{id}/import``)."""
+
+    #: The import methods offered (``GET /v2/info/import`` lists them).
+    methods: tuple[str, ...] = attrs.field(default=IMPORT_METHODS, validator=_methods)
+    #: Import steps run on the data in this order (``decompress``, ``convert``,
+    #: ``inject_metadata`` or a plugin's); each may have an ``[import.<step>]`` table.
+    steps: tuple[str, ...] = attrs.field(default=(), validator=_step_names)
+    #: Where staged data waits; default ``<data_dir>/staging``.
+    staging_dir: Path | None = None
+    #: Let web-download fetch from loopback, private and link-local addresses.
+    allow_private_networks: bool = False
+    #: The disk format the ``convert`` step writes.
+    convert_to: str | None = attrs.field(default=None, validator=one_of(*CONVERT_FORMATS))
+    #: Imports running at once (a bounded pool; more wait their turn).
+    workers: int = attrs.field(default=2, validator=positive)
+    #: Properties the ``inject_metadata`` step sets on every imported image.
+    inject_properties: dict[str, str] = attrs.field(factory=dict)
+    #: The ``[import.<step>]`` tables, raw until their step is known
+    #: (:func:`tank.imports.steps.build_steps`); not a key of its own.
+    step_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, alias="_steps")
 
 
 @attrs.frozen(kw_only=True)
@@ -64,6 +114,7 @@ class TankConfig:
     registry: Mapping[str, Any] = attrs.field(factory=dict)
     stores: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     api: Mapping[str, Any] = attrs.field(factory=dict)
+    imports: ImportConfig = attrs.field(factory=ImportConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -109,9 +160,11 @@ def load(
             raise ConfigError(f"cannot read config file {source}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    raw_import = raw.pop("import", {})  # a Python keyword: it cannot be a field name
     top = build(_TopLevel, resolve_env(raw, env, where=source), where=source)
     chosen_dir = data_dir or env.get("TANK_DATA_DIR") or top.data_dir or DEFAULT_DATA_DIR
     root = Path(chosen_dir).expanduser().absolute()
+    imports = _import_config(resolve_env(raw_import, env, where=source), root, source)
     return TankConfig(
         source=source,
         data_dir=root,
@@ -120,7 +173,31 @@ def load(
         registry=top.registry,
         stores=top.stores or {"file": {"datadir": str(root / "images")}},
         api=top.api,
+        imports=imports,
     )
+
+
+def _import_config(raw: Any, data_dir: Path, source: str) -> ImportConfig:
+    """``[import]``: its own keys strictly; a table under any other name is a step's
+    ``[import.<step>]``, kept raw until the step is known."""
+    where = f"{source} [import]"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source} import: expected a table, got {kind(raw)}")
+    own = {str(f.alias) for f in attrs.fields(ImportConfig) if f.alias != "_steps"}
+    if "_steps" in raw:
+        raise ConfigError(f"{where} _steps: unknown key (known keys: {', '.join(sorted(own))})")
+    keys = {k: v for k, v in raw.items() if k in own or not isinstance(v, Mapping)}
+    tables = {k: v for k, v in raw.items() if k not in keys}
+    settings = build(ImportConfig, keys, where=where)
+    for key in settings.inject_properties:
+        if key.startswith(RESERVED_PREFIX):
+            raise ConfigError(
+                f"{where} inject_properties: {key!r} is reserved ({RESERVED_PREFIX}* "
+                "properties are set only by Tank)"
+            )
+    staging = settings.staging_dir
+    staging = data_dir / "staging" if staging is None else staging.expanduser().absolute()
+    return attrs.evolve(settings, staging_dir=staging, _steps=tables)
 
 
 def resolve_env(value: Any, environ: Mapping[str, str], *, where: str) -> Any:

@@ -133,6 +133,20 @@ class StorageFull(TankError):
 # --- server side errors --------------------------------------------------------------
 
 
+class FetchFailed(TankError):
+    """A URL given to an import (web-download) could not be fetched: the server answered
+    with an error, could not be reached, broke off or timed out."""
+
+    http_status = 502
+
+
+class ImportStepFailed(TankError):
+    """An import step (decompress, convert, ...) could not process the data; the message
+    says why and is safe to record on the image."""
+
+    http_status = 500
+
+
 class StoreUnavailable(TankError):
     """The store (or registry) could not be reached, or timed out."""
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 import pluggy
 
 if TYPE_CHECKING:
+    from tank.imports.steps import ImportStep
     from tank.model import Context, Image
     from tank.registry import Registry
     from tank.store import Backend
@@ -31,6 +32,10 @@ class RegisterStore(Protocol):
 
 class RegisterRegistry(Protocol):
     def __call__(self, registry: type[Registry]) -> None: ...
+
+
+class RegisterImportStep(Protocol):
+    def __call__(self, step: type[ImportStep]) -> None: ...
 
 
 # --- Registration hooks: called once when the plugin manager is set up ---------------
@@ -62,6 +67,23 @@ def tank_register_registries(register: RegisterRegistry) -> None:
     plugins.
 
     :param register: the registrar; takes a Registry subclass.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_register_import_steps(register: RegisterImportStep) -> None:
+    """Contribute import steps: what an interoperable import does to the data between
+    fetching it and storing it (decompress, convert, inject metadata, ...).
+
+    Called once per :class:`tank.plugins.Plugins`, when the steps named in
+    ``[import] steps`` are built. Call ``register(StepClass)`` for each
+    :class:`tank.imports.steps.ImportStep` subclass; they are keyed by
+    ``StepClass.name`` and configured from ``[import.<name>]`` (plus the ``[import]``
+    keys the class lists in ``import_keys``). A name registered twice is an error naming
+    both plugins. tank-core registers its built-in steps through this hook too.
+
+    :param register: the registrar; takes an ImportStep subclass.
     :return: ignored.
     """
 

@@ -26,6 +26,7 @@ from tank import hookspecs
 from tank.errors import PluginLoadError
 
 if TYPE_CHECKING:
+    from tank.imports.steps import ImportStep
     from tank.model import Context, Image
     from tank.registry import Registry
     from tank.store import Backend
@@ -34,7 +35,10 @@ log = logging.getLogger(__name__)
 
 GROUP = "tank"
 #: Plugins that ship with tank-core, registered like any other (and blockable by name).
-DEFAULT_PLUGINS = (("http-registry", "tank.registry_http.plugin"),)
+DEFAULT_PLUGINS = (
+    ("http-registry", "tank.registry_http.plugin"),
+    ("import-steps", "tank.imports.plugin"),
+)
 
 
 @attrs.frozen
@@ -60,6 +64,7 @@ class Plugins:
         self._stores: dict[str, type[Backend]] | None = None
         self._store_plugins: dict[str, str] = {}
         self._registries: dict[str, type[Registry]] | None = None
+        self._steps: dict[str, type[ImportStep]] | None = None
 
     # --- registration hooks ----------------------------------------------------------
 
@@ -83,6 +88,12 @@ class Plugins:
                 self.pm.hook.tank_register_registries, _registry_key
             )
         return dict(self._registries)
+
+    def import_step_types(self) -> dict[str, type[ImportStep]]:
+        """Installed import step classes by name (``decompress``, ``convert``, ...)."""
+        if self._steps is None:
+            self._steps, _ = self._collect(self.pm.hook.tank_register_import_steps, _step_key)
+        return dict(self._steps)
 
     def _collect(
         self, hook: pluggy.HookCaller, key_of: Any
@@ -254,6 +265,17 @@ def _registry_key(cls: Any) -> str:
         if not hasattr(cls, attr):
             raise TypeError(f"registry class {cls.__name__} has no {attr!r} attribute")
     return str(cls.kind)
+
+
+def _step_key(cls: Any) -> str:
+    from tank.imports.steps import ImportStep
+
+    if not (isinstance(cls, type) and issubclass(cls, ImportStep)):
+        raise TypeError(f"register() takes a tank.imports.steps.ImportStep subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"import step class {cls.__name__} has no 'name' that is an identifier")
+    return name
 
 
 def make_plugin_manager(

@@ -19,8 +19,8 @@ import attrs
 
 from tank import errors
 from tank.config import not_negative, positive
+from tank.net.hosts import HostPolicy, HostRule
 from tank.store import Backend, Capability, ReadResult, Writer
-from tank_store_http.hosts import HostPolicy, HostRule
 from tank_store_http.location import HttpLocation, location_example
 
 if TYPE_CHECKING:

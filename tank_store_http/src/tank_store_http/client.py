@@ -19,9 +19,9 @@ import urllib3.exceptions
 
 from tank import errors
 from tank.locations import redact
-from tank_store_http.hosts import HostPolicy, HostRefused
+from tank.net.hosts import HostPolicy, HostRefused
+from tank.net.transport import make_session
 from tank_store_http.location import HttpLocation
-from tank_store_http.transport import make_session
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class HttpClient:
         self.max_redirects: int = config.max_redirects
         self.timeout = (config.connect_timeout, config.read_timeout)
         self.verify: bool | str = config.ca_bundle or config.verify_tls
-        self.session = make_session(policy)
+        self.session = make_session(policy, user_agent="tank-store-http/0.1")
 
     def close(self) -> None:
         self.session.close()

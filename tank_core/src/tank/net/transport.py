@@ -1,7 +1,9 @@
-"""The requests session of one http store, with the host policy built into its transport.
+"""A requests session with the host policy built into its transport.
 
-Imported only when the store first makes a request, so ``tank stores`` works without
-requests installed. The policy is enforced where no code path can skip it:
+The one HTTP client for URLs users give Tank: the http store's locations and
+web-download imports. Import it only when a request is about to be made (it imports
+requests and urllib3; :mod:`tank.net.hosts` does not). The policy is enforced where no
+code path can skip it:
 
 * :meth:`GuardedAdapter.send` checks the host name of *every* request (each redirect hop
   is a request of its own);
@@ -30,7 +32,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.connection import allowed_gai_family, create_connection
 
-from tank_store_http.hosts import HostPolicy, HostRefused
+from tank.net.hosts import HostPolicy, HostRefused
 
 __all__ = ["GuardedAdapter", "HostRefused", "make_session", "resolve"]
 
@@ -140,13 +142,15 @@ class _NoCredentials(requests.auth.AuthBase):
         return request
 
 
-def make_session(policy: HostPolicy, *, pool_maxsize: int = 10) -> requests.Session:
+def make_session(
+    policy: HostPolicy, *, user_agent: str = "tank", pool_maxsize: int = 10
+) -> requests.Session:
     """A session that keeps no cookies, sends no ``.netrc`` credentials and sends every
     request through the policy. (Proxy settings of the environment still apply.)"""
     session = requests.Session()
     session.auth = _NoCredentials()
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    session.headers["User-Agent"] = "tank-store-http/0.1"
+    session.headers["User-Agent"] = user_agent
     session.headers["Accept-Encoding"] = "identity"
     adapter = GuardedAdapter(policy, pool_maxsize=pool_maxsize, max_retries=0)
     session.mount("http://", adapter)

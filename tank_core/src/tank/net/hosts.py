@@ -1,9 +1,10 @@
-"""Which hosts the http store may fetch from: the guard against server-side request forgery.
+"""Which hosts Tank may fetch from: the guard against server-side request forgery.
 
-A location is a URL a user typed. Without a guard, ``tank-api`` would fetch
-``http://169.254.169.254/`` (cloud metadata) or ``http://127.0.0.1:5432/`` for anyone who
-may register an image. :class:`HostPolicy` decides, for a host name and the addresses it
-resolves to, whether a request may be made:
+A location (http store) or an import URI (``web-download``) is a URL a user typed.
+Without a guard, ``tank-api`` would fetch ``http://169.254.169.254/`` (cloud metadata) or
+``http://127.0.0.1:5432/`` for anyone who may register or import an image.
+:class:`HostPolicy` decides, for a host name and the addresses it resolves to, whether a
+request may be made:
 
 1. ``denied_hosts`` (names or networks) always refuse;
 2. a non-empty ``allowed_hosts`` refuses every host that matches none of its entries
@@ -15,7 +16,7 @@ resolves to, whether a request may be made:
    IPv4 address they carry.
 
 The policy is applied to every request, including each redirect hop, and to the very
-addresses a connection is then opened to (see :mod:`tank_store_http.transport`), so a
+addresses a connection is then opened to (see :mod:`tank.net.transport`), so a
 name that resolves differently between check and connect (DNS rebinding) cannot slip
 through. This module is pure standard library.
 """
@@ -141,7 +142,8 @@ def _unwrap(address: IPAddress) -> IPAddress:
 
 @attrs.frozen
 class HostPolicy:
-    """The host rules of one http store (see the module docstring for their order)."""
+    """The host rules of one user of the guard: an http store, or web-download imports
+    (see the module docstring for their order)."""
 
     allow_private_networks: bool = False
     allowed: tuple[HostRule, ...] = ()
