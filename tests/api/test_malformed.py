@@ -118,7 +118,7 @@ def test_listing_parameters(api: ApiServer, query: str, status: int) -> None:
         (V1 + "/{image}/members/x/y", 404),
         (V1 + "/zz/members", 404),
         ("/v1/shared-images/%ff%00", 400),  # a member name that is not UTF-8
-        ("/v2/images", 404),
+        ("/v3/images", 404),
     ],
 )
 def test_odd_paths(api: ApiServer, image: str, path: str, status: int) -> None:

@@ -388,7 +388,7 @@ class ImageService:
         """Change user metadata. ``purge_props`` removes properties not named (Glance v1 PUT)."""
         previous = self.registry.get(image_id, context=context)
         self._check_modify(previous, context)
-        fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS)
+        fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS, previous=previous)
         image = self.registry.update(image_id, fields, context=context, purge_props=purge_props)
         self.plugins.image_updated(image=image, previous=previous, context=context)
         return image
@@ -495,8 +495,15 @@ class ImageService:
 
     @staticmethod
     def _user_fields(
-        meta: Mapping[str, Any], context: Context, *, allowed: frozenset[str] | set[str]
+        meta: Mapping[str, Any],
+        context: Context,
+        *,
+        allowed: frozenset[str] | set[str],
+        previous: Image | None = None,
     ) -> dict[str, Any]:
+        """Fields a user may set. ``os_glance_*`` properties are Tank's: a user may send
+        them back unchanged (a v2 patch returns the whole property dict, a v1 client
+        echoes what HEAD showed) but not add or change one."""
         unknown = sorted(set(meta) - set(allowed))
         if unknown:
             raise errors.ValidationError(unknown[0], "cannot be set by a client")
@@ -504,9 +511,14 @@ class ImageService:
         if "owner" in fields and not context.is_admin and fields["owner"] != context.tenant:
             raise errors.Forbidden("only an admin may set an image's owner to another tenant")
         properties = fields.get("properties")
+        kept = previous.properties if previous is not None else {}
         if isinstance(properties, Mapping):
-            for key in properties:
-                if isinstance(key, str) and key.startswith(RESERVED_PREFIX):
+            for key, value in properties.items():
+                if (
+                    isinstance(key, str)
+                    and key.startswith(RESERVED_PREFIX)
+                    and kept.get(key) != value
+                ):
                     raise errors.Forbidden(
                         f"property {key[:80]!r} is reserved: {RESERVED_PREFIX}* properties "
                         "are set by Tank itself"

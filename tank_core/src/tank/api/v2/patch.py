@@ -42,6 +42,11 @@ OPERATIONS = ("add", "remove", "replace")
 #: Glance lets a client add as a property that then hides the real one.
 PATCH_READ_ONLY = READ_ONLY | {"id", "direct_url", "self", "file", "schema", "stores"}
 PATCH_RESERVED = frozenset({"location", "deleted", "deleted_at"})
+#: View attributes whose removal is ignored rather than refused: openstacksdk's Image has
+#: no ``stores`` attribute, so it keeps the one the view shows as a property and asks to
+#: remove it on every ``update_image`` of an image fetched before (Glance answers 403
+#: to that, and the user's change fails). Removing a view attribute changes nothing.
+IGNORED_REMOVALS = frozenset({"stores"})
 #: Image attributes a patch may set (and never remove).
 ATTRIBUTES = frozenset(
     {
@@ -106,10 +111,11 @@ def parse_patch(body: Any, media_type: str | None) -> list[Op]:
         )
     if not isinstance(body, list):
         raise ValidationError("patch", "request body must be a JSON array of operation objects")
-    return [_parse_op(f"patch[{index}]", raw, draft) for index, raw in enumerate(body)]
+    ops = [_parse_op(f"patch[{index}]", raw, draft) for index, raw in enumerate(body)]
+    return [op for op in ops if op is not None]
 
 
-def _parse_op(where: str, raw: Any, draft: int) -> Op:
+def _parse_op(where: str, raw: Any, draft: int) -> Op | None:
     if not isinstance(raw, Mapping):
         raise ValidationError(where, f"operations must be JSON objects, got {_short(raw)}")
     if draft == 10:
@@ -134,6 +140,8 @@ def _parse_op(where: str, raw: Any, draft: int) -> Op:
     if len(path) != _DEPTH.get(path[0], {}).get(op, 1):
         raise ValidationError(where, f"invalid JSON pointer for this resource: {_short(pointer)}")
     root = path[0]
+    if op == "remove" and root in IGNORED_REMOVALS:
+        return None
     if root in PATCH_READ_ONLY:
         raise Forbidden(f"Attribute '{root}' is read-only.")
     if root in PATCH_RESERVED or root.startswith(RESERVED_PREFIX):
