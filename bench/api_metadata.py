@@ -1,14 +1,15 @@
 """Metadata speed of tank-api (embedded SQLite registry): creates/s and listing times.
 
     python bench/api_metadata.py [--threads 4] [--creates 2000] [--big 100000] [--repeat 15]
+                                 [--api v1,v2]
 
 Starts tank-api with the embedded defaults on a free loopback port, then:
 
-* creates ``--creates`` images, metadata only (``POST /v1/images`` with
-  ``x-image-meta-*`` headers and no body), from ``--threads`` threads with one
-  ``requests.Session`` each: creates/s;
+* creates ``--creates`` images per API version, metadata only (v1: ``POST /v1/images``
+  with ``x-image-meta-*`` headers and no body; v2: ``POST /v2/images`` with a JSON body),
+  from ``--threads`` threads with one ``requests.Session`` each: creates/s;
 * times (median of ``--repeat``, after one warm-up) ``GET /v1/images/detail?limit=1000``
-  and a name filter ``GET /v1/images/detail?name=image-1234``;
+  and ``GET /v2/images?limit=1000``, and a name filter (``?name=image-1234``) on each;
 * bulk-inserts more images straight into the same SQLite database (``executemany``,
   as bench/registry_metadata.py does; setup only) up to ``--big`` and times them again.
 
@@ -49,13 +50,29 @@ def create_headers(i: int) -> dict[str, str]:
     }
 
 
-def create_concurrently(url: str, count: int, threads: int) -> float:
+def create_body(i: int) -> dict[str, str]:
+    return {
+        "name": f"image-{i}",
+        "disk_format": FORMATS[i % 4],
+        "container_format": "bare",
+        "visibility": "public" if i % 10 == 0 else "shared",
+        "os_distro": ["ubuntu", "debian", "fedora"][i % 3],
+        "build": str(i),
+    }
+
+
+def create_concurrently(url: str, count: int, threads: int, api: str = "v1") -> float:
     failures: list[str] = []
+
+    def post(session: requests.Session, i: int) -> requests.Response:
+        if api == "v2":
+            return session.post(f"{url}/v2/images", json=create_body(i), timeout=30)
+        return session.post(f"{url}/v1/images", headers=create_headers(i), timeout=30)
 
     def work(indexes: range) -> None:
         with requests.Session() as session:
             for i in indexes:
-                r = session.post(f"{url}/v1/images", headers=create_headers(i), timeout=30)
+                r = post(session, i)
                 if r.status_code != 201:
                     failures.append(f"{r.status_code} {r.text[:200]}")
                     return
@@ -74,20 +91,32 @@ def create_concurrently(url: str, count: int, threads: int) -> float:
     return count / elapsed
 
 
-def measure(url: str, registry: SqlRegistry, repeat: int) -> list[tuple[str, float, float, str]]:
-    """(label, HTTP ms, in-process registry ms, note) per query."""
+#: Listing path of each API version.
+LIST_PATHS = {"v1": "/v1/images/detail", "v2": "/v2/images"}
+
+
+def measure(
+    url: str, registry: SqlRegistry, repeat: int, apis: list[str]
+) -> list[tuple[str, float, float, str]]:
+    """(label, HTTP ms, in-process registry ms, note) per query and API version."""
     session = requests.Session()
     rows = []
-    for label, params, query in [
-        ("list 1000 (detail)", {"limit": "1000"}, ListQuery(limit=1000)),
-        ("name filter", {"name": NAME}, ListQuery(filters={"name": NAME})),
-    ]:
-        r = session.get(f"{url}/v1/images/detail", params=params, timeout=60)
+    queries = [
+        (api, label, params, query)
+        for api in apis
+        for label, params, query in [
+            (f"{api} list 1000", {"limit": "1000"}, ListQuery(limit=1000)),
+            (f"{api} name filter", {"name": NAME}, ListQuery(filters={"name": NAME})),
+        ]
+    ]
+    for api, label, params, query in queries:
+        path = LIST_PATHS[api]
+        r = session.get(f"{url}{path}", params=params, timeout=60)
         r.raise_for_status()
         note = f"{len(r.json()['images'])} images, {len(r.content) / 1024:.0f} KiB"
 
-        def get(params: dict[str, str] = params) -> None:
-            session.get(f"{url}/v1/images/detail", params=params, timeout=60).raise_for_status()
+        def get(params: dict[str, str] = params, path: str = path) -> None:
+            session.get(f"{url}{path}", params=params, timeout=60).raise_for_status()
 
         http = median_ms(get, repeat)
         direct = median_ms(lambda q=query: registry.list(q, context=ADMIN), repeat)
@@ -100,7 +129,7 @@ def report(count: int, rows: list[tuple[str, float, float, str]]) -> None:
     print(f"at {count:,} images ({load_average()})")
     print(f"  {'':22}{'HTTP ms':>9}{'registry ms':>13}  target")
     for label, http, direct, note in rows:
-        target = TARGETS["list"] if label.startswith("list") else TARGETS["name"]
+        target = TARGETS["list"] if "list" in label else TARGETS["name"]
         print(f"  {label:22}{http:9.2f}{direct:13.2f}  <= {target:g}: "
               f"{verdict(http <= target)}   ({note})")  # fmt: skip
 
@@ -111,23 +140,30 @@ def main() -> None:
     parser.add_argument("--creates", type=int, default=2000)
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--api", default="v1,v2", help="API versions to measure, e.g. v2")
     args = parser.parse_args()
+    apis = [a.strip() for a in args.api.split(",") if a.strip()]
+    if not apis or set(apis) - set(LIST_PATHS):
+        parser.error("--api takes v1, v2 or v1,v2")
     print(load_average())
     with tempfile.TemporaryDirectory(prefix="tank-bench-meta-") as tmp:
         with TankApi(Path(tmp) / "data") as api:
             registry = SqlRegistry(SqlRegistry.Config(), data_dir=api.data_dir)
-            before = api.cpu_seconds()
-            rate = create_concurrently(api.url, args.creates, args.threads)
-            cpu_ms = (api.cpu_seconds() - before) * 1000 / args.creates
-            print(f"creates/s ({args.threads} threads, {args.creates:,} images): {rate:,.0f}  "
-                  f"(target >= {TARGETS['creates']}: {verdict(rate >= TARGETS['creates'])}; "
-                  f"tank-api CPU {cpu_ms:.2f} ms per create)")  # fmt: skip
-            report(args.creates, measure(api.url, registry, args.repeat))
+            for version in apis:
+                before = api.cpu_seconds()
+                rate = create_concurrently(api.url, args.creates, args.threads, version)
+                cpu_ms = (api.cpu_seconds() - before) * 1000 / args.creates
+                print(f"{version} creates/s ({args.threads} threads, {args.creates:,} images): "
+                      f"{rate:,.0f}  (target >= {TARGETS['creates']}: "
+                      f"{verdict(rate >= TARGETS['creates'])}; "
+                      f"tank-api CPU {cpu_ms:.2f} ms per create)")  # fmt: skip
+            total = args.creates * len(apis)
+            report(total, measure(api.url, registry, args.repeat, apis))
             started = time.perf_counter()
-            bulk_insert(registry, args.creates, args.big)
-            print(f"(bulk-inserted {args.big - args.creates:,} more in "
+            bulk_insert(registry, total, args.big)
+            print(f"(bulk-inserted {args.big - total:,} more in "
                   f"{time.perf_counter() - started:.1f} s)")  # fmt: skip
-            report(args.big, measure(api.url, registry, args.repeat))
+            report(args.big, measure(api.url, registry, args.repeat, apis))
             print(f"tank-api peak RSS (VmHWM) {api.peak_rss_kib() / 1024:.1f} MiB")
             registry.close()
 
