@@ -1,6 +1,6 @@
 """Upload and download throughput of tank-api (fs store) against the machine's limits.
 
-    python bench/api_throughput.py [--sizes 1G,4G] [--dir /var/tmp] [--runs 3]
+    python bench/api_throughput.py [--sizes 1G,4G] [--dir /var/tmp] [--runs 3] [--v2]
 
 For each size, one run measures, interleaved so that both sides see the same noise:
 
@@ -17,6 +17,10 @@ For each size, one run measures, interleaved so that both sides see the same noi
 * tank-api's peak RSS (VmHWM), a fresh process per size so each size has its own peak,
   and its CPU seconds per GiB, against the CPU the two hashes (MD5, SHA-256) alone take
   in this process.
+
+With ``--v2`` each run also uploads through the Images API v2 (``POST /v2/images``, then
+``PUT .../file``) and downloads from ``GET .../file``, interleaved with v1's, and prints
+v2 / v1 (target: within 5 %).
 
 The source is in the page cache before any timing and ``sync`` runs before each write.
 Each figure is the best of ``--runs``. Targets (engineering issue): upload >= 0.85 x MD5
@@ -53,13 +57,13 @@ from _common import curl as run_curl
 TARGETS = {"upload_md5": 0.85, "upload_cpu": 1.25, "download": 0.95, "rss_mib": 100}
 
 
-def measure(size: int, work: Path, runs: int) -> dict[str, float]:
+def measure(size: int, work: Path, runs: int, v2: bool = False) -> dict[str, float]:
     work.mkdir()
     source, dest = work / "source.img", work / "copy.img"
     digest = make_file(source, size)
     warm(source)
     times: dict[str, list[float]] = {
-        k: [] for k in ("cp", "md5", "up", "down", "cold", "nginx", "hashes")
+        k: [] for k in ("cp", "md5", "up", "down", "cold", "nginx", "hashes", "up2", "down2")
     }
     cpu: dict[str, list[float]] = {"up": [], "down": []}
     with TankApi(work / "tank") as api, nginx(work, work / "nginx") as nginx_url:
@@ -82,9 +86,18 @@ def measure(size: int, work: Path, runs: int) -> dict[str, float]:
             cpu["down"].append(api.cpu_seconds() - before)
             times["nginx"].append(run_curl("-o", "/dev/null", f"{nginx_url}/source.img")[0])
             api.delete(image["id"])
+            if v2:
+                os.sync()
+                seconds, image = api.upload_v2(source, "bench-v2")
+                times["up2"].append(seconds)
+                if image["checksum"] != digest or image["size"] != size:
+                    raise SystemExit(f"v2 stored {image['size']} bytes, MD5 {image['checksum']}")
+                api.download_v2(image["id"])  # the first one reads from disk
+                times["down2"].append(api.download_v2(image["id"]))
+                api.delete(image["id"])
         peak, ready = api.peak_rss_kib() / 1024, api.rss_ready_kib / 1024
     source.unlink()
-    out = {k: min(v) for k, v in times.items()}
+    out = {k: min(v) for k, v in times.items() if v}
     out |= {f"{k}_cpu": min(v) for k, v in cpu.items()}
     return out | {"rss_peak": peak, "rss_ready": ready}
 
@@ -115,6 +128,12 @@ def report(size: int, m: dict[str, float]) -> None:
     print(f"  download / nginx     = {down:5.2f}  (tank-api {down_cpu:.2f} CPU-s/GiB; target >= "
           f"{TARGETS['download']}: {verdict(down >= TARGETS['download'])})")  # fmt: skip
     print(f"  upload / cp+sync     = {m['cp'] / m['up']:5.2f}")
+    if "up2" in m:
+        up2, down2 = m["up"] / m["up2"], m["down"] / m["down2"]
+        print(f"  v2 upload / v1       = {up2:5.2f}  ({mib / m['up2']:.0f} MiB/s; target >= 0.95: "
+              f"{verdict(up2 >= 0.95)})")  # fmt: skip
+        print(f"  v2 download / v1     = {down2:5.2f}  ({mib / m['down2']:.0f} MiB/s; target >= "
+              f"0.95: {verdict(down2 >= 0.95)})")  # fmt: skip
     rss_ok = m["rss_peak"] <= TARGETS["rss_mib"]
     print(f"  tank-api peak RSS (VmHWM) = {m['rss_peak']:.1f} MiB (after start-up "
           f"{m['rss_ready']:.1f}; target <= {TARGETS['rss_mib']}: {verdict(rss_ok)})")  # fmt: skip
@@ -125,6 +144,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1G", help="comma-separated sizes (1G; e.g. 1G,4G)")
     parser.add_argument("--dir", type=Path, default=None, help="work directory parent (TMPDIR)")
     parser.add_argument("--runs", type=int, default=3, help="best of this many runs (3)")
+    parser.add_argument("--v2", action="store_true", help="also measure the Images API v2")
     args = parser.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     work = Path(tempfile.mkdtemp(prefix="tank-bench-api-", dir=args.dir))
@@ -134,7 +154,7 @@ def main() -> None:
     peaks = []
     try:
         for size in sizes:
-            m = measure(size, work / human(size).replace(" ", ""), args.runs)
+            m = measure(size, work / human(size).replace(" ", ""), args.runs, args.v2)
             report(size, m)
             peaks.append(m["rss_peak"])
     finally:
