@@ -97,6 +97,7 @@ def bulk_insert(registry: SqlRegistry, start: int, stop: int) -> None:
                         "status": "active",
                         "visibility": one.visibility.value,
                         "os_hidden": False,
+                        "tags": "[]",
                         "owner": one.owner,
                         "min_ram": 0,
                         "min_disk": 0,

@@ -27,7 +27,7 @@ from tank_registry_sql.schema import (
 
 IMAGE_COLUMNS = tuple(ImageRow.__table__.c)
 COLUMN_NAMES = tuple(c.name for c in IMAGE_COLUMNS)
-if set(COLUMN_NAMES) != FIELDS - {"properties", "tags"}:
+if set(COLUMN_NAMES) != FIELDS - {"properties"}:
     raise ImportError("tank_registry_sql.schema and tank.model.Image have different fields")
 #: Columns that may hold NULL (they sort first ascending, last descending).
 NULLABLE = frozenset(c.name for c in IMAGE_COLUMNS if c.nullable)
@@ -37,19 +37,24 @@ NULLABLE = frozenset(c.name for c in IMAGE_COLUMNS if c.nullable)
 
 
 def image_values(image: Image) -> dict[str, Any]:
-    """Column values of ``image`` (properties and tags live in their own tables)."""
+    """Column values of ``image`` (properties live in their own table)."""
     values = {name: getattr(image, name) for name in COLUMN_NAMES}
     values["status"] = image.status.value
     values["visibility"] = image.visibility.value
-    values["locations"] = json.dumps(
-        [loc.to_dict() for loc in image.locations], separators=(",", ":")
+    values["locations"] = (
+        json.dumps([loc.to_dict() for loc in image.locations], separators=(",", ":"))
+        if image.locations
+        else _EMPTY
     )
+    values["tags"] = json.dumps(list(image.tags), separators=(",", ":")) if image.tags else _EMPTY
     return values
 
 
 _new = object.__new__
 _set = object.__setattr__
-_NO_LOCATIONS = "[]"
+_EMPTY = "[]"
+_STATUS = {s.value: s for s in Status}
+_VISIBILITY = {v.value: v for v in Visibility}
 
 
 def _location(data: dict[str, Any]) -> Location:
@@ -59,10 +64,8 @@ def _location(data: dict[str, Any]) -> Location:
     return location
 
 
-def to_image(
-    row: sa.Row[Any], properties: dict[str, str] | None, tags: tuple[str, ...] | None
-) -> Image:
-    """The image of a row of :data:`IMAGE_COLUMNS`, its properties and tags.
+def to_image(row: sa.Row[Any], properties: dict[str, str] | None) -> Image:
+    """The image of a row of :data:`IMAGE_COLUMNS` and its properties.
 
     Rows hold only values that passed the model's converters on their way in (and
     :class:`~tank_registry_sql.schema.UTCDateTime` restores the time zone), so the
@@ -72,16 +75,13 @@ def to_image(
     image = _new(Image)
     for name, value in zip(COLUMN_NAMES, row, strict=True):
         _set(image, name, value)
-    _set(image, "status", Status(row.status))
-    _set(image, "visibility", Visibility(row.visibility))
+    _set(image, "status", _STATUS[row.status])
+    _set(image, "visibility", _VISIBILITY[row.visibility])
     raw = row.locations
-    _set(
-        image,
-        "locations",
-        () if raw == _NO_LOCATIONS else tuple(_location(d) for d in json.loads(raw)),
-    )
+    _set(image, "locations", () if raw == _EMPTY else tuple(map(_location, json.loads(raw))))
+    raw = row.tags
+    _set(image, "tags", () if raw == _EMPTY else tuple(json.loads(raw)))
     _set(image, "properties", properties if properties is not None else {})
-    _set(image, "tags", tags if tags is not None else ())
     return image
 
 
@@ -98,26 +98,9 @@ def load_properties(conn: sa.Connection, ids: Sequence[str]) -> dict[str, dict[s
     return out
 
 
-def load_tags(conn: sa.Connection, ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """Tags of the images ``ids`` in one query: ``{image_id: (tag, ...)}`` (sorted)."""
-    found: dict[str, list[str]] = {}
-    if not ids:
-        return {}
-    stmt = (
-        sa.select(TagRow.image_id, TagRow.tag)
-        .where(TagRow.image_id.in_(ids))
-        .order_by(TagRow.image_id, TagRow.tag)
-    )
-    for image_id, tag in conn.execute(stmt):
-        found.setdefault(image_id, []).append(tag)
-    return {image_id: tuple(tags) for image_id, tags in found.items()}
-
-
 def load_images(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Image]:
-    ids = [row.id for row in rows]
-    properties = load_properties(conn, ids)
-    tags = load_tags(conn, ids)
-    return [to_image(row, properties.get(row.id), tags.get(row.id)) for row in rows]
+    properties = load_properties(conn, [row.id for row in rows])
+    return [to_image(row, properties.get(row.id)) for row in rows]
 
 
 # --- visibility ----------------------------------------------------------------------

@@ -3,7 +3,8 @@
 This module is the readable schema; the Alembic migrations in ``migrations/versions``
 are what creates it (a test checks that both agree). Columns mirror
 :class:`tank.model.Image`; properties, tags and members are rows of their own so that
-list queries can filter on them with indexes; locations are one JSON column.
+list queries can filter on them with indexes; locations are one JSON column, and so
+are the tags again (read with the row).
 
 Indexes follow the list queries: every sort key has a ``(key, id)`` index (``id`` is the
 tie-breaker of every ordering, so one index serves both the sort and keyset
@@ -81,6 +82,9 @@ class ImageRow(Base):
     #: JSON list of :class:`tank.model.Location` dicts: read with the image, never
     #: filtered on, and changed in the same row as the status.
     locations: Mapped[str] = mapped_column(sa.Text)
+    #: JSON list of the tags, read with the image; ``image_tags`` holds them again, one
+    #: row each, for filters (a second query per listing cost more than the JSON).
+    tags: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -36,6 +36,7 @@ def upgrade() -> None:
         ("images", sa.Column("visibility", sa.String(20), server_default="shared")),
         ("images", sa.Column("os_hidden", sa.Boolean, server_default=sa.false())),
         ("images", sa.Column("locations", sa.Text, server_default="[]")),
+        ("images", sa.Column("tags", sa.Text, server_default="[]")),
         ("image_members", sa.Column("status", sa.String(20), server_default="pending")),
     ):
         column.nullable = False
