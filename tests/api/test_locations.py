@@ -372,6 +372,26 @@ def test_removing_one_store_leaves_the_other_copy_downloadable(cloud: Cloud) -> 
     assert resp.status_code == 409
 
 
+def test_v1_download_falls_back_to_the_next_readable_store(cloud: Cloud) -> None:
+    data = os.urandom(2_000_000)
+    image_id = _two_copies(cloud, data)
+    (cloud.east / image_id).unlink()  # the first copy is lost
+    for version in ("v1", "v2"):
+        got = cloud.download(image_id, version)
+        assert got.status_code == 200 and got.content == data, version
+    assert f"image {image_id}: location in store east could not be read" in cloud.api.log()
+
+    (cloud.west / image_id).unlink()  # and now the second
+    for version in ("v1", "v2"):
+        got = cloud.download(image_id, version)
+        assert got.status_code == 404, version
+        message = got.json()["error"]["message"]
+        assert message == (
+            f"the data of image {image_id} could not be read from any of its stores"
+        )  # and not where the data was
+    assert f"image {image_id}: no location of its data could be read (2 tried" in cloud.api.log()
+
+
 def test_nova_hands_over_an_rbd_snapshot(
     start_api: Callable[..., ApiServer], tmp_path: Path
 ) -> None:

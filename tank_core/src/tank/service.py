@@ -146,11 +146,11 @@ class ImageService:
         if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
         failure: errors.TankError | None = None
-        for location in image.locations:
+        for n, location in enumerate(image.locations, 1):
             try:
                 return self._read_location(image, location, offset, length)
-            except (errors.NotFound, errors.StoreError) as exc:
-                if len(image.locations) > 1:
+            except (errors.NotFound, errors.StoreError, errors.StoreUnavailable) as exc:
+                if n < len(image.locations):
                     log.warning(
                         "image %s: location in store %s could not be read (%s); trying the next",
                         image.id,
@@ -159,7 +159,20 @@ class ImageService:
                     )
                 failure = exc
         assert failure is not None
-        raise failure
+        # the store's message names the location: logged, never shown to the client
+        log.error(
+            "image %s: no location of its data could be read (%d tried; last, in store %s: %s)",
+            image.id,
+            len(image.locations),
+            image.locations[-1].store,
+            failure,
+        )
+        message = f"the data of image {image.id} could not be read from any of its stores"
+        if isinstance(failure, errors.NotFound):
+            raise errors.NotFound(message) from failure
+        if isinstance(failure, errors.StoreUnavailable):
+            raise errors.StoreUnavailable(message) from failure
+        raise errors.StoreError(message) from failure
 
     def _read_location(
         self, image: Image, location: Location, offset: int, length: int | None
