@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tank import errors
+from tank import handover as handover_mod
 from tank.api import make_app
 from tank.handover import VERIFYING, LocationHandover, ValidationData
 from tank.model import Context, Location, Status
@@ -89,3 +91,25 @@ def test_validation_data_is_checked_before_anything_happens() -> None:
     ):
         with pytest.raises(errors.ValidationError):
             ValidationData.parse(bad)
+
+
+def test_properties_set_while_verifying_are_kept(
+    service: ImageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handover = LocationHandover(service)
+    handover._jobs.put = lambda image_id: None  # type: ignore[method-assign]
+    data = os.urandom(10_000)
+    image = service.create(META, context=ADMIN)
+    path = Path(service.stores.get().datadir) / image.id  # type: ignore[attr-defined]
+    path.write_bytes(data)
+    handover.add(image.id, f"file://{path}", ValidationData(), context=ADMIN)
+    read_back = handover_mod._read_back
+
+    def user_edits_meanwhile(*args: Any) -> tuple[int, str, str]:
+        service.update(image.id, {"properties": {"os_distro": "debian"}}, context=ADMIN)
+        return read_back(*args)
+
+    monkeypatch.setattr(handover_mod, "_read_back", user_edits_meanwhile)
+    verified = handover.verify(image.id)
+    assert verified is not None and verified.status is Status.ACTIVE
+    assert verified.properties == {"os_distro": "debian"}

@@ -285,7 +285,7 @@ class LocationHandover:
             "checksum": md5,
             "os_hash_algo": algo,
             "os_hash_value": digest,
-            "properties": _unmarked(image),
+            "properties": self._unmarked(image.id),
         }
         try:
             image = registry.update(
@@ -306,7 +306,7 @@ class LocationHandover:
             "checksum": None,
             "os_hash_algo": None,
             "os_hash_value": None,
-            "properties": _unmarked(image),
+            "properties": self._unmarked(image.id),
         }
         try:
             image = self.service.registry.update(
@@ -323,6 +323,12 @@ class LocationHandover:
             "image %s: handed-over location refused, image queued again: %s", image.id, reason
         )
         return image
+
+    def _unmarked(self, image_id: str) -> dict[str, str]:
+        """The image's properties as they are now (users may change them meanwhile),
+        without the marker: what the last update writes, replacing them all."""
+        image = self.service.registry.get(image_id, context=Context.admin())
+        return {k: v for k, v in image.properties.items() if k != VERIFYING}
 
     def recover(self) -> list[str]:
         """Verify again every image a stopped process left marked; their ids."""
@@ -409,10 +415,6 @@ def _store_of(stores: StoreSet, location: Location) -> str | None:
         return stores.for_location(location.url).name
     except errors.TankError:
         return None
-
-
-def _unmarked(image: Image) -> dict[str, str]:
-    return {k: v for k, v in image.properties.items() if k != VERIFYING}
 
 
 def _read_back(backend: Backend, url: str, algo: str) -> tuple[int, str, str]:
