@@ -159,7 +159,6 @@ class ImageService:
                     )
                 failure = exc
         assert failure is not None
-        # the store's message names the location: logged, never shown to the client
         log.error(
             "image %s: no location of its data could be read (%d tried; last, in store %s: %s)",
             image.id,
@@ -167,12 +166,7 @@ class ImageService:
             image.locations[-1].store,
             failure,
         )
-        message = f"the data of image {image.id} could not be read from any of its stores"
-        if isinstance(failure, errors.NotFound):
-            raise errors.NotFound(message) from failure
-        if isinstance(failure, errors.StoreUnavailable):
-            raise errors.StoreUnavailable(message) from failure
-        raise errors.StoreError(message) from failure
+        raise failure
 
     def _read_location(
         self, image: Image, location: Location, offset: int, length: int | None
