@@ -337,7 +337,9 @@ class LocationHandover:
         marker: str | None = None
         while True:
             page = self.service.registry.list(
-                ListQuery(filters={"status": "importing"}, limit=_PAGE, marker=marker),
+                ListQuery(
+                    filters={"status": "importing", "visibility": "all"}, limit=_PAGE, marker=marker
+                ),
                 context=admin,
             )
             found.extend(i.id for i in page if VERIFYING in i.properties)
