@@ -389,6 +389,29 @@ def test_v1_download_falls_back_to_the_next_readable_store(cloud: Cloud) -> None
     assert f"image {image_id}: no location of its data could be read (2 tried" in cloud.api.log()
 
 
+def test_glanceclient_adds_lists_and_removes_locations(cloud: Cloud) -> None:
+    """python-glanceclient's calls (what Nova and Cinder use): it asks /versions for
+    v2.17 before adding or listing locations."""
+    glanceclient = pytest.importorskip("glanceclient")
+    as_service = glanceclient.Client("2", endpoint=cloud.url, identity_headers=dict(SERVICE))
+    as_admin = glanceclient.Client("2", endpoint=cloud.url, identity_headers=dict(ADMIN))
+    data = os.urandom(300_000)
+    image = as_service.images.create(name="snap", disk_format="raw", container_format="bare")
+    (cloud.west / image.id).write_bytes(data)
+    url = file_url(cloud.west / image.id)
+    validation = {"os_hash_algo": "sha512", "os_hash_value": hashlib.sha512(data).hexdigest()}
+    as_service.images.add_image_location(image.id, url, validation_data=validation)
+    assert cloud.settled(image.id)["status"] == "active"
+    assert b"".join(as_service.images.data(image.id)) == data
+    locations = as_service.images.get_image_locations(image.id)
+    assert list(locations) == [{"url": url, "metadata": {"store": "west"}}]
+
+    two = _two_copies(cloud, data)
+    as_admin.images.delete_from_store("east", two)
+    assert not (cloud.east / two).exists()
+    assert b"".join(as_admin.images.data(two)) == data
+
+
 def test_nova_hands_over_an_rbd_snapshot(
     start_api: Callable[..., ApiServer], tmp_path: Path
 ) -> None:
