@@ -466,3 +466,26 @@ def test_nova_hands_over_an_rbd_snapshot(
     finally:
         cluster.shutdown()
     assert "unexpected error" not in api.log(), api.log()
+
+
+def test_openstacksdk_adds_and_lists_locations(cloud: Cloud) -> None:
+    openstack = pytest.importorskip("openstack")
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.noauth import NoAuth
+
+    def connect(headers: dict[str, str]) -> Any:
+        sess = ks_session.Session(auth=NoAuth(), additional_headers=headers)
+        return openstack.connection.Connection(
+            session=sess, image_endpoint_override=cloud.url, image_api_version="2"
+        )
+
+    conn = connect(SERVICE)
+    data = os.urandom(100_000)
+    image = conn.image.create_image(name="snap", disk_format="raw", container_format="bare")
+    (cloud.east / image.id).write_bytes(data)
+    url = file_url(cloud.east / image.id)
+    conn.image.add_image_location(image, url, validation_data=sums(data))
+    assert cloud.settled(image.id)["status"] == "active"
+    listed = [(loc.url, loc.metadata) for loc in conn.image.image_locations(image)]
+    assert listed == [(url, {"store": "east"})]
+    assert conn.image.download_image(image).content == data
