@@ -50,19 +50,19 @@ curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not inst
 
 
 def test_versions(api: ApiServer) -> None:
-    """Glance's version document: v2.16 current, older v2 supported, v1 too, with
+    """Glance's version document: v2.17 current, older v2 supported, v1 too, with
     links built from the host the client addressed (keystoneauth follows them)."""
     for path in ("/", "/versions", "/v1/", "/v2", "/v2/"):
         resp = requests.get(api.url + path, timeout=5)
         assert resp.status_code == 300, path
         versions = resp.json()["versions"]
         assert versions[0] == {
-            "id": "v2.16",
+            "id": "v2.17",
             "status": "CURRENT",
             "links": [{"rel": "self", "href": f"{api.url}/v2/"}],
         }
         ids = [v["id"] for v in versions]
-        assert ids == [f"v2.{n}" for n in range(16, -1, -1)] + ["v1.1", "v1.0"]
+        assert ids == [f"v2.{n}" for n in range(17, -1, -1)] + ["v1.1", "v1.0"]
         assert versions[-1]["links"] == [{"rel": "self", "href": f"{api.url}/v1/"}]
 
 

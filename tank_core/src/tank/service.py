@@ -146,11 +146,11 @@ class ImageService:
         if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
         failure: errors.TankError | None = None
-        for location in image.locations:
+        for n, location in enumerate(image.locations, 1):
             try:
                 return self._read_location(image, location, offset, length)
-            except (errors.NotFound, errors.StoreError) as exc:
-                if len(image.locations) > 1:
+            except (errors.NotFound, errors.StoreError, errors.StoreUnavailable) as exc:
+                if n < len(image.locations):
                     log.warning(
                         "image %s: location in store %s could not be read (%s); trying the next",
                         image.id,
@@ -159,6 +159,13 @@ class ImageService:
                     )
                 failure = exc
         assert failure is not None
+        log.error(
+            "image %s: no location of its data could be read (%d tried; last, in store %s: %s)",
+            image.id,
+            len(image.locations),
+            image.locations[-1].store,
+            failure,
+        )
         raise failure
 
     def _read_location(

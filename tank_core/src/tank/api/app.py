@@ -19,8 +19,10 @@ from tank.api.context import context_from_headers
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
 from tank.api.v2 import images as v2_images
+from tank.api.v2 import locations as v2_locations
 from tank.api.v2 import members as v2_members
 from tank.config import between, not_negative
+from tank.handover import LocationHandover
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -99,6 +101,9 @@ V2.add(
     PUT=v2_members.update,
     DELETE=v2_members.delete,
 )
+# locations for services (Glance 2024.1+): tank.handover
+V2.add("/images/{image_id}/locations", GET=v2_locations.index, POST=v2_locations.add)
+V2.add("/stores/{store}/{image_id}", DELETE=v2_locations.remove_from_store)
 V2.add("/schemas/{name}", GET=discovery.schema)
 V2.add("/info/import", GET=discovery.import_info)
 V2.add("/info/stores", GET=discovery.stores_info)
@@ -113,6 +118,7 @@ class Api(WebApp):
     def __init__(self, service: ImageService, config: ApiConfig | None = None) -> None:
         self.service = service
         self.config = config or ApiConfig()
+        self.handover = LocationHandover(service)
 
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
         if path == "/v2" or path.startswith("/v2/"):
@@ -149,5 +155,12 @@ class Api(WebApp):
 
 
 def make_app(service: ImageService, config: ApiConfig | None = None) -> Api:
-    """The Images API as a WSGI application, for tank-api or any WSGI server."""
-    return Api(service, config)
+    """The Images API as a WSGI application, for tank-api or any WSGI server.
+
+    Locations a stopped process was verifying are verified again (in the background)."""
+    app = Api(service, config)
+    try:
+        app.handover.recover()
+    except errors.TankError:
+        log.exception("could not look for handed-over locations left unverified")
+    return app

@@ -14,8 +14,10 @@ from tank.web import Request, Response
 if TYPE_CHECKING:
     from tank.api.app import Api
 
-#: v2 minor versions as Glance 33 lists them, newest (current) first.
-V2_VERSIONS = tuple(f"v2.{minor}" for minor in range(16, -1, -1))
+#: v2 minor versions as Glance 33 lists them without an image cache, newest (current)
+#: first: 2.17 is the locations API for services (tank.api.v2.locations), which
+#: python-glanceclient uses only when 2.17 is listed.
+V2_VERSIONS = tuple(f"v2.{minor}" for minor in range(17, -1, -1))
 V1_VERSIONS = ("v1.1", "v1.0")
 
 
