@@ -7,13 +7,17 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tank import errors
+from tank.checksums import Checksums
+from tank.config import load
 from tank.model import Context, ListQuery, Status
 from tank.plugins import make_plugin_manager
 from tank.service import ImageService
+from tank.store import StoredData
 from tank.testing import read_all
 
 ADMIN = Context.admin()
@@ -112,6 +116,44 @@ def test_size_cap(data_dir: Path) -> None:
             service.create(META, data=iter([b"x"]), size=5000, context=ADMIN)
         assert {i.status for i in service.list(context=ADMIN)} == {Status.KILLED}
     assert stored_files(data_dir) == []
+
+
+def test_the_multihash_algorithm_comes_from_the_api_section(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tank.toml"
+    path.write_text('[api]\nhashing_algorithm = "sha512"\n')
+    with ImageService.from_config(load(path, data_dir=data_dir, environ={})) as service:
+        assert service.hashing_algorithm == "sha512"
+        backend = service.stores.get()
+        real_add, stored = backend.add, []
+
+        def add(*args: Any, **kwargs: Any) -> StoredData:
+            stored.append(real_add(*args, **kwargs))
+            return stored[-1]
+
+        monkeypatch.setattr(backend, "add", add)
+        data = os.urandom(2 * (1 << 20) + 5)
+        image = service.create(META, data=io.BytesIO(data), context=ADMIN)
+        assert read_all(service, image.id) == data
+    md5 = hashlib.md5(data).hexdigest()
+    assert stored[0].checksums == Checksums(md5, "sha512", hashlib.sha512(data).hexdigest())
+    assert image.checksum == md5
+    assert image.sha256 is None  # a SHA-512 is never recorded as a SHA-256
+
+
+def test_an_unknown_multihash_algorithm_stops_the_service_at_start(
+    service: ImageService, data_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "tank.toml"
+    path.write_text('[api]\nhashing_algorithm = "sha-512"\n')
+    config = load(path, data_dir=tmp_path / "other", environ={})
+    with pytest.raises(errors.ConfigError) as info:
+        ImageService.from_config(config)
+    assert str(info.value).startswith(f"{path} [api] hashing_algorithm: must be one of: blake2b")
+    assert not (tmp_path / "other").exists()  # nothing was opened or created
+    with pytest.raises(errors.ConfigError, match=r"^hashing_algorithm: must be one of"):
+        ImageService(service.registry, service.stores, service.plugins, hashing_algorithm="md5")
 
 
 def test_unknown_store_records_nothing(service: ImageService) -> None:
