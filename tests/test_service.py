@@ -7,17 +7,14 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tank import errors
-from tank.checksums import Checksums
 from tank.config import load
 from tank.model import Context, ListQuery, Status
 from tank.plugins import make_plugin_manager
 from tank.service import ImageService
-from tank.store import StoredData
 from tank.testing import read_all
 
 ADMIN = Context.admin()
@@ -118,28 +115,22 @@ def test_size_cap(data_dir: Path) -> None:
     assert stored_files(data_dir) == []
 
 
-def test_the_multihash_algorithm_comes_from_the_api_section(
-    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_multihash_algorithm_comes_from_the_api_section(data_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "tank.toml"
     path.write_text('[api]\nhashing_algorithm = "sha512"\n')
+    data = os.urandom(2 * (1 << 20) + 5)
+    sha512 = hashlib.sha512(data).hexdigest()
     with ImageService.from_config(load(path, data_dir=data_dir, environ={})) as service:
-        assert service.hashing_algorithm == "sha512"
-        backend = service.stores.get()
-        real_add, stored = backend.add, []
-
-        def add(*args: Any, **kwargs: Any) -> StoredData:
-            stored.append(real_add(*args, **kwargs))
-            return stored[-1]
-
-        monkeypatch.setattr(backend, "add", add)
-        data = os.urandom(2 * (1 << 20) + 5)
         image = service.create(META, data=io.BytesIO(data), context=ADMIN)
+        assert image.checksum == hashlib.md5(data).hexdigest()
+        assert (image.os_hash_algo, image.os_hash_value) == ("sha512", sha512)
         assert read_all(service, image.id) == data
-    md5 = hashlib.md5(data).hexdigest()
-    assert stored[0].checksums == Checksums(md5, "sha512", hashlib.sha512(data).hexdigest())
-    assert image.checksum == md5
-    assert image.sha256 is None  # a SHA-512 is never recorded as a SHA-256
+    with ImageService.from_config(load(data_dir=data_dir, environ={})) as service:
+        # recorded with the image: a service since switched back to sha256 still shows it
+        again = service.get(image.id, context=ADMIN)
+        assert (again.os_hash_algo, again.os_hash_value) == ("sha512", sha512)
+        other = service.create(META, data=iter([b"abc"]), context=ADMIN)
+        assert other.os_hash_algo == "sha256"
 
 
 def test_an_unknown_multihash_algorithm_stops_the_service_at_start(
