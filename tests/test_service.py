@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tank import errors
+from tank.config import load
 from tank.model import Context, ListQuery, Status
 from tank.plugins import make_plugin_manager
 from tank.service import ImageService
@@ -112,6 +113,38 @@ def test_size_cap(data_dir: Path) -> None:
             service.create(META, data=iter([b"x"]), size=5000, context=ADMIN)
         assert {i.status for i in service.list(context=ADMIN)} == {Status.KILLED}
     assert stored_files(data_dir) == []
+
+
+def test_the_multihash_algorithm_comes_from_the_api_section(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "tank.toml"
+    path.write_text('[api]\nhashing_algorithm = "sha512"\n')
+    data = os.urandom(2 * (1 << 20) + 5)
+    sha512 = hashlib.sha512(data).hexdigest()
+    with ImageService.from_config(load(path, data_dir=data_dir, environ={})) as service:
+        image = service.create(META, data=io.BytesIO(data), context=ADMIN)
+        assert image.checksum == hashlib.md5(data).hexdigest()
+        assert (image.os_hash_algo, image.os_hash_value) == ("sha512", sha512)
+        assert read_all(service, image.id) == data
+    with ImageService.from_config(load(data_dir=data_dir, environ={})) as service:
+        # recorded with the image: a service since switched back to sha256 still shows it
+        again = service.get(image.id, context=ADMIN)
+        assert (again.os_hash_algo, again.os_hash_value) == ("sha512", sha512)
+        other = service.create(META, data=iter([b"abc"]), context=ADMIN)
+        assert other.os_hash_algo == "sha256"
+
+
+def test_an_unknown_multihash_algorithm_stops_the_service_at_start(
+    service: ImageService, data_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "tank.toml"
+    path.write_text('[api]\nhashing_algorithm = "sha-512"\n')
+    config = load(path, data_dir=tmp_path / "other", environ={})
+    with pytest.raises(errors.ConfigError) as info:
+        ImageService.from_config(config)
+    assert str(info.value).startswith(f"{path} [api] hashing_algorithm: must be one of: blake2b")
+    assert not (tmp_path / "other").exists()  # nothing was opened or created
+    with pytest.raises(errors.ConfigError, match=r"^hashing_algorithm: must be one of"):
+        ImageService(service.registry, service.stores, service.plugins, hashing_algorithm="md5")
 
 
 def test_unknown_store_records_nothing(service: ImageService) -> None:

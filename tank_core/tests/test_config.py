@@ -305,11 +305,46 @@ def test_api_server_values_are_bounded(key: str, value: float, why: str) -> None
     assert config.build(ApiConfig, {"threads": 4}, where="w").threads == 4
 
 
-def test_tank_api_refuses_zero_threads_in_one_line(tmp_path: Path) -> None:
+MULTIHASH_CHOICES = (
+    "must be one of: blake2b, blake2s, sha1, sha224, sha256, sha384, sha3_224, sha3_256, "
+    "sha3_384, sha3_512, sha512 (md5 is always computed as the checksum; shake_* need a "
+    "digest length)"
+)
+
+
+@pytest.mark.parametrize(
+    "value,why",
+    [
+        ("sha-512", MULTIHASH_CHOICES),
+        ("SHA512", MULTIHASH_CHOICES),  # os_hash_algo is what clients pass to hashlib.new
+        ("md5", MULTIHASH_CHOICES),
+        ("shake_128", MULTIHASH_CHOICES),
+        (512, "expected a string, got an integer"),
+    ],
+)
+def test_hashing_algorithm_is_a_guaranteed_hashlib_name(value: object, why: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.build(ApiConfig, {"hashing_algorithm": value}, where="tank.toml [api]")
+    assert str(info.value) == f"tank.toml [api] hashing_algorithm: {why}"
+    assert config.build(ApiConfig, {}, where="w").hashing_algorithm == "sha256"
+    built = config.build(ApiConfig, {"hashing_algorithm": "sha3_256"}, where="w")
+    assert built.hashing_algorithm == "sha3_256"
+
+
+@pytest.mark.parametrize(
+    "line,message",
+    [
+        ("threads = 0", "threads: must be from 1 to 4096"),
+        ('hashing_algorithm = "sha-512"', f"hashing_algorithm: {MULTIHASH_CHOICES}"),
+    ],
+)
+def test_tank_api_refuses_bad_api_values_in_one_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
     exe = shutil.which("tank-api", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("tank-api is not installed in this environment")
-    path = write(tmp_path, "[api]\nthreads = 0\n")
+    path = write(tmp_path, f"[api]\n{line}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
     done = subprocess.run(
         [exe, "--config", str(path), "--data-dir", str(tmp_path / "data"), "--port", "0"],
@@ -319,7 +354,7 @@ def test_tank_api_refuses_zero_threads_in_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr == f"Error: {path} [api] threads: must be from 1 to 4096\n"
+    assert done.stderr == f"Error: {path} [api] {message}\n"
 
 
 class Mode(enum.Enum):

@@ -43,6 +43,23 @@ def test_write_streams_and_hashes(staging: Staging) -> None:
     assert staging.directory.stat().st_mode & 0o777 == 0o700
 
 
+def test_staged_data_gets_the_configured_multihash(tmp_path: Path) -> None:
+    staging = Staging(tmp_path / "staging", hash_algo="sha512")
+    image_id = str(uuid.uuid4())
+    staged = staging.write(image_id, chunks(3), max_size=3 * len(CHUNK))
+    sha512 = hashlib.sha512(CHUNK * 3).hexdigest()
+    assert (staged.md5, staged.hash_algo, staged.hash_value) == (
+        hashlib.md5(CHUNK * 3).hexdigest(),
+        "sha512",
+        sha512,
+    )
+    assert describe(staged.path, "sha512") == staged
+    assert describe(staged.path).hash_value == hashlib.sha256(CHUNK * 3).hexdigest()
+    with pytest.raises(errors.ConfigError, match="hashing_algorithm"):
+        Staging(tmp_path / "other", hash_algo="md5")
+    assert not (tmp_path / "other").exists()
+
+
 @pytest.mark.parametrize("failure", ["source", "too large"])
 def test_a_failed_write_leaves_nothing(staging: Staging, failure: str) -> None:
     image_id = str(uuid.uuid4())

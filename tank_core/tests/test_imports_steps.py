@@ -91,6 +91,21 @@ def test_decompress_real_archives(tmp_path: Path, staging: Staging, kind: str) -
     }
 
 
+@needs_qemu_img
+def test_steps_hash_their_output_with_the_staging_areas_multihash(tmp_path: Path) -> None:
+    staging = Staging(tmp_path / "staging", hash_algo="sha3_256")
+    img = image()
+    path = stage(staging, img, compressed(tmp_path, "gzip", PAYLOAD))
+    result = Decompress(Decompress.Config(), staging=staging, size_cap=1 << 30).run(path, img)
+    assert result.changes["os_hash_algo"] == "sha3_256"
+    assert result.changes["os_hash_value"] == hashlib.sha3_256(PAYLOAD).hexdigest()
+    qemu_img("create", "-f", "qcow2", str(tmp_path / "small.qcow2"), "1M")
+    img = image("qcow2")
+    converted = convert(staging).run(stage(staging, img, tmp_path / "small.qcow2"), img)
+    assert converted.changes["os_hash_algo"] == "sha3_256"
+    assert converted.changes["os_hash_value"] == hashlib.sha3_256(bytes(MiB)).hexdigest()
+
+
 def test_uncompressed_data_passes_through(tmp_path: Path, staging: Staging) -> None:
     img = image()
     raw = tmp_path / "raw"

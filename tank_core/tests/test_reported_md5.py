@@ -56,10 +56,17 @@ DATA = b"tank" * 100_000
 def test_the_stores_md5_is_recorded(store: ReportingBackend) -> None:
     stored = store.add("a", iter([DATA[:1000], DATA[1000:]]))
     assert stored.checksums.md5 == hashlib.md5(DATA).hexdigest()
-    assert stored.checksums.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert stored.checksums.hash_value == hashlib.sha256(DATA).hexdigest()
     # it is the store's word that counts: a (valid) MD5 it reports is what Tank records
     store.report = "0123456789abcdef0123456789ABCDEF"
     assert store.add("b", iter([DATA])).checksums.md5 == "0123456789abcdef0123456789abcdef"
+
+
+def test_the_multihash_is_still_computed_by_tank(store: ReportingBackend) -> None:
+    stored = store.add("m", iter([DATA[:7], DATA[7:]]), hash_algo="sha512")
+    assert stored.checksums.md5 == hashlib.md5(DATA).hexdigest()  # the store's
+    assert stored.checksums.hash_algo == "sha512"
+    assert stored.checksums.hash_value == hashlib.sha512(DATA).hexdigest()
 
 
 @pytest.mark.parametrize("report", [None, "", "nope", "0" * 31, "g" * 32, "0" * 33])

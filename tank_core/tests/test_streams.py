@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tank.checksums import EMPTY, StreamHasher
-from tank.errors import BadLocation
+from tank.checksums import HASH_ALGORITHMS, StreamHasher
+from tank.errors import BadLocation, ConfigError
 from tank.locations import redact, scheme_of
 from tank.streams import ChunkQueue, ReadAhead, iter_chunks, rechunk, slice_chunks
 
@@ -56,10 +56,37 @@ def test_stream_hasher_matches_hashlib() -> None:
     sums = hasher.result()
     joined = b"".join(chunks)
     assert sums.md5 == hashlib.md5(joined).hexdigest()
-    assert sums.sha256 == hashlib.sha256(joined).hexdigest()
+    assert (sums.hash_algo, sums.hash_value) == ("sha256", hashlib.sha256(joined).hexdigest())
     with StreamHasher() as empty:
         pass
-    assert empty.result() == EMPTY
+    assert empty.result().md5 == hashlib.md5(b"").hexdigest()
+    assert empty.result().hash_value == hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize("algorithm", sorted(HASH_ALGORITHMS))
+def test_stream_hasher_computes_the_chosen_multihash(algorithm: str) -> None:
+    chunks = [os.urandom(n) for n in (1, 65536, 3, 1 << 20)]
+    with StreamHasher(algorithm=algorithm, max_pending=1000) as hasher:
+        for chunk in chunks:
+            hasher.update(chunk)
+        sums = hasher.result()
+    joined = b"".join(chunks)
+    assert sums.md5 == hashlib.md5(joined).hexdigest()
+    assert sums.hash_algo == algorithm
+    assert sums.hash_value == hashlib.new(algorithm, joined).hexdigest()
+
+
+def test_every_guaranteed_algorithm_but_md5_and_shake_is_offered() -> None:
+    assert {"sha256", "sha512", "sha3_256", "blake2b", "sha1"} <= HASH_ALGORITHMS
+    assert not {"md5", "shake_128", "shake_256"} & HASH_ALGORITHMS
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "shake_128", "sha-512", "SHA512", "whirlpool", ""])
+def test_stream_hasher_refuses_other_algorithms_before_starting(algorithm: str) -> None:
+    before = threading.active_count()
+    with pytest.raises(ConfigError, match=r"^hashing_algorithm: must be one of: blake2b, "):
+        StreamHasher(algorithm=algorithm)
+    assert threading.active_count() == before
 
 
 def test_stream_hasher_waits_when_its_budget_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,7 +127,7 @@ def test_stream_hasher_waits_when_its_budget_is_full(monkeypatch: pytest.MonkeyP
     uploader.join(5)
     sums = hasher.result()
     assert sums.md5 == hashlib.md5(b"".join(chunks)).hexdigest()
-    assert sums.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert sums.hash_value == hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
 @pytest.mark.parametrize(

@@ -88,8 +88,8 @@ def test_small_unknown_length_is_one_object(make_backend, view) -> None:  # type
 
 @pytest.mark.parametrize("server_md5", [True, False])
 def test_single_put_md5_comes_from_swift(make_backend, view, monkeypatch, server_md5) -> None:  # type: ignore[no-untyped-def]
-    """One PUT: the MD5 is Swift's ETag, and Tank hashes only SHA-256 (unless told not to
-    trust the server); segments and announced checksums get Tank's own MD5."""
+    """One PUT: the MD5 is Swift's ETag, and Tank hashes only the multihash (unless told
+    not to trust the server); segments and announced checksums get Tank's own MD5."""
     import tank.store
 
     computed: list[bool] = []
@@ -104,7 +104,7 @@ def test_single_put_md5_comes_from_swift(make_backend, view, monkeypatch, server
     data = pattern(200 * KiB + 1, seed=9)
     md5, sha = hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()
     stored = backend.add(new_id(), irregular_chunks(data), size=len(data))
-    assert (stored.checksums.md5, stored.checksums.sha256) == (md5, sha)
+    assert (stored.checksums.md5, stored.checksums.hash_value) == (md5, sha)
     assert head(view, stored.location)["etag"].strip('"') == md5
     assert read_all(backend, stored.location) == data
     announced = backend.add(new_id(), iter([data]), size=len(data), checksum=md5)
@@ -113,6 +113,10 @@ def test_single_put_md5_comes_from_swift(make_backend, view, monkeypatch, server
     assert announced.checksums.md5 == md5 and unknown.checksums.md5 == md5
     assert segmented.checksums.md5 == hashlib.md5(data * 2).hexdigest()
     assert computed == [not server_md5, True, True, True]
+    other = backend.add(new_id(), iter([data]), size=len(data), hash_algo="sha512")
+    assert computed[-1] == (not server_md5)  # the multihash does not change who does MD5
+    assert (other.checksums.md5, other.checksums.hash_algo) == (md5, "sha512")
+    assert other.checksums.hash_value == hashlib.sha512(data).hexdigest()
 
 
 def test_forced_dlo(make_backend, view) -> None:  # type: ignore[no-untyped-def]

@@ -494,7 +494,7 @@ def test_zero_runs_round_trip(datadir: Path, mode: str, thin: bool, name: str) -
     stored_data = backend.add(new_id(), irregular_chunks(data), size=len(data))
     assert stored_data.size == len(data)
     assert stored_data.checksums.md5 == hashlib.md5(data).hexdigest()
-    assert stored_data.checksums.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored_data.checksums.hash_value == hashlib.sha256(data).hexdigest()
     assert backend.get_size(stored_data.location) == len(data)
     assert read_all(backend, stored_data.location) == data
     middle = len(data) // 3

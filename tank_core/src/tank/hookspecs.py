@@ -110,7 +110,8 @@ def tank_image_created(image: Image, context: Context) -> None:
 def tank_image_activated(image: Image, context: Context) -> None:
     """An image's data was uploaded and verified, and the image is now ``active``.
 
-    :param image: the image with its ``size``, ``checksum``, ``sha256`` and ``location``.
+    :param image: the image with its ``size``, ``checksum``, ``os_hash_algo`` /
+        ``os_hash_value`` and ``locations``.
     :param context: who asked.
     :return: ignored.
     """

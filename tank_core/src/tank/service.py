@@ -17,6 +17,7 @@ from typing import Any
 
 from tank import config as config_mod
 from tank import errors
+from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
 from tank.config import TankConfig
 from tank.model import (
     MUTABLE_FIELDS,
@@ -76,19 +77,39 @@ class ImageService:
         plugins: Plugins,
         *,
         image_size_cap: int = config_mod.DEFAULT_IMAGE_SIZE_CAP,
+        hashing_algorithm: str = DEFAULT_HASH_ALGO,
     ) -> None:
         self.registry = registry
         self.stores = stores
         self.plugins = plugins
         self.image_size_cap = image_size_cap
+        #: The multihash of every upload (``os_hash_algo``), checked here so that a bad
+        #: name stops Tank at start-up rather than failing uploads.
+        self.hashing_algorithm = check_hash_algo(hashing_algorithm)
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
-        """Build the registry and stores named in ``config`` from installed plugins."""
+        """Build the registry and stores named in ``config`` from installed plugins.
+
+        The multihash algorithm is ``[api] hashing_algorithm`` (Glance's key), read here
+        because the service computes it for every upload, whatever serves the API.
+        """
+        try:
+            hashing_algorithm = str(
+                check_hash_algo(config.api.get("hashing_algorithm", DEFAULT_HASH_ALGO))
+            )
+        except errors.ConfigError as exc:
+            raise errors.ConfigError(f"{config.where('api')} {exc}") from None
         plugins = plugins or make_plugin_manager()
         stores = StoreSet.from_config(config, plugins)
         registry = open_registry(config, plugins)
-        return cls(registry, stores, plugins, image_size_cap=config.image_size_cap)
+        return cls(
+            registry,
+            stores,
+            plugins,
+            image_size_cap=config.image_size_cap,
+            hashing_algorithm=hashing_algorithm,
+        )
 
     def close(self) -> None:
         self.registry.close()
@@ -290,7 +311,12 @@ class ImageService:
         )
         try:
             stored = backend.add(
-                image.id, data, size=size, checksum=checksum, max_size=self.image_size_cap
+                image.id,
+                data,
+                size=size,
+                checksum=checksum,
+                max_size=self.image_size_cap,
+                hash_algo=self.hashing_algorithm,
             )
         except BaseException as exc:
             self._kill(image, context, exc, failed)
@@ -302,8 +328,8 @@ class ImageService:
                     "status": Status.ACTIVE,
                     "size": stored.size,
                     "checksum": stored.checksums.md5,
-                    "os_hash_algo": "sha256",
-                    "os_hash_value": stored.checksums.sha256,
+                    "os_hash_algo": stored.checksums.hash_algo,
+                    "os_hash_value": stored.checksums.hash_value,
                     "locations": [Location(url=stored.location, store=backend.name)],
                 },
                 context=context,

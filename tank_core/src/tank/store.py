@@ -11,12 +11,13 @@ Callers use the template methods :meth:`Backend.add`, :meth:`Backend.get`,
 :meth:`Backend.delete` and :meth:`Backend.get_size`, never the primitives: they check,
 once for every store, that the store may do it (a read-only store, or one whose writes
 were disabled at start-up, neither writes nor deletes) and that the location has one of
-the store's schemes. ``add`` also does what every upload needs: chunking, MD5 + SHA-256
-while streaming, size caps, size and checksum verification *before* commit, and cleanup
-on any failure (including a client that goes away mid-upload). A writer whose server reports the MD5
-of what it stored (``Writer.reports_md5``) spares Tank its own MD5 pass. A store must
-translate its library's exceptions into :mod:`tank.errors` and must not keep
-per-request state on ``self``: one backend object serves concurrent uploads.
+the store's schemes. ``add`` also does what every upload needs: chunking, MD5 and the
+multihash (``hash_algo``, SHA-256 by default) while streaming, size caps, size and
+checksum verification *before* commit, and cleanup on any failure (including a client
+that goes away mid-upload). A writer whose server reports the MD5 of what it stored
+(``Writer.reports_md5``) spares Tank its own MD5 pass. A store must translate its
+library's exceptions into :mod:`tank.errors` and must not keep per-request state on
+``self``: one backend object serves concurrent uploads.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, ClassVar
 import attrs
 
 from tank import errors
-from tank.checksums import Checksums, StreamHasher
+from tank.checksums import DEFAULT_HASH_ALGO, Checksums, StreamHasher, check_hash_algo
 from tank.locations import redact, scheme_of
 from tank.streams import DEFAULT_CHUNK_SIZE, DataSource, iter_chunks, rechunk
 
@@ -226,13 +227,18 @@ class Backend(abc.ABC):
         size: int | None = None,
         checksum: str | None = None,
         max_size: int | None = None,
+        hash_algo: str = DEFAULT_HASH_ALGO,
     ) -> StoredData:
         """Store ``data`` for ``image_id`` and return where it went and what it was.
 
         ``size`` and ``checksum`` (MD5 hex) are what the client announced: they are
         verified before commit, and on a mismatch nothing is left in the store. Data
         beyond ``max_size`` raises ImageTooLarge; so does an announced size above it.
+        ``hash_algo`` names the multihash computed beside the MD5 (one of
+        :data:`tank.checksums.HASH_ALGORITHMS`; ConfigError before anything is written
+        otherwise). Stores never see it: it is computed here, for every store.
         """
+        check_hash_algo(hash_algo)
         self.require(Capability.WRITE)
         if size is not None and max_size is not None and size > max_size:
             raise errors.ImageTooLarge(
@@ -240,7 +246,7 @@ class Backend(abc.ABC):
             )
         writer = self.open_writer(image_id, size)
         store_md5 = writer.reports_md5 and checksum is None
-        hasher = StreamHasher(md5=not store_md5)
+        hasher = StreamHasher(algorithm=hash_algo, md5=not store_md5)
         written = 0
         limit = max_size if size is None else size if max_size is None else min(size, max_size)
         try:

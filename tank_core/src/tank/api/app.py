@@ -21,6 +21,7 @@ from tank.api.v2 import discovery
 from tank.api.v2 import images as v2_images
 from tank.api.v2 import locations as v2_locations
 from tank.api.v2 import members as v2_members
+from tank.checksums import DEFAULT_HASH_ALGO, hash_algo_validator
 from tank.config import between, not_negative
 from tank.handover import LocationHandover
 from tank.locations import redact
@@ -55,6 +56,10 @@ class ApiConfig:
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).
     max_connections_per_client: int = attrs.field(default=0, validator=not_negative)
+    #: The multihash of every upload (``os_hash_algo``/``os_hash_value``): a hashlib
+    #: name (Glance's key). The service reads it (:meth:`ImageService.from_config`);
+    #: it is declared here so that ``[api]`` is checked as one section at start-up.
+    hashing_algorithm: str = attrs.field(default=DEFAULT_HASH_ALGO, validator=hash_algo_validator)
 
 
 def _decode(name: str, segment: str) -> str:

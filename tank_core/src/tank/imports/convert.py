@@ -93,7 +93,7 @@ class Convert(ImportStep):
             out = inspect(pending.temp, target)
             if target == "raw":
                 _check_signature(pending.temp, "raw")
-        staged = describe(pending.path)
+        staged = describe(pending.path, self.staging.hash_algo)
         if staged.size > self.size_cap:
             pending.path.unlink(missing_ok=True)
             raise errors.ImageTooLarge(

@@ -25,7 +25,7 @@ from typing import BinaryIO
 import attrs
 
 from tank import errors
-from tank.checksums import StreamHasher
+from tank.checksums import DEFAULT_HASH_ALGO, StreamHasher, check_hash_algo
 from tank.model import parse_image_id
 from tank.streams import iter_chunks
 
@@ -54,9 +54,13 @@ class Pending:
 
 
 class Staging:
-    """One staging directory (created, owner-only, if missing)."""
+    """One staging directory (created, owner-only, if missing). ``hash_algo`` is the
+    multihash of what is staged (``[api] hashing_algorithm``), as for uploads."""
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, hash_algo: str = DEFAULT_HASH_ALGO
+    ) -> None:
+        self.hash_algo = check_hash_algo(hash_algo)
         self.directory = Path(directory)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -84,7 +88,10 @@ class Staging:
         :raises errors.StorageFull: the disk filled up; nothing is kept.
         """
         size = 0
-        with self.creating(image_id, step) as pending, StreamHasher() as hasher:
+        with (
+            self.creating(image_id, step) as pending,
+            StreamHasher(algorithm=self.hash_algo) as hasher,
+        ):
             with _create(pending.temp) as out:
                 for chunk in iter_chunks(chunks):
                     size += len(chunk)
@@ -97,7 +104,7 @@ class Staging:
                 out.flush()
                 os.fsync(out.fileno())
             sums = hasher.result()
-        return Staged(pending.path, size, sums.md5, "sha256", sums.sha256)
+        return Staged(pending.path, size, sums.md5, sums.hash_algo, sums.hash_value)
 
     @contextlib.contextmanager
     def creating(self, image_id: str, step: str | None = None) -> Iterator[Pending]:
@@ -143,15 +150,15 @@ class Staging:
         return sorted(ids)
 
 
-def describe(path: Path) -> Staged:
-    """Size and hashes of a file a step made (read once, in pieces)."""
+def describe(path: Path, hash_algo: str = DEFAULT_HASH_ALGO) -> Staged:
+    """Size, MD5 and ``hash_algo`` multihash of a file a step made (read once, in pieces)."""
     size = 0
-    with path.open("rb") as f, StreamHasher() as hasher:
+    with path.open("rb") as f, StreamHasher(algorithm=hash_algo) as hasher:
         for chunk in iter_chunks(f, READ_SIZE):
             size += len(chunk)
             hasher.update(chunk)
         sums = hasher.result()
-    return Staged(path, size, sums.md5, "sha256", sums.sha256)
+    return Staged(path, size, sums.md5, sums.hash_algo, sums.hash_value)
 
 
 def _create(path: Path) -> BinaryIO:

@@ -142,8 +142,40 @@ class BackendContract:
         stored = backend.add(new_id(), irregular_chunks(data))
         assert stored.size == len(data)
         assert stored.checksums.md5 == hashlib.md5(data).hexdigest()
-        assert stored.checksums.sha256 == hashlib.sha256(data).hexdigest()
+        assert stored.checksums.hash_algo == "sha256"  # the default multihash
+        assert stored.checksums.hash_value == hashlib.sha256(data).hexdigest()
         backend.check_location(stored.location)  # raises if not one of its schemes
+
+    @pytest.mark.parametrize("algorithm", ["sha512", "sha3_256"])
+    def test_add_computes_the_multihash_it_is_given(self, backend: Backend, algorithm: str) -> None:
+        """``[api] hashing_algorithm`` reaches every store through ``add(hash_algo=)``:
+        the store needs no code for it, the template computes it with the MD5."""
+        self._writable(backend)
+        data = pattern(2 * MiB + 9, seed=21)
+        stored = backend.add(new_id(), irregular_chunks(data), size=len(data), hash_algo=algorithm)
+        assert stored.checksums.md5 == hashlib.md5(data).hexdigest()
+        assert stored.checksums.hash_algo == algorithm
+        assert stored.checksums.hash_value == hashlib.new(algorithm, data).hexdigest()
+        assert read_all(backend, stored.location) == data
+        unknown = backend.add(new_id(), irregular_chunks(data), hash_algo=algorithm)  # no size
+        assert unknown.checksums.hash_value == stored.checksums.hash_value
+
+    @pytest.mark.parametrize("algorithm", ["md5", "shake_256", "sha-512", "nope"])
+    def test_unknown_multihash_is_refused_before_writing(
+        self, backend: Backend, algorithm: str
+    ) -> None:
+        self._writable(backend)
+        before = self.list_stored(backend)
+        read: list[bytes] = []
+
+        def data() -> Iterator[bytes]:
+            read.append(b"x")
+            yield b"x"
+
+        with pytest.raises(errors.ConfigError, match="hashing_algorithm"):
+            backend.add(new_id(), data(), hash_algo=algorithm)
+        assert read == []  # not a byte of the client's data was taken
+        assert self.list_stored(backend) == before
 
     def test_large_unknown_length_round_trip(self, backend: Backend) -> None:
         self._writable(backend)
