@@ -45,6 +45,11 @@ class Wrapper:
         return (yield)
 
     @hookimpl(wrapper=True)
+    def tank_register_import_steps(self, register):  # type: ignore[no-untyped-def]
+        self._saw("tank_register_import_steps")
+        return (yield)
+
+    @hookimpl(wrapper=True)
     def tank_image_created(self, image):  # type: ignore[no-untyped-def]
         self._saw("tank_image_created", image)
         return (yield)
@@ -93,6 +98,8 @@ def test_each_event_is_one_hook_call(traced) -> None:  # type: ignore[no-untyped
     failed = recorder.events[-1][1]
     store_rows(service.plugins)  # `tank stores` learns owners without calling again
     service.plugins.store_types()
+    service.plugins.import_step_types()  # the [import] steps, built on demand
+    service.plugins.import_step_types()
 
     events = [(kind, image_id) for kind, image_id, _ in recorder.events]
     assert events == [
@@ -106,7 +113,11 @@ def test_each_event_is_one_hook_call(traced) -> None:  # type: ignore[no-untyped
     lifecycle = [seen for seen in wrapper.seen if seen[0] in LIFECYCLE]
     assert lifecycle == events
     registration = [hook for hook, _ in wrapper.seen if hook not in LIFECYCLE]
-    assert sorted(registration) == ["tank_register_registries", "tank_register_stores"]
+    assert sorted(registration) == [
+        "tank_register_import_steps",
+        "tank_register_registries",
+        "tank_register_stores",
+    ]
     assert [f"tank_image_{kind}" for kind, _ in events] == [
         name for name in monitored if name.startswith("tank_image_")
     ]
@@ -118,4 +129,5 @@ def test_every_hook_is_exercised_above() -> None:
     assert names == {f"tank_image_{k}" for k in LIFECYCLE} | {
         "tank_register_stores",
         "tank_register_registries",
+        "tank_register_import_steps",
     }
