@@ -42,9 +42,9 @@ def test_discovery_shows_the_configured_methods(start_tank: Any) -> None:
     tank = start_tank('methods = ["web-download", "copy-image"]')
     info = requests.get(f"{tank.url}/v2/info/import", timeout=10).json()
     assert info["import-methods"]["value"] == ["web-download", "copy-image"]
-    created = requests.post(
-        f"{tank.url}/v2/images", json={"name": "x"}, timeout=10
-    ).headers["OpenStack-image-import-methods"]
+    created = requests.post(f"{tank.url}/v2/images", json={"name": "x"}, timeout=10).headers[
+        "OpenStack-image-import-methods"
+    ]
     assert created == "web-download,copy-image"
     image = tank.create()
     refused = tank.import_(image["id"], {"method": {"name": "glance-direct"}})
@@ -150,7 +150,7 @@ def test_decompress_and_convert_on_import(start_tank: Any, tmp_path: Path) -> No
     tank = start_tank('steps = ["decompress", "convert"]\nconvert_to = "raw"')
     raw = tmp_path / "disk.raw"
     disk = bytearray(4 << 20)
-    disk[0:len(DATA)] = DATA
+    disk[0 : len(DATA)] = DATA
     disk[3 << 20 : (3 << 20) + 5] = b"later"
     raw.write_bytes(bytes(disk))
     qcow2 = tmp_path / "disk.qcow2"
