@@ -40,7 +40,7 @@ from tank.imports.decompress import data_changes
 from tank.imports.pipeline import run_steps
 from tank.imports.request import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
 from tank.imports.staging import Staged, describe
-from tank.model import Image, Location, Status
+from tank.model import RESERVED_PREFIX, Image, Location, Status
 from tank.streams import iter_chunks
 
 if TYPE_CHECKING:
@@ -205,7 +205,10 @@ def _finish(
             os_hash_algo=algo,
             os_hash_value=value,
         )
-    props = dict(fields.pop("properties", image.properties))
+    props = dict(image.properties)  # as they are now: a user may have changed some
+    for key, value in fields.pop("properties", {}).items():  # what the steps set
+        if not key.startswith(RESERVED_PREFIX):
+            props[key] = value
     previous_failed = [s for s in state.store_list(props.get(state.FAILED)) if s not in task.stores]
     props = state.without(props, *state.IN_FLIGHT, state.FAILED, REASON)
     if previous_failed or failed:

@@ -288,7 +288,10 @@ class ImportService:
                 self._unclaim(image, live)
                 raise
             self._queued[image.id] = (task, future)
-            future.add_done_callback(lambda _: self._queued.pop(image.id, None))
+            # kept when cancelled (never started): close() fails those
+            future.add_done_callback(
+                lambda f: None if f.cancelled() else self._queued.pop(image.id, None)
+            )
         log.info("image %s: %s import %s queued into %s", image.id, task.method, task.id, stores)
         return task
 
@@ -346,6 +349,8 @@ class ImportService:
         lock = entry.lock if entry is not None and entry.task_id == task.id else None
         with lock or contextlib.nullcontext():
             image = self.registry_get(task.image_id)
+            if image.deleted:
+                raise errors.NotFound(f"image {task.image_id} was deleted during its import")
             if image.properties.get(state.TASK) != task.id:
                 raise errors.Conflict(
                     f"import {task.id} of image {task.image_id} is no longer in flight "
