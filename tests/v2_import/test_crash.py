@@ -80,3 +80,30 @@ def test_a_running_import_is_not_taken_over(start_tank: Any, web: Any) -> None:
         assert "os_glance_failed_import" not in done
     finally:
         other.stop()
+
+
+def test_a_stopped_tank_api_fails_its_imports_cleanly_before_it_exits(
+    start_tank: Any, web: Any
+) -> None:
+    tank = start_tank()
+    image = tank.create(name="stopped")
+    body = {"method": {"name": "web-download", "uri": web.url("/slow")}}
+    assert tank.import_(image["id"], body).status_code == 202
+    assert web.sending.wait(30)
+    tank.server.proc.terminate()  # SIGTERM while the download waits for data
+    assert tank.server.proc.wait(30) == 0  # a deadline, not a speed measurement
+    assert tank.staged() == [] and tank.files("file") == []
+    restarted = ApiServer(
+        tank.server.data_dir,
+        tank.root / "tank-api-restarted.log",
+        ["--config", str(tank.root / "tank.toml")],
+    )
+    try:
+        tank.server, tank.url = restarted, restarted.url
+        failed = tank.show(image["id"])  # at once: no lease had to expire
+        assert failed["status"] == "queued"
+        assert failed["os_glance_failed_import"] == "file"
+        assert "stopped during the import" in failed["os_glance_failed_import_reason"]
+        assert "os_glance_import_task" not in failed
+    finally:
+        restarted.stop()

@@ -84,7 +84,10 @@ def run(service: ImportService, task: Task) -> Image | None:
     try:
         return _run(service, task)
     except BaseException as exc:
-        fail(service, task, reason_of(exc))
+        reason = reason_of(exc)
+        if service.runner.stopping.is_set() and not isinstance(exc, errors.ShuttingDown):
+            reason = f"tank-api stopped during the import of {task.image_id} ({reason})"
+        fail(service, task, reason)
         raise
     finally:
         service.release(task)
@@ -127,13 +130,16 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Staged:
     if task.method == WEB_DOWNLOAD:
         assert task.uri is not None
         settings = service.config
-        with web.fetch(
-            task.uri,
-            allow_private_networks=settings.allow_private_networks,
-            max_size=cap,
-            timeout=settings.web_download_timeout,
-            deadline=settings.web_download_deadline,
-        ) as stream:
+        with (
+            web.fetch(
+                task.uri,
+                allow_private_networks=settings.allow_private_networks,
+                max_size=cap,
+                timeout=settings.web_download_timeout,
+                deadline=settings.web_download_deadline,
+            ) as stream,
+            service.on_stop(stream.abort),
+        ):
             return service.staging.write(task.image_id, _watch(service, task, stream), max_size=cap)
     # copy-image: the image's own data, from its first readable location
     with service.images.read(image) as data:

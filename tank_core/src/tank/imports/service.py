@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -80,6 +80,7 @@ class ImportService:
         self._queued: dict[str, tuple[job.Task, concurrent.futures.Future[object]]] = {}
         self._closing = threading.Event()
         self._keeper: threading.Thread | None = None
+        self._aborts: list[Callable[[], None]] = []
 
     @classmethod
     def from_config(cls, config: TankConfig, images: ImageService) -> ImportService:
@@ -112,6 +113,10 @@ class ImportService:
         their next chunk and fail themselves; ``timeout`` seconds are given to them."""
         self._closing.set()
         unfinished = self.runner.shutdown(wait=False)
+        with self._live_lock:
+            aborts = list(self._aborts)
+        for abort in aborts:
+            abort()
         for image_id in unfinished:
             task, future = self._queued.get(image_id, (None, None))
             if task is not None and future is not None and future.cancelled():
@@ -124,6 +129,20 @@ class ImportService:
         left = sorted(i for i, (_, f) in self._queued.items() if not f.done())
         if left:
             log.warning("imports still running at shutdown (their leases will expire): %s", left)
+
+    @contextlib.contextmanager
+    def on_stop(self, abort: Callable[[], None]) -> Iterator[None]:
+        """Call ``abort`` (from the stopping thread) if tank-api stops during the block:
+        a job blocked on the network cannot see :attr:`ImportRunner.stopping`."""
+        with self._live_lock:
+            self._aborts.append(abort)
+        try:
+            if self.runner.stopping.is_set():
+                abort()
+            yield
+        finally:
+            with self._live_lock:
+                self._aborts.remove(abort)
 
     def _keep(self) -> None:
         beat = max(self.config.lease_seconds / 4, 0.2)

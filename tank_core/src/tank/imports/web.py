@@ -15,6 +15,8 @@ before each timeout is still stopped within one ``timeout`` of the deadline.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 import urllib.parse
 from collections.abc import Generator, Iterator
@@ -57,6 +59,15 @@ class WebStream(Iterator[bytes]):
 
     def __next__(self) -> bytes:
         return next(self._chunks)
+
+    def abort(self) -> None:
+        """From another thread: end a read blocked waiting for data now (tank-api is
+        stopping), by shutting the connection's socket down; the reader gets an error."""
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._chunks.close()
