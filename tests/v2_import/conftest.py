@@ -168,6 +168,7 @@ class Tank:
 
 
 def write_config(root: Path, extra: str = "") -> Path:
+    private = "" if "allow_private_networks" in extra else "allow_private_networks = true"
     config = root / "tank.toml"
     config.write_text(
         f"""
@@ -178,7 +179,7 @@ datadir = "{root / "store-file"}"
 type = "file"
 datadir = "{root / "store-second"}"
 [import]
-allow_private_networks = true
+{private}
 lease_seconds = 2
 {extra}
 """

@@ -269,3 +269,20 @@ def test_wrong_status_and_missing_images(tank: Tank, web: Any) -> None:
     missing = "00000000-0000-4000-8000-000000000000"
     assert tank.import_(missing, uploading).status_code == 404
     assert tank.stage(missing, b"x").status_code == 404
+
+
+def test_private_addresses_are_refused_unless_allowed(start_tank: Any, web: Any) -> None:
+    tank = start_tank("allow_private_networks = false")
+    web.files["/image.raw"] = DATA
+    image = tank.create(name="ssrf")
+    literal = {"method": {"name": "web-download", "uri": web.url("/image.raw")}}
+    assert "allow_private_networks" in error_of(tank.import_(image["id"], literal), 400)
+    assert tank.show(image["id"])["status"] == "queued"
+    # a name is resolved when fetched: refused then, and recorded
+    port = web.server_address[1]
+    named = {"method": {"name": "web-download", "uri": f"http://localhost:{port}/image.raw"}}
+    assert tank.import_(image["id"], named).status_code == 202
+    failed = tank.settled(image["id"])
+    assert failed["status"] == "queued"
+    assert "private networks is disabled" in failed["os_glance_failed_import_reason"]
+    assert tank.files("file") == [] and tank.staged() == []

@@ -80,7 +80,9 @@ def multihash(sums: Checksums) -> tuple[str, str]:
 
 
 def run(service: ImportService, task: Task) -> Image | None:
-    """Run ``task`` to its end; on failure undo it (and re-raise for the runner's log)."""
+    """Run ``task`` to its end; on failure undo it. A :mod:`tank.errors` failure is the
+    import's outcome (logged by :func:`fail`, None returned); anything else is a bug,
+    re-raised for the runner to log with its traceback."""
     try:
         return _run(service, task)
     except BaseException as exc:
@@ -88,6 +90,8 @@ def run(service: ImportService, task: Task) -> Image | None:
         if service.runner.stopping.is_set() and not isinstance(exc, errors.ShuttingDown):
             reason = f"tank-api stopped during the import of {task.image_id} ({reason})"
         fail(service, task, reason)
+        if isinstance(exc, errors.TankError):
+            return None
         raise
     finally:
         service.release(task)

@@ -255,7 +255,7 @@ class ImportService:
         check_method(request, self.methods)
         if request.method == WEB_DOWNLOAD:
             assert request.uri is not None
-            web.check_uri(request.uri)
+            web.check_uri(request.uri, allow_private_networks=self.config.allow_private_networks)
         image = self.images.get(image_id, context=context)
         if state.TASK in image.properties or state.HEARTBEAT in image.properties:
             image = self._steal_expired(image, context)

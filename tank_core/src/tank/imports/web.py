@@ -151,9 +151,11 @@ def fetch(
     return WebStream(session, response, uri, max_size, ends_at=ends_at)
 
 
-def check_uri(uri: str) -> None:
+def check_uri(uri: str, *, allow_private_networks: bool | None = None) -> None:
     """Raise :class:`errors.Invalid` unless ``uri`` is one web-download may fetch (before
-    any network access, so an import request can be refused at once)."""
+    any network access, so an import request can be refused at once, as Glance's URI
+    filtering does). With ``allow_private_networks`` given, a host that is an IP
+    literal is checked too (a name is checked on fetching, once resolved)."""
     try:
         parts = urllib.parse.urlsplit(uri)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
@@ -167,6 +169,14 @@ def check_uri(uri: str) -> None:
         raise errors.Invalid(
             f"web-download does not send credentials: remove them from {redact(uri)!r}"
         )
+    if allow_private_networks is not None:
+        from tank.net.hosts import HostRefused
+
+        policy = HostPolicy(allow_private_networks=allow_private_networks, section=_SECTION)
+        try:
+            policy.check(parts.hostname)
+        except HostRefused as exc:
+            raise errors.Invalid(f"refusing to fetch {redact(uri)}: {exc}") from None
 
 
 def _follow(session: requests.Session, uri: str, timeout: float) -> requests.Response:
