@@ -60,15 +60,16 @@ def test_stage_then_glance_direct(tank: Tank) -> None:
     assert shown["status"] == "uploading"
     assert "os_glance_stage_host" not in shown  # hidden, as in Glance
     assert requests.get(f"{tank.url}/v2/images/{image['id']}/file", timeout=10).status_code == 204
-    accepted = tank.import_(image["id"], {"method": {"name": "glance-direct"}})
+    body = {"method": {"name": "glance-direct"}, "stores": ["file", "second"]}
+    accepted = tank.import_(image["id"], body)
     assert accepted.status_code == 202, accepted.text
     done = tank.settled(image["id"])
     assert_holds(tank, done, DATA)
-    assert done["stores"] == "file"
+    assert done["stores"] == "file,second"
     assert "os_glance_failed_import" not in done
     assert "os_glance_importing_to_stores" not in done
     assert tank.staged() == []
-    assert tank.files("file") == [image["id"]]
+    assert tank.files("file") == tank.files("second") == [image["id"]]
 
 
 def test_stage_failures_leave_the_image_queued_with_nothing_staged(tank: Tank) -> None:

@@ -8,9 +8,11 @@ A job runs in the :class:`~tank.imports.runner.ImportRunner` pool:
 2. the configured steps run on it (not for copy-image: its data is already the image's,
    as in Glance);
 3. each target store gets the file through :meth:`Backend.add`, told the size and MD5
-   to verify before commit; its SHA-256 is compared after. Each written copy is
-   recorded at once as a location marked with the import's id, so that a crash after
-   this point leaves a record of what to delete;
+   to verify before commit; its SHA-256 is compared after (see :class:`Data` for where
+   the expected hashes come from). Each written copy is recorded at once as a location
+   marked with the import's id, so that a crash after this point leaves a record of
+   what to delete (a crash between a store's commit and that record leaves an
+   unrecorded copy: the one window left);
 4. the image becomes ``active`` (copy-image: stays active) with one location per
    store and the size and hashes of the data stored; the staging files go.
 
@@ -36,10 +38,9 @@ import attrs
 from tank import errors
 from tank.checksums import Checksums
 from tank.imports import state, web
-from tank.imports.decompress import data_changes
 from tank.imports.pipeline import run_steps
 from tank.imports.request import COPY_IMAGE, GLANCE_DIRECT, WEB_DOWNLOAD
-from tank.imports.staging import Staged, describe
+from tank.imports.staging import Staged
 from tank.model import RESERVED_PREFIX, Image, Location, Status
 from tank.streams import iter_chunks
 
@@ -52,6 +53,24 @@ log = logging.getLogger(__name__)
 MARK = "os_glance_import_task"
 REASON = "os_glance_failed_import_reason"
 _REASON_MAX = 1000
+
+
+@attrs.define
+class Data:
+    """The file that goes into the stores. Its hashes are known when the file was
+    written by this import (download, copy, a step); staged by a client they are taken
+    from the first store's write, which reads the file anyway (one pass fewer), and
+    every further store is verified against them."""
+
+    path: Path
+    size: int
+    md5: str | None = None
+    hash_algo: str | None = None
+    hash_value: str | None = None
+
+    @classmethod
+    def of(cls, staged: Staged) -> Data:
+        return cls(staged.path, staged.size, staged.md5, staged.hash_algo, staged.hash_value)
 
 
 @attrs.define(kw_only=True)
@@ -74,7 +93,7 @@ def multihash(sums: Checksums) -> tuple[str, str]:
 
     The one place the multihash algorithm is chosen; it is sha256 until the algorithm
     becomes configurable (``[import]``/top-level ``hashing_algorithm`` as Glance's),
-    when this and :func:`tank.imports.staging.describe` take it from the config.
+    when this and :mod:`tank.imports.staging` take it from the config.
     """
     return "sha256", sums.sha256
 
@@ -105,7 +124,7 @@ def _run(service: ImportService, task: Task) -> Image:
     if task.method != COPY_IMAGE and service.steps:
         result = run_steps(service.steps, path, image, stopping=service.runner.stopping)
         path, changes = result.path, dict(result.changes)
-    final = source if path == source.path else _describe(path, changes)
+    final = source if path == source.path else _made_by_steps(path, changes)
     failed: list[str] = []
     for name in task.stores:
         _check_stopping(service, task)
@@ -124,13 +143,16 @@ def _run(service: ImportService, task: Task) -> Image:
     return _finish(service, task, final, changes, failed)
 
 
-def _stage_source(service: ImportService, task: Task, image: Image) -> Staged:
+def _stage_source(service: ImportService, task: Task, image: Image) -> Data:
     cap = service.images.image_size_cap
     if task.method == GLANCE_DIRECT:
         path = service.staging.path(task.image_id)
-        if not path.is_file():
-            raise errors.NotFound(f"image {task.image_id} has no staged data on this host")
-        return describe(path)
+        try:
+            return Data(path, path.stat().st_size)
+        except FileNotFoundError:
+            raise errors.NotFound(
+                f"image {task.image_id} has no staged data on this host"
+            ) from None
     if task.method == WEB_DOWNLOAD:
         assert task.uri is not None
         settings = service.config
@@ -144,7 +166,10 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Staged:
             ) as stream,
             service.on_stop(stream.abort),
         ):
-            return service.staging.write(task.image_id, _watch(service, task, stream), max_size=cap)
+            staged = service.staging.write(
+                task.image_id, _watch(service, task, stream), max_size=cap
+            )
+            return Data.of(staged)
     # copy-image: the image's own data, from its first readable location
     with service.images.read(image) as data:
         staged = service.staging.write(task.image_id, _watch(service, task, data), max_size=cap)
@@ -152,16 +177,21 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Staged:
         raise errors.StoreError(
             f"the stored data of image {image.id} does not match its size and checksum: not copied"
         )
-    return staged
+    return Data.of(staged)
 
 
-def _describe(path: Path, changes: dict[str, Any]) -> Staged:
-    staged = describe(path)
-    changes.update(data_changes(staged))
-    return staged
+def _made_by_steps(path: Path, changes: dict[str, Any]) -> Data:
+    """The steps' output, with the size and hashes the step that wrote it computed."""
+    return Data(
+        path,
+        path.stat().st_size,
+        changes.get("checksum"),
+        changes.get("os_hash_algo"),
+        changes.get("os_hash_value"),
+    )
 
 
-def _write(service: ImportService, task: Task, name: str, final: Staged) -> None:
+def _write(service: ImportService, task: Task, name: str, final: Data) -> None:
     backend = service.images.stores.get(name)
     with final.path.open("rb") as f:
         stored = backend.add(
@@ -172,7 +202,10 @@ def _write(service: ImportService, task: Task, name: str, final: Staged) -> None
             max_size=service.images.image_size_cap,
         )
     location = Location(url=stored.location, store=name, metadata={MARK: task.id})
-    if multihash(stored.checksums) != (final.hash_algo, final.hash_value):
+    if final.md5 is None:  # the first store read the file: its hashes are the file's
+        final.md5 = stored.checksums.md5
+        final.hash_algo, final.hash_value = multihash(stored.checksums)
+    elif multihash(stored.checksums) != (final.hash_algo, final.hash_value):
         _delete(service, location)
         raise errors.ChecksumMismatch(
             f"the copy of image {task.image_id} in store {name} has another "
@@ -199,7 +232,7 @@ def _left(task: Task, done: str, failed: Iterable[str] = ()) -> str:
 
 
 def _finish(
-    service: ImportService, task: Task, final: Staged, changes: dict[str, Any], failed: list[str]
+    service: ImportService, task: Task, final: Data, changes: dict[str, Any], failed: list[str]
 ) -> Image:
     image = service.registry_get(task.image_id)
     locations = [_unmarked(loc) if loc.metadata.get(MARK) == task.id else loc
