@@ -85,11 +85,14 @@ def test_a_running_import_is_not_taken_over(start_tank: Any, web: Any) -> None:
 def test_a_stopped_tank_api_fails_its_imports_cleanly_before_it_exits(
     start_tank: Any, web: Any
 ) -> None:
-    tank = start_tank()
+    tank = start_tank("workers = 1")
     image = tank.create(name="stopped")
     body = {"method": {"name": "web-download", "uri": web.url("/slow")}}
     assert tank.import_(image["id"], body).status_code == 202
     assert web.sending.wait(30)
+    waiting = tank.create(name="waiting its turn")  # the one worker is busy
+    assert tank.import_(waiting["id"], body).status_code == 202
+    assert tank.show(waiting["id"])["status"] == "importing"
     tank.server.proc.terminate()  # SIGTERM while the download waits for data
     assert tank.server.proc.wait(30) == 0  # a deadline, not a speed measurement
     assert tank.staged() == [] and tank.files("file") == []
@@ -105,5 +108,8 @@ def test_a_stopped_tank_api_fails_its_imports_cleanly_before_it_exits(
         assert failed["os_glance_failed_import"] == "file"
         assert "stopped during the import" in failed["os_glance_failed_import_reason"]
         assert "os_glance_import_task" not in failed
+        never = tank.show(waiting["id"])
+        assert never["status"] == "queued"
+        assert "before the import started" in never["os_glance_failed_import_reason"]
     finally:
         restarted.stop()
