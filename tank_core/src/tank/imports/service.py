@@ -7,10 +7,11 @@ an admin context: the ``os_glance_*`` properties are refused on the user path
 image.
 
 Each stage or import in flight here is *live*: its image id, a lock, and the import's
-id. A keeper thread refreshes the heartbeat of every live one (under its lock, so a
-heartbeat never lands after the import ended and resurrects its state) and, at
-start-up and then every half lease, asks :mod:`tank.imports.recovery` to fail the
-imports whose heartbeat stopped (their tank-api died) and to clean up what they left.
+id. A heartbeat thread refreshes the heartbeat of every live one each quarter lease
+(under its lock, so a heartbeat never lands after the import ended and resurrects its
+state); a recovery thread, at start-up and then every half lease, asks
+:mod:`tank.imports.recovery` to fail the imports whose heartbeat stopped (their
+tank-api died) and to clean up what they left.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class ImportService:
         self._live_lock = threading.Lock()
         self._queued: dict[str, tuple[job.Task, concurrent.futures.Future[object]]] = {}
         self._closing = threading.Event()
-        self._keeper: threading.Thread | None = None
+        self._keepers: list[threading.Thread] = []
         self._aborts: list[Callable[[], None]] = []
 
     @classmethod
@@ -104,9 +105,21 @@ class ImportService:
     # --- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Recover expired imports now, then keep heartbeats and recover periodically."""
-        self._keeper = threading.Thread(target=self._keep, name="tank-import-keeper", daemon=True)
-        self._keeper.start()
+        """Recover expired imports now, then keep heartbeats and recover periodically
+        (two threads: a slow recovery never delays a heartbeat)."""
+        beat = max(self.config.lease_seconds / 4, 0.2)
+        sweep = max(self.config.lease_seconds / 2, 0.5)
+        self._keepers = [
+            threading.Thread(
+                target=self._every, args=(sweep, self._sweep), name="tank-import-recovery"
+            ),
+            threading.Thread(
+                target=self._every, args=(beat, self._heartbeat), name="tank-import-heartbeat"
+            ),
+        ]
+        for thread in self._keepers:
+            thread.daemon = True
+            thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop: imports not started are failed (cleanly, now); running ones stop at
@@ -117,16 +130,16 @@ class ImportService:
             aborts = list(self._aborts)
         for abort in aborts:
             abort()
+        queued = dict(self._queued)  # done-callbacks change it from other threads
         for image_id in unfinished:
-            task, future = self._queued.get(image_id, (None, None))
+            task, future = queued.get(image_id, (None, None))
             if task is not None and future is not None and future.cancelled():
                 job.fail(self, task, "tank-api stopped before the import started")
                 self.release(task)
-        futures = [f for _, f in self._queued.values() if not f.done()]
-        concurrent.futures.wait(futures, timeout=timeout)
-        if self._keeper is not None:
-            self._keeper.join(timeout)
-        left = sorted(i for i, (_, f) in self._queued.items() if not f.done())
+        concurrent.futures.wait([f for _, f in queued.values()], timeout=timeout)
+        for thread in self._keepers:
+            thread.join(timeout)
+        left = sorted(i for i, (_, f) in queued.items() if not f.done())
         if left:
             log.warning("imports still running at shutdown (their leases will expire): %s", left)
 
@@ -144,22 +157,18 @@ class ImportService:
             with self._live_lock:
                 self._aborts.remove(abort)
 
-    def _keep(self) -> None:
-        beat = max(self.config.lease_seconds / 4, 0.2)
-        sweep_every = max(self.config.lease_seconds / 2, 0.5)
-        next_sweep = 0.0
-        elapsed = 0.0
+    def _every(self, seconds: float, work: Callable[[], None]) -> None:
+        """Run ``work`` now and then every ``seconds`` until :meth:`close`."""
         while True:
-            if elapsed >= next_sweep:
-                next_sweep = elapsed + sweep_every
-                try:
-                    recovery.sweep(self)
-                except Exception:
-                    log.exception("recovering interrupted imports failed; trying again later")
-            if self._closing.wait(beat):
+            try:
+                work()
+            except Exception:
+                log.exception("%s failed; trying again in %g s", work.__name__, seconds)
+            if self._closing.wait(seconds):
                 return
-            elapsed += beat
-            self._heartbeat()
+
+    def _sweep(self) -> None:
+        recovery.sweep(self)
 
     def _heartbeat(self) -> None:
         with self._live_lock:
