@@ -88,7 +88,13 @@ class ImportService:
         """The ``[import]`` section over ``images``; ConfigError for a bad step setting."""
         settings = config.imports
         assert settings.staging_dir is not None  # config.load always sets it
-        staging = Staging(settings.staging_dir)
+        try:
+            staging = Staging(settings.staging_dir)
+        except OSError as exc:
+            raise errors.ConfigError(
+                f"{config.source} [import] staging_dir: cannot create {settings.staging_dir}: "
+                f"{exc.strerror}"
+            ) from None
         steps = build_steps(
             settings,
             images.plugins.import_step_types(),
