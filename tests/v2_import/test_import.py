@@ -287,3 +287,21 @@ def test_private_addresses_are_refused_unless_allowed(start_tank: Any, web: Any)
     assert failed["status"] == "queued"
     assert "private networks is disabled" in failed["os_glance_failed_import_reason"]
     assert tank.files("file") == [] and tank.staged() == []
+
+
+def test_the_configured_multihash_is_used(start_tank: Any, web: Any) -> None:
+    tank = start_tank('[api]\nhashing_algorithm = "sha512"')
+    web.files["/image.raw"] = DATA
+    for method in ("glance-direct", "web-download"):
+        image = tank.create(name=method)
+        body: dict[str, Any] = {"method": {"name": method}, "stores": ["file", "second"]}
+        if method == "glance-direct":
+            assert tank.stage(image["id"], DATA).status_code == 204
+        else:
+            body["method"]["uri"] = web.url("/image.raw")
+        assert tank.import_(image["id"], body).status_code == 202
+        done = tank.settled(image["id"])
+        assert done["status"] == "active", done
+        assert done["os_hash_algo"] == "sha512"
+        assert done["os_hash_value"] == hashlib.sha512(DATA).hexdigest()
+        assert done["stores"] == "file,second"

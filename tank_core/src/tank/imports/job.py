@@ -89,13 +89,9 @@ class Task:
 
 
 def multihash(sums: Checksums) -> tuple[str, str]:
-    """``(os_hash_algo, os_hash_value)`` of stored data.
-
-    The one place the multihash algorithm is chosen; it is sha256 until the algorithm
-    becomes configurable (``[import]``/top-level ``hashing_algorithm`` as Glance's),
-    when this and :mod:`tank.imports.staging` take it from the config.
-    """
-    return "sha256", sums.sha256
+    """``(os_hash_algo, os_hash_value)`` of stored data (the algorithm is ``[api]
+    hashing_algorithm``: the staging area and every store write use the service's)."""
+    return sums.hash_algo, sums.hash_value
 
 
 def run(service: ImportService, task: Task) -> Image | None:
@@ -200,6 +196,7 @@ def _write(service: ImportService, task: Task, name: str, final: Data) -> None:
             size=final.size,
             checksum=final.md5,
             max_size=service.images.image_size_cap,
+            hash_algo=final.hash_algo or service.images.hashing_algorithm,
         )
     location = Location(url=stored.location, store=name, metadata={MARK: task.id})
     if final.md5 is None:  # the first store read the file: its hashes are the file's

@@ -89,7 +89,7 @@ class ImportService:
         settings = config.imports
         assert settings.staging_dir is not None  # config.load always sets it
         try:
-            staging = Staging(settings.staging_dir)
+            staging = Staging(settings.staging_dir, hash_algo=images.hashing_algorithm)
         except OSError as exc:
             raise errors.ConfigError(
                 f"{config.source} [import] staging_dir: cannot create {settings.staging_dir}: "
