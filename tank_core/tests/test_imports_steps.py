@@ -306,6 +306,8 @@ def test_import_section_defaults(tmp_path: Path) -> None:
     assert settings.staging_dir == tmp_path / "data" / "staging"
     assert settings.allow_private_networks is False
     assert settings.workers == 2
+    assert settings.lease_seconds == 300
+    assert (settings.web_download_timeout, settings.web_download_deadline) == (60, 3600)
 
 
 def test_built_in_steps_are_registered_and_configured(tmp_path: Path, staging: Staging) -> None:
@@ -338,6 +340,9 @@ inject_properties = { origin = "tank" }
         ('methods = ["glance-direct", "s3-copy"]', "unknown import method 's3-copy'"),
         ("workers = 0", "[import] workers: must be > 0"),
         ('allow_private_networks = "yes"', "allow_private_networks: expected a boolean"),
+        ("lease_seconds = 0.5", "[import] lease_seconds:"),
+        ("web_download_deadline = 0", "[import] web_download_deadline:"),
+        ('web_download_timeout = "1m"', "[import] web_download_timeout: expected a number"),
         ("stepz = []", "[import] stepz: unknown key (did you mean steps?"),
         ("[import.convert]\nconvert_to = 'raw'", "[import.convert]: there is no step 'convert'"),
         (

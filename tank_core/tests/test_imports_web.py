@@ -70,6 +70,16 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(DATA)
             self.close_connection = True
+        elif parts.path == "/trickle":  # one byte at a time, each well within any timeout
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(1000):
+                if self.server.release.wait(0.02):
+                    break
+                self.wfile.write(b"x")
+                self.wfile.flush()
+            self.close_connection = True
         elif parts.path == "/stall":  # answers only when the test releases it
             self.server.release.wait(10)
             self._send(200, b"late")
@@ -180,6 +190,21 @@ def test_a_body_cut_short_fails(server: Server) -> None:
 def test_a_server_that_sends_nothing_times_out(server: Server) -> None:
     with pytest.raises(errors.FetchFailed, match="sent nothing in time"):
         fetch(server.url("/stall"), timeout=0.3)
+
+
+def test_a_trickling_server_is_stopped_at_the_deadline(server: Server) -> None:
+    received = 0
+    with pytest.raises(errors.FetchFailed, match="took longer than allowed"):
+        with web.fetch(
+            server.url("/trickle"),
+            allow_private_networks=True,
+            max_size=1 << 20,
+            timeout=10,
+            deadline=0.2,
+        ) as stream:
+            for chunk in stream:
+                received += len(chunk)
+    assert received < 1000  # stopped long before the server was done
 
 
 def test_unreachable_host_fails(server: Server) -> None:

@@ -98,6 +98,15 @@ class ImportConfig:
     workers: int = attrs.field(default=2, validator=positive)
     #: Properties the ``inject_metadata`` step sets on every imported image.
     inject_properties: dict[str, str] = attrs.field(factory=dict)
+    #: web-download: seconds to connect, and seconds each read may wait for data.
+    web_download_timeout: float = attrs.field(default=60.0, validator=between(0.001, 3600))
+    #: web-download: seconds the whole download may take (a server trickling data just
+    #: fast enough to beat ``web_download_timeout`` cannot hold a worker for longer).
+    web_download_deadline: float = attrs.field(default=3600.0, validator=between(0.001, 604800))
+    #: Seconds an import in flight stays claimed without a heartbeat: a tank-api that
+    #: died mid-import is noticed this long after its last heartbeat, and the import is
+    #: failed (and cleaned up) by any tank-api sharing the registry.
+    lease_seconds: float = attrs.field(default=300.0, validator=between(1.0, 86400))
     #: The ``[import.<step>]`` tables, raw until their step is known
     #: (:func:`tank.imports.steps.build_steps`); not a key of its own.
     step_options: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, alias="_steps")

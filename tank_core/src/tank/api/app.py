@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -19,6 +20,7 @@ from tank.api.context import context_from_headers
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
 from tank.api.v2 import images as v2_images
+from tank.api.v2 import imports as v2_imports
 from tank.api.v2 import locations as v2_locations
 from tank.api.v2 import members as v2_members
 from tank.checksums import DEFAULT_HASH_ALGO, hash_algo_validator
@@ -29,6 +31,9 @@ from tank.model import Context, Image
 from tank.service import ImageService
 from tank.web import Match, Request, Response, Router, WebApp
 from tank.web.routing import unquote_segment
+
+if TYPE_CHECKING:
+    from tank.imports.service import ImportService
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +114,9 @@ V2.add(
 # locations for services (Glance 2024.1+): tank.handover
 V2.add("/images/{image_id}/locations", GET=v2_locations.index, POST=v2_locations.add)
 V2.add("/stores/{store}/{image_id}", DELETE=v2_locations.remove_from_store)
+# interoperable import (tank.imports)
+V2.add("/images/{image_id}/stage", PUT=v2_imports.stage)
+V2.add("/images/{image_id}/import", POST=v2_imports.import_image)
 V2.add("/schemas/{name}", GET=discovery.schema)
 V2.add("/info/import", GET=discovery.import_info)
 V2.add("/info/stores", GET=discovery.stores_info)
@@ -120,10 +128,17 @@ class Api(WebApp):
     router = V1
     access_log = logging.getLogger("tank.api.access")
 
-    def __init__(self, service: ImageService, config: ApiConfig | None = None) -> None:
+    def __init__(
+        self,
+        service: ImageService,
+        config: ApiConfig | None = None,
+        imports: ImportService | None = None,
+    ) -> None:
         self.service = service
         self.config = config or ApiConfig()
         self.handover = LocationHandover(service)
+        #: Interoperable import; None: not offered (stage and import answer 404).
+        self.imports = imports
 
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
         if path == "/v2" or path.startswith("/v2/"):
@@ -138,7 +153,7 @@ class Api(WebApp):
 
     def import_methods(self) -> tuple[str, ...]:
         """The interoperable import methods this server offers (``[import] methods``)."""
-        return ()
+        return () if self.imports is None else self.imports.methods
 
     def direct_url(self, ctx: Context) -> Callable[[Image], str | None]:
         """How to show an image's location to this caller: only to admins, only with
@@ -159,11 +174,14 @@ class Api(WebApp):
         return shown
 
 
-def make_app(service: ImageService, config: ApiConfig | None = None) -> Api:
-    """The Images API as a WSGI application, for tank-api or any WSGI server.
+def make_app(
+    service: ImageService, config: ApiConfig | None = None, imports: ImportService | None = None
+) -> Api:
+    """The Images API as a WSGI application, for tank-api or any WSGI server; with
+    ``imports`` (started by the caller) it offers interoperable import.
 
     Locations a stopped process was verifying are verified again (in the background)."""
-    app = Api(service, config)
+    app = Api(service, config, imports)
     try:
         app.handover.recover()
     except errors.TankError:

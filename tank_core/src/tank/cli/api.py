@@ -19,6 +19,7 @@ from tank import config as config_mod
 from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
+from tank.imports.service import ImportService
 from tank.service import ImageService
 from tank.web.serving import make_server, run
 
@@ -60,8 +61,14 @@ def main(
         service = ImageService.from_config(config)
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
+    imports = None
     try:
-        app = make_app(service, api_config)
+        try:
+            imports = ImportService.from_config(config, service)
+        except TankError as exc:
+            raise click.ClickException(str(exc)) from None
+        imports.start()
+        app = make_app(service, api_config, imports)
         server = make_server(
             app,
             host,
@@ -80,4 +87,6 @@ def main(
             log=log,
         )
     finally:
+        if imports is not None:
+            imports.close()
         service.close()

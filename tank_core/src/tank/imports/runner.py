@@ -50,11 +50,14 @@ class ImportRunner:
         with self._lock:
             if self._closed:
                 raise errors.ShuttingDown("the server is stopping: try the import again later")
-            if image_id in self._jobs:
+            previous = self._jobs.get(image_id)
+            # a finished job may not be forgotten yet (its done-callback runs after the
+            # job returned): only an unfinished one is in the way
+            if previous is not None and not previous.done():
                 raise errors.Conflict(f"an import of image {image_id} is already in progress")
             future = self._pool.submit(self._run, image_id, job)
             self._jobs[image_id] = future
-        future.add_done_callback(lambda _: self._forget(image_id))
+        future.add_done_callback(lambda f: self._forget(image_id, f))
         return future
 
     def busy(self, image_id: str) -> bool:
@@ -87,8 +90,7 @@ class ImportRunner:
             log.exception("import of image %s failed", image_id)
             raise
 
-    def _forget(self, image_id: str) -> None:
+    def _forget(self, image_id: str, done: concurrent.futures.Future[object]) -> None:
         with self._lock:
-            future = self._jobs.get(image_id)
-            if future is not None and future.done() and not future.cancelled():
+            if self._jobs.get(image_id) is done and not done.cancelled():
                 del self._jobs[image_id]

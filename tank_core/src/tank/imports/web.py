@@ -7,10 +7,17 @@ checked). Redirects are followed by hand, at most :data:`MAX_REDIRECTS`, never f
 https to plain http. The body is read raw (no Content-Encoding decoding: the image is
 what the server stores) and cut off at ``max_size``. Every failure is a
 :mod:`tank.errors` error whose message shows the URL redacted.
+
+``timeout`` bounds each wait for data; ``deadline`` bounds the whole download. Reads
+return whatever one receive brings (``read1``), so a server that trickles a byte just
+before each timeout is still stopped within one ``timeout`` of the deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import time
 import urllib.parse
 from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
@@ -33,17 +40,34 @@ class WebStream(Iterator[bytes]):
     whether or not iteration started or finished (also usable as a context manager)."""
 
     def __init__(
-        self, session: requests.Session, response: requests.Response, uri: str, max_size: int
+        self,
+        session: requests.Session,
+        response: requests.Response,
+        uri: str,
+        max_size: int,
+        *,
+        ends_at: float | None = None,
     ) -> None:
         self.uri = uri
         #: What the server announced (Content-Length), if it did.
         self.size = _content_length(response)
         self._session = session
         self._response = response
+        #: ``time.monotonic()`` by which the whole body must have arrived, or None.
+        self._ends_at = ends_at
         self._chunks = self._read(max_size)
 
     def __next__(self) -> bytes:
         return next(self._chunks)
+
+    def abort(self) -> None:
+        """From another thread: end a read blocked waiting for data now (tank-api is
+        stopping), by shutting the connection's socket down; the reader gets an error."""
+        connection = getattr(self._response.raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._chunks.close()
@@ -63,11 +87,16 @@ class WebStream(Iterator[bytes]):
         try:
             while True:
                 try:
-                    chunk = self._response.raw.read(CHUNK_SIZE, decode_content=False)
+                    chunk = self._response.raw.read1(CHUNK_SIZE, decode_content=False)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
                     raise _failure(exc, redact(self.uri), after=received) from None
                 if not chunk:
                     return
+                if self._ends_at is not None and time.monotonic() > self._ends_at:
+                    raise errors.FetchFailed(
+                        f"{redact(self.uri)} took longer than allowed to download "
+                        f"(stopped after {received + len(chunk)} bytes)"
+                    )
                 received += len(chunk)
                 if received > max_size:
                     raise errors.ImageTooLarge(
@@ -78,21 +107,31 @@ class WebStream(Iterator[bytes]):
             self._response.close()
 
 
-def fetch(uri: str, *, allow_private_networks: bool, max_size: int, timeout: float) -> WebStream:
+def fetch(
+    uri: str,
+    *,
+    allow_private_networks: bool,
+    max_size: int,
+    timeout: float,
+    deadline: float | None = None,
+) -> WebStream:
     """Start fetching ``uri``; the caller iterates the returned stream and closes it.
 
     :param allow_private_networks: reach loopback, private and link-local addresses too.
     :param max_size: bytes; a larger announced size fails at once, a larger body when
         it gets there (a server may send no or a wrong Content-Length).
     :param timeout: seconds to connect, and seconds each read may wait for data.
+    :param deadline: seconds the whole fetch (redirects and body) may take; checked
+        after each read, so it is overrun by at most one ``timeout``.
     :raises errors.Invalid: not an http(s) URL with a host, or one with credentials.
     :raises errors.Forbidden: the host (or a redirect's) is refused by the SSRF guard,
         or a redirect leads from https to http.
     :raises errors.FetchFailed: not reachable, timed out, a non-2xx answer, too many
-        redirects.
+        redirects, past the ``deadline``.
     :raises errors.ImageTooLarge: the announced size is over ``max_size``.
     """
     check_uri(uri)
+    ends_at = None if deadline is None else time.monotonic() + deadline
     from tank.net.transport import make_session
 
     policy = HostPolicy(allow_private_networks=allow_private_networks, section=_SECTION)
@@ -109,12 +148,14 @@ def fetch(uri: str, *, allow_private_networks: bool, max_size: int, timeout: flo
         raise errors.ImageTooLarge(
             f"{redact(uri)} is {size} bytes, more than the {max_size} bytes allowed"
         )
-    return WebStream(session, response, uri, max_size)
+    return WebStream(session, response, uri, max_size, ends_at=ends_at)
 
 
-def check_uri(uri: str) -> None:
+def check_uri(uri: str, *, allow_private_networks: bool | None = None) -> None:
     """Raise :class:`errors.Invalid` unless ``uri`` is one web-download may fetch (before
-    any network access, so an import request can be refused at once)."""
+    any network access, so an import request can be refused at once, as Glance's URI
+    filtering does). With ``allow_private_networks`` given, a host that is an IP
+    literal is checked too (a name is checked on fetching, once resolved)."""
     try:
         parts = urllib.parse.urlsplit(uri)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
@@ -128,6 +169,14 @@ def check_uri(uri: str) -> None:
         raise errors.Invalid(
             f"web-download does not send credentials: remove them from {redact(uri)!r}"
         )
+    if allow_private_networks is not None:
+        from tank.net.hosts import HostRefused
+
+        policy = HostPolicy(allow_private_networks=allow_private_networks, section=_SECTION)
+        try:
+            policy.check(parts.hostname)
+        except HostRefused as exc:
+            raise errors.Invalid(f"refusing to fetch {redact(uri)}: {exc}") from None
 
 
 def _follow(session: requests.Session, uri: str, timeout: float) -> requests.Response:
