@@ -277,3 +277,34 @@ def test_only_an_admin_makes_an_image_public(
     )
     assert sdk_b.image.get_image(image.id).visibility == "public"
     assert [i.id for i in sdk_b.image.images(name=name)] == [image.id]
+
+
+def test_locations_are_for_admins_and_services(
+    tank_v2: ApiServer,
+    sdk_a: openstack.connection.Connection,
+    glance_a: Any,
+    http_a: Http,
+    http_admin: Http,
+    name: str,
+) -> None:
+    """Where the data lives is shown to admins and services (Nova, Cinder) only, and users
+    never point an image at a location of their choosing (OSSN-0065, OSSN-0090)."""
+    image = glance_a.images.create(name=name, disk_format="raw", container_format="bare")
+    glance_a.images.upload(image.id, io.BytesIO(b"located"))
+    queued = glance_a.images.create(name=name, disk_format="raw", container_format="bare")
+
+    with pytest.raises(sdk_exc.ForbiddenException):
+        list(sdk_a.image.image_locations(image.id))
+    with pytest.raises(sdk_exc.ForbiddenException):
+        sdk_a.image.add_image_location(queued.id, "file:///etc/passwd")
+    resp = http_a("POST", f"/v2/images/{queued.id}/locations", json={"url": "file:///etc/passwd"})
+    assert resp.status_code == 403, resp.text
+    assert http_a.image(queued.id)["status"] == "queued"
+
+    service = Http(tank_v2, Caller(project="services", roles=("service",)))
+    for caller in (http_admin, service):
+        resp = caller("GET", f"/v2/images/{image.id}/locations")
+        assert resp.status_code == 200, resp.text
+        [location] = resp.json()
+        assert location["url"].startswith("file://")
+        assert location["metadata"]["store"] == "fast"

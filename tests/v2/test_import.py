@@ -153,10 +153,11 @@ def test_web_download_from_a_loopback_address_is_refused_by_default(
     assert glance_a.images.get(image.id).status == "queued"
 
 
-@pytest.fixture
-def private_tank(tmp_path: Path) -> Iterator[ApiServer]:
-    """A tank-api that may fetch from private networks (the web-download test's own)."""
-    server = start_tank(tmp_path / "tank", "\n[import]\nallow_private_networks = true\n")
+@pytest.fixture(scope="module")
+def private_tank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A tank-api that may fetch from private networks (the web-download tests' own)."""
+    root = tmp_path_factory.mktemp("private-tank")
+    server = start_tank(root, "\n[import]\nallow_private_networks = true\n")
     yield server
     stop_tank(server)
 
@@ -205,9 +206,10 @@ def test_copy_image_into_the_second_store_then_drop_the_first(
     assert http_a.image(image.id)["stores"] == "fast"
 
     # the sdk wants the image itself (it checks the formats), not its id
-    sdk_admin.image.import_image(
+    resp = sdk_admin.image.import_image(
         sdk_admin.image.get_image(image.id), method="copy-image", stores=["slow"]
     )
+    assert resp.status_code == 202, resp.text  # the sdk hands back the answer unchecked
     shown = http_a.wait(image.id, copied)
     assert_holds(shown, data, {"fast", "slow"})
     [copy] = [p for p in stored_files(tank_v2, "slow") if image.id in p.name]
