@@ -60,6 +60,20 @@ def test_openstacksdk_create_upload_download(
     assert as_seen_raw["stores"] == "fast"
 
 
+def test_openstacksdk_upload_image_from_a_file_object(
+    sdk_a: openstack.connection.Connection, name: str
+) -> None:
+    """The older (deprecated, still called) ``upload_image``: create, then PUT a stream."""
+    data = os.urandom(MIB + 1)
+    image = sdk_a.image.upload_image(
+        container_format="bare", disk_format="raw", data=io.BytesIO(data), name=name
+    )
+    image = sdk_a.image.get_image(image.id)
+    assert (image.status, image.size) == ("active", len(data))
+    assert image.hash_value == hashlib.sha256(data).hexdigest()
+    assert sdk_a.image.download_image(image).content == data
+
+
 def test_glanceclient_create_then_upload_then_download(
     glance_a: Any, name: str, alice: Caller
 ) -> None:
