@@ -186,8 +186,8 @@ class Http:
         return dict(resp.json())
 
     def wait(self, image_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """Poll the image until ``done(image)``; fail with its last state after 60 s."""
-        deadline = time.monotonic() + 60
+        """Poll the image until ``done(image)``; fail with its last state after 30 s."""
+        deadline = time.monotonic() + 30
         while True:
             image = self.image(image_id)
             if done(image):
