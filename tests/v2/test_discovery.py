@@ -21,8 +21,9 @@ def test_versions_document_lists_v2_current_then_v1(tank_v2: ApiServer) -> None:
         assert resp.status_code == 300, (path, resp.status_code, resp.text)
         versions = resp.json()["versions"]
         ids = [v["id"] for v in versions]
-        assert ids[0] == "v2.16", ids
-        assert versions[0]["status"] == "CURRENT"
+        major, minor = ids[0].removeprefix("v").split(".")
+        assert (major, versions[0]["status"]) == ("2", "CURRENT"), versions[0]
+        assert int(minor) >= 16, ids  # image import, multi-store, copy-image
         assert {"v2.0", "v1.0", "v1.1"} <= set(ids)
         for version in versions:
             major = version["id"].split(".")[0]

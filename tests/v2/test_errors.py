@@ -264,13 +264,26 @@ def test_import_bodies(http_a: Http, queued: dict[str, Any]) -> None:
         (b'{"method": "glance-direct"}', "method"),
         (b'{"method": {"name": "teleport"}}', "teleport"),
         (b'{"method": {"name": "web-download"}}', "uri"),
-        (b'{"method": {"name": "web-download", "uri": "ftp://x/y"}}', "uri"),
-        (b'{"method": {"name": "copy-image"}, "stores": "slow"}', "stores"),
-        (b'{"method": {"name": "copy-image"}, "stores": ["nowhere"]}', "nowhere"),
+        (b'{"method": {"name": "web-download", "uri": "ftp://x/y"}}', "ftp://x/y"),
     ):
         resp = http_a("POST", url, data=body, headers={"Content-Type": "application/json"})
         assert fragment in error(resp, 400).lower(), body
     assert http_a.image(queued["id"])["status"] == "queued"
+
+
+def test_copy_image_bodies(http_admin: Http, active: dict[str, Any]) -> None:
+    """copy-image copies an active image (an admin's call, as in Glance)."""
+    url = f"/v2/images/{active['id']}/import"
+    for body, status, fragment in (
+        (b'{"method": {"name": "copy-image"}, "stores": "slow"}', 400, "stores"),
+        (b'{"method": {"name": "copy-image"}, "all_stores": "yes"}', 400, "all_stores"),
+        # Glance's answer to a store it does not have
+        (b'{"method": {"name": "copy-image"}, "stores": ["nowhere"]}', 409, "nowhere"),
+    ):
+        resp = http_admin("POST", url, data=body, headers={"Content-Type": "application/json"})
+        assert fragment in error(resp, status).lower(), body
+    shown = http_admin.image(active["id"])
+    assert (shown["status"], shown["stores"]) == ("active", "fast")
 
 
 # -- members --------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pty
 import subprocess
 import time
 import uuid
@@ -28,12 +29,26 @@ def glance_cli(api: ApiServer, tmp_path: Path) -> Any:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "TANK_"))}
     env["HOME"] = str(tmp_path)  # the CLI caches the schemas under ~/.glanceclient
 
-    def run(*args: str, stdin: Any = subprocess.DEVNULL, ok: bool = True) -> str:
+    def run(*args: str, stdin: Any = None, ok: bool = True) -> str:
+        """Run ``glance ...``; its stdin is a terminal unless ``stdin`` is given (the CLI
+        takes any other stdin for image data)."""
         cmd = [exe, "--os-image-url", api.url, "--os-auth-token", "unused"]
         cmd += ["--os-image-api-version", "2", *args]
-        done = subprocess.run(
-            cmd, stdin=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
-        )
+        terminal, tty = pty.openpty() if stdin is None else (None, None)
+        try:
+            done = subprocess.run(
+                cmd,
+                stdin=tty if stdin is None else stdin,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            for fd in (terminal, tty):
+                if fd is not None:
+                    os.close(fd)
         if ok:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
             return done.stdout
