@@ -16,7 +16,7 @@ import attrs
 
 from tank import errors
 from tank.api import images, members
-from tank.api.context import context_from_headers
+from tank.api.context import check_identity_encoding, context_from_headers
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
 from tank.api.v2 import images as v2_images
@@ -148,6 +148,10 @@ class Api(WebApp):
         return self.router.match(path, req.method, quoted=quoted)
 
     def call(self, req: Request, match: Match) -> Response:
+        if match.handler is discovery.versions:  # before authentication, as in Glance
+            return discovery.versions(self, req, Context())
+        if self.config.auth:
+            check_identity_encoding(req.environ)
         ctx = context_from_headers(req.headers, auth=self.config.auth)
         return match.handler(self, req, ctx, **match.params)  # type: ignore[no-any-return]
 

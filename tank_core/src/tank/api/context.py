@@ -32,3 +32,25 @@ def context_from_headers(headers: Mapping[str, str], *, auth: bool) -> Context:
         roles=roles,  # type: ignore[arg-type]  # attrs converter typing
         is_admin=ADMIN_ROLE in roles,
     )
+
+
+#: Identity headers (as WSGI names them) whose values must be UTF-8.
+IDENTITY_HEADERS = {
+    "HTTP_X_PROJECT_ID": "X-Project-Id",
+    "HTTP_X_TENANT_ID": "X-Tenant-Id",
+    "HTTP_X_USER_ID": "X-User-Id",
+    "HTTP_X_ROLES": "X-Roles",
+    "HTTP_X_SERVICE_ROLES": "X-Service-Roles",
+}
+
+
+def check_identity_encoding(environ: Mapping[str, object]) -> None:
+    """Refuse identity headers that are not UTF-8 (400): read as Latin-1 they would
+    name another tenant or role than the proxy meant."""
+    for key, name in IDENTITY_HEADERS.items():
+        value = environ.get(key)
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("latin-1").decode("utf-8")
+            except UnicodeError:
+                raise errors.Invalid(f"{name} is not valid UTF-8") from None

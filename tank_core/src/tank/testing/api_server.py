@@ -32,6 +32,32 @@ def find_script(name: str) -> str | None:
     return str(here) if here.exists() else shutil.which(name)
 
 
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on ``port``: with other test
+    runs on the machine, whoever answers on a free port just picked may be someone else
+    (our tank-api then fails to bind and exits). True where /proc cannot tell."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            return True
+        for line in lines:
+            fields = line.split()
+            if fields[1].rsplit(":", 1)[1] == f"{port:04X}" and fields[3] == "0A":
+                inodes.add(fields[9])
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return True
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed since listed
+            if os.readlink(fd) in wanted:
+                return True
+    return False
+
+
 class ApiServer:
     """One running tank-api: its URL, data dir and log."""
 
@@ -73,7 +99,8 @@ class ApiServer:
                 pytest.fail(f"tank-api exited with status {self.proc.returncode}:\n{self.log()}")
             with contextlib.suppress(requests.RequestException):
                 requests.get(self.url + "/versions", timeout=1)
-                return
+                if _listens(self.proc.pid, self.port):
+                    return
             time.sleep(0.05)
         self.stop()
         pytest.fail(f"tank-api did not answer on {self.url} in {STARTUP_TIMEOUT} s:\n{self.log()}")
