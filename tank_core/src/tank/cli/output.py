@@ -48,18 +48,22 @@ class Output:
         else:
             self.emit(rows, lambda: image_table(images))
 
-    def members(self, members: Sequence[Member], *, key: str) -> None:
-        rows = [
-            {"image_id": m.image_id, "member": m.member, "can_share": m.can_share} for m in members
-        ]
+    def members(self, members: Sequence[Member], *, key: str, api: str = "v1") -> None:
+        """Memberships: v1's have ``can_share``, v2's a ``status`` set by the member."""
         header = "Image ID" if key == "image_id" else "Member"
-        self.emit(
-            rows,
-            lambda: table(
-                [header, "Can share"],
-                [[str(r[key]), "yes" if r["can_share"] else "no"] for r in rows],
-            ),
-        )
+        if api == "v1":
+            rows = [
+                {"image_id": m.image_id, "member": m.member, "can_share": m.can_share}
+                for m in members
+            ]
+            cells = [[str(r[key]), "yes" if r["can_share"] else "no"] for r in rows]
+            self.emit(rows, lambda: table([header, "Can share"], cells))
+            return
+        rows = [
+            {"image_id": m.image_id, "member": m.member, "status": m.status.value} for m in members
+        ]
+        cells = [[str(r[key]), str(r["status"])] for r in rows]
+        self.emit(rows, lambda: table([header, "Status"], cells))
 
     def warn(self, message: str) -> None:
         click.echo(message, err=True)
@@ -69,7 +73,7 @@ def image_text(image: Image) -> str:
     """``key: value`` lines; properties as ``property-KEY`` (the syntax ``tank add`` takes)."""
     data = image.to_dict()
     props = data.pop("properties")
-    pairs = [(k, _human(v)) for k, v in data.items() if v is not None]
+    pairs = [(k, _human(v)) for k, v in data.items() if v is not None and v != []]
     pairs += [(f"property-{k}", v) for k, v in sorted(props.items())]
     width = max(len(k) for k, _ in pairs) + 1
     return "\n".join(f"{k + ':':<{width}} {v}" for k, v in pairs)
@@ -119,4 +123,6 @@ def _size(size: int | None) -> str:
 def _human(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v["url"] if isinstance(v, dict) and "url" in v else v) for v in value)
     return str(value)
