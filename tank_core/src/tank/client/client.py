@@ -366,6 +366,11 @@ class Client:
         """Attach data already in a store to a queued image (v2; services and admins)."""
         return self._v2("add_location").add_location(image_id, url, checksum=checksum, **validation)
 
+    def image_stores(self, image_id: str) -> tuple[str, ...]:
+        """The stores holding the image's data (v2 shows them to every reader;
+        :attr:`Image.stores` needs the locations, which only admins may see)."""
+        return self._v2("image_stores").image_stores(image_id)
+
     def stores_info(self) -> builtins.list[StoreInfo]:
         """The stores the server writes to, the default flagged (v2 discovery)."""
         return self._v2("stores_info").stores_info()

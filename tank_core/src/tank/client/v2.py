@@ -33,6 +33,7 @@ from tank.client.wire_v2 import (
     member_from_v2,
     patch_ops,
     store_list,
+    stores_from_v2,
 )
 from tank.errors import ValidationError
 from tank.model import MAX_LIMIT, Image, Member, Status, parse_image_id, parse_member_status
@@ -54,8 +55,16 @@ class ImagesV2:
     # --- reading metadata ------------------------------------------------------------
 
     def get(self, image_id: str) -> Image:
+        return image_from_v2(self._view(image_id))
+
+    def image_stores(self, image_id: str) -> tuple[str, ...]:
+        """The stores holding the image's data (the view's ``stores``: unlike
+        ``Image.stores``, which needs the locations, every reader sees them)."""
+        return stores_from_v2(self._view(image_id))
+
+    def _view(self, image_id: str) -> dict[str, Any]:
         resp = self.http.request("GET", _image_path(image_id))
-        return image_from_v2(self.http.json(resp, None, dict))
+        return self.http.json(resp, None, dict)  # type: ignore[no-any-return]
 
     def list(
         self,
@@ -310,7 +319,8 @@ class ImagesV2:
         ``timeout`` seconds pass first (the import may still finish then)."""
         deadline = time.monotonic() + timeout
         while True:
-            image = self.get(image_id)
+            view = self._view(image_id)
+            image = image_from_v2(view)
             props = image.properties
             failed = store_list(props.get(FAILED_IMPORT))
             running = (
@@ -326,7 +336,8 @@ class ImagesV2:
                         image_id=image.id,
                         stores=failed,
                     )
-                missing = tuple(s for s in stores if s not in image.stores)
+                held = stores_from_v2(view)
+                missing = tuple(s for s in stores if s not in held)
                 if missing:
                     raise errors.ImportFailed(
                         f"image {image.id} is not in store(s) {', '.join(missing)}{noted}",

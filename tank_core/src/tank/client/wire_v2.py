@@ -101,6 +101,17 @@ def image_from_v2(data: Any) -> Image:
     return Image(**fields)
 
 
+def stores_from_v2(data: Any) -> tuple[str, ...]:
+    """The stores holding an image's data, from its v2 view: multi-store Glance (and
+    Tank) show them to every reader as ``stores`` ("a,b"), locations only to admins."""
+    if not isinstance(data, Mapping):
+        return ()
+    text = data.get("stores")
+    if isinstance(text, str) and text:
+        return store_list(text)
+    return image_from_v2(data).stores
+
+
 def _location(data: Mapping[str, Any]) -> Location:
     metadata = data.get("metadata") if isinstance(data.get("metadata"), Mapping) else {}
     store = data.get("store", metadata.get("store") if metadata else None)
