@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tank.cli.main import cli
 from tank.client import Client
 
-from .test_cli import FORMATS, ApiServer, error_line, run, run_json
+from .test_cli import FORMATS, ApiServer, error_line, identity, run, run_json
 from .test_client_v2 import import_config
 
 
@@ -97,3 +97,28 @@ def test_stage_import_copy_and_info(start_api: Callable[..., ApiServer], tmp_pat
     assert out.read_bytes() == data
     assert "--uri" in run(server.url, "import", image_id, "--method", "web-download", code=2).stderr
     assert "--store" in run(server.url, "copy", image_id, code=2).stderr
+
+
+def test_tenants_with_auth(start_api: Callable[..., ApiServer]) -> None:
+    """v2's sharing as a member lives it: a shared image shows up once accepted."""
+    server = start_api("--auth")
+    alice, bob = identity("alice"), identity("bob")
+    mine = run_json(server.url, *alice, "add", "name=a", *FORMATS, input=b"a")["id"]
+    shared = run_json(server.url, *bob, "add", "name=b-shared", input=b"")["id"]
+    private = run_json(server.url, *bob, "add", "name=b-private", "visibility=private", input=b"")[
+        "id"
+    ]
+    assert run_json(server.url, *bob, "member-add", shared, "alice")["status"] == "pending"
+    assert {r["id"] for r in run_json(server.url, *alice, "index")} == {mine}
+    pending = run_json(server.url, *alice, "index", "member_status=pending")
+    assert {r["id"] for r in pending} == {mine, shared}  # her own images always, as Glance
+    answered = run_json(server.url, *alice, "member", "accept", shared)  # as herself
+    assert (answered["member"], answered["status"]) == ("alice", "accepted")
+    assert {r["id"] for r in run_json(server.url, *alice, "index")} == {mine, shared}
+    assert private in error_line(run(server.url, *alice, "show", private, code=1))
+    refused = run(server.url, *bob, "member", "reject", shared, "alice", code=1)
+    assert shared in error_line(refused) or "alice" in error_line(refused)
+    cleared = run_json(server.url, *alice, "clear", "--force")
+    assert cleared == {"deleted": [mine], "failed": []}
+    left = {r["id"] for r in run_json(server.url, *bob, "index", "visibility=all")}
+    assert left == {shared, private}

@@ -166,7 +166,11 @@ def test_listing_errors(client: Client) -> None:
 
 
 def test_members_v1(api: ApiServer) -> None:
-    client = Client(api.url, api="v1")
+    with Client(api.url, api="v1") as client:
+        _members_v1(client)
+
+
+def _members_v1(client: Client) -> None:
     image = client.create(name="shared")
     tenant = f"tenant-{uuid.uuid4().hex[:8]}"
     client.add_member(image.id, tenant)
