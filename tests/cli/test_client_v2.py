@@ -309,8 +309,8 @@ def test_copy_image_into_a_second_store(
         assert v2.image_stores(image.id) == ("fast", "slow")
         assert (tmp_path / "slow").exists() and any((tmp_path / "slow").rglob("*"))
         assert v2.download(image.id).read_all() == data
-        with pytest.raises(errors.Invalid):
-            v2.copy_image(image.id, ["no-such-store"])
+        with pytest.raises(errors.Conflict):
+            v2.copy_image(image.id, ["no-such-store"])  # Glance's api-ref: 409
 
 
 def test_calls_of_the_other_version_send_nothing(dead_url: str) -> None:
