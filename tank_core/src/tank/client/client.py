@@ -454,7 +454,7 @@ class Client:
         """Make ``members`` the whole member list (names, ``(name, can_share)`` or
         Member). v1 does it in one request; v2, which has no such call, removes and
         adds members one by one (members kept keep their status)."""
-        self._images.replace_members(image_id, members)
+        self._images.replace_members(image_id, list(_member_pairs(members)))
 
     def shared_images(self, member: str) -> builtins.list[Member]:
         """The images shared with ``member`` (v1 ``GET /v1/shared-images/<member>``)."""
@@ -472,6 +472,18 @@ class Client:
         if not isinstance(self._images, ImagesV2):
             raise errors.Unsupported(what, api=self.api)
         return self._images
+
+
+def _member_pairs(members: Iterable[str | tuple[str, bool] | Member]) -> Iterator[tuple[str, bool]]:
+    """``(name, can_share)`` of members given as names, pairs or Member objects."""
+    for entry in members:
+        if isinstance(entry, Member):
+            yield entry.member, entry.can_share
+        elif isinstance(entry, str):
+            yield entry, False
+        else:
+            name, can_share = entry
+            yield name, bool(can_share)
 
 
 def _copy(download: Download, out: IO[bytes], progress: Progress | None) -> None:

@@ -15,9 +15,9 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tank.errors import ChecksumMismatch, Invalid, SizeMismatch
+from tank.errors import ChecksumMismatch, Invalid, SizeMismatch, ValidationError
 from tank.model import Image
-from tank.streams import DataSource, iter_chunks
+from tank.streams import DataSource, iter_chunks, slice_chunks
 
 #: Called with the number of bytes just sent or received (for progress bars).
 Progress = Callable[[int], None]
@@ -144,6 +144,28 @@ def upload_body(
     if not size:
         return _counted(chunks, progress)
     return SizedBody(chunks, size, progress)
+
+
+def range_header(offset: int, length: int | None) -> dict[str, str]:
+    """The Range header for ``offset``..``offset+length`` (none for the whole image)."""
+    if offset == 0 and length is None:
+        return {}
+    if offset < 0 or (length is not None and length <= 0):
+        raise ValidationError("range", "offset must be >= 0 and length > 0")
+    end = "" if length is None else str(offset + length - 1)
+    return {"Range": f"bytes={offset}-{end}"}
+
+
+def ranged_chunks(
+    chunks: Iterator[bytes], status: int, size: int | None, offset: int, length: int | None
+) -> tuple[Iterator[bytes], int | None]:
+    """The asked-for range of a response: a server that ignored Range (200 to a ranged
+    request, as Glance v1 does) sent the whole image, so it is cut here."""
+    if (offset > 0 or length is not None) and status == 200:
+        chunks = slice_chunks(chunks, offset, length)
+        if size is not None:
+            size = max(0, min(size - offset, size if length is None else length))
+    return chunks, size
 
 
 class Download:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from tank.client.http import Http, segment
-from tank.client.transfer import Download, Progress, known_size, upload_body
+from tank.client.transfer import (
+    Download,
+    Progress,
+    known_size,
+    range_header,
+    ranged_chunks,
+    upload_body,
+)
 from tank.client.wire import (
     CREATE_FIELDS,
     META_PREFIX,
@@ -28,7 +35,7 @@ from tank.client.wire import (
 )
 from tank.errors import ValidationError
 from tank.model import MAX_LIMIT, Image, Member, parse_image_id, parse_visibility
-from tank.streams import DataSource, slice_chunks
+from tank.streams import DataSource
 
 #: Fields only v2 has: refused with a message that says so.
 _V2_ONLY_FIELDS = ("tags", "os_hidden")
@@ -227,12 +234,8 @@ class ImagesV1:
     def remove_member(self, image_id: str, member: str) -> None:
         self.http.request("DELETE", _member_path(image_id, member))
 
-    def replace_members(
-        self, image_id: str, members: Iterable[str | tuple[str, bool] | Member]
-    ) -> None:
-        memberships = [
-            {"member_id": name, "can_share": can_share} for name, can_share in member_pairs(members)
-        ]
+    def replace_members(self, image_id: str, members: Iterable[tuple[str, bool]]) -> None:
+        memberships = [{"member_id": name, "can_share": can_share} for name, can_share in members]
         path = _image_path(image_id) + "/members"
         self.http.request("PUT", path, json={"memberships": memberships})
 
@@ -240,43 +243,6 @@ class ImagesV1:
         resp = self.http.request("GET", "/v1/shared-images/" + segment("member", member))
         rows = self.http.json(resp, "shared_images", list)
         return [member_from_json(row, member=member) for row in rows]
-
-
-# --- helpers both versions use ---------------------------------------------------------
-
-
-def range_header(offset: int, length: int | None) -> dict[str, str]:
-    """The Range header for ``offset``..``offset+length`` (none for the whole image)."""
-    if offset == 0 and length is None:
-        return {}
-    if offset < 0 or (length is not None and length <= 0):
-        raise ValidationError("range", "offset must be >= 0 and length > 0")
-    end = "" if length is None else str(offset + length - 1)
-    return {"Range": f"bytes={offset}-{end}"}
-
-
-def ranged_chunks(
-    chunks: Iterator[bytes], status: int, size: int | None, offset: int, length: int | None
-) -> tuple[Iterator[bytes], int | None]:
-    """The asked-for range of a response: a server that ignored Range (200 to a ranged
-    request, as Glance v1 does) sent the whole image, so it is cut here."""
-    if (offset > 0 or length is not None) and status == 200:
-        chunks = slice_chunks(chunks, offset, length)
-        if size is not None:
-            size = max(0, min(size - offset, size if length is None else length))
-    return chunks, size
-
-
-def member_pairs(members: Iterable[str | tuple[str, bool] | Member]) -> Iterator[tuple[str, bool]]:
-    """``(name, can_share)`` of members given as names, pairs or Member objects."""
-    for entry in members:
-        if isinstance(entry, Member):
-            yield entry.member, entry.can_share
-        elif isinstance(entry, str):
-            yield entry, False
-        else:
-            name, can_share = entry
-            yield name, bool(can_share)
 
 
 def _v1_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

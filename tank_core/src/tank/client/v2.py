@@ -18,8 +18,14 @@ from typing import Any
 
 from tank.client import errors
 from tank.client.http import Http, segment
-from tank.client.transfer import Download, Progress, known_size, upload_body
-from tank.client.v1 import member_pairs, range_header, ranged_chunks
+from tank.client.transfer import (
+    Download,
+    Progress,
+    known_size,
+    range_header,
+    ranged_chunks,
+    upload_body,
+)
 from tank.client.wire import BriefImage
 from tank.client.wire_v2 import (
     FAILED_IMPORT,
@@ -437,13 +443,11 @@ class ImagesV2:
         resp = self.http.request("PUT", _member_path(image_id, member), json={"status": value})
         return member_from_v2(self.http.json(resp, None, dict), image_id=image_id)
 
-    def replace_members(
-        self, image_id: str, members: Iterable[str | tuple[str, bool] | Member]
-    ) -> None:
+    def replace_members(self, image_id: str, members: Iterable[tuple[str, bool]]) -> None:
         """v2 has no call for this: the members not wanted are removed and the new ones
         added, one request each (not atomic; members kept keep their status)."""
         wanted: dict[str, None] = {}
-        for name, can_share in member_pairs(members):
+        for name, can_share in members:
             if can_share:
                 raise errors.Unsupported(
                     "can_share", api="v2", hint="v2 members cannot share further"
