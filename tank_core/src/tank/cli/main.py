@@ -59,7 +59,7 @@ class TankGroup(click.Group):
             ) from None
         except Unsupported as exc:
             other = "v2" if exc.api == "v1" else "v1"
-            raise click.ClickException(f"{_one_line(str(exc))}: use tank --api {other}") from None
+            raise click.ClickException(f"{_one_line(str(exc))}; use tank --api {other}") from None
         except TankError as exc:
             raise click.ClickException(_one_line(str(exc))) from None
         except BrokenPipeError:

@@ -84,10 +84,8 @@ class Unsupported(errors.Invalid):
 
     def __init__(self, what: str, *, api: str, hint: str = "") -> None:
         needs = "v2" if api == "v1" else "v1"
-        super().__init__(
-            f"{what} is not part of Images API {api}; it needs {needs}"
-            + (f" ({hint})" if hint else "")
-        )
+        extra = f" ({hint})" if hint else ""
+        super().__init__(f"{what}: not in Images API {api}, only in {needs}{extra}")
         self.api = api
 
 
