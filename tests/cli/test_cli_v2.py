@@ -23,6 +23,9 @@ def test_v2_is_the_default_and_v1_is_a_switch_away(
     monkeypatch.delenv("TANK_API_VERSION", raising=False)
     image_id = run_json(api.url, "add", "name=switch", "--tag", "t1", input=b"")["id"]
     assert run_json(api.url, "show", image_id)["tags"] == ["t1"]
+    stored = run_json(api.url, "add", "name=stored", *FORMATS, input=b"data")["id"]
+    assert run_json(api.url, "show", stored)["stores"] == ["file"]
+    assert "stores" not in run_json(api.url, "--api", "v1", "show", stored)
     for v1 in (("--api", "v1"), ("--api", "1")):
         refused = error_line(run(api.url, *v1, "tag", "add", image_id, "t2", code=1))
         assert "--api v2" in refused
@@ -88,8 +91,10 @@ def test_stage_import_copy_and_info(start_api: Callable[..., ApiServer], tmp_pat
     assert run_json(server.url, "stage", image_id, str(src))["status"] == "uploading"
     done = run_json(server.url, "import", image_id, "--wait", "--wait-timeout", "120")
     assert (done["status"], done["checksum"]) == ("active", hashlib.md5(data).hexdigest())
+    assert done["stores"] == ["fast"]
     copied = run_json(server.url, "copy", image_id, "--store", "slow", "--wait")
-    assert copied["id"] == image_id
+    assert (copied["id"], copied["stores"]) == (image_id, ["fast", "slow"])
+    assert run_json(server.url, "show", image_id)["stores"] == ["fast", "slow"]
     with Client(server.url) as client:
         assert client.image_stores(image_id) == ("fast", "slow")
     out = tmp_path / "out.img"

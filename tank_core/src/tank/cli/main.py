@@ -41,7 +41,7 @@ from tank.client import (
 )
 from tank.client.transfer import known_size
 from tank.errors import NotFound, TankError, ValidationError
-from tank.model import SORT_KEYS, Image
+from tank.model import SORT_KEYS, Image, Status
 from tank.plugins import make_plugin_manager
 from tank.streams import DEFAULT_CHUNK_SIZE, DataSource
 
@@ -342,8 +342,9 @@ def delete(state: State, image_ids: tuple[str, ...]) -> None:
 @click.argument("image_id", metavar="IMAGE_ID")
 @pass_state
 def show(state: State, image_id: str) -> None:
-    """Show all of an image's metadata."""
-    state.output.image(state.client.get(image_id))
+    """Show all of an image's metadata (v2: and the stores holding its data)."""
+    image = state.client.get(image_id)
+    state.output.image(image, stores=_stores(state, image))
 
 
 def _listing_options(func: Any) -> Any:
@@ -770,7 +771,9 @@ def _import(
     failed = image.properties.get("os_glance_failed_import")
     if failed:
         state.output.warn(f"Warning: image {image.id} could not be imported into: {failed}")
-    state.output.image(image, heading=f"Imported image {image.id} ({method})")
+    state.output.image(
+        image, heading=f"Imported image {image.id} ({method})", stores=_stores(state, image)
+    )
 
 
 @cli.command()
@@ -896,6 +899,13 @@ def _is_terminal(stream: IO[bytes]) -> bool:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _stores(state: State, image: Image) -> tuple[str, ...] | None:
+    """Where the image's data is (v2 shows every reader; None on v1, which does not)."""
+    if state.api != "v2" or image.status not in (Status.ACTIVE, Status.DEACTIVATED):
+        return None
+    return state.client.image_stores(image.id)
 
 
 def _tenant(state: State) -> str | None:

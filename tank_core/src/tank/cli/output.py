@@ -34,12 +34,19 @@ class Output:
         if rendered:
             click.echo(rendered)
 
-    def image(self, image: Image, heading: str | None = None) -> None:
+    def image(
+        self, image: Image, heading: str | None = None, *, stores: Sequence[str] | None = None
+    ) -> None:
+        """One image; ``stores`` (v2: where its data is) is shown when given."""
+        data = image.to_dict()
+        if stores is not None:
+            data["stores"] = list(stores)
+
         def text() -> str:
-            body = image_text(image)
+            body = image_text(image, data)
             return f"{heading}\n{body}" if heading else body
 
-        self.emit(image.to_dict(), text)
+        self.emit(data, text)
 
     def images(self, images: Sequence[Image | BriefImage], *, detail: bool) -> None:
         rows = [image.to_dict() for image in images]
@@ -69,9 +76,9 @@ class Output:
         click.echo(message, err=True)
 
 
-def image_text(image: Image) -> str:
+def image_text(image: Image, data: dict[str, Any] | None = None) -> str:
     """``key: value`` lines; properties as ``property-KEY`` (the syntax ``tank add`` takes)."""
-    data = image.to_dict()
+    data = dict(image.to_dict() if data is None else data)
     props = data.pop("properties")
     pairs = [(k, _human(v)) for k, v in data.items() if v is not None and v != []]
     pairs += [(f"property-{k}", v) for k, v in sorted(props.items())]
