@@ -131,18 +131,21 @@ def test_redirects_are_not_followed_and_the_token_stays_home(serve, api_version)
     assert thief.hits == []
 
 
-def test_a_password_in_the_url_is_used_but_never_shown(serve) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("api_version", ["v2", "v1"])
+def test_a_password_in_the_url_is_used_but_never_shown(serve, api_version) -> None:  # type: ignore[no-untyped-def]
     api = serve(whole_image)
     port = api.server_address[1]
-    with Client(f"http://admin:hunter2@127.0.0.1:{port}", api="v1") as client:
+    with Client(f"http://admin:hunter2@127.0.0.1:{port}", api=api_version) as client:
         assert client.get(IMAGE_ID).id == IMAGE_ID
         assert "hunter2" not in repr(client) and "hunter2" not in client.url
     assert api.hits[0]["Authorization"] == "Basic " + base64.b64encode(b"admin:hunter2").decode()
-    with Client("http://admin:hunter2@127.0.0.1:1") as dead:
+    with Client("http://admin:hunter2@127.0.0.1:1", api=api_version) as dead:
         with pytest.raises(ConnectionFailed) as info:
             dead.get(IMAGE_ID)
     assert "hunter2" not in str(info.value)
-    result = CliRunner().invoke(cli, ["--url", "http://admin:hunter2@127.0.0.1:1", "index"])
+    result = CliRunner().invoke(
+        cli, ["--url", "http://admin:hunter2@127.0.0.1:1", "--api", api_version, "index"]
+    )
     assert result.exit_code == 1 and "hunter2" not in result.output + result.stderr
 
 
