@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tank import errors
-from tank.client import Client, Unsupported
+from tank.client import Client, ImportFailed, Unsupported
 from tank.model import MemberStatus, Status, Visibility
 
 from .conftest import ApiServer
@@ -238,6 +238,9 @@ class DataHandler(BaseHTTPRequestHandler):
     server: Serving
 
     def do_GET(self) -> None:
+        if self.path == "/missing":
+            self.send_error(404)
+            return
         self.send_response(200)
         self.send_header("Content-Length", str(len(self.server.data)))
         self.end_headers()
@@ -271,6 +274,14 @@ def test_web_download_import(
         assert v2.download(image.id).read_all() == web.data
         with pytest.raises(errors.ValidationError):
             v2.import_image(image.id, "web-download")  # no uri: refused before sending
+        failing = v2.create(name="not-there", **FORMATS)
+        v2.import_image(failing.id, "web-download", uri=uri.replace("/disk.img", "/missing"))
+        with pytest.raises(ImportFailed) as info:
+            v2.wait_for_import(failing.id, timeout=120)
+        assert info.value.image_id == failing.id
+        assert v2.get(failing.id).status is Status.QUEUED  # as before: it can be tried again
+        with pytest.raises(errors.NotFound):
+            v2.download(failing.id)
 
 
 def test_web_download_from_loopback_is_refused_by_default(
