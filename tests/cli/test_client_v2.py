@@ -154,6 +154,20 @@ def test_upload_with_a_wrong_checksum_stores_nothing(v2: Client) -> None:
     assert v2.download(image.id).read_all() == b"payload"
 
 
+def test_a_failed_upload_leaves_no_image_even_a_protected_one(v2: Client, tag: str) -> None:
+    for protected in (False, True):
+        with pytest.raises(errors.ChecksumMismatch):
+            v2.create(
+                io.BytesIO(b"payload"),
+                checksum="0" * 32,
+                protected=protected,
+                properties={"batch": tag},
+                **FORMATS,
+            )
+    left = v2.list(filters={"property-batch": tag, "visibility": "all"})
+    assert left == []
+
+
 def test_member_answers_decide_what_the_member_lists(
     start_api: Callable[..., ApiServer],
 ) -> None:

@@ -171,9 +171,16 @@ class ImagesV2:
                 image.id, data, size=size, checksum=checksum, store=store, progress=progress
             )
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.delete(image.id)
+            self._discard(image)
             raise
+
+    def _discard(self, image: Image) -> None:
+        """Best effort: delete an image this client just created (unprotecting it first
+        if it was created protected), keeping the error that made it useless."""
+        with contextlib.suppress(Exception):
+            if image.protected:
+                self.update(image.id, protected=False)
+            self.delete(image.id)
 
     def upload(
         self,
