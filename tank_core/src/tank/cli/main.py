@@ -169,6 +169,13 @@ def cli(
         tank index disk_format=qcow2 property-os=linux
 
         tank download IMAGE_ID -o cirros.img
+
+    Images API v2 is spoken unless --api v1 (env TANK_API_VERSION). v2 also has:
+
+    \b
+        tank stage IMAGE_ID disk.img && tank import IMAGE_ID --wait
+        tank copy IMAGE_ID --store ceph --wait
+        tank tag add IMAGE_ID ubuntu; tank member accept IMAGE_ID MEMBER
     """
     headers = {}
     for raw in raw_headers:
