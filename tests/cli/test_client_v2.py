@@ -338,6 +338,25 @@ def test_copy_image_into_a_second_store(
             v2.copy_image(image.id, ["no-such-store"])  # Glance's api-ref: 409
 
 
+def test_a_service_hands_over_data_already_in_a_store(api: ApiServer, v2: Client) -> None:
+    """``create(location=...)`` on v2 is the locations API: Tank reads the data back
+    (the image is importing meanwhile) and activates it only if the checksum matches."""
+    data = os.urandom(30_000)
+    good, bad = str(uuid.uuid4()), str(uuid.uuid4())
+    for image_id in (good, bad):
+        (api.data_dir / "images" / image_id).write_bytes(data)
+    md5 = hashlib.md5(data).hexdigest()
+    path = api.data_dir / "images"
+    v2.create(id=good, location=f"file://{path / good}", checksum=md5, **FORMATS)
+    done = v2.wait_for_import(good, timeout=120)
+    assert (done.status, done.size, done.checksum) == (Status.ACTIVE, len(data), md5)
+    assert v2.download(good).read_all() == data
+    v2.create(id=bad, location=f"file://{path / bad}", checksum="0" * 32, **FORMATS)
+    with pytest.raises(ImportFailed):
+        v2.wait_for_import(bad, timeout=120)
+    assert v2.get(bad).status is Status.QUEUED
+
+
 def test_calls_of_the_other_version_send_nothing(dead_url: str) -> None:
     image_id = str(uuid.uuid4())
     with Client(dead_url, api="v1") as v1:
