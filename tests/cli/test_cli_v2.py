@@ -97,6 +97,9 @@ def test_stage_import_copy_and_info(start_api: Callable[..., ApiServer], tmp_pat
     assert run_json(server.url, "show", image_id)["stores"] == ["fast", "slow"]
     with Client(server.url) as client:
         assert client.image_stores(image_id) == ("fast", "slow")
+    removed = run(server.url, "delete", image_id, "--store", "fast")
+    assert "store fast" in removed.stdout
+    assert run_json(server.url, "show", image_id)["stores"] == ["slow"]
     out = tmp_path / "out.img"
     run(server.url, "download", image_id, "-o", str(out))
     assert out.read_bytes() == data

@@ -336,6 +336,13 @@ def test_copy_image_into_a_second_store(
         assert v2.download(image.id).read_all() == data
         with pytest.raises(errors.Conflict):
             v2.copy_image(image.id, ["no-such-store"])  # Glance's api-ref: 409
+        v2.remove_from_store(image.id, "fast")
+        assert v2.image_stores(image.id) == ("slow",)
+        assert v2.download(image.id).read_all() == data  # from the copy left
+        with pytest.raises(errors.Forbidden):
+            v2.remove_from_store(image.id, "slow")  # never the only copy (Glance: 403)
+        with pytest.raises(errors.NotFound):
+            v2.remove_from_store(image.id, "fast")  # no copy there any more
 
 
 def test_a_service_hands_over_data_already_in_a_store(api: ApiServer, v2: Client) -> None:

@@ -327,9 +327,21 @@ def update(
 
 @cli.command()
 @click.argument("image_ids", nargs=-1, required=True, metavar="IMAGE_ID...")
+@click.option(
+    "--store",
+    help="Delete only the copy of the data in this store; the image stays (v2, admins).",
+)
 @pass_state
-def delete(state: State, image_ids: tuple[str, ...]) -> None:
+def delete(state: State, image_ids: tuple[str, ...], store: str | None) -> None:
     """Delete images and their data."""
+    if store is not None:
+        for image_id in image_ids:
+            state.client.remove_from_store(image_id, store)
+        state.output.emit(
+            {"removed_from": store, "images": list(image_ids)},
+            "\n".join(f"Deleted the data of image {i} in store {store}" for i in image_ids),
+        )
+        return
     deleted = []
     for image_id in image_ids:
         try:

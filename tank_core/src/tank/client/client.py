@@ -371,6 +371,10 @@ class Client:
         :attr:`Image.stores` needs the locations, which only admins may see)."""
         return self._v2("image_stores").image_stores(image_id)
 
+    def remove_from_store(self, image_id: str, store: str) -> None:
+        """Delete the image's data from one store only (v2, admins)."""
+        self._v2("remove_from_store").remove_from_store(image_id, store)
+
     def stores_info(self) -> builtins.list[StoreInfo]:
         """The stores the server writes to, the default flagged (v2 discovery)."""
         return self._v2("stores_info").stores_info()

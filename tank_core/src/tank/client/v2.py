@@ -267,6 +267,12 @@ class ImagesV2:
         self.http.request("POST", _image_path(image_id) + "/locations", json=data)
         return self.get(image_id)
 
+    def remove_from_store(self, image_id: str, store: str) -> None:
+        """``DELETE /v2/stores/<store>/<id>``: drop one store's copy (admins; the image
+        keeps its other locations, and an image's only copy cannot go this way)."""
+        path = f"/v2/stores/{segment('store', store)}/{parse_image_id(image_id)}"
+        self.http.request("DELETE", path)
+
     # --- tags and actions --------------------------------------------------------------
 
     def add_tag(self, image_id: str, tag: str) -> None:
