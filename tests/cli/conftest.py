@@ -2,7 +2,8 @@
 
 The ``api`` and ``start_api`` fixtures come from ``tests/conftest.py``: one server serves
 the whole module (tests keep apart by unique names and properties); tests that must see an
-empty Tank (``clear``) start their own with ``start_api``.
+empty Tank (``clear``) start their own with ``start_api``. ``client`` is one client per
+Images API version: tests taking it run against v2 and v1.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from tank.testing.api_server import ApiServer, find_script
 __all__ = ["ApiServer"]
 
 
+@pytest.fixture(params=["v2", "v1"])
+def api_version(request: pytest.FixtureRequest) -> str:
+    """Each Images API version in turn."""
+    return str(request.param)
+
+
 @pytest.fixture
-def client(api: ApiServer) -> Iterator[Client]:
-    with Client(api.url) as c:
+def client(api: ApiServer, api_version: str) -> Iterator[Client]:
+    with Client(api.url, api=api_version) as c:
         yield c
 
 

@@ -1,4 +1,4 @@
-"""``key=value`` arguments of the ``tank`` verbs, as the Glance v1 CLI took them.
+"""``key=value`` arguments of the ``tank`` verbs, as the Glance CLI took them.
 
 Unlike Glance, an unknown key is an error rather than silently becoming a custom
 property (a typo such as ``nmae=x`` used to create a property ``nmae``): properties are
@@ -21,8 +21,10 @@ ADD_FIELDS = (
     "name",
     "disk_format",
     "container_format",
+    "visibility",
     "is_public",
     "protected",
+    "os_hidden",
     "owner",
     "min_ram",
     "min_disk",
@@ -74,17 +76,37 @@ def image_fields(
     return fields, extra
 
 
-def list_filters(pairs: Iterable[str]) -> dict[str, str]:
-    """Listing filters: ``name=``, ``status=``, ``size_min=``... and ``property-KEY=``."""
-    filters: dict[str, str] = {}
+def list_filters(pairs: Iterable[str]) -> dict[str, Any]:
+    """Listing filters: ``name=``, ``status=``, ``size_min=``... and ``property-KEY=``.
+
+    ``tag=`` (or ``tags=``) may repeat: every tag must match. Values go to the server
+    as given, so v2's ``name=in:a,b`` and ``created_at=gte:2026-01-01T00:00:00Z`` work."""
+    filters: dict[str, Any] = {}
+    tags: list[str] = []
     for text in pairs:
         key, value = split_pair(text, "filter")
+        if key in ("tag", "tags"):
+            tags.append(value)
+            continue
         if key not in FILTER_KEYS and not (
             key.startswith(PROPERTY_PREFIX) and len(key) > len(PROPERTY_PREFIX)
         ):
             raise click.UsageError(
-                f"unknown filter {key!r}; filters are {', '.join(sorted(FILTER_KEYS))} "
+                f"unknown filter {key!r}; filters are {', '.join(sorted(FILTER_KEYS | {'tag'}))} "
                 "and property-KEY"
             )
         filters[key] = value
+    if tags:
+        filters["tags"] = tags
     return filters
+
+
+def sort_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``--sort name:asc,size`` as ``(("name", "asc"), ("size", "desc"))``."""
+    pairs = []
+    for part in text.split(","):
+        key, _, direction = part.strip().partition(":")
+        if not key:
+            raise click.UsageError(f"--sort {text!r}: expected KEY[:asc|desc][,KEY...]")
+        pairs.append((key, direction or "desc"))
+    return tuple(pairs)

@@ -34,12 +34,19 @@ class Output:
         if rendered:
             click.echo(rendered)
 
-    def image(self, image: Image, heading: str | None = None) -> None:
+    def image(
+        self, image: Image, heading: str | None = None, *, stores: Sequence[str] | None = None
+    ) -> None:
+        """One image; ``stores`` (v2: where its data is) is shown when given."""
+        data = image.to_dict()
+        if stores is not None:
+            data["stores"] = list(stores)
+
         def text() -> str:
-            body = image_text(image)
+            body = image_text(image, data)
             return f"{heading}\n{body}" if heading else body
 
-        self.emit(image.to_dict(), text)
+        self.emit(data, text)
 
     def images(self, images: Sequence[Image | BriefImage], *, detail: bool) -> None:
         rows = [image.to_dict() for image in images]
@@ -48,28 +55,32 @@ class Output:
         else:
             self.emit(rows, lambda: image_table(images))
 
-    def members(self, members: Sequence[Member], *, key: str) -> None:
-        rows = [
-            {"image_id": m.image_id, "member": m.member, "can_share": m.can_share} for m in members
-        ]
+    def members(self, members: Sequence[Member], *, key: str, api: str = "v1") -> None:
+        """Memberships: v1's have ``can_share``, v2's a ``status`` set by the member."""
         header = "Image ID" if key == "image_id" else "Member"
-        self.emit(
-            rows,
-            lambda: table(
-                [header, "Can share"],
-                [[str(r[key]), "yes" if r["can_share"] else "no"] for r in rows],
-            ),
-        )
+        if api == "v1":
+            rows = [
+                {"image_id": m.image_id, "member": m.member, "can_share": m.can_share}
+                for m in members
+            ]
+            cells = [[str(r[key]), "yes" if r["can_share"] else "no"] for r in rows]
+            self.emit(rows, lambda: table([header, "Can share"], cells))
+            return
+        rows = [
+            {"image_id": m.image_id, "member": m.member, "status": m.status.value} for m in members
+        ]
+        cells = [[str(r[key]), str(r["status"])] for r in rows]
+        self.emit(rows, lambda: table([header, "Status"], cells))
 
     def warn(self, message: str) -> None:
         click.echo(message, err=True)
 
 
-def image_text(image: Image) -> str:
+def image_text(image: Image, data: dict[str, Any] | None = None) -> str:
     """``key: value`` lines; properties as ``property-KEY`` (the syntax ``tank add`` takes)."""
-    data = image.to_dict()
+    data = dict(image.to_dict() if data is None else data)
     props = data.pop("properties")
-    pairs = [(k, _human(v)) for k, v in data.items() if v is not None]
+    pairs = [(k, _human(v)) for k, v in data.items() if v is not None and v != []]
     pairs += [(f"property-{k}", v) for k, v in sorted(props.items())]
     width = max(len(k) for k, _ in pairs) + 1
     return "\n".join(f"{k + ':':<{width}} {v}" for k, v in pairs)
@@ -119,4 +130,6 @@ def _size(size: int | None) -> str:
 def _human(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v["url"] if isinstance(v, dict) and "url" in v else v) for v in value)
     return str(value)

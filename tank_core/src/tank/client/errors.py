@@ -67,8 +67,36 @@ class ServerError(HTTPError, errors.StoreError):
     """Any other 5xx (a bug or a failure the server could not classify)."""
 
 
+class UnsupportedMediaType(HTTPError, errors.Invalid):
+    """415: the server does not take this body type (e.g. an unknown JSON patch type)."""
+
+
+class NoData(HTTPError, errors.NotFound):
+    """204 to a v2 download: the image exists but has no data (queued, or staged only)."""
+
+
 class UnexpectedResponse(HTTPError):
-    """A status or body the Glance v1 API does not define for this call."""
+    """A status or body the Glance API does not define for this call."""
+
+
+class Unsupported(errors.Invalid):
+    """The call does not exist in the API version the client speaks (nothing was sent)."""
+
+    def __init__(self, what: str, *, api: str, hint: str = "") -> None:
+        needs = "v2" if api == "v1" else "v1"
+        extra = f" ({hint})" if hint else ""
+        super().__init__(f"{what}: not in Images API {api}, only in {needs}{extra}")
+        self.api = api
+
+
+class ImportFailed(errors.TankError):
+    """A v2 import (glance-direct, web-download, copy-image) ended without success:
+    ``stores`` are those the server lists in ``os_glance_failed_import``."""
+
+    def __init__(self, message: str, *, image_id: str, stores: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.image_id = image_id
+        self.stores = stores
 
 
 class ConnectionFailed(errors.StoreUnavailable):
@@ -87,6 +115,7 @@ BY_STATUS: dict[int, type[HTTPError]] = {
     409: Conflict,
     411: LengthRequired,
     413: TooLarge,
+    415: UnsupportedMediaType,
     416: RangeNotSatisfiable,
     503: ServiceUnavailable,
 }
@@ -97,13 +126,16 @@ def error_for(
 ) -> HTTPError:
     """The exception for an error answer; ``body`` is the parsed JSON (or None).
 
-    tank-api answers ``{"error": {"code", "title", "message"}}``. Without one (HEAD has
-    no body; a proxy's HTML page) the message is the status line and what was asked
-    for (``subject``, e.g. ``image <id>``), so it is never empty.
+    tank-api answers ``{"error": {"code", "title", "message"}}``; Glance's v2 JSON errors
+    put ``title`` and ``message`` at the top. Without either (HEAD has no body; a proxy's
+    HTML page) the message is the status line and what was asked for (``subject``, e.g.
+    ``image <id>``), so it is never empty.
     """
     title, message = reason, ""
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        err = body["error"]
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict) and isinstance(body, dict) and "message" in body:
+        err = body
+    if isinstance(err, dict):
         title = str(err.get("title") or title)
         message = str(err.get("message") or "")
     if not message:

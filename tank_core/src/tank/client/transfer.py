@@ -15,9 +15,9 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tank.errors import ChecksumMismatch, SizeMismatch
+from tank.errors import ChecksumMismatch, Invalid, SizeMismatch, ValidationError
 from tank.model import Image
-from tank.streams import DataSource, iter_chunks
+from tank.streams import DataSource, iter_chunks, slice_chunks
 
 #: Called with the number of bytes just sent or received (for progress bars).
 Progress = Callable[[int], None]
@@ -100,29 +100,82 @@ class SizedBody:
             raise SizeMismatch(f"the data ended after {sent} of the announced {self.size} bytes")
 
 
+def _md5_checked(chunks: Iterable[bytes], expected: str) -> Iterator[bytes]:
+    """``chunks``, but the last one is sent only once the MD5 of all matches ``expected``.
+
+    For v2, whose upload has no checksum header: on a mismatch the body breaks off
+    before its end, so the server never stores the data (the image stays queued)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    held = b""
+    for chunk in chunks:
+        if not chunk:
+            continue
+        if held:
+            yield held
+        md5.update(chunk)
+        held = chunk
+    if md5.hexdigest() != expected.strip().lower():
+        raise ChecksumMismatch(
+            f"checksum mismatch: the data has MD5 {md5.hexdigest()}, not the expected {expected}"
+        )
+    if held:
+        yield held
+
+
 def upload_body(
-    data: DataSource, size: int | None, chunk_size: int, progress: Progress | None
+    data: DataSource,
+    size: int | None,
+    chunk_size: int,
+    progress: Progress | None,
+    *,
+    expect_md5: str | None = None,
 ) -> Iterable[bytes]:
     """The request body for ``data``: sized when ``size`` is known, chunked otherwise.
 
     An empty body is sent chunked too: to a Glance v1 server ``Content-Length: 0`` means
     "no data" (register a queued image), while a chunked body with no chunks is data of
-    zero bytes.
+    zero bytes. ``expect_md5``: checked here before the last chunk goes out.
     """
     if isinstance(data, bytes | bytearray | memoryview | str):
         raise TypeError("pass image data as a file or an iterable of chunks, not as one object")
-    chunks = iter_chunks(data, chunk_size)
+    chunks: Iterable[bytes] = iter_chunks(data, chunk_size)
+    if expect_md5 is not None:
+        chunks = _md5_checked(chunks, expect_md5)
     if not size:
         return _counted(chunks, progress)
     return SizedBody(chunks, size, progress)
 
 
+def range_header(offset: int, length: int | None) -> dict[str, str]:
+    """The Range header for ``offset``..``offset+length`` (none for the whole image)."""
+    if offset == 0 and length is None:
+        return {}
+    if offset < 0 or (length is not None and length <= 0):
+        raise ValidationError("range", "offset must be >= 0 and length > 0")
+    end = "" if length is None else str(offset + length - 1)
+    return {"Range": f"bytes={offset}-{end}"}
+
+
+def ranged_chunks(
+    chunks: Iterator[bytes], status: int, size: int | None, offset: int, length: int | None
+) -> tuple[Iterator[bytes], int | None]:
+    """The asked-for range of a response: a server that ignored Range (200 to a ranged
+    request, as Glance v1 does) sent the whole image, so it is cut here."""
+    if (offset > 0 or length is not None) and status == 200:
+        chunks = slice_chunks(chunks, offset, length)
+        if size is not None:
+            size = max(0, min(size - offset, size if length is None else length))
+    return chunks, size
+
+
 class Download:
-    """An image's data as it arrives, with the metadata that came in its headers.
+    """An image's data as it arrives, with the image's metadata.
 
     Iterate it for chunks, or :meth:`read_all`. ``size`` is the number of bytes this
     response carries (the range, for a partial download). At the end of a full download
-    the MD5 is compared with the image's checksum (``verify``), and a short body raises
+    (``verify``) the data is checked against the image's MD5 ``checksum`` (or the
+    response's Content-MD5 when the image has none) and against its multihash
+    (``os_hash_algo``/``os_hash_value``), both in the same pass; a short body raises
     rather than passing silently. Close it (or use ``with``) if you stop early.
     """
 
@@ -134,15 +187,26 @@ class Download:
         *,
         close: Callable[[], Any],
         verify: bool,
+        content_md5: str | None = None,
     ) -> None:
         self.image = image
         self.size = size
         self._chunks = chunks
         self._close = close
-        self._verify = verify and image.checksum is not None
+        self._md5 = (image.checksum or content_md5) if verify else None
+        self._multihash = (
+            (image.os_hash_algo, image.os_hash_value)
+            if verify and image.os_hash_algo and image.os_hash_value
+            else None
+        )
 
     def __iter__(self) -> Iterator[bytes]:
-        md5 = hashlib.md5(usedforsecurity=False) if self._verify else None
+        try:
+            md5 = hashlib.md5(usedforsecurity=False) if self._md5 else None
+            multi = self._hasher()
+        except BaseException:
+            self.close()
+            raise
         received = 0
         try:
             for chunk in self._chunks:
@@ -150,16 +214,37 @@ class Download:
                     received += len(chunk)
                     if md5 is not None:
                         md5.update(chunk)
+                    if multi is not None:
+                        multi.update(chunk)
                     yield chunk
         finally:
             self.close()
         if self.size is not None and received != self.size:
             raise SizeMismatch(f"image {self.image.id}: received {received} of {self.size} bytes")
-        if md5 is not None and md5.hexdigest() != self.image.checksum:
+        if md5 is not None and md5.hexdigest() != self._md5:
             raise ChecksumMismatch(
                 f"image {self.image.id}: downloaded data has MD5 {md5.hexdigest()}, "
-                f"the image's checksum is {self.image.checksum}"
+                f"the image's checksum is {self._md5}"
             )
+        if multi is not None and self._multihash is not None:
+            algo, value = self._multihash
+            if multi.hexdigest() != value:
+                raise ChecksumMismatch(
+                    f"image {self.image.id}: downloaded data has {algo} {multi.hexdigest()}, "
+                    f"the image's os_hash_value is {value}"
+                )
+
+    def _hasher(self) -> Any:
+        if self._multihash is None:
+            return None
+        algo = self._multihash[0]
+        try:
+            return hashlib.new(algo)
+        except (ValueError, TypeError):
+            raise Invalid(
+                f"image {self.image.id}: its os_hash_algo {algo!r} is not available here, so "
+                "the data cannot be verified (download without verification to accept it)"
+            ) from None
 
     def read_all(self) -> bytes:
         """All the data in memory: for small images and tests."""
