@@ -289,3 +289,22 @@ def test_discovery_documents(api: ApiServer, as_: Callable[..., Client]) -> None
     stores = alice.call("GET", "/info/stores").json()["stores"]
     assert stores == [{"id": "file", "description": "file store", "default": True}]
     assert "import-methods" in alice.call("GET", "/info/import").json()
+
+
+def test_upload_headers_name_the_store_and_the_size(as_: Callable[..., Client]) -> None:
+    """Glance's ``X-Image-Meta-Store`` and ``x-openstack-image-size`` on PUT /file."""
+    alice = as_(ALICE)
+    image = alice.create(name="headers")
+    path = f"/images/{image['id']}/file"
+    octet = {"Content-Type": "application/octet-stream"}
+    resp = alice.call("PUT", path, data=b"1234567", headers={**octet, "X-Image-Meta-Store": "nope"})
+    assert resp.status_code == 400 and "nope" in resp.json()["error"]["message"]
+    assert alice.call("GET", f"/images/{image['id']}").json()["status"] == "queued"
+    resp = alice.call(
+        "PUT", path, data=b"1234567", headers={**octet, "x-openstack-image-size": "3"}
+    )
+    assert resp.status_code == 400
+    assert alice.call("GET", f"/images/{image['id']}").json()["status"] == "queued"
+    resp = alice.call("PUT", path, data=b"1234567", headers={**octet, "X-Image-Meta-Store": "file"})
+    assert resp.status_code == 204
+    assert alice.call("GET", f"/images/{image['id']}").json()["stores"] == "file"

@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING
 from tank import errors
 from tank.api.transfer import data_response
 from tank.api.v2.images import image_id_of
-from tank.model import Context, Image, Status
+from tank.model import Context, Image, Status, parse_int
 from tank.web import Request, Response
 
 if TYPE_CHECKING:
     from tank.api.app import Api
 
 OCTET_STREAM = "application/octet-stream"
+#: Glance's multi-store header: which store takes the data (unknown store: 400).
+STORE_HEADER = "x-image-meta-store"
+SIZE_HEADER = "x-openstack-image-size"
 
 
 def check_octet_stream(req: Request) -> None:
@@ -51,9 +54,21 @@ def upload(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     check_formats(image)
     body_size = None if req.chunked else req.content_length
     api.service.upload(
-        image_id, req.body(), context=ctx, body_size=body_size, requeue_on_failure=True
+        image_id,
+        req.body(),
+        context=ctx,
+        size=_announced_size(req),
+        store=req.headers.get(STORE_HEADER),
+        body_size=body_size,
+        requeue_on_failure=True,
     )
     return Response.empty(204)
+
+
+def _announced_size(req: Request) -> int | None:
+    """``x-openstack-image-size``: the size the client says it sends, verified (400)."""
+    text = req.headers.get(SIZE_HEADER)
+    return None if text is None else parse_int(SIZE_HEADER, text)
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
