@@ -82,14 +82,17 @@ class RBDBackend(Backend):
         )
         #: Bytes per aio read, and the size small incoming chunks are gathered to before
         #: a write (chunks at least this large are written as they come, uncopied).
-        io_size: int = attrs.field(default=MiB, validator=between(4 * KiB, 32 * MiB))
+        #: 512 KiB reads are as fast as 1 MiB ones here, and their buffers leave glibc's
+        #: heap less fragmented: tank-api's download peak was 10-30 MiB lower.
+        io_size: int = attrs.field(default=512 * KiB, validator=between(4 * KiB, 32 * MiB))
         #: Seconds to reach the monitors before the store reports itself unavailable.
         connect_timeout: int = attrs.field(default=10, validator=positive)
         #: Seconds any single monitor or OSD operation may take once connected.
         op_timeout: int = attrs.field(default=30, validator=positive)
-        #: aio reads or writes in flight per transfer. librbd copies what it writes and
-        #: receives what it reads into buffers of its own, so memory is about
-        #: (2 * queue_depth + 1) * io_size per upload or download.
+        #: aio reads, or io_size units of aio writes, in flight per transfer. Writes go
+        #: from Tank's own chunks; each read arrives in a librbd buffer and is copied into
+        #: Tank's, so a download holds about 2 * queue_depth * io_size bytes, an upload
+        #: queue_depth * io_size (plus the chunk being received).
         queue_depth: int = attrs.field(default=4, validator=positive)
         #: Features of new images; keep them to what compute hosts' clients support.
         features: tuple[str, ...] = attrs.field(
