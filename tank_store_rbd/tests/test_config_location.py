@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -75,6 +77,7 @@ def test_defaults_follow_glance() -> None:
         ({"io_size": 1024}, "io_size: must be from 4096 to 33554432"),
         ({"io_size": 64 << 20}, "io_size: must be from 4096 to 33554432"),
         ({"queue_depth": 0}, "queue_depth: must be > 0"),
+        ({"read_ahead": 1024}, "read_ahead: must be from 4096 to 268435456"),
         ({"op_timeout": 5, "connect_timeout": 0}, "connect_timeout: must be > 0"),
         ({"connect_timeout": "10"}, "connect_timeout: expected an integer, got a string"),
         ({"connect_timeout": True}, "connect_timeout: expected an integer, got a boolean"),
@@ -93,7 +96,8 @@ def test_defaults_follow_glance() -> None:
         (
             {"monitors": "x"},
             "monitors: unknown key (known keys: ceph_conf, chunk_size, connect_timeout, "
-            "features, io_size, keyring, op_timeout, pool, queue_depth, thin_provisioning, user)",
+            "features, io_size, keyring, op_timeout, pool, queue_depth, read_ahead, "
+            "thin_provisioning, user)",
         ),
     ],
 )
@@ -155,3 +159,57 @@ def test_plugin_registers_without_the_bindings() -> None:
         """
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- read-ahead --------------------------------------------------------------------
+
+
+class _Completion:
+    def __init__(self, image: _Image, data: bytes, callback: Any) -> None:
+        self._image, self._data, self._callback = image, data, callback
+
+    def wait_for_complete_and_cb(self) -> None:
+        if self._callback is not None:
+            self._image.in_flight -= 1
+            self._callback(self, self._data)
+            self._callback = None
+
+    def get_return_value(self) -> int:
+        return len(self._data)
+
+
+class _Image:
+    """Answers aio reads from ``data``, counting the reads in flight."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.in_flight = self.most_in_flight = 0
+
+    def aio_read(self, offset: int, length: int, callback: Any) -> _Completion:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        return _Completion(self, self.data[offset : offset + length], callback)
+
+
+@pytest.mark.parametrize(
+    "io_size, read_ahead, reads_in_flight",
+    [(4096, 3 * 4096, 3), (4096, 3 * 4096 + 100, 3), (8192, 4096, 1)],
+)
+def test_reads_in_flight_are_bounded_by_read_ahead_bytes(
+    io_size: int, read_ahead: int, reads_in_flight: int
+) -> None:
+    """A download holds about twice read_ahead (librbd's buffers and Tank's), whatever
+    the image size: reads are submitted only as earlier ones are consumed."""
+    from tank_store_rbd.reader import SnapshotReader
+
+    data = bytes(range(256)) * 200  # 51,200 bytes: many reads
+    image = _Image(data)
+    backend = SimpleNamespace(
+        name="rbd",
+        config=SimpleNamespace(io_size=io_size, read_ahead=read_ahead),
+        rbd=SimpleNamespace(Error=RuntimeError),
+    )
+    resources = SimpleNamespace(close=lambda: None)
+    reader = SnapshotReader(backend, "rbd://x", image, 100, len(data), resources)  # type: ignore[arg-type]
+    assert b"".join(reader) == data[100:]
+    assert image.most_in_flight == reads_in_flight

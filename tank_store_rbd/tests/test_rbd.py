@@ -250,6 +250,13 @@ def test_reads_let_go_of_the_cluster(backend: Any) -> None:
         backend.get_size(location)
 
 
+def test_client_neither_caches_nor_copies_writes(backend: Any) -> None:
+    """Memory per transfer rests on these: no librbd cache, writes sent from Tank's chunks."""
+    with backend.cluster.lease() as handle:
+        assert handle.conf_get("rbd_cache") == "false"
+        assert handle.conf_get("rbd_disable_zero_copy_writes") == "false"
+
+
 def test_image_features_are_configurable(make_backend: Any, ceph: Any) -> None:
     features = ("layering", "exclusive-lock", "object-map", "fast-diff")
     backend = make_backend(features=features)

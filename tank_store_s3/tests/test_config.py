@@ -57,7 +57,7 @@ KNOWN_KEYS = (
         (
             {"access_key": "ak"},
             ": access_key and secret_key must be set together "
-            "(or neither, to use boto3's credential chain)",
+            "(or neither, to use botocore's credential chain)",
         ),
         (
             {"bucket": "no spaces allowed"},
@@ -199,3 +199,20 @@ def test_payload_is_signed_only_without_tls(endpoint: str | None, signed: bool) 
     client.upload_part(Bucket="images", Key="k", UploadId="u", PartNumber=1, Body=body)
     expected = hashlib.sha256(body).hexdigest() if signed else "UNSIGNED-PAYLOAD"
     assert seen == [expected]
+
+
+def test_the_client_needs_botocore_only() -> None:
+    """boto3 (resources, s3transfer) is never imported: ~3 MiB per tank-api process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from tank_store_s3.backend import S3Backend\n"
+        "from tank_store_s3.client import make_client\n"
+        "make_client(S3Backend.Config(bucket='images', endpoint='http://127.0.0.1:9'))\n"
+        "assert 'boto3' not in sys.modules, 'boto3 was imported'\n"
+        "assert 's3transfer' not in sys.modules, 's3transfer was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

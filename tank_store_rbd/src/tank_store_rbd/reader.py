@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class SnapshotReader(Iterator[bytes]):
-    """Chunks of ``[start, end)`` of an open image, with ``queue_depth`` aio reads ahead.
+    """Chunks of ``[start, end)`` of an open image, with ``read_ahead`` bytes of aio reads
+    in flight (``read_ahead // io_size`` reads, at least one).
 
     Owns the image, its I/O context and the cluster lease, and closes them when the
     range is exhausted, on :meth:`close`, or when garbage-collected. Each read is at most
@@ -44,7 +45,7 @@ class SnapshotReader(Iterator[bytes]):
         self._end = end
         self._resources: Handles | None = resources
         self._io_size = backend.config.io_size
-        self._depth = backend.config.queue_depth
+        self._depth = max(1, backend.config.read_ahead // self._io_size)
         self._pending: collections.deque[tuple[Any, list[bytes]]] = collections.deque()
 
     def __next__(self) -> bytes:

@@ -1,4 +1,4 @@
-"""Registers the s3 store. Light on purpose: boto3 is imported on first use."""
+"""Registers the s3 store. Light on purpose: botocore is imported on first use."""
 
 import tank
 from tank.hookspecs import RegisterStore

@@ -21,6 +21,7 @@ from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.imports.service import ImportService
 from tank.service import ImageService
+from tank.web import malloc
 from tank.web.serving import make_server, run
 
 log = logging.getLogger("tank.api")
@@ -48,6 +49,7 @@ def main(
     log_level: str,
 ) -> None:
     """Serve the Tank Images API (Glance v1 compatible)."""
+    malloc.limit_arenas()  # before the stores start threads: see limit_arenas
     logging.basicConfig(
         level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

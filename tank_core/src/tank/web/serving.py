@@ -19,8 +19,9 @@ def make_server(
     app: WSGIApp, host: str, port: int, *, threads: int, name: str, **options: float
 ) -> HttpServer:
     """The HTTP server for one of Tank's commands: glibc tuned for big transfers
-    (fewer arenas; free memory handed back after each), 64 KiB heads, and as many open
-    connections as the hard file limit allows (connections cost no thread)."""
+    (fewer arenas, if the command did not cap them earlier; free memory handed back after
+    each), 64 KiB heads, and as many open connections as the hard file limit allows
+    (connections cost no thread)."""
     malloc.limit_arenas()
     raise_file_limit()
     return HttpServer(
