@@ -400,9 +400,19 @@ def test_auth_visibility(start_api) -> None:  # type: ignore[no-untyped-def]
         f"{api.url}/v1/images", headers={**meta("private"), **who("alice")}, timeout=5
     ).json()["image"]
     assert private["owner"] == "alice"
-    public = requests.post(
+    refused = requests.post(  # publicize_image is for admins, on v1 as on v2
         f"{api.url}/v1/images",
         headers={**meta("public"), **who("alice"), "x-image-meta-is_public": "true"},
+        timeout=5,
+    )
+    assert refused.status_code == 403, refused.text
+    public = requests.post(
+        f"{api.url}/v1/images",
+        headers={
+            **meta("public"),
+            **who("alice", "member", "admin"),
+            "x-image-meta-is_public": "true",
+        },
         timeout=5,
     ).json()["image"]
     url = f"{api.url}/v1/images/{private['id']}"

@@ -308,3 +308,42 @@ def test_upload_headers_name_the_store_and_the_size(as_: Callable[..., Client]) 
     resp = alice.call("PUT", path, data=b"1234567", headers={**octet, "X-Image-Meta-Store": "file"})
     assert resp.status_code == 204
     assert alice.call("GET", f"/images/{image['id']}").json()["stores"] == "file"
+
+
+def test_identity_rules_found_by_the_outside_probe(as_: Callable[..., Client]) -> None:
+    bob = as_(BOB)
+    image = bob.create(name="bob's", visibility="private")
+    # a client's own X-Tenant-Id does not override the proxy's X-Project-Id
+    spoof = as_({**ALICE, "X-Tenant-Id": "bob"})
+    assert spoof.call("GET", f"/images/{image['id']}").status_code == 404
+    assert spoof.call("DELETE", f"/images/{image['id']}").status_code == 404
+    # a reader reads and changes nothing
+    reader = as_(who("bob", "reader"))
+    assert reader.call("GET", f"/images/{image['id']}").status_code == 200
+    ops = [{"op": "replace", "path": "/name", "value": "by reader"}]
+    patch = reader.call("PATCH", f"/images/{image['id']}", json=ops,
+                        headers={"Content-Type": PATCH})  # fmt: skip
+    assert patch.status_code == 403
+    assert reader.call("DELETE", f"/images/{image['id']}").status_code == 403
+    assert reader.call("POST", "/images", json={"name": "x"}).status_code == 403
+    # a confirmed identity without a project cannot make images nobody could reach
+    assert as_(who(None)).call("POST", "/images", json={"name": "x"}).status_code == 403
+    assert bob.call("GET", f"/images/{image['id']}").json()["name"] == "bob's"
+
+
+def test_checksum_and_multihash_filters(as_: Callable[..., Client]) -> None:
+    alice = as_(ALICE)
+    image = alice.create(name="digest")
+    alice.upload(image["id"], b"digest me")
+    md5, sha = hashlib.md5(b"digest me").hexdigest(), hashlib.sha256(b"digest me").hexdigest()
+    assert alice.names(f"?checksum={md5}") == ["digest"]
+    assert alice.names(f"?checksum=in:{'0' * 32},{md5}") == ["digest"]
+    assert alice.names(f"?os_hash_value={sha}") == ["digest"]
+    assert alice.names(f"?os_hash_value={'0' * 64}") == []
+
+
+def test_uploading_to_a_deleted_image_is_404(as_: Callable[..., Client]) -> None:
+    alice = as_(ALICE)
+    image = alice.create(name="gone")
+    assert alice.call("DELETE", f"/images/{image['id']}").status_code == 204
+    assert alice.upload(image["id"], b"late").status_code == 404

@@ -263,10 +263,10 @@ def test_console_script_pipes(api: ApiServer, tank_script: str, api_version: str
     assert missing.stderr.startswith("Error: ") and missing.stderr.count("\n") == 1
 
 
-def identity(tenant: str) -> list[str]:
+def identity(tenant: str, roles: str = "member") -> list[str]:
     """The headers a trusted front proxy sets for a tenant's member."""
     return ["-H", "X-Identity-Status: Confirmed", "-H", f"X-Tenant-Id: {tenant}",
-            "-H", "X-Roles: member"]  # fmt: skip
+            "-H", f"X-Roles: {roles}"]  # fmt: skip
 
 
 def test_tenants_with_auth_v1(start_api: Callable[..., ApiServer]) -> None:
@@ -274,7 +274,12 @@ def test_tenants_with_auth_v1(start_api: Callable[..., ApiServer]) -> None:
     alice, bob = ["--api", "v1", *identity("alice")], ["--api", "v1", *identity("bob")]
     mine = [run_json(server.url, *alice, "add", f"name=a{i}", input=b"a")["id"] for i in range(2)]
     private = run_json(server.url, *bob, "add", "name=b-private", input=b"b")["id"]
-    public = run_json(server.url, *bob, "add", "name=b-public", "is_public=true", input=b"b")["id"]
+    # making an image public is for admins (Glance's publicize_image), on v1 too
+    run(server.url, *bob, "add", "name=b-public", "is_public=true", input=b"b", code=1)
+    bob_admin = ["--api", "v1", *identity("bob", "member,admin")]
+    public = run_json(server.url, *bob_admin, "add", "name=b-public", "is_public=true", input=b"b")[
+        "id"
+    ]
     shared = run_json(server.url, *bob, "add", "name=b-shared", input=b"b")["id"]
     run(server.url, *bob, "member-add", shared, "alice")
 

@@ -575,6 +575,10 @@ class Member:
             raise ValidationError("member", "must not be '.' or '..' or contain '/'")
 
 
+#: Roles that may change images (besides admin), when a caller also has ``reader``.
+WRITER_ROLES = frozenset({"member", "_member_", "admin"})
+
+
 @attrs.frozen(kw_only=True)
 class Context:
     """Who is asking. With auth off every caller is an admin (Glance's default)."""
@@ -588,7 +592,15 @@ class Context:
     def admin(cls) -> Context:
         return cls(is_admin=True)
 
+    @property
+    def read_only(self) -> bool:
+        """A ``reader`` without ``member`` (Keystone's default roles): may look, never
+        change anything (Glance's default policies)."""
+        return not self.is_admin and "reader" in self.roles and not (self.roles & WRITER_ROLES)
+
     def can_modify(self, image: Image) -> bool:
+        if self.read_only:
+            return False
         return self.is_admin or (self.tenant is not None and image.owner == self.tenant)
 
 
@@ -616,7 +628,9 @@ MAX_SORT_KEYS = 8
 #: Comparison operators of ``created_at``/``updated_at`` filters (Glance v2's).
 COMPARISONS = frozenset({"gt", "gte", "lt", "lte", "eq", "neq"})
 #: Filters that take one value or a list of them (v2's ``in:`` operator).
-IN_FILTER_KEYS = frozenset({"id", "name", "status", "disk_format", "container_format"})
+IN_FILTER_KEYS = frozenset(
+    {"id", "name", "status", "disk_format", "container_format", "checksum", "os_hash_value"}
+)
 
 
 def _public_filter(key: str, value: Any) -> bool | None:
@@ -670,6 +684,8 @@ _FILTERS: dict[str, Callable[[str, Any], Any]] = {
     "container_format": _one_or_many(lambda v: _text("container_format", v, MAX_NAME)),
     "status": _one_or_many(_status),
     "owner": lambda key, value: _text(key, value, MAX_NAME),
+    "checksum": _one_or_many(lambda v: _text("checksum", v, 32).lower()),
+    "os_hash_value": _one_or_many(lambda v: _text("os_hash_value", v, 256).lower()),
     "visibility": _all_or(parse_visibility),
     "member_status": _all_or(lambda v: parse_member_status(v, "member_status")),
     "tags": _tag_filter,

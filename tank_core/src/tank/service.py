@@ -29,6 +29,7 @@ from tank.model import (
     Member,
     MemberStatus,
     Status,
+    Visibility,
     parse_int,
 )
 from tank.plugins import Plugins, make_plugin_manager
@@ -232,6 +233,9 @@ class ImageService:
         ``body_size`` is the length of the data as the transport knows it (an HTTP
         Content-Length): the size the store is told when no size was announced.
         """
+        if not context.is_admin and (context.tenant is None or context.read_only):
+            who = "a reader" if context.read_only else "a caller without a project"
+            raise errors.Forbidden(f"{who} cannot create images")
         fields = self._user_fields(meta, context, allowed=MUTABLE_FIELDS | _CREATE_ONLY)
         if data is not None and location is not None:
             raise errors.Invalid("give either image data or a location, not both")
@@ -514,6 +518,8 @@ class ImageService:
     def set_member_status(
         self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
     ) -> Member:
+        if context.read_only:
+            raise errors.Forbidden("a reader cannot accept or reject images")
         return self.registry.set_member_status(image_id, member, status, context=context)
 
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
@@ -543,6 +549,14 @@ class ImageService:
         fields = dict(meta)
         if "owner" in fields and not context.is_admin and fields["owner"] != context.tenant:
             raise errors.Forbidden("only an admin may set an image's owner to another tenant")
+        public = Visibility.PUBLIC
+        if (
+            fields.get("visibility") == public
+            and not context.is_admin
+            and (previous is None or previous.visibility is not public)
+        ):
+            # Glance's publicize_image: admins only, whichever API asks (v1's is_public too)
+            raise errors.Forbidden("only an admin may make an image public")
         properties = fields.get("properties")
         kept = previous.properties if previous is not None else {}
         if isinstance(properties, Mapping):

@@ -203,7 +203,16 @@ _COMPARE = {
 def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[bool]]:
     table = ImageRow.__table__
     for key, value in filters.items():
-        if key in ("id", "name", "disk_format", "container_format", "status", "owner"):
+        if key in (
+            "id",
+            "name",
+            "disk_format",
+            "container_format",
+            "status",
+            "owner",
+            "checksum",
+            "os_hash_value",
+        ):
             yield _column_filter(table.c[key], value)
         elif key == "visibility":
             if value != "all":

@@ -24,7 +24,9 @@ def context_from_headers(headers: Mapping[str, str], *, auth: bool) -> Context:
         return Context.admin()
     if headers.get("x-identity-status", "").lower() != "confirmed":
         raise Unauthenticated("authentication required (X-Identity-Status is not Confirmed)")
-    tenant = headers.get("x-tenant-id") or headers.get("x-project-id") or None
+    # X-Project-Id is Keystone's name; X-Tenant-Id only a fallback for older proxies (a
+    # client that adds its own X-Tenant-Id must not become another project)
+    tenant = headers.get("x-project-id") or headers.get("x-tenant-id") or None
     roles = frozenset(r.strip().lower() for r in headers.get("x-roles", "").split(",") if r.strip())
     return Context(
         tenant=tenant,

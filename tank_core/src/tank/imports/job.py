@@ -308,6 +308,10 @@ def _restore(
     fields: dict[str, Any] = {"locations": kept}
     if image.status is not task.restore:
         fields["status"] = task.restore
+    if task.restore is not Status.ACTIVE:  # no data left: no size or digests of it
+        fields.update(
+            size=None, checksum=None, os_hash_algo=None, os_hash_value=None, virtual_size=None
+        )
     try:
         service.record(task, replace_props=props, final=True, **fields)
     except Exception:

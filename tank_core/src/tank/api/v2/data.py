@@ -45,6 +45,8 @@ def upload(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = image_id_of(image_id)
     check_octet_stream(req)
     image = api.service.get(image_id, context=ctx)
+    if image.deleted:
+        raise errors.NotFound(f"image {image.id} is deleted")
     if not ctx.can_modify(image):
         raise errors.Forbidden(f"image {image.id} belongs to another tenant")
     if image.status is not Status.QUEUED:

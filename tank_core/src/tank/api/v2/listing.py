@@ -29,9 +29,7 @@ UNFILTERABLE = frozenset(
     {
         "size",
         "virtual_size",
-        "checksum",
         "os_hash_algo",
-        "os_hash_value",
         "min_ram",
         "min_disk",
         "locations",
