@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import requests
+
 from tank.testing.api_server import ApiServer
 
 
@@ -113,3 +115,26 @@ def test_a_stopped_tank_api_fails_its_imports_cleanly_before_it_exits(
         assert "before the import started" in never["os_glance_failed_import_reason"]
     finally:
         restarted.stop()
+
+
+def test_deleting_an_image_stops_its_import_and_frees_the_worker(start_tank: Any, web: Any) -> None:
+    """Found by the outside probe: a deleted image's web-download from a slow server kept
+    its worker (up to web_download_deadline) and its staging file, and other users'
+    imports waited behind it."""
+    # the stalled download would hold the only worker for 10 minutes on its own
+    tank = start_tank("workers = 1\nweb_download_timeout = 600")
+    image = tank.create(name="deleted mid-download")
+    body = {"method": {"name": "web-download", "uri": web.url("/slow")}}
+    assert tank.import_(image["id"], body).status_code == 202
+    assert web.sending.wait(30)
+    tank.wait(image["id"], lambda i: any(tank.staging.iterdir()))
+    deleted = requests.delete(f"{tank.url}/v2/images/{image['id']}", timeout=30)
+    assert deleted.status_code == 204
+    web.files["/next.raw"] = b"next" * 1000
+    following = tank.create(name="next in line")
+    nxt = {"method": {"name": "web-download", "uri": web.url("/next.raw")}}
+    assert tank.import_(following["id"], nxt).status_code == 202
+    assert tank.settled(following["id"])["status"] == "active"  # the worker was freed
+    assert not web.release.is_set()  # the slow server never finished sending
+    assert tank.staged() == []
+    assert len(tank.files("file")) == 1  # the next image's data only

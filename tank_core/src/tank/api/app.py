@@ -155,6 +155,11 @@ class Api(WebApp):
         ctx = context_from_headers(req.headers, auth=self.config.auth)
         return match.handler(self, req, ctx, **match.params)  # type: ignore[no-any-return]
 
+    def cancel_import(self, image_id: str) -> None:
+        """Stop an import of a deleted image running in this process."""
+        if self.imports is not None:
+            self.imports.cancel(image_id)
+
     def import_methods(self) -> tuple[str, ...]:
         """The interoperable import methods this server offers (``[import] methods``)."""
         return () if self.imports is None else self.imports.methods

@@ -208,5 +208,6 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 
 def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    api.service.delete(_image_id(image_id), context=ctx)
+    deleted = api.service.delete(_image_id(image_id), context=ctx)
+    api.cancel_import(deleted.id)
     return Response.empty(200)

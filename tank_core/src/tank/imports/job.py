@@ -160,7 +160,7 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Data:
                 timeout=settings.web_download_timeout,
                 deadline=settings.web_download_deadline,
             ) as stream,
-            service.on_stop(stream.abort),
+            service.on_stop(stream.abort, task.image_id),
         ):
             staged = service.staging.write(
                 task.image_id, _watch(service, task, stream), max_size=cap
@@ -344,6 +344,8 @@ def _watch(service: ImportService, task: Task, chunks: Iterable[bytes]) -> Itera
     for chunk in chunks:
         if stopping.is_set():
             raise errors.ShuttingDown(f"tank-api stopped during the import of {task.image_id}")
+        if service.cancelled(task.image_id):
+            raise errors.NotFound(f"image {task.image_id} was deleted during its import")
         yield chunk
 
 

@@ -82,6 +82,9 @@ class ImportService:
         self._closing = threading.Event()
         self._keepers: list[threading.Thread] = []
         self._aborts: list[Callable[[], None]] = []
+        #: Images deleted while their import ran here: the job stops at its next chunk.
+        self._cancelled: set[str] = set()
+        self._image_aborts: dict[str, list[Callable[[], None]]] = {}
 
     @classmethod
     def from_config(cls, config: TankConfig, images: ImageService) -> ImportService:
@@ -150,18 +153,46 @@ class ImportService:
             log.warning("imports still running at shutdown (their leases will expire): %s", left)
 
     @contextlib.contextmanager
-    def on_stop(self, abort: Callable[[], None]) -> Iterator[None]:
-        """Call ``abort`` (from the stopping thread) if tank-api stops during the block:
-        a job blocked on the network cannot see :attr:`ImportRunner.stopping`."""
+    def on_stop(self, abort: Callable[[], None], image_id: str | None = None) -> Iterator[None]:
+        """Call ``abort`` (from the stopping thread) if tank-api stops during the block,
+        or if image ``image_id`` is deleted (:meth:`cancel`): a job blocked on the
+        network cannot see :attr:`ImportRunner.stopping`."""
         with self._live_lock:
             self._aborts.append(abort)
+            if image_id is not None:
+                self._image_aborts.setdefault(image_id, []).append(abort)
         try:
-            if self.runner.stopping.is_set():
+            if self.runner.stopping.is_set() or image_id in self._cancelled:
                 abort()
             yield
         finally:
             with self._live_lock:
                 self._aborts.remove(abort)
+                if image_id is not None:
+                    aborts = self._image_aborts.get(image_id, [])
+                    if abort in aborts:
+                        aborts.remove(abort)
+                    if not aborts:
+                        self._image_aborts.pop(image_id, None)
+
+    def cancel(self, image_id: str) -> None:
+        """The image was deleted: stop its import in this process (a web-download
+        blocked on a slow server included), so it frees its worker and staging."""
+        with self._live_lock:
+            if image_id not in self._live and image_id not in self._queued:
+                return
+            self._cancelled.add(image_id)
+            aborts = list(self._image_aborts.get(image_id, []))
+        for abort in aborts:
+            abort()
+        log.info("image %s deleted during its import: stopping the import", image_id)
+
+    def cancelled(self, image_id: str) -> bool:
+        return image_id in self._cancelled
+
+    def forget_cancel(self, image_id: str) -> None:
+        with self._live_lock:
+            self._cancelled.discard(image_id)
 
     def _every(self, seconds: float, work: Callable[[], None]) -> None:
         """Run ``work`` now and then every ``seconds`` until :meth:`close`."""
@@ -365,6 +396,7 @@ class ImportService:
             entry = self._live.get(task.image_id)
             if entry is not None and entry.task_id == task.id:
                 del self._live[task.image_id]
+            self._cancelled.discard(task.image_id)
 
     def record(
         self,

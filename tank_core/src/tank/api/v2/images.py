@@ -92,7 +92,8 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 
 def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    api.service.delete(image_id_of(image_id), context=ctx)
+    deleted = api.service.delete(image_id_of(image_id), context=ctx)
+    api.cancel_import(deleted.id)
     return Response.empty(204)
 
 
