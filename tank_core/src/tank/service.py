@@ -148,7 +148,11 @@ class ImageService:
     def with_data(self, image_id: str, *, context: Context) -> Image:
         """The image if it has data to download (see :meth:`read`), else NotFound.
         A deactivated image's data is for admins only (Forbidden for others)."""
-        image = self.registry.get(image_id, context=context)
+        return self.check_data(self.registry.get(image_id, context=context), context)
+
+    def check_data(self, image: Image, context: Context) -> Image:
+        """``image`` (read for ``context``) if its data may be downloaded: see
+        :meth:`with_data`."""
         if image.status is Status.DEACTIVATED and not image.deleted:
             if not context.is_admin:
                 raise errors.Forbidden(

@@ -79,6 +79,6 @@ def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
         raise errors.NotFound(f"image {image.id} is deleted")
     if image.status not in (Status.ACTIVE, Status.DEACTIVATED):
         return Response.empty(204)
-    image = api.service.with_data(image.id, context=ctx)
+    image = api.service.check_data(image, ctx)  # one registry read per download
     headers = [("Content-MD5", image.checksum)] if image.checksum else []
     return data_response(api, req, image, headers)
