@@ -174,9 +174,11 @@ def test_a_slow_live_upload_is_not_killed_by_another_tank_api(site: Site) -> Non
     image_id = create(uploading, "slow but alive")
     total = 64 * CHUNK
     sock = start_upload(uploading, f"/v2/images/{image_id}/file", total)
-    sent = 0
+    sock.sendall(b"\0" * CHUNK)
+    digest = hashlib.md5(b"\0" * CHUNK)
+    sent = CHUNK
+    wait(uploading, image_id, lambda i: i["status"] == "saving")
     beats = set()
-    digest = hashlib.md5()
     # Send a chunk at a time until the heartbeat was refreshed 4 times: two leases at
     # least, through several sweeps of both processes.
     while len(beats) < 5:
