@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from tank import upload_lease
 from tank.config import load
 from tank.model import Context, Image
 from tank.service import ImageService
@@ -203,3 +204,41 @@ def test_a_slow_live_upload_is_not_killed_by_another_tank_api(site: Site) -> Non
     assert HEARTBEAT not in site.registry_image(image_id).properties
     for server in (sweeping, uploading):
         assert "killed" not in server.log_path.read_text()
+
+
+# --- the sweep itself, in this process -----------------------------------------------
+
+
+def saving(service: ImageService, name: str, heartbeat: str | None) -> Image:
+    """An image left ``saving`` by an upload that is not running here."""
+    admin = Context.admin()
+    image = service.create({"name": name}, context=admin)
+    props = {HEARTBEAT: heartbeat} if heartbeat is not None else {}
+    return service.registry.update(
+        image.id, {"status": "saving", "properties": props}, context=admin
+    )
+
+
+def test_the_sweep_kills_only_expired_leases(service: ImageService, recorder: Any) -> None:
+    stale = saving(service, "stale", f"{time.time() - service.upload_lease - 5:.3f}")
+    fresh = saving(service, "fresh", f"{time.time():.3f}")
+    purged = saving(service, "no heartbeat, just changed", None)  # e.g. a v1 PUT purged it
+    service.registry.update(stale.id, {"properties": {"kept": "yes"}}, context=Context.admin())
+    # an unrecorded file of the stale upload, and the data of an active image
+    datadir = Path(service.stores.get("file").config.datadir)
+    datadir.mkdir(parents=True, exist_ok=True)
+    (datadir / stale.id).write_bytes(b"partial")
+    active = service.create({"name": "active"}, iter([b"data"]), context=Context.admin())
+
+    assert upload_lease.sweep(service) == [stale.id]
+    killed = service.get(stale.id, context=Context.admin())
+    assert str(killed.status) == "killed"
+    assert killed.properties == {"kept": "yes"}  # only the lease went
+    assert [e for e in recorder.events if e[0] == "killed"] == [
+        ("killed", stale.id, recorder.events[-1][2])
+    ]
+    assert "no sign of life" in recorder.events[-1][2]
+    for image in (fresh, purged):
+        assert str(service.get(image.id, context=Context.admin()).status) == "saving"
+    assert sorted(p.name for p in datadir.iterdir()) == [active.id]
+    assert upload_lease.sweep(service) == []  # nothing twice
