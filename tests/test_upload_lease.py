@@ -9,20 +9,25 @@ The lease is 2 s here, so each tank-api sweeps every second.
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
+import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from tank import upload_lease
 from tank.config import load
 from tank.model import Context, Image
 from tank.service import ImageService
-from tank.testing.api_server import ApiServer
+from tank.testing import require_env
+from tank.testing.api_server import ApiServer, find_script
 from tank.upload_lease import HEARTBEAT
 
 LEASE = 2
@@ -32,13 +37,14 @@ CHUNK = 64 * 1024
 class Site:
     """One data dir (SQLite registry and fs store) that several tank-api processes share."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, registry: str = "") -> None:
         self.root = root
         self.data_dir = root / "data"
         self.store_dir = root / "store"
         self.config = root / "tank.toml"
         self.config.write_text(
-            f'[stores.file]\ndatadir = "{self.store_dir}"\n[scrubber]\nupload_lease = {LEASE}\n'
+            f'[stores.file]\ndatadir = "{self.store_dir}"\n'
+            f"[scrubber]\nupload_lease = {LEASE}\n{registry}"
         )
         self.servers: list[ApiServer] = []
 
@@ -56,9 +62,38 @@ class Site:
         return sorted(p.name for p in self.store_dir.iterdir()) if self.store_dir.exists() else []
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    site = Site(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The processes share an SQLite registry in the data dir, or a PostgreSQL schema
+    of their own (``TANK_TEST_PG_URL``) that ``tank-manage db upgrade`` migrates."""
+    if request.param == "sqlite":
+        yield from _serve(Site(tmp_path))
+        return
+    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
+    schema = f"lease_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        dsn = f"{url}?options=-csearch_path%3D{schema}"
+        site = Site(tmp_path, f'[registry]\nconnection = "{dsn}"\n')
+        manage = find_script("tank-manage")
+        assert manage is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
+        subprocess.run(
+            [manage, "db", "upgrade", "--config", str(site.config)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        yield from _serve(site)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _serve(site: Site) -> Iterator[Site]:
     yield site
     for server in site.servers:
         server.stop()
