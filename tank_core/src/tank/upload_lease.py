@@ -13,7 +13,7 @@ the registry and one of them may be uploading right now, so starting up proves n
 only a heartbeat older than ``[scrubber] upload_lease`` does. Then any of them
 (:func:`sweep`, at start-up and every half lease) marks the image ``killed`` (Glance
 v1's state for a failed upload: its uploader is gone) with the reason logged, and asks
-each writable store to remove what the upload left (:meth:`Backend.remove_partial`).
+every store to remove what the upload left (:meth:`Backend.remove_partial`).
 
 A ``saving`` image without the property (saving since before leases existed, or whose
 properties a v1 PUT purged: v1 never shows it, so a client cannot send it back) counts
