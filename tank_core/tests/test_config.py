@@ -56,7 +56,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
         config.load(path, environ={})
 
 
-TOP_KEYS = "api, data_dir, default_store, image_size_cap, registry, stores"
+TOP_KEYS = "api, data_dir, default_store, image_size_cap, registry, scrubber, stores"
 
 
 @pytest.mark.parametrize(
@@ -78,6 +78,28 @@ def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         config.load(path, environ={})
     assert str(info.value) == f"{path} {message}"
+
+
+def test_scrubber_upload_lease(tmp_path: Path) -> None:
+    assert config.load(environ={}).scrubber.upload_lease == 60.0  # the default
+    path = write(tmp_path, "[scrubber]\nupload_lease = 5\n")
+    assert config.load(path, environ={}).scrubber.upload_lease == 5.0
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[scrubber]\nupload_lease = 0\n", "[scrubber] upload_lease: must be from 1.0 to 86400"),
+        ("[scrubber]\nupload_lease = '60'\n", "[scrubber] upload_lease: expected a number"),
+        ("[scrubber]\nlease = 60\n", "[scrubber] lease: unknown key"),
+        ("scrubber = 1\n", "scrubber: expected a table, got an integer"),
+    ],
+)
+def test_bad_scrubber_section(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert str(info.value).startswith(f"{path} {message}"), str(info.value)
 
 
 def test_invalid_toml(tmp_path: Path) -> None:

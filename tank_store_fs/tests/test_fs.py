@@ -9,8 +9,10 @@ import fcntl
 import hashlib
 import io
 import os
+import signal
 import stat
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -645,3 +647,58 @@ def test_a_disk_full_at_start_up_is_413_and_writable_again_once_freed(tiny_tmpfs
     stored_data = backend.add(new_id(), iter([b"data"]))
     assert backend.write_disabled is None
     assert read_all(backend, stored_data.location) == b"data"
+
+
+# --- what an upload whose process died leaves (remove_partial) --------------------------
+
+
+def test_remove_partial_cleans_up_after_a_writer_killed_midway(
+    backend: FilesystemBackend, datadir: Path, mode: str
+) -> None:
+    """A process killed (SIGKILL) mid-write: an unnamed file vanishes with it, a named
+    temporary file stays until ``remove_partial`` removes it; other data stays."""
+    other = new_id()
+    backend.add(other, iter([b"keep"]))
+    image_id = new_id()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the uploading process
+        try:
+            writer = backend.open_writer(image_id, None)
+            writer.write(b"x" * MiB)
+            os.write(ready_w, b"1")
+            time.sleep(60)  # killed here
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"1"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_r)
+        os.close(ready_w)
+    left = stored(datadir) - {other}
+    if mode == "named":
+        assert [n.startswith(f"{TEMP_PREFIX}{image_id}.") for n in left] == [True]
+    else:
+        assert left == set()
+    assert backend.remove_partial(image_id) == sorted(left)
+    assert stored(datadir) == {other}
+    assert backend.remove_partial(image_id) == []
+
+
+def test_remove_partial_removes_data_committed_but_never_recorded(
+    backend: FilesystemBackend, datadir: Path
+) -> None:
+    """Killed between the store's commit and the registry's record: the file is there
+    under the image's name, and no image points at it."""
+    image_id, other = new_id(), new_id()
+    backend.add(image_id, iter([b"orphan"]))
+    backend.add(other, iter([b"keep"]))
+    assert backend.remove_partial(image_id) == [image_id]
+    assert stored(datadir) == {other}
+
+
+def test_remove_partial_without_a_data_directory(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path / "never-made", check=False)
+    assert backend.remove_partial(new_id()) == []

@@ -17,6 +17,9 @@ secret_key = { env = "TANK_S3_SECRET" }   # secrets come from the environment
 [import]                            # interoperable import (Images API v2)
 steps = ["decompress", "convert"]
 convert_to = "raw"
+
+[scrubber]                          # cleaning up after uploads a crash cut short
+upload_lease = 60                   # seconds
 ```
 
 Each plugin declares an attrs ``Config`` class; :func:`build` turns its section into one
@@ -41,6 +44,7 @@ from tank.validators import between, http_url, not_negative, one_of, positive, p
 
 __all__ = [
     "ImportConfig",
+    "ScrubberConfig",
     "TankConfig",
     "between",
     "build",
@@ -113,6 +117,16 @@ class ImportConfig:
 
 
 @attrs.frozen(kw_only=True)
+class ScrubberConfig:
+    """``[scrubber]``: what is cleaned up after a tank-api died mid-upload."""
+
+    #: Seconds an upload in progress stays claimed without a heartbeat (the uploading
+    #: tank-api refreshes it while data flows): once it is older, any tank-api sharing
+    #: the registry marks the image ``killed`` and removes its partial data.
+    upload_lease: float = attrs.field(default=60.0, validator=between(1.0, 86400))
+
+
+@attrs.frozen(kw_only=True)
 class TankConfig:
     """The whole configuration, with raw per-plugin sections still to be :func:`build`-t."""
 
@@ -124,6 +138,7 @@ class TankConfig:
     stores: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     api: Mapping[str, Any] = attrs.field(factory=dict)
     imports: ImportConfig = attrs.field(factory=ImportConfig)
+    scrubber: ScrubberConfig = attrs.field(factory=ScrubberConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -141,6 +156,7 @@ class _TopLevel:
     registry: dict[str, Any] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     api: dict[str, Any] = attrs.field(factory=dict)
+    scrubber: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -174,6 +190,7 @@ def load(
     chosen_dir = data_dir or env.get("TANK_DATA_DIR") or top.data_dir or DEFAULT_DATA_DIR
     root = Path(chosen_dir).expanduser().absolute()
     imports = _import_config(resolve_env(raw_import, env, where=source), root, source)
+    scrubber = build(ScrubberConfig, top.scrubber, where=f"{source} [scrubber]")
     return TankConfig(
         source=source,
         data_dir=root,
@@ -183,6 +200,7 @@ def load(
         stores=top.stores or {"file": {"datadir": str(root / "images")}},
         api=top.api,
         imports=imports,
+        scrubber=scrubber,
     )
 
 

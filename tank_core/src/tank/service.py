@@ -37,6 +37,7 @@ from tank.registry import Registry
 from tank.store import Capability, ReadResult
 from tank.stores import StoreSet
 from tank.streams import DataSource
+from tank.upload_lease import DEFAULT_LEASE, HEARTBEAT, UploadLeases, heartbeat_now
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class ImageService:
         *,
         image_size_cap: int = config_mod.DEFAULT_IMAGE_SIZE_CAP,
         hashing_algorithm: str = DEFAULT_HASH_ALGO,
+        upload_lease: float = DEFAULT_LEASE,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -87,6 +89,10 @@ class ImageService:
         #: The multihash of every upload (``os_hash_algo``), checked here so that a bad
         #: name stops Tank at start-up rather than failing uploads.
         self.hashing_algorithm = check_hash_algo(hashing_algorithm)
+        #: Seconds an upload may go without a heartbeat (:mod:`tank.upload_lease`).
+        self.upload_lease = upload_lease
+        #: The uploads in progress here; tank-api starts its heartbeat and sweep threads.
+        self.leases = UploadLeases(self)
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
@@ -110,6 +116,7 @@ class ImageService:
             plugins,
             image_size_cap=config.image_size_cap,
             hashing_algorithm=hashing_algorithm,
+            upload_lease=config.scrubber.upload_lease,
         )
 
     def close(self) -> None:
@@ -311,24 +318,26 @@ class ImageService:
         size = image.size if size is None else parse_int("size", size)
         if size is None:  # an announced size (header or record) stays what is verified
             size = body_size
-        image = self.registry.update(
-            image.id,
-            {"status": Status.SAVING},
-            context=context,
-            expected_status=Status.QUEUED,
-        )
-        try:
-            stored = backend.add(
+        with self.leases.holding(image.id) as lease:
+            image = self.registry.update(
                 image.id,
-                data,
-                size=size,
-                checksum=checksum,
-                max_size=self.image_size_cap,
-                hash_algo=self.hashing_algorithm,
+                {"status": Status.SAVING, "properties": {HEARTBEAT: heartbeat_now()}},
+                context=context,
+                expected_status=Status.QUEUED,
             )
-        except BaseException as exc:
-            self._kill(image, context, exc, failed)
-            raise
+            try:
+                stored = backend.add(
+                    image.id,
+                    lease.stream(data),
+                    size=size,
+                    checksum=checksum,
+                    max_size=self.image_size_cap,
+                    hash_algo=self.hashing_algorithm,
+                )
+            except BaseException as exc:
+                lease.end()
+                self._kill(image, context, exc, failed)
+                raise
         try:
             image = self.registry.update(
                 image.id,
@@ -339,8 +348,10 @@ class ImageService:
                     "os_hash_algo": stored.checksums.hash_algo,
                     "os_hash_value": stored.checksums.hash_value,
                     "locations": [Location(url=stored.location, store=backend.name)],
+                    "properties": self._without_lease(image.id),
                 },
                 context=context,
+                purge_props=True,
                 expected_status=Status.SAVING,
             )
         except BaseException as exc:
@@ -395,7 +406,11 @@ class ImageService:
         reason = str(cause) if isinstance(cause, errors.TankError) else type(cause).__name__
         try:
             killed = self.registry.update(
-                image.id, {"status": status}, context=context, expected_status=Status.SAVING
+                image.id,
+                {"status": status, "properties": self._without_lease(image.id)},
+                context=context,
+                purge_props=True,
+                expected_status=Status.SAVING,
             )
         except (errors.Conflict, errors.NotFound) as exc:
             # deleted (or otherwise moved on) while its data was arriving: nothing to mark
@@ -409,6 +424,12 @@ class ImageService:
             return
         log.info("image %s killed: %s", image.id, reason)
         self.plugins.image_killed(image=killed, reason=reason, context=context)
+
+    def _without_lease(self, image_id: str) -> dict[str, str]:
+        """The image's properties as they are now, less the upload's heartbeat (the
+        registry removes a property only by replacing them all)."""
+        current = self.registry.get(image_id, context=Context.admin())
+        return {k: v for k, v in current.properties.items() if k != HEARTBEAT}
 
     def _discard(self, store: str, location: str) -> None:
         try:

@@ -205,6 +205,17 @@ class Backend(abc.ABC):
         ``location`` is already checked to have one of :attr:`schemes`.
         """
 
+    def remove_partial(self, image_id: str) -> list[str]:
+        """Remove what an upload of ``image_id`` left when its tank-api died before the
+        registry recorded the data (a temporary file or object, an uncommitted upload,
+        data committed but never recorded); what was removed, for the log.
+
+        Called only once the upload's lease expired (:mod:`tank.upload_lease`), so no
+        upload of ``image_id`` is writing here any more. The default finds nothing: a
+        store whose writer leaves nothing behind when its process dies keeps it.
+        """
+        return []
+
     def direct_url(self, location: str) -> str | None:
         """A URL trusted clients may use to reach the data directly (e.g. to clone an
         RBD snapshot instead of downloading), or None. Shown only to admins, only

@@ -236,6 +236,28 @@ class FilesystemBackend(Backend):
         except OSError as exc:
             raise self._error(exc, "deleting", location) from exc
 
+    def remove_partial(self, image_id: str) -> list[str]:
+        """An unnamed (``O_TMPFILE``) file vanishes with its process; a named temporary
+        file (``.tank-tmp-<id>.*``) stays, and so does a file published just before the
+        process died, before the registry recorded it: both are removed."""
+        name = _file_name(image_id)
+        removed = []
+        try:
+            with self._dir() as dir_fd:
+                temps = [n for n in os.listdir(dir_fd) if n.startswith(f"{TEMP_PREFIX}{name}.")]
+                for candidate in (*temps, name):
+                    st = _lstat(candidate, dir_fd)
+                    if st is None or not stat.S_ISREG(st.st_mode):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(candidate, dir_fd=dir_fd)
+                        removed.append(candidate)
+        except FileNotFoundError:
+            return removed  # no data directory: nothing was written
+        except OSError as exc:
+            raise self._error(exc, "removing partial data of", self._location(name)) from exc
+        return removed
+
     def direct_url(self, location: str) -> str | None:
         """The location itself: with a shared filesystem, trusted clients (Nova's
         ``allowed_direct_url_schemes = file``) copy the file instead of downloading.

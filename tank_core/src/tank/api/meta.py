@@ -14,6 +14,7 @@ import attrs
 from tank import errors
 from tank.locations import redact
 from tank.model import BRIEF_FIELDS, Image, Visibility, parse_bool
+from tank.upload_lease import HEARTBEAT
 from tank.web.headers import to_wire
 
 META = "x-image-meta-"
@@ -153,7 +154,9 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
             (META + "os_hash_value", image.os_hash_value),
         ]
     out += [
-        (to_wire(PROPERTY + key), to_wire(value)) for key, value in sorted(image.properties.items())
+        (to_wire(PROPERTY + key), to_wire(value))
+        for key, value in sorted(image.properties.items())
+        if key != HEARTBEAT
     ]
     if image.checksum:
         out.append(("ETag", image.checksum))
@@ -164,7 +167,7 @@ def image_json(image: Image, *, location: str | None = None) -> dict[str, Any]:
     """One image as Glance v1 JSON, plus the multihash fields Glance added later."""
     full = image.to_dict()
     out = {field: full[field] if field in full else getattr(image, field) for field in _SHOWN}
-    out["properties"] = full["properties"]
+    out["properties"] = {k: v for k, v in full["properties"].items() if k != HEARTBEAT}
     out["os_hash_algo"] = image.os_hash_algo
     out["os_hash_value"] = image.os_hash_value
     if location:

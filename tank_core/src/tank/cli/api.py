@@ -70,6 +70,7 @@ def main(
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
         imports.start()
+        service.leases.start()
         app = make_app(service, api_config, imports)
         server = make_server(
             app,
@@ -89,6 +90,7 @@ def main(
             log=log,
         )
     finally:
+        service.leases.close()
         if imports is not None:
             imports.close()
         service.close()

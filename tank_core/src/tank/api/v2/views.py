@@ -20,8 +20,11 @@ IMAGES_SCHEMA_URL = "/v2/schemas/images"
 MEMBER_SCHEMA_URL = "/v2/schemas/member"
 MEMBERS_SCHEMA_URL = "/v2/schemas/members"
 
-#: Internal properties Glance keeps out of its answers (which worker holds staged data).
-HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+#: Internal properties Glance keeps out of its answers (which worker holds staged data),
+#: and Tank's upload lease (:mod:`tank.upload_lease`).
+HIDDEN_PROPERTIES = frozenset(
+    {"os_glance_stage_host", "os_glance_hash_op_host", "os_glance_upload_heartbeat"}
+)
 
 #: Attributes in the order Glance's serializer sets them.
 _ATTRIBUTES = (

@@ -1,0 +1,279 @@
+"""Upload leases with real tank-api processes (issue 15, "a crash leaves images in
+``saving`` forever"): a tank-api killed (SIGKILL) mid-upload leaves an image that a
+tank-api on the same registry kills once its lease expired, with nothing left in the
+store; an upload that is slow but alive is never killed by another tank-api's sweep.
+
+The lease is 2 s here, so each tank-api sweeps every second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tank import upload_lease
+from tank.config import load
+from tank.model import Context, Image
+from tank.service import ImageService
+from tank.testing import require_env
+from tank.testing.api_server import ApiServer, find_script
+from tank.upload_lease import HEARTBEAT
+
+LEASE = 2
+CHUNK = 64 * 1024
+
+
+class Site:
+    """One data dir (SQLite registry and fs store) that several tank-api processes share."""
+
+    def __init__(self, root: Path, registry: str = "") -> None:
+        self.root = root
+        self.data_dir = root / "data"
+        self.store_dir = root / "store"
+        self.config = root / "tank.toml"
+        self.config.write_text(
+            f'[stores.file]\ndatadir = "{self.store_dir}"\n'
+            f"[scrubber]\nupload_lease = {LEASE}\n{registry}"
+        )
+        self.servers: list[ApiServer] = []
+
+    def start(self, name: str) -> ApiServer:
+        server = ApiServer(self.data_dir, self.root / f"{name}.log", ["--config", str(self.config)])
+        self.servers.append(server)
+        return server
+
+    def registry_image(self, image_id: str) -> Image:
+        """The image as the registry holds it (hidden properties included)."""
+        with ImageService.from_config(load(self.config, data_dir=self.data_dir)) as service:
+            return service.registry.get(image_id, context=Context.admin())
+
+    def files(self) -> list[str]:
+        return sorted(p.name for p in self.store_dir.iterdir()) if self.store_dir.exists() else []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
+    """The processes share an SQLite registry in the data dir, or a PostgreSQL schema
+    of their own (``TANK_TEST_PG_URL``) that ``tank-manage db upgrade`` migrates."""
+    if request.param == "sqlite":
+        yield from _serve(Site(tmp_path))
+        return
+    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
+    schema = f"lease_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        dsn = f"{url}?options=-csearch_path%3D{schema}"
+        site = Site(tmp_path, f'[registry]\nconnection = "{dsn}"\n')
+        manage = find_script("tank-manage")
+        assert manage is not None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
+        subprocess.run(
+            [manage, "db", "upgrade", "--config", str(site.config)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        yield from _serve(site)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _serve(site: Site) -> Iterator[Site]:
+    yield site
+    for server in site.servers:
+        server.stop()
+        assert "unexpected error" not in server.log(), server.log()
+
+
+def create(server: ApiServer, name: str) -> str:
+    resp = requests.post(
+        f"{server.url}/v2/images",
+        json={"name": name, "disk_format": "raw", "container_format": "bare"},
+        timeout=10,
+    )
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["id"])
+
+
+def show(server: ApiServer, image_id: str) -> dict[str, Any]:
+    resp = requests.get(f"{server.url}/v2/images/{image_id}", timeout=10)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def wait(
+    server: ApiServer, image_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 60
+) -> dict[str, Any]:
+    """Poll until ``done(image)``; a deadline for the test, not a speed measure."""
+    end = time.monotonic() + timeout
+    while True:
+        image = show(server, image_id)
+        if done(image):
+            return image
+        if time.monotonic() > end:
+            raise AssertionError(f"image never got there: {image}\n{server.log()}")
+        time.sleep(0.05)
+
+
+def start_upload(server: ApiServer, path: str, size: int) -> socket.socket:
+    """A client that sends the head of a PUT of ``size`` bytes, and the body only as
+    the test sends it through the returned socket."""
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    )
+    sock.sendall(head.encode())
+    return sock
+
+
+def status_line(sock: socket.socket) -> str:
+    reply = b""
+    while b"\r\n" not in reply:
+        got = sock.recv(4096)
+        if not got:
+            break
+        reply += got
+    return reply.split(b"\r\n", 1)[0].decode()
+
+
+def test_an_upload_cut_by_sigkill_is_killed_after_its_lease_and_leaves_nothing(
+    site: Site,
+) -> None:
+    first = site.start("tank-api")
+    image_id = create(first, "interrupted")
+    sock = start_upload(first, f"/v1/images/{image_id}", 16 * CHUNK)
+    sock.sendall(b"x" * 4 * CHUNK)
+    wait(first, image_id, lambda i: i["status"] == "saving")
+    in_flight = site.registry_image(image_id)
+    assert HEARTBEAT in in_flight.properties  # the lease is held...
+    assert HEARTBEAT not in show(first, image_id)  # ...and never shown (v2)
+    head = requests.head(f"{first.url}/v1/images/{image_id}", timeout=10)
+    assert not any(HEARTBEAT in key.lower() for key in head.headers)  # nor by v1
+
+    first.proc.kill()  # SIGKILL: no clean-up of any kind
+    first.proc.wait(10)
+    sock.close()
+    # What a store without O_TMPFILE leaves: the named temporary file of the upload.
+    site.store_dir.mkdir(exist_ok=True)
+    (site.store_dir / f".tank-tmp-{image_id}.0123456789ab").write_bytes(b"x" * CHUNK)
+    assert show_registry_status(site, image_id) == "saving"  # what the dead process left
+
+    restarted = site.start("tank-api-restarted")
+    killed = wait(restarted, image_id, lambda i: i["status"] == "killed")
+    assert HEARTBEAT not in site.registry_image(image_id).properties
+    assert site.files() == []
+    log = restarted.log_path.read_text()
+    assert f"image {image_id} killed: the upload stopped" in log
+    assert killed["size"] is None
+
+    # the same data uploads fine to a new image
+    data = b"y" * 3 * CHUNK
+    again = create(restarted, "again")
+    resp = requests.put(
+        f"{restarted.url}/v2/images/{again}/file",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=30,
+    )
+    assert resp.status_code == 204, resp.text
+    done = show(restarted, again)
+    assert done["status"] == "active" and done["checksum"] == hashlib.md5(data).hexdigest()
+    assert requests.get(f"{restarted.url}/v2/images/{again}/file", timeout=30).content == data
+    assert HEARTBEAT not in site.registry_image(again).properties
+    assert site.files() == [again]
+
+
+def show_registry_status(site: Site, image_id: str) -> str:
+    return str(site.registry_image(image_id).status)
+
+
+def test_a_slow_live_upload_is_not_killed_by_another_tank_api(site: Site) -> None:
+    sweeping = site.start("tank-api-a")  # sweeps every second, as does the uploader
+    uploading = site.start("tank-api-b")
+    image_id = create(uploading, "slow but alive")
+    total = 64 * CHUNK
+    sock = start_upload(uploading, f"/v2/images/{image_id}/file", total)
+    sock.sendall(b"\0" * CHUNK)
+    digest = hashlib.md5(b"\0" * CHUNK)
+    sent = CHUNK
+    wait(uploading, image_id, lambda i: i["status"] == "saving")
+    beats = set()
+    # Send a chunk at a time until the heartbeat was refreshed 4 times: two leases at
+    # least, through several sweeps of both processes.
+    while len(beats) < 5:
+        assert sent < total - CHUNK, "the heartbeat was not refreshed while data flowed"
+        chunk = bytes([sent // CHUNK % 256]) * CHUNK
+        sock.sendall(chunk)
+        digest.update(chunk)
+        sent += CHUNK
+        image = site.registry_image(image_id)
+        assert str(image.status) == "saving", image
+        if HEARTBEAT in image.properties:
+            beats.add(image.properties[HEARTBEAT])
+        time.sleep(0.15)
+    rest = b"z" * (total - sent)
+    sock.sendall(rest)
+    digest.update(rest)
+    assert status_line(sock).startswith("HTTP/1.1 204"), uploading.log()
+    sock.close()
+    done = show(sweeping, image_id)
+    assert done["status"] == "active" and done["size"] == total
+    assert done["checksum"] == digest.hexdigest()
+    assert HEARTBEAT not in site.registry_image(image_id).properties
+    for server in (sweeping, uploading):
+        assert "killed" not in server.log_path.read_text()
+
+
+# --- the sweep itself, in this process -----------------------------------------------
+
+
+def saving(service: ImageService, name: str, heartbeat: str | None) -> Image:
+    """An image left ``saving`` by an upload that is not running here."""
+    admin = Context.admin()
+    image = service.create({"name": name}, context=admin)
+    props = {HEARTBEAT: heartbeat} if heartbeat is not None else {}
+    return service.registry.update(
+        image.id, {"status": "saving", "properties": props}, context=admin
+    )
+
+
+def test_the_sweep_kills_only_expired_leases(service: ImageService, recorder: Any) -> None:
+    stale = saving(service, "stale", f"{time.time() - service.upload_lease - 5:.3f}")
+    fresh = saving(service, "fresh", f"{time.time():.3f}")
+    purged = saving(service, "no heartbeat, just changed", None)  # e.g. a v1 PUT purged it
+    service.registry.update(stale.id, {"properties": {"kept": "yes"}}, context=Context.admin())
+    # an unrecorded file of the stale upload, and the data of an active image
+    datadir = Path(service.stores.get("file").config.datadir)
+    datadir.mkdir(parents=True, exist_ok=True)
+    (datadir / stale.id).write_bytes(b"partial")
+    active = service.create({"name": "active"}, iter([b"data"]), context=Context.admin())
+
+    assert upload_lease.sweep(service) == [stale.id]
+    killed = service.get(stale.id, context=Context.admin())
+    assert str(killed.status) == "killed"
+    assert killed.properties == {"kept": "yes"}  # only the lease went
+    assert [e for e in recorder.events if e[0] == "killed"] == [
+        ("killed", stale.id, recorder.events[-1][2])
+    ]
+    assert "no sign of life" in recorder.events[-1][2]
+    for image in (fresh, purged):
+        assert str(service.get(image.id, context=Context.admin()).status) == "saving"
+    assert sorted(p.name for p in datadir.iterdir()) == [active.id]
+    assert upload_lease.sweep(service) == []  # nothing twice
