@@ -246,6 +246,20 @@ def test_oversized_headers_get_431_as_json(api: ApiServer) -> None:
     assert json.loads(body)["error"]["code"] == 431
 
 
+@pytest.mark.parametrize("head", [b"", b"\r\nHost: t\r\n\r\n"])
+def test_an_overlong_request_line_gets_414(api: ApiServer, head: bytes) -> None:
+    """Whether the line's end has arrived or not (the outside probe got 431 for a
+    100 KB target sent in one piece with its headers)."""
+    conn = Raw(api)
+    try:
+        conn.send(b"GET /v2/images?name=" + b"x" * 100_000 + b" HTTP/1.1" + head)
+        status, _, body = conn.answer()
+    finally:
+        conn.close()
+    assert status == 414
+    assert json.loads(body)["error"]["code"] == 414
+
+
 def test_download_uses_sendfile_and_logs_bytes(api: ApiServer) -> None:
     data = os.urandom((3 << 20) + 5)
     image_id = upload(api, "sf", data)

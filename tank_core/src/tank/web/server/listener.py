@@ -248,18 +248,15 @@ class HttpServer:
             del buf[:1]
             searched = 0
         end = head_end(buf, searched)
-        if end < 0:
-            if len(buf) > self.max_head_size:
-                if b"\n" not in buf:
-                    self._answer(waiting, 414, "the request line is too long")
-                else:
-                    limit = self.max_head_size
-                    self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
+        if end < 0 and len(buf) <= self.max_head_size:
             return
-        if end > self.max_head_size:
-            self._answer(
-                waiting, 431, f"the request headers are larger than {self.max_head_size} bytes"
-            )
+        if end < 0 or end > self.max_head_size:
+            line_end = buf.find(b"\n")
+            if line_end < 0 or line_end > self.max_head_size:  # the target, not headers
+                self._answer(waiting, 414, "the request line is too long")
+            else:
+                limit = self.max_head_size
+                self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
             return
         self._selector.unregister(waiting.sock)
         del self._waiting[waiting.sock]
