@@ -347,3 +347,26 @@ def test_uploading_to_a_deleted_image_is_404(as_: Callable[..., Client]) -> None
     image = alice.create(name="gone")
     assert alice.call("DELETE", f"/images/{image['id']}").status_code == 204
     assert alice.upload(image["id"], b"late").status_code == 404
+
+
+def test_glance_quotas_are_413(as_: Callable[..., Client]) -> None:
+    """128 properties, tags and members per image, as Glance's default quotas (the
+    outside probe created 5,000 properties and 135 members)."""
+    alice = as_(ALICE)
+    many = {f"p{i}": "v" for i in range(129)}
+    resp = alice.call("POST", "/images", json={"name": "props", **many})
+    assert resp.status_code == 413 and "128" in resp.json()["error"]["message"]
+    image = alice.create(name="props", **{f"p{i}": "v" for i in range(128)})
+    ops = [{"op": "add", "path": "/one-more", "value": "v"}]
+    resp = alice.call("PATCH", f"/images/{image['id']}", json=ops, headers={"Content-Type": PATCH})
+    assert resp.status_code == 413
+    resp = alice.call(
+        "POST", "/images", json={"name": "tags", "tags": [str(i) for i in range(129)]}
+    )
+    assert resp.status_code == 413
+    shared = alice.create(name="members")
+    for i in range(128):
+        member = {"member": f"project-{i}"}
+        assert alice.call("POST", f"/images/{shared['id']}/members", json=member).status_code == 200
+    resp = alice.call("POST", f"/images/{shared['id']}/members", json={"member": "one-more"})
+    assert resp.status_code == 413

@@ -130,6 +130,12 @@ class StorageFull(TankError):
     http_status = 413
 
 
+class OverLimit(TankError):
+    """More properties, tags or members than an image may have (Glance's quotas: 413)."""
+
+    http_status = 413
+
+
 # --- server side errors --------------------------------------------------------------
 
 

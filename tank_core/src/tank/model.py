@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from tank.errors import InvalidTransition, ValidationError
+from tank.errors import InvalidTransition, OverLimit, ValidationError
 
 
 class Status(enum.StrEnum):
@@ -92,7 +92,10 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
 MAX_NAME = 255
 MAX_PROPERTY_KEY = 255
 MAX_PROPERTY_VALUE = 65535
+#: Glance's default quotas (image_tag_quota, image_property_quota, image_member_quota).
 MAX_TAGS = 128
+MAX_PROPERTIES = 128
+MAX_MEMBERS = 128
 MAX_LOCATION = 2048
 #: Properties in this namespace are Tank's own (import state); users cannot set them.
 RESERVED_PREFIX = "os_glance_"
@@ -280,7 +283,7 @@ def _tags(value: Any) -> tuple[str, ...]:
         raise ValidationError("tags", f"expected a list of strings, got {value!r:.80}")
     tags = tuple(sorted({parse_tag(tag) for tag in value}))
     if len(tags) > MAX_TAGS:
-        raise ValidationError("tags", f"an image has at most {MAX_TAGS} tags, got {len(tags)}")
+        raise OverLimit(f"an image has at most {MAX_TAGS} tags (attempted: {len(tags)})")
     return tags
 
 

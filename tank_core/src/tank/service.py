@@ -20,6 +20,8 @@ from tank import errors
 from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
 from tank.config import TankConfig
 from tank.model import (
+    MAX_MEMBERS,
+    MAX_PROPERTIES,
     MUTABLE_FIELDS,
     RESERVED_PREFIX,
     Context,
@@ -67,6 +69,16 @@ def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
         raise errors.ConfigError(
             f"{config.source} {said}" if said.startswith("[") else f"{where}: {said}"
         ) from None
+
+
+def _check_property_count(properties: Mapping[str, Any]) -> None:
+    """Glance's image_property_quota, over the user's properties (Tank's own
+    ``os_glance_*`` state does not count)."""
+    count = sum(1 for key in properties if not str(key).startswith(RESERVED_PREFIX))
+    if count > MAX_PROPERTIES:
+        raise errors.OverLimit(
+            f"an image has at most {MAX_PROPERTIES} properties (attempted: {count})"
+        )
 
 
 class ImageService:
@@ -256,6 +268,8 @@ class ImageService:
             if data is not None:
                 backend.require(Capability.WRITE)
         fields.setdefault("owner", context.tenant)
+        if isinstance(fields.get("properties"), Mapping):
+            _check_property_count(fields["properties"])
         if location is not None:
             return self._create_with_location(fields, location, context, size, checksum)
         if size is not None:
@@ -451,6 +465,9 @@ class ImageService:
         previous = self.registry.get(image_id, context=context)
         self._check_modify(previous, context)
         fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS, previous=previous)
+        if "properties" in fields:
+            merged = previous.update({"properties": fields["properties"]}, purge_props=purge_props)
+            _check_property_count(merged.properties)
         image = self.registry.update(image_id, fields, context=context, purge_props=purge_props)
         self.plugins.image_updated(image=image, previous=previous, context=context)
         return image
@@ -530,6 +547,11 @@ class ImageService:
     def add_member(
         self, image_id: str, member: str, *, can_share: bool = False, context: Context
     ) -> Member:
+        existing = self.registry.list_members(image_id, context=context)
+        if len(existing) >= MAX_MEMBERS and all(m.member != member for m in existing):
+            raise errors.OverLimit(
+                f"image {image_id} already has {len(existing)} members, the most it may have"
+            )
         return self.registry.add_member(image_id, member, can_share=can_share, context=context)
 
     def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
@@ -538,6 +560,9 @@ class ImageService:
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
     ) -> builtins.list[Member]:
+        members = list(members)
+        if len({name for name, _ in members}) > MAX_MEMBERS:
+            raise errors.OverLimit(f"an image has at most {MAX_MEMBERS} members")
         return self.registry.replace_members(image_id, members, context=context)
 
     def set_member_status(
