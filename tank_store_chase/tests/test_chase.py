@@ -592,9 +592,10 @@ def test_remove_partial_removes_the_segments_a_killed_writer_left(make_backend, 
     """A tank-api killed mid-upload never aborts: the segments that reached Swift stay
     until ``remove_partial``; another image's object and segments stay."""
     backend = make_backend(**SMALL)
-    other = backend.add(new_id(), iter([pattern(300 * KiB, seed=11)]))
-    kept = view.stored(backend)
     image_id = new_id()
+    other = backend.add(new_id(), iter([pattern(300 * KiB, seed=11)]))
+    lookalike = backend.add(f"{image_id}0", iter([pattern(300 * KiB, seed=15)]))  # segmented
+    kept = view.stored(backend)
     writer = backend.open_writer(image_id, None)
     writer.write(pattern(350 * KiB, seed=12))
     writer._finish_segments()  # the four segments land; then the "kill" (no abort)
@@ -607,6 +608,7 @@ def test_remove_partial_removes_the_segments_a_killed_writer_left(make_backend, 
     assert view.stored(backend) == kept
     assert backend.remove_partial(image_id) == []
     assert read_all(backend, other.location) == pattern(300 * KiB, seed=11)
+    assert read_all(backend, lookalike.location) == pattern(300 * KiB, seed=15)
 
 
 @pytest.mark.parametrize(
