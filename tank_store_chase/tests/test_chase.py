@@ -583,3 +583,71 @@ def test_body_cuts_a_range_the_server_ignored() -> None:
     body = _Body(Answer(), release=released.append, translate=lambda e: e, skip=3, limit=4)  # type: ignore[arg-type,return-value]
     assert b"".join(body) == b"3456"
     assert released == [True]
+
+
+# --- what an upload whose process died leaves (remove_partial) --------------------------
+
+
+def test_remove_partial_removes_the_segments_a_killed_writer_left(make_backend, view) -> None:  # type: ignore[no-untyped-def]
+    """A tank-api killed mid-upload never aborts: the segments that reached Swift stay
+    until ``remove_partial``; another image's object and segments stay."""
+    backend = make_backend(**SMALL)
+    image_id = new_id()
+    other = backend.add(new_id(), iter([pattern(300 * KiB, seed=11)]))
+    lookalike = backend.add(f"{image_id}0", iter([pattern(300 * KiB, seed=15)]))  # segmented
+    kept = view.stored(backend)
+    writer = backend.open_writer(image_id, None)
+    writer.write(pattern(350 * KiB, seed=12))
+    writer._finish_segments()  # the four segments land; then the "kill" (no abort)
+    segments = f"{backend.config.container}_segments"
+    assert len(view.stored(backend) - kept) == 4
+
+    assert backend.remove_partial(image_id) == [
+        f"4 segments of upload {segments}/{image_id}/{writer._upload_id}/"
+    ]
+    assert view.stored(backend) == kept
+    assert backend.remove_partial(image_id) == []
+    assert read_all(backend, other.location) == pattern(300 * KiB, seed=11)
+    assert read_all(backend, lookalike.location) == pattern(300 * KiB, seed=15)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "size", "segments"),
+    [("auto", 450 * KiB, 5), ("dlo", 450 * KiB, 5), ("auto", 200 * KiB, 0)],
+    ids=["slo-if-listed", "dlo", "one-object"],
+)
+def test_remove_partial_removes_data_committed_but_never_recorded(  # type: ignore[no-untyped-def]
+    make_backend, view, manifest, size, segments
+) -> None:
+    """Killed between the store's commit and the registry's record: the object (or the
+    manifest and its segments) is there and no image points at it."""
+    backend = make_backend(large_object_manifest=manifest, **SMALL)
+    other = backend.add(new_id(), iter([pattern(size, seed=13)]), size=size)
+    kept = view.stored(backend)
+    image_id = new_id()
+    stored = backend.add(image_id, iter([pattern(size, seed=14)]), size=size)
+
+    removed = backend.remove_partial(image_id)
+    assert removed[0] == f"object {SwiftLocation.parse(stored.location).redacted()}"
+    if segments:
+        (described,) = removed[1:]
+        assert described.startswith(f"{segments} segments of upload ")
+        assert f"_segments/{image_id}/" in described
+    else:
+        assert removed[1:] == []
+    assert view.stored(backend) == kept
+    assert backend.remove_partial(image_id) == []
+    assert read_all(backend, other.location) == pattern(size, seed=13)
+
+
+def test_remove_partial_with_multiple_containers(make_backend, view) -> None:  # type: ignore[no-untyped-def]
+    backend = make_backend(multiple_containers_seed=2)
+    image_id = new_id()
+    loc = SwiftLocation.parse(backend.add(image_id, iter([b"orphan"])).location)
+    assert backend.remove_partial(image_id) == [f"object {loc.redacted()}"]
+    assert view.objects(loc.container) == set()
+
+
+def test_remove_partial_when_nothing_was_written(backend) -> None:  # type: ignore[no-untyped-def]
+    assert backend.remove_partial(new_id()) == []
+    assert backend.remove_partial("../not-an-object") == []

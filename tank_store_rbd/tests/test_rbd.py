@@ -323,3 +323,76 @@ def test_unreachable_cluster_fails_within_the_connect_timeout(
     backend.check_writable()  # logs, but does not disable writes for good
     assert backend.write_disabled is None
     backend.close()
+
+
+# --- what an upload whose process died leaves (remove_partial) --------------------------
+
+
+def test_remove_partial_removes_the_image_a_killed_writer_left(backend: Any, ceph: Any) -> None:
+    """A tank-api killed mid-upload never aborts: its RBD image stays. While the dead
+    process's watch has not expired the image is left (never forced); then it goes,
+    and another image in the pool stays."""
+    other = backend.add(new_id(), iter([b"keep"]))
+    image_id = new_id()
+    writer = backend.open_writer(image_id, None)
+    for chunk in irregular_chunks(pattern(2 * MiB + 7, seed=4)):
+        writer.write(chunk)
+
+    (left,) = backend.remove_partial(image_id)
+    assert left.startswith(f"not removed: RBD image {ceph.pool}/{image_id}")
+    assert "open by 1 other client" in left
+    assert image_id in ceph.images()
+
+    while writer._pending:  # the "kill": handles gone, no abort (the watch expired)
+        writer._reap()
+    writer._close()
+    assert image_id in ceph.images()
+    assert backend.remove_partial(image_id) == [f"RBD image {ceph.pool}/{image_id}"]
+    assert image_id not in ceph.images()
+    assert backend.remove_partial(image_id) == []
+    assert read_all(backend, other.location) == b"keep"
+    assert backend.cluster.leases == 0
+
+
+def test_remove_partial_removes_an_image_committed_but_never_recorded(
+    backend: Any, ceph: Any
+) -> None:
+    """Killed between the store's commit and the registry's record: the image and its
+    protected snapshot are there and no Tank image points at them."""
+    other = backend.add(new_id(), iter([b"keep"]))
+    image_id = new_id()
+    backend.add(image_id, iter([pattern(MiB + 3, seed=5)]))
+    assert backend.remove_partial(image_id) == [
+        f"snapshot {ceph.pool}/{image_id}@snap",
+        f"RBD image {ceph.pool}/{image_id}",
+    ]
+    assert image_id not in ceph.images()
+    assert backend.remove_partial(image_id) == []
+    assert read_all(backend, other.location) == b"keep"
+
+
+def test_remove_partial_never_removes_an_image_with_clones(backend: Any, ceph: Any) -> None:
+    data = pattern(MiB + 1, seed=6)
+    image_id = new_id()
+    location = backend.add(image_id, iter([data])).location
+    child = f"{image_id}-vm-disk"
+    ceph.rbd.RBD().clone(
+        ceph.ioctx, image_id, "snap", ceph.ioctx, child, features=ceph.rbd.RBD_FEATURE_LAYERING
+    )
+    try:
+        (left,) = backend.remove_partial(image_id)
+        assert left.startswith(f"not removed: RBD image {ceph.pool}/{image_id}")
+        assert "in use by 1 clone" in left
+        with ceph.image(image_id, read_only=True) as image:
+            assert image.is_protected_snap("snap")
+        assert read_all(backend, location) == data
+        assert child in ceph.images()
+    finally:
+        ceph.purge(child)
+    assert len(backend.remove_partial(image_id)) == 2
+    assert image_id not in ceph.images()
+
+
+def test_remove_partial_of_an_image_never_written(backend: Any) -> None:
+    assert backend.remove_partial(new_id()) == []
+    assert backend.remove_partial("not/a-name") == []

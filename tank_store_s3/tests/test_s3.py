@@ -340,3 +340,58 @@ def test_hanging_endpoint_times_out_as_unavailable() -> None:
             backend.get_size("s3://tank-images/some-image")
         listener.settimeout(10)
         listener.accept()[0].close()  # the request did reach the server, which kept silent
+
+
+# --- what an upload whose process died leaves (remove_partial) --------------------------
+
+
+def unfinished_uploads(admin: Any, bucket: str) -> list[str]:
+    return sorted(u["Key"] for u in admin.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
+
+
+def test_remove_partial_aborts_the_uploads_a_killed_writer_left(
+    backend: S3Backend, admin: Any, bucket: str
+) -> None:
+    """A tank-api killed mid-upload never aborts: its multipart upload (and its parts)
+    stay until ``remove_partial``; another image's object, and an upload of a key that
+    merely starts with the image id, stay."""
+    image_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    kept = backend.add(other, iter([b"keep"]))
+    lookalike = admin.create_multipart_upload(Bucket=bucket, Key=f"{image_id}0")
+    writer = backend.open_writer(image_id, None)
+    writer.write(pattern(2 * PART, seed=8))  # two parts sent
+    writer._shutdown_pool()  # type: ignore[attr-defined]  # they land; then the "kill"
+    writer = backend.open_writer(image_id, None)  # a second try, killed as well
+    writer.write(pattern(PART, seed=9))
+    writer._shutdown_pool()  # type: ignore[attr-defined]
+    assert unfinished_uploads(admin, bucket) == sorted([image_id, image_id, f"{image_id}0"])
+
+    removed = backend.remove_partial(image_id)
+    assert len(removed) == 2
+    assert all("multipart upload" in r and f"s3://{bucket}/{image_id}" in r for r in removed)
+    assert unfinished_uploads(admin, bucket) == [f"{image_id}0"]
+    assert backend.remove_partial(image_id) == []
+    assert read_all(backend, kept.location) == b"keep"
+    admin.abort_multipart_upload(Bucket=bucket, Key=f"{image_id}0", UploadId=lookalike["UploadId"])
+
+
+@pytest.mark.parametrize("size", [100, 2 * PART + 1], ids=["single-put", "multipart"])
+def test_remove_partial_deletes_an_object_committed_but_never_recorded(
+    backend: S3Backend, admin: Any, bucket: str, size: int
+) -> None:
+    """Killed between the store's commit and the registry's record: the object is there
+    under the image's key and no image points at it."""
+    image_id, other = str(uuid.uuid4()), str(uuid.uuid4())
+    backend.add(image_id, iter([pattern(size, seed=10)]), size=size)
+    kept = backend.add(other, iter([b"keep"]))
+    assert backend.remove_partial(image_id) == [f"object s3://{bucket}/{image_id}"]
+    assert backend.remove_partial(image_id) == []
+    listed = admin.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [obj["Key"] for obj in listed] == [other]
+    assert read_all(backend, kept.location) == b"keep"
+
+
+def test_remove_partial_without_the_bucket(server: Any, unused_bucket: str) -> None:
+    backend = S3Backend(server.config(unused_bucket), name="s3")
+    assert backend.remove_partial(str(uuid.uuid4())) == []
+    backend.close()

@@ -112,10 +112,7 @@ class ChaseBackend(Backend):
         if not _OBJECT.match(image_id):
             raise errors.Invalid(f"image id {image_id!r} is not usable as a swift object name")
         cfg = self.config
-        container = cfg.container
-        if cfg.multiple_containers_seed:
-            container = f"{container}_{image_id[: cfg.multiple_containers_seed]}"
-        location = SwiftLocation.for_object(cfg.auth_address, container, image_id)
+        location = self._location_for(image_id)
         self._swift.check_absent(location)
         segment_size = None
         if size is None or size > cfg.large_object_size:
@@ -133,6 +130,29 @@ class ChaseBackend(Backend):
 
     def size_of(self, location: str) -> int:
         return self._swift.size(self._parse(location))
+
+    def remove_partial(self, image_id: str) -> list[str]:
+        """A killed writer leaves the segments it wrote (``<container>_segments``, under
+        ``<image id>/<upload id>/``), and the object or manifest itself if it died after
+        the commit, before the registry recorded it. A single PUT cut off mid-body leaves
+        nothing: Swift discards it.
+
+        The manifest goes first, so no manifest ever points at removed segments; the
+        segments are listed with the prefix ``<image id>/``, which no other image's
+        segments start with.
+        """
+        if not _OBJECT.match(image_id):
+            return []  # no writer could have written it
+        loc = self._location_for(image_id)
+        removed = []
+        if self._swift.remove_object(loc):
+            removed.append(f"object {loc.redacted()}")
+        segments = self._swift.segments_container(loc.container)
+        uploads = self._swift.remove_prefix(segments, f"{image_id}/")
+        for upload, count in sorted(uploads.items()):
+            plural = "s" if count > 1 else ""
+            removed.append(f"{count} segment{plural} of upload {segments}/{image_id}/{upload}/")
+        return removed
 
     def check_writable(self) -> None:
         """Check the credentials and the container once; unreachable is not fatal."""
@@ -153,6 +173,14 @@ class ChaseBackend(Backend):
         self._swift.close()
 
     # --- helpers ----------------------------------------------------------------------
+
+    def _location_for(self, image_id: str) -> SwiftLocation:
+        """Where the writer puts ``image_id``."""
+        cfg = self.config
+        container = cfg.container
+        if cfg.multiple_containers_seed:
+            container = f"{container}_{image_id[: cfg.multiple_containers_seed]}"
+        return SwiftLocation.for_object(cfg.auth_address, container, image_id)
 
     def _parse(self, location: str) -> SwiftLocation:
         """Parse ``location`` (of one of this store's schemes) and refuse one outside this

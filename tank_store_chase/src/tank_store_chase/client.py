@@ -278,6 +278,41 @@ class SwiftClient:
                     prefix,
                 )
 
+    def remove_object(self, loc: SwiftLocation) -> bool:
+        """Delete the object (a manifest only, never its segments) at ``loc``; False if
+        there is none."""
+        try:
+            self.call("removing partial data", lambda c: c.delete_object(loc.container, loc.obj))
+        except errors.NotFound:
+            return False
+        return True
+
+    def remove_prefix(self, container: str, prefix: str) -> dict[str, int]:
+        """Delete every object of ``container`` under ``prefix`` (``<object>/``); how many
+        were deleted per upload id (the next part of their names). Failures raise."""
+
+        def listing(conn: Connection) -> list[str]:
+            _, objects = conn.get_container(container, prefix=prefix, full_listing=True)
+            return [o["name"] for o in objects]
+
+        try:
+            names = self.call("listing segments", listing)
+        except errors.NotFound:
+            return {}  # no segments container
+        deleted: dict[str, int] = {}
+        for name in names:
+
+            def delete(conn: Connection, name: str = name) -> None:
+                conn.delete_object(container, name)
+
+            try:
+                self.call("removing a segment", delete)
+            except errors.NotFound:
+                continue  # gone meanwhile (or listed late)
+            upload = name[len(prefix) :].partition("/")[0]
+            deleted[upload] = deleted.get(upload, 0) + 1
+        return deleted
+
     def delete_if_ours(self, loc: SwiftLocation, upload_id: str) -> None:
         """Delete the object at ``loc`` only if upload ``upload_id`` wrote it (abort)."""
         try:

@@ -219,6 +219,47 @@ class RBDBackend(Backend):
                 raise self._error(exc, what, loc) from None
             log.info("store %s: deleted %s", self.name, loc)
 
+    def remove_partial(self, image_id: str) -> list[str]:
+        """A killed writer leaves the RBD image it created in the configured pool (and the
+        protected ``snap`` if it died after the commit, before the registry recorded it).
+
+        Removed like :meth:`remove`, and like it never forced: an image with clones or
+        other clients is left in place, and the returned list (and the log) says so.
+        """
+        if not image_id or "/" in image_id or "@" in image_id:
+            return []  # no writer could have created it
+        pool = self.config.pool
+        name = f"RBD image {pool}/{image_id}"
+        with Handles() as stack:
+            handle = self._lease(stack)
+            try:
+                ioctx = self._open_pool(stack, handle, pool, configured=False)
+            except errors.NotFound:
+                return []  # no pool: nothing was written
+            loc = RBDLocation(image=image_id, pool=pool, fsid=self.cluster.fsid, snapshot=SNAPSHOT)
+            removed: list[str] = []
+            snapshots: list[tuple[str, bool]] = []
+            try:
+                snapshots = self._check_unused(ioctx, loc)
+                with self.rbd.Image(ioctx, image_id) as image:
+                    for snap, protected in snapshots:
+                        if protected:
+                            image.unprotect_snap(snap)
+                        image.remove_snap(snap)
+                        removed.append(f"snapshot {pool}/{image_id}@{snap}")
+                self.rbd.RBD().remove(ioctx, image_id)
+            except self.rbd.ImageNotFound:
+                return removed
+            except errors.InUse as exc:
+                return [*removed, self._left(name, str(exc))]
+            except self.rbd.ImageBusy:
+                self._restore_snapshots(ioctx, loc, snapshots[: len(removed)])
+                return [self._left(name, "it gained a clone or a client while being removed")]
+            except self.rbd.Error as exc:
+                raise self._error(exc, f"cannot remove partial {name}", loc) from None
+            removed.append(name)
+            return removed
+
     def check_writable(self) -> None:
         """Disable writes if the pool is missing or forbidden; an unreachable cluster
         only logs (it may be back before the first upload)."""
@@ -370,6 +411,11 @@ class RBDBackend(Backend):
                         image.protect_snap(snap)
         except self.rbd.Error:
             log.exception("store %s: could not restore the snapshots of %s", self.name, loc)
+
+    def _left(self, name: str, why: str) -> str:
+        """What remove_partial says (and logs) about an image it must not remove."""
+        log.warning("store %s: partial %s left in place: %s", self.name, name, why)
+        return f"not removed: {name}, left in place ({why})"
 
     def _remove_quietly(self, ioctx: Any, image: str) -> None:
         try:

@@ -217,6 +217,39 @@ class S3Backend(Backend):
     def size_of(self, location: str) -> int:
         return int(self.head(self.locate(location), "sizing")["ContentLength"])
 
+    def remove_partial(self, image_id: str) -> list[str]:
+        """A killed writer leaves its multipart uploads of the image's key unfinished
+        (S3 keeps their parts, and bills them, until they are aborted), or the object
+        itself if it died after the commit and before the registry recorded it.
+
+        Uploads are listed with the key as prefix and only those of exactly that key
+        are aborted: ``<id>`` is never a prefix match for another image's key.
+        """
+        loc = S3Location(bucket=self.config.bucket, key=image_id)
+        removed = []
+        try:
+            uploads = self._uploads_of(loc)
+        except errors.NotFound:
+            return []  # no bucket: nothing was written
+        for upload_id in uploads:
+            try:
+                self.client.abort_multipart_upload(
+                    Bucket=loc.bucket, Key=loc.key, UploadId=upload_id
+                )
+            except library_errors() as exc:
+                failure = translate(exc, self, "aborting an upload of", loc.redacted())
+                if isinstance(failure, errors.NotFound):
+                    continue  # gone meanwhile
+                raise failure from exc
+            removed.append(f"unfinished multipart upload {upload_id} of {loc.redacted()}")
+        if self.exists(loc):
+            try:
+                self.client.delete_object(Bucket=loc.bucket, Key=loc.key)
+            except library_errors() as exc:
+                raise translate(exc, self, "deleting", loc.redacted()) from exc
+            removed.append(f"object {loc.redacted()}")
+        return removed
+
     def check_writable(self) -> None:
         """The bucket must exist (or be created); an unreachable endpoint only warns."""
         bucket = self.config.bucket
@@ -245,6 +278,26 @@ class S3Backend(Backend):
             client.close()
 
     # --- helpers ---------------------------------------------------------------------
+
+    def _uploads_of(self, loc: S3Location) -> list[str]:
+        """Ids of the unfinished multipart uploads of exactly ``loc``'s key."""
+        found: list[str] = []
+        markers: dict[str, str] = {}
+        while True:
+            try:
+                page = self.client.list_multipart_uploads(
+                    Bucket=loc.bucket, Prefix=loc.key, **markers
+                )
+            except library_errors() as exc:
+                raise translate(exc, self, "listing uploads of", loc.redacted()) from exc
+            found.extend(u["UploadId"] for u in page.get("Uploads", []) if u["Key"] == loc.key)
+            following = {
+                "KeyMarker": page.get("NextKeyMarker") or "",
+                "UploadIdMarker": page.get("NextUploadIdMarker") or "",
+            }
+            if not page.get("IsTruncated") or following == markers:
+                return found
+            markers = following
 
     def _is_my_endpoint(self, loc: S3Location) -> bool:
         address = loc.endpoint_address
