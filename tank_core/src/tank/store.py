@@ -208,7 +208,8 @@ class Backend(abc.ABC):
     def remove_partial(self, image_id: str) -> list[str]:
         """Remove what an upload of ``image_id`` left when its tank-api died before the
         registry recorded the data (a temporary file or object, an uncommitted upload,
-        data committed but never recorded); what was removed, for the log.
+        data committed but never recorded); what was removed, for the log (an entry
+        starting ``not removed:`` names what had to stay, e.g. an RBD image with clones).
 
         Called only once the upload's lease expired (:mod:`tank.upload_lease`), so no
         upload of ``image_id`` is writing here any more. The default finds nothing: a
