@@ -545,9 +545,19 @@ class ImageService:
         return self.registry.list_members(image_id, context=context)
 
     def add_member(
-        self, image_id: str, member: str, *, can_share: bool = False, context: Context
+        self,
+        image_id: str,
+        member: str,
+        *,
+        can_share: bool = False,
+        context: Context,
+        new_only: bool = False,
     ) -> Member:
+        """Share the image with ``member``; adding a member again updates ``can_share``
+        (v1) or, with ``new_only``, is a Conflict (v2)."""
         existing = self.registry.list_members(image_id, context=context)
+        if new_only and any(m.member == member for m in existing):
+            raise errors.Conflict(f"{member[:255]!r} is already a member of image {image_id}")
         if len(existing) >= MAX_MEMBERS and all(m.member != member for m in existing):
             raise errors.OverLimit(
                 f"image {image_id} already has {len(existing)} members, the most it may have"

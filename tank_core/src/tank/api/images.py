@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from tank import errors
 from tank.api.meta import brief_json, image_headers, image_json, model_fields, parse_headers
+from tank.api.paths import image_id_of
 from tank.api.transfer import data_response
 from tank.model import (
     ADMIN_FILTER_KEYS,
@@ -14,7 +15,6 @@ from tank.model import (
     Context,
     ListQuery,
     parse_bool,
-    parse_image_id,
     parse_int,
 )
 from tank.web import Request, Response
@@ -25,13 +25,6 @@ if TYPE_CHECKING:
 _PAGING = ("sort_key", "sort_dir", "limit", "marker")
 PURGE_PROPS = "x-glance-registry-purge-props"
 COPY_FROM = "x-glance-api-copy-from"
-
-
-def _image_id(value: str) -> str:
-    try:
-        return parse_image_id(value)
-    except errors.ValidationError:
-        raise errors.NotFound(f"no image with id {value[:80]!r}") from None
 
 
 def _list_query(req: Request, ctx: Context) -> ListQuery:
@@ -79,13 +72,13 @@ def detail(api: Api, req: Request, ctx: Context) -> Response:
 def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     """The image's metadata headers. Content-Length is what a GET would send (RFC 9110
     §9.3.2): the image's size when it has data, else 0."""
-    image = api.service.get(_image_id(image_id), context=ctx)
+    image = api.service.get(image_id_of(image_id), context=ctx)
     length = str(image.size or 0) if image.has_data else "0"
     return Response(200, [*image_headers(image), ("Content-Length", length)], [])
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    image = api.service.with_data(_image_id(image_id), context=ctx)
+    image = api.service.with_data(image_id_of(image_id), context=ctx)
     return data_response(api, req, image, image_headers(image))
 
 
@@ -169,7 +162,7 @@ def create(api: Api, req: Request, ctx: Context) -> Response:
 
 
 def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    image_id = _image_id(image_id)
+    image_id = image_id_of(image_id)
     meta = parse_headers(req.headers, allow_id=False)
     _check_request(req, meta.data)
     args = _data_args(req, meta.data)
@@ -208,6 +201,6 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 
 def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    deleted = api.service.delete(_image_id(image_id), context=ctx)
+    deleted = api.service.delete(image_id_of(image_id), context=ctx)
     api.cancel_import(deleted.id)
     return Response.empty(200)

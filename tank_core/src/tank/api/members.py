@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tank import errors
-from tank.api.images import _image_id
+from tank.api.paths import image_id_of
 from tank.model import Context, parse_bool, parse_memberships
 from tank.web import Request, Response
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def list_members(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    members = api.service.list_members(_image_id(image_id), context=ctx)
+    members = api.service.list_members(image_id_of(image_id), context=ctx)
     return Response.json(
         {"members": [{"member_id": m.member, "can_share": m.can_share} for m in members]}
     )
@@ -22,7 +22,7 @@ def list_members(api: Api, req: Request, ctx: Context, image_id: str) -> Respons
 
 def replace_members(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     pairs = parse_memberships(req.json())
-    api.service.replace_members(_image_id(image_id), pairs, context=ctx)
+    api.service.replace_members(image_id_of(image_id), pairs, context=ctx)
     return Response.empty(204)
 
 
@@ -34,12 +34,12 @@ def add_member(api: Api, req: Request, ctx: Context, image_id: str, member: str)
         if not isinstance(inner, dict):
             raise errors.ValidationError("member", 'expected a body {"member": {"can_share": ...}}')
         can_share = parse_bool("can_share", inner.get("can_share", False))
-    api.service.add_member(_image_id(image_id), member, can_share=can_share, context=ctx)
+    api.service.add_member(image_id_of(image_id), member, can_share=can_share, context=ctx)
     return Response.empty(204)
 
 
 def remove_member(api: Api, req: Request, ctx: Context, image_id: str, member: str) -> Response:
-    api.service.remove_member(_image_id(image_id), member, context=ctx)
+    api.service.remove_member(image_id_of(image_id), member, context=ctx)
     return Response.empty(204)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tank import errors
+from tank.api.paths import image_id_of
 from tank.api.transfer import data_response
-from tank.api.v2.images import image_id_of
+from tank.api.v2.images import live_image
 from tank.model import Context, Image, Status, parse_int
 from tank.web import Request, Response
 
@@ -44,9 +45,7 @@ def check_formats(image: Image) -> None:
 def upload(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = image_id_of(image_id)
     check_octet_stream(req)
-    image = api.service.get(image_id, context=ctx)
-    if image.deleted:
-        raise errors.NotFound(f"image {image.id} is deleted")
+    image = live_image(api, ctx, image_id)
     if not ctx.can_modify(image):
         raise errors.Forbidden(f"image {image.id} belongs to another tenant")
     if image.status is not Status.QUEUED:
@@ -74,9 +73,7 @@ def _announced_size(req: Request) -> int | None:
 
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    image = api.service.get(image_id_of(image_id), context=ctx)
-    if image.deleted:
-        raise errors.NotFound(f"image {image.id} is deleted")
+    image = live_image(api, ctx, image_id)
     if image.status not in (Status.ACTIVE, Status.DEACTIVATED):
         return Response.empty(204)
     image = api.service.check_data(image, ctx)  # one registry read per download

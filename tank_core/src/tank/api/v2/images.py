@@ -6,20 +6,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tank import errors
+from tank.api.paths import image_id_of
 from tank.api.v2 import bodies, patch, views
 from tank.api.v2.listing import list_query
-from tank.model import Context, Image, parse_image_id, parse_tag
+from tank.model import Context, Image, parse_tag
 from tank.web import Request, Response
 
 if TYPE_CHECKING:
     from tank.api.app import Api
 
 
-def image_id_of(value: str) -> str:
-    try:
-        return parse_image_id(value)
-    except errors.ValidationError:
-        raise errors.NotFound(f"no image with id {value[:80]!r}") from None
+def live_image(api: Api, ctx: Context, image_id: str) -> Image:
+    """The image a v2 path names, if ``ctx`` sees it and it is not deleted (v2 shows no
+    deleted images, not even to admins); NotFound otherwise."""
+    image = api.service.get(image_id_of(image_id), context=ctx)
+    if image.deleted:
+        raise errors.NotFound(f"image {image.id} is deleted")
+    return image
 
 
 def render(api: Api, ctx: Context, image: Image) -> dict[str, Any]:
@@ -71,18 +74,13 @@ def index(api: Api, req: Request, ctx: Context) -> Response:
 
 
 def show(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    image = api.service.get(image_id_of(image_id), context=ctx)
-    if image.deleted:
-        raise errors.NotFound(f"image {image.id} is deleted")
-    return Response.json(render(api, ctx, image))
+    return Response.json(render(api, ctx, live_image(api, ctx, image_id)))
 
 
 def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image_id = image_id_of(image_id)
     ops = patch.parse_patch(req.json(), req.headers.get("content-type"))
-    image = api.service.get(image_id, context=ctx)
-    if image.deleted:
-        raise errors.NotFound(f"image {image.id} is deleted")
+    image = live_image(api, ctx, image_id)
     changes = patch.apply_patch(image, ops, is_admin=ctx.is_admin)
     if changes:
         image = api.service.update(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tank import errors
+from tank.api.paths import image_id_of
 from tank.api.v2.data import check_octet_stream
-from tank.api.v2.images import image_id_of
 from tank.imports.request import ImportRequest
 from tank.model import Context
 from tank.web import Request, Response

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tank import errors
+from tank.api.paths import image_id_of
 from tank.api.v2 import views
-from tank.api.v2.images import image_id_of
 from tank.handover import ValidationData
 from tank.locations import redact
 from tank.model import Context

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tank import errors
+from tank.api.paths import image_id_of
 from tank.api.v2 import bodies, views
-from tank.api.v2.images import image_id_of
 from tank.model import Context, Member, Visibility
 from tank.web import Request, Response
 
@@ -33,9 +33,7 @@ def create(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
             f"image {image_id} is {image.visibility}: only images with visibility 'shared' "
             "take members"
         )
-    if any(m.member == member for m in api.service.list_members(image_id, context=ctx)):
-        raise errors.Conflict(f"{member[:255]!r} is already a member of image {image_id}")
-    added = api.service.add_member(image_id, member, context=ctx)
+    added = api.service.add_member(image_id, member, context=ctx, new_only=True)
     return Response.json(views.member_json(added))
 
 
