@@ -2,7 +2,7 @@
 
 ```toml
 data_dir = "/var/lib/tank"          # optional; --data-dir or TANK_DATA_DIR win
-default_store = "file"
+default_store = "file"              # optional when only one store is configured
 image_size_cap = 1099511627776      # bytes (1 TiB, Glance's default)
 
 [registry]                          # sql (default) or a remote registry
@@ -150,7 +150,8 @@ class _TopLevel:
     """The file's top-level keys; plugin tables stay raw until their plugin is known."""
 
     data_dir: str | None = None
-    default_store: str = "file"
+    #: None: the only store configured, else ``file``.
+    default_store: str | None = None
     #: Bytes.
     image_size_cap: int = attrs.field(default=DEFAULT_IMAGE_SIZE_CAP, validator=positive)
     registry: dict[str, Any] = attrs.field(factory=dict)
@@ -191,13 +192,17 @@ def load(
     root = Path(chosen_dir).expanduser().absolute()
     imports = _import_config(resolve_env(raw_import, env, where=source), root, source)
     scrubber = build(ScrubberConfig, top.scrubber, where=f"{source} [scrubber]")
+    stores = top.stores or {"file": {"datadir": str(root / "images")}}
+    default_store = top.default_store
+    if default_store is None:
+        default_store = next(iter(stores)) if len(stores) == 1 else "file"
     return TankConfig(
         source=source,
         data_dir=root,
-        default_store=top.default_store,
+        default_store=default_store,
         image_size_cap=top.image_size_cap,
         registry=top.registry,
-        stores=top.stores or {"file": {"datadir": str(root / "images")}},
+        stores=stores,
         api=top.api,
         imports=imports,
         scrubber=scrubber,

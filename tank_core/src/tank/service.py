@@ -51,9 +51,14 @@ def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
     """Build the registry named by ``[registry] kind`` (``http`` if ``url`` is set, else
     ``sql``) from the rest of the ``[registry]`` section."""
     section = dict(config.registry)
+    where = config.where("registry")
+    if "url" in section and "connection" in section:
+        raise errors.ConfigError(
+            f"{where}: give url (a remote registry over HTTP) or connection (an SQL "
+            "database), not both"
+        )
     kind = section.pop("kind", "http" if "url" in section else "sql")
     types = plugins.registry_types()
-    where = config.where("registry")
     if kind not in types:
         installed = ", ".join(sorted(types)) or "none"
         hint = " (install tank-registry-sql)" if kind == "sql" else ""

@@ -9,6 +9,7 @@ does; a store whose config section is wrong stops start-up with a ConfigError.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Iterator, Mapping
 
@@ -21,18 +22,44 @@ from tank.store import Backend
 
 log = logging.getLogger(__name__)
 
-#: First-party store types whose distribution is not simply ``tank-store-<type>``.
-_DISTRIBUTIONS = {"file": "tank-store-fs"}
+#: First-party store types and their distributions (``pip install`` hints).
+_DISTRIBUTIONS = {
+    "file": "tank-store-fs",
+    "s3": "tank-store-s3",
+    "chase": "tank-store-chase",
+    "rbd": "tank-store-rbd",
+    "http": "tank-store-http",
+}
+
+
+def _unknown_type(type_name: str, name: str, types: Mapping[str, object]) -> str:
+    """Why ``[stores.<name>]`` has no store class: a first-party type not installed
+    (say which distribution has it), or a misspelling (say what it may mean)."""
+    installed = ", ".join(sorted(types)) or "none"
+    said = f"no installed store of type {type_name!r} (installed types: {installed})"
+    if type_name in _DISTRIBUTIONS:
+        return f"{said}; pip install {_DISTRIBUTIONS[type_name]}"
+    aliases = {dist.removeprefix("tank-store-"): t for t, dist in _DISTRIBUTIONS.items()}
+    guess = aliases.get(type_name) or next(
+        iter(difflib.get_close_matches(type_name, [*types, *_DISTRIBUTIONS], n=1)), None
+    )
+    how = "" if guess in types or guess is None else f" (pip install {_DISTRIBUTIONS[guess]})"
+    hint = f"; did you mean type = {guess!r}{how}?" if guess else ""
+    if type_name == name:
+        hint += f' (the type defaults to the table name; set type = "..." in [stores.{name}])'
+    return said + hint
 
 
 class StoreSet:
     """Name → configured :class:`~tank.store.Backend`, plus the default store's name."""
 
-    def __init__(self, stores: Mapping[str, Backend], default: str) -> None:
+    def __init__(self, stores: Mapping[str, Backend], default: str, *, source: str = "") -> None:
         if default not in stores:
+            where = f"{source}: " if source else ""
             raise ConfigError(
-                f"default_store {default!r} is not configured "
-                f"(configured stores: {', '.join(sorted(stores)) or 'none'})"
+                f"{where}default_store {default!r} is not configured "
+                f"(configured stores: {', '.join(sorted(stores)) or 'none'}; "
+                "set default_store to one of them)"
             )
         self._stores = dict(stores)
         self.default = default
@@ -47,12 +74,7 @@ class StoreSet:
             where = config.where(f"stores.{name}")
             backend_cls = types.get(type_name)
             if backend_cls is None:
-                installed = ", ".join(sorted(types)) or "none"
-                dist = _DISTRIBUTIONS.get(type_name, f"tank-store-{type_name}")
-                raise ConfigError(
-                    f"{where}: no installed store of type {type_name!r} "
-                    f"(installed: {installed}; pip install {dist}?)"
-                )
+                raise ConfigError(f"{where}: {_unknown_type(type_name, name, types)}")
             store_config = config_mod.build(backend_cls.Config, section, where=where)
             try:
                 backend = backend_cls(store_config, name=name)
@@ -64,7 +86,7 @@ class StoreSet:
                 backend.disable_writes(exc)
                 log.warning("store %s cannot be written now: %s", name, exc)
             stores[name] = backend
-        return cls(stores, config.default_store)
+        return cls(stores, config.default_store, source=config.source)
 
     def get(self, name: str | None = None) -> Backend:
         """The store called ``name`` (default store if None); UnknownStore otherwise."""

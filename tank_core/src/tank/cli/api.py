@@ -20,6 +20,7 @@ from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.imports.service import ImportService
+from tank.locations import redact
 from tank.service import ImageService
 from tank.web import malloc
 from tank.web.serving import make_server, run
@@ -37,7 +38,7 @@ log = logging.getLogger("tank.api")
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
 )
 def main(
     host: str,
@@ -51,8 +52,11 @@ def main(
     """Serve the Tank Images API (Glance v1 compatible)."""
     malloc.limit_arenas()  # before the stores start threads: see limit_arenas
     logging.basicConfig(
-        level=log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 8 lines of noise
     config = load_config(config_path, data_dir)
     if registry_url:
         config = attrs.evolve(config, registry={"url": registry_url})
@@ -86,7 +90,8 @@ def main(
         )
         run(
             server,
-            f"data dir {config.data_dir}, auth {'on' if api_config.auth else 'off'}",
+            f"data dir {config.data_dir}, registry {_registry_where(service)}, default store "
+            f"{service.stores.default}, auth {'on' if api_config.auth else 'off'}",
             log=log,
         )
     finally:
@@ -94,3 +99,13 @@ def main(
         if imports is not None:
             imports.close()
         service.close()
+
+
+def _registry_where(service: ImageService) -> str:
+    """Where the registry keeps its data, without credentials (an SQLite file in the
+    data dir is easy to overlook when only a store's ``datadir`` is configured)."""
+    registry = service.registry
+    where = getattr(registry, "where", None)  # sql: already without its password
+    if where is None and getattr(registry, "url", None):
+        where = redact(str(registry.url))
+    return f"{registry.kind} {where}" if where else registry.kind
