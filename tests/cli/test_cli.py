@@ -154,7 +154,15 @@ def test_index_and_details_paging(api: ApiServer, tag: str, api_version: str) ->
     args = (f"property-batch={tag}", "--sort-key", "name", "--sort-dir", "asc")
     rows = run_json(api.url, "index", *args)
     assert [r["id"] for r in rows] == ids
-    assert set(rows[0]) == {"id", "name", "disk_format", "container_format", "size", "checksum"}
+    assert set(rows[0]) == {
+        "id",
+        "name",
+        "status",
+        "disk_format",
+        "container_format",
+        "size",
+        "checksum",
+    }
     page = run_json(api.url, "details", *args, "--limit", "2", "--marker", ids[1])
     assert [r["id"] for r in page] == ids[2:4]
     assert page[0]["properties"] == {"batch": tag}

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from tank.model import FILTER_KEYS
+from tank.model import FILTER_KEYS, parse_int
 
 PROPERTY_PREFIX = "property-"
 #: Image fields ``tank add`` accepts as ``key=value``.
@@ -110,3 +110,8 @@ def sort_pairs(text: str) -> tuple[tuple[str, str], ...]:
             raise click.UsageError(f"--sort {text!r}: expected KEY[:asc|desc][,KEY...]")
         pairs.append((key, direction or "desc"))
     return tuple(pairs)
+
+
+def non_negative(field: str, text: str) -> int:
+    """``size=...`` and the like: an integer >= 0, errors naming the field."""
+    return parse_int(field, text, minimum=0)

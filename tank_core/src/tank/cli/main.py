@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from tank.cli import fields as fieldargs
 from tank.cli.inventory import plugin_rows, store_rows
 from tank.cli.output import Output, human_bytes, table
 from tank.cli.progress import progress_bar
+from tank.cli.refs import IMAGE
 from tank.cli.scaffold import plugin_group
 from tank.client import (
     DEFAULT_API,
@@ -39,6 +41,7 @@ from tank.client import (
     Unsupported,
     parse_api,
 )
+from tank.client.errors import TlsFailed
 from tank.client.transfer import known_size
 from tank.errors import NotFound, TankError, ValidationError
 from tank.model import SORT_KEYS, Image, Status
@@ -47,11 +50,34 @@ from tank.streams import DEFAULT_CHUNK_SIZE, DataSource
 
 
 class TankGroup(click.Group):
-    """Turns Tank's errors into one ``Error: ...`` line and exit status 1."""
+    """Turns Tank's errors into one ``Error: ...`` line and exit status 1 (with
+    ``--json``: one JSON object on stderr), and takes ``--json`` anywhere on the line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None and "--json" in args:
+            end = args.index("--") if "--" in args else len(args)
+            if "--json" in args[:end]:
+                args = ["--json", *(a for a in args[:end] if a != "--json"), *args[end:]]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            return self._invoke(ctx)
+        except click.ClickException as exc:
+            state = ctx.find_object(State)
+            if state is None or not state.output.as_json:
+                raise
+            kind = "usage" if isinstance(exc, click.UsageError) else "error"
+            click.echo(
+                json.dumps({"error": {"kind": kind, "message": exc.format_message()}}), err=True
+            )
+            ctx.exit(exc.exit_code)
+
+    def _invoke(self, ctx: click.Context) -> Any:
+        try:
             return super().invoke(ctx)
+        except TlsFailed as exc:
+            raise click.ClickException(str(exc)) from None
         except ConnectionFailed as exc:
             raise click.ClickException(
                 f"{exc}. Is tank-api running there? Start one with "
@@ -95,6 +121,21 @@ class State:
 
 
 pass_state = click.make_pass_decorator(State)
+
+
+def _md5_option(ctx: click.Context | None, param: click.Parameter | None, value: Any) -> Any:
+    """An expected MD5 is checked before any data is sent, not after the upload."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        raise click.BadParameter(
+            f"{value!r} is not an MD5 checksum (32 hexadecimal digits)",
+            ctx=ctx,
+            param=param,
+            param_hint="checksum",
+        )
+    return text
 
 
 def _api_version(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -220,7 +261,7 @@ _property_option = click.option(
 @click.option("--store", help="Store to write the data to (default: the server's default).")
 @click.option("--location", help="Register data already in a store instead of uploading.")
 @click.option("--size", type=click.IntRange(min=0), help="Expected size, checked by the server.")
-@click.option("--checksum", help="Expected MD5, checked by the server.")
+@click.option("--checksum", callback=_md5_option, help="Expected MD5, checked by the server.")
 @pass_state
 def add(
     state: State,
@@ -250,9 +291,9 @@ def add(
         meta["tags"] = list(tags)
     store = store or extra.get("store")
     location = location or extra.get("location")
-    checksum = checksum or extra.get("checksum")
+    checksum = checksum or _md5_option(None, None, extra.get("checksum"))
     if size is None and "size" in extra:
-        size = click.IntRange(min=0).convert(extra["size"], None, None)  # type: ignore[arg-type]
+        size = fieldargs.non_negative("size", extra["size"])
     if location is not None and path is not None:
         raise click.UsageError("give either --file or --location, not both")
     with _open_data(path, implicit=location is None) as (data, known):
@@ -270,7 +311,7 @@ def add(
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("pairs", nargs=-1, metavar="[FIELD=VALUE]...")
 @click.option(
     "-f",
@@ -287,7 +328,7 @@ def add(
 )
 @click.option("--store", help="Store to write the data to (with --file).")
 @click.option("--size", type=click.IntRange(min=0), help="Expected size (with --file).")
-@click.option("--checksum", help="Expected MD5 (with --file).")
+@click.option("--checksum", callback=_md5_option, help="Expected MD5 (with --file).")
 @pass_state
 def update(
     state: State,
@@ -326,7 +367,7 @@ def update(
 
 
 @cli.command()
-@click.argument("image_ids", nargs=-1, required=True, metavar="IMAGE_ID...")
+@click.argument("image_ids", nargs=-1, required=True, metavar="IMAGE...", type=IMAGE)
 @click.option(
     "--store",
     help="Delete only the copy of the data in this store; the image stays (v2, admins).",
@@ -358,7 +399,7 @@ def delete(state: State, image_ids: tuple[str, ...], store: str | None) -> None:
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @pass_state
 def show(state: State, image_id: str) -> None:
     """Show all of an image's metadata (v2: and the stores holding its data)."""
@@ -393,10 +434,8 @@ def _list(state: State, detail: bool, pairs: tuple[str, ...], **page: Any) -> No
         if page.get("sort_key") or page.get("sort_dir"):
             raise click.UsageError("give either --sort or --sort-key/--sort-dir")
         page["sort"] = fieldargs.sort_pairs(sort)
-    if detail:
-        images: list[Any] = list(state.client.iter_images(filters=filters, **page))
-    else:
-        images = list(state.client.iter_index(filters=filters, **page))
+    # Detailed listings for index too: the brief one (v1's GET /images) has no status.
+    images = list(state.client.iter_images(filters=filters, **page))
     state.output.images(images, detail=detail)
 
 
@@ -428,7 +467,7 @@ def details(state: State, pairs: tuple[str, ...], **page: Any) -> None:
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.option(
     "-o",
     "--output",
@@ -508,7 +547,7 @@ def clear(state: State, force: bool) -> None:
 
 
 @cli.command("image-members")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @pass_state
 def image_members(state: State, image_id: str) -> None:
     """List the tenants an image is shared with."""
@@ -524,7 +563,7 @@ def member_images(state: State, member: str) -> None:
 
 
 @cli.command("member-add")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("member")
 @click.option("--can-share", is_flag=True, help="The member may share the image further.")
 @pass_state
@@ -547,7 +586,7 @@ def member_add(state: State, image_id: str, member: str, can_share: bool) -> Non
 
 
 @cli.command("member-delete")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("member")
 @pass_state
 def member_delete(state: State, image_id: str, member: str) -> None:
@@ -560,7 +599,7 @@ def member_delete(state: State, image_id: str, member: str) -> None:
 
 
 @cli.command("members-replace")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("members", nargs=-1, metavar="[MEMBER]...")
 @click.option("--can-share", is_flag=True, help="The members may share the image further.")
 @pass_state
@@ -580,7 +619,7 @@ def member_group() -> None:
 
 
 def _answer(status: str) -> Any:
-    @click.argument("image_id", metavar="IMAGE_ID")
+    @click.argument("image_id", metavar="IMAGE", type=IMAGE)
     @click.argument("member", required=False)
     @pass_state
     def command(state: State, image_id: str, member: str | None) -> None:
@@ -616,7 +655,7 @@ def tag_group() -> None:
 
 
 @tag_group.command("add")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("tags", nargs=-1, required=True, metavar="TAG...")
 @pass_state
 def tag_add(state: State, image_id: str, tags: tuple[str, ...]) -> None:
@@ -627,7 +666,7 @@ def tag_add(state: State, image_id: str, tags: tuple[str, ...]) -> None:
 
 
 @tag_group.command("remove")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("tags", nargs=-1, required=True, metavar="TAG...")
 @pass_state
 def tag_remove(state: State, image_id: str, tags: tuple[str, ...]) -> None:
@@ -638,7 +677,7 @@ def tag_remove(state: State, image_id: str, tags: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @pass_state
 def deactivate(state: State, image_id: str) -> None:
     """Keep an image's data but refuse it to everyone but admins (v2)."""
@@ -647,7 +686,7 @@ def deactivate(state: State, image_id: str) -> None:
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @pass_state
 def reactivate(state: State, image_id: str) -> None:
     """Make a deactivated image downloadable again (v2)."""
@@ -656,10 +695,12 @@ def reactivate(state: State, image_id: str) -> None:
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.argument("path", metavar="FILE", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--size", type=click.IntRange(min=0), help="Expected size, checked.")
-@click.option("--checksum", help="Expected MD5, checked before the last byte is sent.")
+@click.option(
+    "--checksum", callback=_md5_option, help="Expected MD5, checked before the last byte is sent."
+)
 @pass_state
 def stage(state: State, image_id: str, path: str, size: int | None, checksum: str | None) -> None:
     """Upload FILE ('-' for stdin) to the staging area, for `tank import` (v2).
@@ -703,7 +744,7 @@ def _import_options(func: Any) -> Any:
 
 
 @cli.command("import")
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @click.option(
     "--method",
     type=click.Choice(["glance-direct", "web-download"]),
@@ -739,7 +780,7 @@ def import_(
 
 
 @cli.command()
-@click.argument("image_id", metavar="IMAGE_ID")
+@click.argument("image_id", metavar="IMAGE", type=IMAGE)
 @_import_options
 @pass_state
 def copy(

@@ -16,6 +16,9 @@ import click
 from tank.client import BriefImage
 from tank.model import Image, Member
 
+#: What ``tank index --json`` gives of each image: v1's brief listing plus the status.
+BRIEF_KEYS = ("id", "name", "status", "disk_format", "container_format", "size", "checksum")
+
 
 class Output:
     """Writes results to stdout, as JSON (``--json``) or as text."""
@@ -50,6 +53,8 @@ class Output:
 
     def images(self, images: Sequence[Image | BriefImage], *, detail: bool) -> None:
         rows = [image.to_dict() for image in images]
+        if not detail:
+            rows = [{k: row.get(k) for k in BRIEF_KEYS} for row in rows]
         if detail:
             self.emit(rows, lambda: "\n\n".join(image_text(i) for i in images))  # type: ignore[arg-type]
         else:
@@ -88,12 +93,27 @@ def image_text(image: Image, data: dict[str, Any] | None = None) -> str:
 
 def image_table(images: Iterable[Image | BriefImage]) -> str:
     rows = [
-        [i.id, i.name or "", i.disk_format or "", i.container_format or "", _size(i.size)]
+        [
+            i.id,
+            i.name or "",
+            _status(i),
+            i.disk_format or "",
+            i.container_format or "",
+            _size(i.size),
+        ]
         for i in images
     ]
     return table(
-        ["ID", "Name", "Disk format", "Container format", "Size"], rows, right=frozenset({4})
+        ["ID", "Name", "Status", "Disk format", "Container format", "Size"],
+        rows,
+        right=frozenset({5}),
     )
+
+
+def _status(image: Image | BriefImage) -> str:
+    """v1's brief listing has no status: it lists only active images (as Glance v1)."""
+    status = getattr(image, "status", None)
+    return "active" if status is None else str(getattr(status, "value", status))
 
 
 def table(

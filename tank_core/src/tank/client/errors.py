@@ -107,6 +107,10 @@ class ConnectionFailed(errors.StoreUnavailable):
         self.url = url
 
 
+class TlsFailed(ConnectionFailed):
+    """The TLS handshake failed: often an https:// URL for a plain-HTTP server."""
+
+
 BY_STATUS: dict[int, type[HTTPError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -138,6 +142,8 @@ def error_for(
     if isinstance(err, dict):
         title = str(err.get("title") or title)
         message = str(err.get("message") or "")
+    if not message and status == 404 and subject:
+        message = f"{subject} not found"  # the server's own wording where it has a body
     if not message:
         message = f"{subject or method + ' ' + url}: {status} {title}".strip()
     cls = BY_STATUS.get(status)

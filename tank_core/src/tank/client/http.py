@@ -72,6 +72,12 @@ class Http:
             )
         except SourceError as exc:
             raise exc.cause from None
+        except requests.exceptions.SSLError as exc:
+            raise errors.TlsFailed(
+                f"TLS with tank-api at {self.url} failed ({_reason(exc)}); if the server "
+                "speaks plain HTTP there, use an http:// URL",
+                url=self.url,
+            ) from exc
         except requests.Timeout as exc:
             raise errors.ConnectionFailed(
                 f"tank-api at {self.url} did not answer in time ({_reason(exc)})", url=self.url
@@ -148,6 +154,10 @@ def _reason(exc: BaseException) -> str:
         ("Connection reset", "connection reset by the server"),
         ("IncompleteRead", "the server closed the connection early"),
         ("Connection aborted", "the server closed the connection"),
+        ("EOF occurred in violation of protocol", "the server closed the connection"),
+        ("WRONG_VERSION_NUMBER", "the server does not speak TLS"),
+        ("wrong version number", "the server does not speak TLS"),
+        ("CERTIFICATE_VERIFY_FAILED", "its certificate is not trusted"),
     ):
         if marker in text:
             return words

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 _ACCEPT, _WAKE = "accept", "wake"
 
+#: The first bytes of a TLS handshake record (content type 22, version 3.x).
+TLS_HANDSHAKE = b"\x16\x03"
+
 
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
@@ -232,6 +235,11 @@ class HttpServer:
         except OSError:
             data = b""
         if not data:
+            self._drop(waiting)
+            return
+        if not waiting.buf and data[:2] == TLS_HANDSHAKE:
+            # An https:// client on a plain-HTTP port: close now rather than let it
+            # wait out the head deadline (its TLS library then reports the failure).
             self._drop(waiting)
             return
         if not waiting.buf:  # the first byte of a head starts its deadline
