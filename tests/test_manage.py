@@ -14,10 +14,23 @@ from tank.testing import require_env
 def test_upgrade_embedded_sqlite(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "up to date" in result.output
+    where = f"registry (sql sqlite:///{tmp_path}/registry.sqlite)"
+    assert result.output.startswith(f"{where}: created the schema (revision ")
     assert (tmp_path / "registry.sqlite").exists()
     again = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
     assert again.exit_code == 0, again.output
+    assert again.output.startswith(f"{where}: nothing to do: the schema is at the newest")
+
+
+def test_upgrade_remote_registry_has_nothing_to_do(tmp_path: Path) -> None:
+    config = tmp_path / "tank.toml"
+    config.write_text('[registry]\nurl = "http://127.0.0.1:9"\n')
+    result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "registry (http http://127.0.0.1:9): nothing to do here (this registry keeps no "
+        "schema of its own)\n"
+    )
 
 
 def test_upgrade_postgresql(tmp_path: Path) -> None:
@@ -50,3 +63,20 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 1
     assert "colour" in result.output and "Traceback" not in result.output
+
+
+def test_upgrade_says_from_which_revision(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from tank_registry_sql import migrate
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/registry.sqlite", poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        command.upgrade(migrate._alembic_config(conn), "0001")
+    engine.dispose()
+    result = CliRunner().invoke(main, ["db", "upgrade", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(
+        f": migrated the schema from revision 0001 to {migrate.head()}\n"
+    ), result.output

@@ -108,9 +108,10 @@ def test_upgrade_from_empty_then_again(tmp_path: Path) -> None:
     registry = make_registry(tmp_path, connection=sqlite_url(path), auto_upgrade=False)
     with pytest.raises(errors.StoreUnavailable, match="run `tank-manage db upgrade`"):
         registry.list(ListQuery(), context=ADMIN)
-    registry.upgrade()
+    assert registry.upgrade() == f"created the schema (revision {migrate.head()})"
     image = registry.create(Image(name="kept"))
-    registry.upgrade()  # idempotent, and keeps data
+    said = registry.upgrade()  # idempotent, and keeps data
+    assert said == f"nothing to do: the schema is at the newest revision ({migrate.head()})"
     assert registry.get(image.id, context=ADMIN) == image
     assert revision(sqlite_url(path)) == migrate.head()
     registry.close()

@@ -30,6 +30,9 @@ class Registry(abc.ABC):
     kind: ClassVar[str]
     #: attrs class built from the ``[registry]`` section (minus ``kind``).
     Config: ClassVar[type[Any]]
+    #: Where it keeps its data, for people (a database URL or a registry server's), never
+    #: with a password.
+    where: str = ""
 
     def __init__(self, config: Any, *, data_dir: Path) -> None:
         self.config = config
@@ -133,11 +136,13 @@ class Registry(abc.ABC):
         own images; anyone else gets ``[]``.
         """
 
-    def upgrade(self) -> None:
-        """Bring the registry's schema up to date (``tank-manage db upgrade``).
+    def upgrade(self) -> str:
+        """Bring the registry's schema up to date (``tank-manage db upgrade``) and say
+        what was done, in a few words (created, migrated from → to, nothing to do).
 
         Registries without a schema of their own (remote ones) do nothing.
         """
+        return "nothing to do here (this registry keeps no schema of its own)"
 
     def close(self) -> None:
         """Release connections."""

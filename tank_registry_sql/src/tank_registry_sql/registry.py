@@ -101,14 +101,21 @@ class SqlRegistry(Registry):
 
     # --- schema ----------------------------------------------------------------------
 
-    def upgrade(self) -> None:
+    def upgrade(self) -> str:
         """Create or migrate the schema to the newest revision (idempotent)."""
         self._make_data_dir()
         with self._errors(), self._writer_engine.begin() as connection:
             if self._dialect == "postgresql":  # two upgrades at once: the second waits
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(7354002)"))
+            before = migrate.current(connection)
             migrate.upgrade(connection)
         self._schema_ready = True
+        head = migrate.HEAD
+        if before is None:
+            return f"created the schema (revision {head})"
+        if before == head:
+            return f"nothing to do: the schema is at the newest revision ({head})"
+        return f"migrated the schema from revision {before} to {head}"
 
     def _ensure_schema(self) -> None:
         if self._schema_ready:

@@ -20,7 +20,6 @@ from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.imports.service import ImportService
-from tank.locations import redact
 from tank.service import ImageService
 from tank.web import malloc
 from tank.web.serving import make_server, run
@@ -102,10 +101,7 @@ def main(
 
 
 def _registry_where(service: ImageService) -> str:
-    """Where the registry keeps its data, without credentials (an SQLite file in the
-    data dir is easy to overlook when only a store's ``datadir`` is configured)."""
+    """Where the registry keeps its data (an SQLite file in the data dir is easy to
+    overlook when only a store's ``datadir`` is configured)."""
     registry = service.registry
-    where = getattr(registry, "where", None)  # sql: already without its password
-    if where is None and getattr(registry, "url", None):
-        where = redact(str(registry.url))
-    return f"{registry.kind} {where}" if where else registry.kind
+    return f"{registry.kind} {registry.where}" if registry.where else registry.kind

@@ -30,9 +30,10 @@ def upgrade(config_path: Path | None, data_dir: Path | None) -> None:
     try:
         registry = open_registry(config, make_plugin_manager())
         try:
-            registry.upgrade()
+            done = registry.upgrade()
         finally:
             registry.close()
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"registry ({registry.kind}) is up to date")
+    where = f" {registry.where}" if registry.where else ""
+    click.echo(f"registry ({registry.kind}{where}): {done}")

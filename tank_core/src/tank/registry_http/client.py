@@ -37,6 +37,7 @@ import attrs
 
 from tank import errors
 from tank.config import http_url, not_negative, positive
+from tank.locations import redact
 from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status, parse_image_id
 from tank.registry import Registry
 from tank.registry_http import wire
@@ -74,6 +75,7 @@ class HttpRegistry(Registry):
 
         super().__init__(config, data_dir=data_dir)
         self.url = config.url.rstrip("/")
+        self.where = redact(self.url)
         self._session = requests.Session()
         # Only what Tank's config says: no HTTP(S)_PROXY detour for identity headers and
         # locations, no .netrc credentials.
