@@ -77,6 +77,7 @@ def test_import_error_names_the_plugin(site: Path) -> None:
     message = str(info.value)
     assert "'broken'" in message and "tank-store-broken" in message
     assert "nonexistent_lib" in message
+    assert "set TANK_DISABLE_PLUGINS=broken" in message
 
 
 def test_misspelled_hook_names_the_plugin(site: Path) -> None:
@@ -89,6 +90,9 @@ def test_misspelled_hook_names_the_plugin(site: Path) -> None:
     fake_distribution(site, "tank-store-typo", "typo", "fakeplug_typo", source)
     with pytest.raises(PluginLoadError, match=r"'typo'.*tank-store-typo.*tank_register_store"):
         make_plugin_manager(environ={})
+    with pytest.raises(PluginLoadError) as info:
+        make_plugin_manager(environ={})
+    assert "tank_register_store: did you mean tank_register_stores?" in str(info.value)
 
 
 def test_extra_hook_argument_names_the_plugin(site: Path) -> None:

@@ -32,12 +32,14 @@ class TestHttpRegistryOnPostgresContract(RegistryContract):
         return connect(pg_registry_server.url)
 
 
-def run_conformance(cwd: Path, url: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+def run_conformance(
+    cwd: Path, url: str | None, *args: str, report: str = "-ra"
+) -> subprocess.CompletedProcess[str]:
     """The README's command for third parties, from a directory without Tank's config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
     if url is not None:
         env["TANK_TEST_REGISTRY_URL"] = url
-    command = ["-m", "pytest", "-ra", "--pyargs", "tank.testing.registry_conformance"]
+    command = ["-m", "pytest", report, "--pyargs", "tank.testing.registry_conformance"]
     return subprocess.run(
         [sys.executable, *command, "-q", "-p", "no:cacheprovider", *args],
         cwd=cwd,
@@ -64,3 +66,10 @@ def test_conformance_without_a_url_says_why_it_skipped(tmp_path: Path) -> None:
     skipped = [line for line in run.stdout.splitlines() if line.startswith("SKIPPED")]
     assert len(skipped) == 1, run.stdout[-3000:]
     assert "TANK_TEST_REGISTRY_URL is not set" in skipped[0]
+
+
+def test_conformance_without_a_url_says_why_even_without_ra(tmp_path: Path) -> None:
+    """A user who leaves out -ra still reads why nothing ran (pytest shows warnings)."""
+    run = run_conformance(tmp_path, None, report="-rN")
+    assert run.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, run.stdout[-3000:] + run.stderr
+    assert "TANK_TEST_REGISTRY_URL is not set" in run.stdout, run.stdout[-3000:]

@@ -187,7 +187,10 @@ class PluginLoadError(TankError):
 
     def __init__(self, plugin: str, distribution: str | None, cause: BaseException) -> None:
         dist = f" (from distribution {distribution})" if distribution else ""
-        super().__init__(f"plugin {plugin!r}{dist} failed to load: {cause}")
+        super().__init__(
+            f"plugin {plugin!r}{dist} failed to load: {cause}; to start without it, set "
+            f"TANK_DISABLE_PLUGINS={plugin} (or uninstall its distribution)"
+        )
         self.plugin = plugin
         self.distribution = distribution
         self.cause = cause

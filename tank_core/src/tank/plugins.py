@@ -9,6 +9,7 @@ its distribution. ``TANK_DISABLE_PLUGINS=a,b`` blocks plugins by entry-point nam
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import logging
@@ -327,8 +328,24 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         dist = dists.get(name)
-        raise PluginLoadError(name, dist.metadata["Name"] if dist else None, exc) from exc
+        cause: Exception = exc
+        hint = _misspelled_hooks(exc.plugin)
+        if hint:
+            cause = pluggy.PluginValidationError(exc.plugin, f"{exc}; {hint}")
+        raise PluginLoadError(name, dist.metadata["Name"] if dist else None, cause) from exc
     return Plugins(pm, dists)
+
+
+def _misspelled_hooks(plugin: object) -> str:
+    """``did you mean ...`` for each of a plugin's ``tank_*`` functions that is no hook."""
+    known = [n for n in dir(hookspecs) if n.startswith("tank_")]
+    hints = []
+    for attr in dir(plugin):
+        if attr.startswith("tank_") and attr not in known and callable(getattr(plugin, attr)):
+            close = difflib.get_close_matches(attr, known, n=1)
+            if close:
+                hints.append(f"{attr}: did you mean {close[0]}?")
+    return "; ".join(hints)
 
 
 def _register(pm: pluggy.PluginManager, plugin: object, name: str, dist: str | None) -> None:

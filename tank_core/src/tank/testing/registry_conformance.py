@@ -20,6 +20,7 @@ because it is a test suite: it needs pytest, which tank-api does not.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,12 +33,14 @@ from tank.testing import RegistryContract, require_env
 URL_VARIABLE = "TANK_TEST_REGISTRY_URL"
 
 if not os.environ.get(URL_VARIABLE):
-    pytest.skip(
+    _WHY = (
         f"{URL_VARIABLE} is not set: set it to the URL of the registry to check "
         f"(e.g. {URL_VARIABLE}=http://127.0.0.1:9191); every test of the registry "
-        "conformance suite was skipped",
-        allow_module_level=True,
+        "conformance suite was skipped"
     )
+    # Also as a warning: pytest prints its summary without -ra, a skip reason only with.
+    warnings.warn(_WHY, pytest.PytestWarning, stacklevel=1)
+    pytest.skip(_WHY, allow_module_level=True)
 
 
 class TestRegistryConformance(RegistryContract):
