@@ -2,7 +2,7 @@
 
 Nothing is listed by hand: every top-level ``tank_*/pyproject.toml`` is a distribution.
 
-    nox -s lint tests_all      # what CI runs (and the README's test command)
+    nox -s lint docs tests_all # what CI runs (and the README's test command)
     nox -s "tests(package='tank_store_s3')"
     nox -s example typecheck compat
     nox -s build               # every wheel and sdist into dist/
@@ -45,7 +45,7 @@ EXTRAS = {
     "tank_store_chase": "[keystone]",
 }
 
-nox.options.sessions = ["lint", "tests_all"]
+nox.options.sessions = ["lint", "docs", "tests_all"]
 nox.options.reuse_existing_virtualenvs = True
 
 
@@ -119,6 +119,16 @@ def tests_all(session: nox.Session) -> None:
         session.run("pytest", "--timeout=600", *paths, *session.posargs)
     finally:
         _stop_servers(session, started)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site into docs/_build/html; every warning is an error."""
+    _install(session, *[p for p in PACKAGES if p != "tank_core"])
+    session.install("sphinx>=8,<10", "myst-parser>=4,<6")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
+    )
 
 
 @nox.session

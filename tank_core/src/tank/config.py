@@ -149,10 +149,14 @@ class TankConfig:
 class _TopLevel:
     """The file's top-level keys; plugin tables stay raw until their plugin is known."""
 
+    #: Tank's own directory: the embedded SQLite registry, staging, and the ``file``
+    #: store's images when no store is configured (``--data-dir`` and ``TANK_DATA_DIR``
+    #: win; default ``./tank-data``).
     data_dir: str | None = None
-    #: None: the only store configured, else ``file``.
+    #: The store uploads go to unless a request names one; default: the only store
+    #: configured, else ``file``.
     default_store: str | None = None
-    #: Bytes.
+    #: Bytes: the largest image accepted (Glance's image_size_cap, 1 TiB).
     image_size_cap: int = attrs.field(default=DEFAULT_IMAGE_SIZE_CAP, validator=positive)
     registry: dict[str, Any] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)

@@ -60,8 +60,9 @@ class SqlRegistry(Registry):
         #: Migrate the schema on first use. Default: yes for SQLite, no otherwise
         #: (servers are migrated by ``tank-manage db upgrade``).
         auto_upgrade: bool | None = None
-        #: Connections kept open, and extra ones allowed under load.
+        #: Connections kept open.
         pool_size: int = attrs.field(default=5, validator=positive)
+        #: Extra connections allowed under load, closed when returned.
         max_overflow: int = attrs.field(default=10, validator=not_negative)
         #: Seconds a request waits for a free connection before StoreUnavailable.
         pool_timeout: float = attrs.field(default=30.0, validator=positive)

@@ -56,32 +56,45 @@ class ChaseBackend(Backend):
         auth_version: int = attrs.field(default=1, validator=one_of(1, 3))
         #: v1: ``account:user``; v3: the user name.
         user: str
+        #: The password (v1: the tempauth key); take it from the environment.
         key: str = attrs.field(repr=False)
-        #: Keystone v3 scope and domains (domains default to the id ``default``).
+        #: Keystone v3: the project to scope to (this or project_id).
         project_name: str | None = None
+        #: Keystone v3: the project's id (instead of project_name).
         project_id: str | None = None
+        #: Keystone v3: the user's domain by name (default: the domain id ``default``).
         user_domain_name: str | None = None
+        #: Keystone v3: the user's domain by id.
         user_domain_id: str | None = None
+        #: Keystone v3: the project's domain by name (default: the domain id ``default``).
         project_domain_name: str | None = None
+        #: Keystone v3: the project's domain by id.
         project_domain_id: str | None = None
+        #: Keystone v3: the region whose object-store endpoint to use.
         region_name: str | None = None
+        #: Keystone v3: which catalog endpoint to use: public, internal or admin.
         interface: str = attrs.field(
             default="public", validator=one_of("public", "internal", "admin")
         )
+        #: Container of the images (the prefix of the containers with multiple_containers_seed).
         container: str = attrs.field(default="tank", validator=_container)
+        #: Create the container on the first upload when it does not exist.
         create_container_on_put: bool = True
         #: Spread images over containers ``<container>_<first N chars of the id>`` (0: off).
         multiple_containers_seed: int = attrs.field(default=0, validator=between(0, 32))
         #: Images larger than this (or of unknown length) are stored as segments.
         large_object_size: int = attrs.field(default=5 * GiB, validator=positive)
+        #: Size of each segment of a large object.
         large_object_chunk_size: int = attrs.field(default=200 * MiB, validator=positive)
         #: ``auto`` (SLO if /info lists it, else DLO), ``slo`` or ``dlo``.
         large_object_manifest: str = attrs.field(
             default="auto", validator=one_of("auto", "slo", "dlo")
         )
+        #: Skip verifying the server's TLS certificate (testing only).
         insecure: bool = False
         #: CA bundle to verify the server certificates.
         ca_file: str | None = None
+        #: Seconds to wait for a connection.
         connect_timeout: float = attrs.field(default=3.0, validator=positive)
         #: Read timeout of each request.
         timeout: float = attrs.field(default=60.0, validator=positive)

@@ -62,8 +62,10 @@ class S3Backend(Backend):
         #: S3 endpoint URL, e.g. ``https://rgw.example.com``; unset means AWS S3.
         #: No credentials in it: they go in access_key and secret_key.
         endpoint: str | None = attrs.field(default=None, validator=http_url)
-        #: Credentials; leave both unset to use boto3's credential chain (env, profile, IAM).
+        #: Access key id; leave it and secret_key unset to use the usual credential chain
+        #: (environment, profile, instance role).
         access_key: str | None = None
+        #: Secret key of access_key; take it from the environment.
         secret_key: str | None = attrs.field(default=None, repr=False)
         #: Region for signing; defaults to us-east-1 with an endpoint, else boto3's choice.
         region: str | None = None

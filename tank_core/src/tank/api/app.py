@@ -57,6 +57,7 @@ class ApiConfig:
     #: over ``rate_window`` seconds of waiting on it; slower transfers are ended (408 for
     #: an upload), so a client trickling bytes cannot hold a worker thread. 0: no floor.
     min_rate: int = attrs.field(default=1024, validator=not_negative)
+    #: Seconds over which min_rate is measured.
     rate_window: float = attrs.field(default=30.0, validator=between(0.001, 3600))
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).

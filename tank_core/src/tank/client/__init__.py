@@ -1,4 +1,4 @@
-"""A Python client for a remote tank-api, as python-glanceclient is for Glance.
+"""A Python client for a remote tank-api, as python-glanceclient is for Glance::
 
     from tank.client import Client
 
