@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
-import tank  # noqa: E402
+import tank
 
 project = "Tank"
 author = "The Tank developers"

@@ -65,7 +65,7 @@ def _default(field: attrs.Attribute[Any]) -> str:
         default = default.factory()
     if attrs.has(type(default)):
         return "*(a table)*"
-    return f"``{default!r}``" if default not in ("", None) else f"``{default!r}``"
+    return f"``{default!r}``"
 
 
 def _type(field: attrs.Attribute[Any]) -> str:
@@ -81,9 +81,7 @@ def _table(title: str, cls: type, where: str, skip: frozenset[str] = frozenset()
     if intro:
         lines += [intro[0], ""]
     fields = [
-        f
-        for f in attrs.fields(cls)
-        if not f.name.startswith("_") and f.init and f.name not in skip
+        f for f in attrs.fields(cls) if not f.name.startswith("_") and f.init and f.name not in skip
     ]
     if not fields:
         return [*lines, "No keys.", ""]
