@@ -20,6 +20,12 @@ convert_to = "raw"
 
 [scrubber]                          # cleaning up after uploads a crash cut short
 upload_lease = 60                   # seconds
+
+[notifications]                     # Glance's events (tank.notify)
+sinks = ["log", "webhook"]
+[notifications.webhook]
+url = "https://hooks.example.com/tank"
+secret = { env = "TANK_WEBHOOK_SECRET" }
 ```
 
 Each plugin declares an attrs ``Config`` class; :func:`build` turns its section into one
@@ -139,6 +145,8 @@ class TankConfig:
     api: Mapping[str, Any] = attrs.field(factory=dict)
     imports: ImportConfig = attrs.field(factory=ImportConfig)
     scrubber: ScrubberConfig = attrs.field(factory=ScrubberConfig)
+    #: ``[notifications]`` raw (:mod:`tank.notify.notifier` builds it with the sinks).
+    notifications: Mapping[str, Any] = attrs.field(factory=dict)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -162,6 +170,7 @@ class _TopLevel:
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     api: dict[str, Any] = attrs.field(factory=dict)
     scrubber: dict[str, Any] = attrs.field(factory=dict)
+    notifications: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -210,6 +219,7 @@ def load(
         api=top.api,
         imports=imports,
         scrubber=scrubber,
+        notifications=top.notifications,
     )
 
 

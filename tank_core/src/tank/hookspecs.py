@@ -19,7 +19,8 @@ import pluggy
 
 if TYPE_CHECKING:
     from tank.imports.steps import ImportStep
-    from tank.model import Context, Image
+    from tank.model import Context, Image, Member
+    from tank.notify.sink import Sink
     from tank.registry import Registry
     from tank.store import Backend
 
@@ -36,6 +37,10 @@ class RegisterRegistry(Protocol):
 
 class RegisterImportStep(Protocol):
     def __call__(self, step: type[ImportStep]) -> None: ...
+
+
+class RegisterSink(Protocol):
+    def __call__(self, sink: type[Sink]) -> None: ...
 
 
 # --- Registration hooks: called once when the plugin manager is set up ---------------
@@ -84,6 +89,23 @@ def tank_register_import_steps(register: RegisterImportStep) -> None:
     both plugins. tank-core registers its built-in steps through this hook too.
 
     :param register: the registrar; takes an ImportStep subclass.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_register_notification_sinks(register: RegisterSink) -> None:
+    """Contribute notification sinks: where Tank's events (Glance's notifications,
+    :mod:`tank.notify`) are delivered.
+
+    Called once per :class:`tank.plugins.Plugins`, when the sinks named in
+    ``[notifications] sinks`` are built. Call ``register(SinkClass)`` for each
+    :class:`tank.notify.sink.Sink` subclass; they are keyed by ``SinkClass.name`` and
+    configured from ``[notifications.<name>]`` with ``SinkClass.Config``. A name
+    registered twice is an error naming both plugins. tank-core registers its built-in
+    sinks (``log``, ``webhook``) through this hook too.
+
+    :param register: the registrar; takes a Sink subclass.
     :return: ignored.
     """
 
@@ -144,6 +166,72 @@ def tank_image_killed(image: Image, reason: str, context: Context) -> None:
 
     :param image: the killed image.
     :param reason: what went wrong, safe to show a user (no secrets).
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_upload_started(image: Image, store: str, context: Context) -> None:
+    """An upload began: the image is now ``saving`` and its data goes to ``store``.
+
+    :param image: the image as recorded (status ``saving``).
+    :param store: the name of the store the data is written to.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_upload_failed(image: Image, reason: str, context: Context) -> None:
+    """An upload failed and no data was kept: the image is ``killed`` (v1; then
+    :func:`tank_image_killed` follows) or ``queued`` again (v2, to be tried again).
+
+    :param image: the image as recorded after the failure.
+    :param reason: what went wrong, safe to show a user (no secrets).
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_sent(image: Image, bytes_sent: int, expected: int, context: Context) -> None:
+    """A download ended: ``bytes_sent`` of the ``expected`` bytes (the whole image or
+    the requested range) went to the client; fewer when the client went away.
+
+    :param image: the image downloaded.
+    :param bytes_sent: bytes of data sent.
+    :param expected: bytes the response announced.
+    :param context: who downloaded it.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_member_created(member: Member, context: Context) -> None:
+    """An image was shared with a tenant (a member was added).
+
+    :param member: the member as recorded.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_member_updated(member: Member, context: Context) -> None:
+    """A member changed: its status (v2: accepted, rejected, pending) or ``can_share``.
+
+    :param member: the member after the change.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_member_deleted(member: Member, context: Context) -> None:
+    """An image is no longer shared with a tenant.
+
+    :param member: the member as it was before it was removed.
     :param context: who asked.
     :return: ignored.
     """

@@ -28,7 +28,8 @@ from tank.errors import PluginLoadError
 
 if TYPE_CHECKING:
     from tank.imports.steps import ImportStep
-    from tank.model import Context, Image
+    from tank.model import Context, Image, Member
+    from tank.notify.sink import Sink
     from tank.registry import Registry
     from tank.store import Backend
 
@@ -39,6 +40,7 @@ GROUP = "tank"
 DEFAULT_PLUGINS = (
     ("http-registry", "tank.registry_http.plugin"),
     ("import-steps", "tank.imports.plugin"),
+    ("notification-sinks", "tank.notify.plugin"),
 )
 
 
@@ -66,6 +68,7 @@ class Plugins:
         self._store_plugins: dict[str, str] = {}
         self._registries: dict[str, type[Registry]] | None = None
         self._steps: dict[str, type[ImportStep]] | None = None
+        self._sinks: dict[str, type[Sink]] | None = None
 
     # --- registration hooks ----------------------------------------------------------
 
@@ -95,6 +98,12 @@ class Plugins:
         if self._steps is None:
             self._steps, _ = self._collect(self.pm.hook.tank_register_import_steps, _step_key)
         return dict(self._steps)
+
+    def sink_types(self) -> dict[str, type[Sink]]:
+        """Installed notification sink classes by name (``log``, ``webhook``, ...)."""
+        if self._sinks is None:
+            self._sinks, _ = self._collect(self.pm.hook.tank_register_notification_sinks, _sink_key)
+        return dict(self._sinks)
 
     def _collect(
         self, hook: pluggy.HookCaller, key_of: Any
@@ -172,15 +181,44 @@ class Plugins:
     def image_killed(self, *, image: Image, reason: str, context: Context) -> None:
         self._notify(self.pm.hook.tank_image_killed, image=image, reason=reason, context=context)
 
+    def image_upload_started(self, *, image: Image, store: str, context: Context) -> None:
+        self._notify(
+            self.pm.hook.tank_image_upload_started, image=image, store=store, context=context
+        )
+
+    def image_upload_failed(self, *, image: Image, reason: str, context: Context) -> None:
+        self._notify(
+            self.pm.hook.tank_image_upload_failed, image=image, reason=reason, context=context
+        )
+
+    def image_sent(self, *, image: Image, bytes_sent: int, expected: int, context: Context) -> None:
+        self._notify(
+            self.pm.hook.tank_image_sent,
+            image=image,
+            bytes_sent=bytes_sent,
+            expected=expected,
+            context=context,
+        )
+
+    def member_created(self, *, member: Member, context: Context) -> None:
+        self._notify(self.pm.hook.tank_member_created, member=member, context=context)
+
+    def member_updated(self, *, member: Member, context: Context) -> None:
+        self._notify(self.pm.hook.tank_member_updated, member=member, context=context)
+
+    def member_deleted(self, *, member: Member, context: Context) -> None:
+        self._notify(self.pm.hook.tank_member_deleted, member=member, context=context)
+
     def _notify(self, hook: pluggy.HookCaller, **kwargs: Any) -> None:
         try:
             hook(**kwargs)
         except Exception as exc:
+            subject = kwargs.get("image") or kwargs.get("member")
             log.exception(
                 "plugin %s failed in %s for image %s",
                 _plugin_in_traceback(exc, _implementation_codes(hook)),
                 hook.name,
-                kwargs["image"].id,
+                getattr(subject, "id", None) or getattr(subject, "image_id", "?"),
             )
 
     # --- listing ---------------------------------------------------------------------
@@ -276,6 +314,21 @@ def _step_key(cls: Any) -> str:
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name.isidentifier():
         raise TypeError(f"import step class {cls.__name__} has no 'name' that is an identifier")
+    return name
+
+
+def _sink_key(cls: Any) -> str:
+    from tank.notify.sink import Sink
+
+    if not (isinstance(cls, type) and issubclass(cls, Sink)):
+        raise TypeError(f"register() takes a tank.notify.sink.Sink subclass, got {cls!r}")
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(
+            f"notification sink class {cls.__name__} has no 'name' that is an identifier"
+        )
+    if not hasattr(cls, "Config"):
+        raise TypeError(f"notification sink class {cls.__name__} has no 'Config' attribute")
     return name
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tank import config as config_mod
 from tank import errors
@@ -40,6 +40,9 @@ from tank.store import Capability, ReadResult
 from tank.stores import StoreSet
 from tank.streams import DataSource
 from tank.upload_lease import DEFAULT_LEASE, HEARTBEAT, UploadLeases, heartbeat_now
+
+if TYPE_CHECKING:
+    from tank.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,8 @@ class ImageService:
         self.upload_lease = upload_lease
         #: The uploads in progress here; tank-api starts its heartbeat and sweep threads.
         self.leases = UploadLeases(self)
+        #: Sends Glance's events to the configured sinks (:meth:`attach_notifier`).
+        self.notifier: Notifier | None = None
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
@@ -124,10 +129,15 @@ class ImageService:
             )
         except errors.ConfigError as exc:
             raise errors.ConfigError(f"{config.where('api')} {exc}") from None
+        from tank.notify.notifier import Notifier  # it imports the API's views
+
         plugins = plugins or make_plugin_manager()
+        notifier = Notifier.from_config(
+            config.notifications, plugins.sink_types(), source=config.source
+        )
         stores = StoreSet.from_config(config, plugins)
         registry = open_registry(config, plugins)
-        return cls(
+        service = cls(
             registry,
             stores,
             plugins,
@@ -135,8 +145,21 @@ class ImageService:
             hashing_algorithm=hashing_algorithm,
             upload_lease=config.scrubber.upload_lease,
         )
+        if notifier is not None:
+            service.attach_notifier(notifier)
+        return service
+
+    def attach_notifier(self, notifier: Notifier) -> None:
+        """Send Glance's events (``[notifications]``) from this service's hooks; the
+        notifier is closed (its queues given time to empty) with the service."""
+        self.plugins.pm.register(notifier, name=f"notifications-{id(notifier):x}")
+        self.notifier = notifier
 
     def close(self) -> None:
+        notifier, self.notifier = self.notifier, None
+        if notifier is not None:
+            self.plugins.pm.unregister(notifier)
+            notifier.close()
         self.registry.close()
         self.stores.close()
 
@@ -344,6 +367,7 @@ class ImageService:
                 context=context,
                 expected_status=Status.QUEUED,
             )
+            self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
                 stored = backend.add(
                     image.id,
@@ -440,8 +464,10 @@ class ImageService:
             return
         if status is not Status.KILLED:
             log.info("image %s is %s again after a failed upload: %s", image.id, status, reason)
+            self.plugins.image_upload_failed(image=killed, reason=reason, context=context)
             return
         log.info("image %s killed: %s", image.id, reason)
+        self.plugins.image_upload_failed(image=killed, reason=reason, context=context)
         self.plugins.image_killed(image=killed, reason=reason, context=context)
 
     def _without_lease(self, image_id: str) -> dict[str, str]:
@@ -567,10 +593,27 @@ class ImageService:
             raise errors.OverLimit(
                 f"image {image_id} already has {len(existing)} members, the most it may have"
             )
-        return self.registry.add_member(image_id, member, can_share=can_share, context=context)
+        added = self.registry.add_member(image_id, member, can_share=can_share, context=context)
+        before = next((m for m in existing if m.member == member), None)
+        if before is None:
+            self.plugins.member_created(member=added, context=context)
+        elif before.can_share != added.can_share:
+            self.plugins.member_updated(member=added, context=context)
+        return added
 
     def remove_member(self, image_id: str, member: str, *, context: Context) -> None:
+        # read first: the member's record is what image.member.delete carries
+        before = next(
+            (
+                m
+                for m in self.registry.list_members(image_id, context=context)
+                if m.member == member
+            ),
+            None,
+        )
         self.registry.remove_member(image_id, member, context=context)
+        if before is not None:
+            self.plugins.member_deleted(member=before, context=context)
 
     def replace_members(
         self, image_id: str, members: Iterable[tuple[str, bool]], *, context: Context
@@ -578,14 +621,28 @@ class ImageService:
         members = list(members)
         if len({name for name, _ in members}) > MAX_MEMBERS:
             raise errors.OverLimit(f"an image has at most {MAX_MEMBERS} members")
-        return self.registry.replace_members(image_id, members, context=context)
+        before = {m.member: m for m in self.registry.list_members(image_id, context=context)}
+        after = self.registry.replace_members(image_id, members, context=context)
+        now = {m.member for m in after}
+        for gone in before.values():
+            if gone.member not in now:
+                self.plugins.member_deleted(member=gone, context=context)
+        for member in after:
+            old = before.get(member.member)
+            if old is None:
+                self.plugins.member_created(member=member, context=context)
+            elif old.can_share != member.can_share:
+                self.plugins.member_updated(member=member, context=context)
+        return after
 
     def set_member_status(
         self, image_id: str, member: str, status: MemberStatus | str, *, context: Context
     ) -> Member:
         if context.read_only:
             raise errors.Forbidden("a reader cannot accept or reject images")
-        return self.registry.set_member_status(image_id, member, status, context=context)
+        changed = self.registry.set_member_status(image_id, member, status, context=context)
+        self.plugins.member_updated(member=changed, context=context)
+        return changed
 
     def shared_with(self, member: str, *, context: Context) -> builtins.list[Member]:
         return self.registry.shared_with(member, context=context)

@@ -219,6 +219,7 @@ def kill(service: ImageService, image_id: str) -> bool:
     except (errors.Conflict, errors.NotFound):
         return False  # the upload ended, or another tank-api was first
     log.warning("image %s killed: %s", image_id, reason)
+    service.plugins.image_upload_failed(image=image, reason=reason, context=admin)
     service.plugins.image_killed(image=image, reason=reason, context=admin)
     if image.locations:  # never the case for an upload; never remove data in use
         return True

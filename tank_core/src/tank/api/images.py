@@ -79,7 +79,7 @@ def head(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     image = api.service.with_data(image_id_of(image_id), context=ctx)
-    return data_response(api, req, image, image_headers(image))
+    return data_response(api, req, ctx, image, image_headers(image))
 
 
 def _data_args(req: Request, data: dict[str, str]) -> dict[str, object]:

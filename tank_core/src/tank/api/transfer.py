@@ -4,11 +4,11 @@ offers a file descriptor."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from tank.api.ranges import Unsatisfiable, parse_range
-from tank.model import Image
+from tank.model import Context, Image
 from tank.store import ReadResult
 from tank.web import FileBody, Request, Response
 
@@ -16,9 +16,12 @@ if TYPE_CHECKING:
     from tank.api.app import Api
 
 
-def data_response(api: Api, req: Request, image: Image, headers: list[tuple[str, str]]) -> Response:
+def data_response(
+    api: Api, req: Request, ctx: Context, image: Image, headers: list[tuple[str, str]]
+) -> Response:
     """The data of ``image`` (from ``ImageService.with_data``), whole or the requested
-    range, with ``headers`` (the API's own) first."""
+    range, with ``headers`` (the API's own) first. When the server is done with the body,
+    the ``image_sent`` hook hears how many bytes went out (Glance's ``image.send``)."""
     size = image.size or 0
     try:
         wanted = parse_range(req.headers.get("range"), size)
@@ -41,11 +44,19 @@ def data_response(api: Api, req: Request, image: Image, headers: list[tuple[str,
     ]
     if wanted:
         headers.append(("Content-Range", wanted.content_range(result.total_size)))
-    body: FileBody | _Stream = _Stream(result)
+    expected = result.size
+
+    def sent(count: int) -> None:
+        api.service.plugins.image_sent(
+            image=image, bytes_sent=count, expected=expected, context=ctx
+        )
+
+    body: FileBody | _Stream = _Stream(result, sent)
     if result.fd is not None and "wsgi.file_wrapper" in req.environ:
         local = _file_body(result.fd, result.offset, result.size)
         if local is not None:
             result.close()
+            local.on_sent = sent
             body = local
     return Response(206 if wanted else 200, headers, body)
 
@@ -68,13 +79,23 @@ def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:
 
 class _Stream:
     """The response body: the store's chunks, closed when the server is done with them
-    (also when the client hangs up mid-download)."""
+    (also when the client hangs up mid-download); ``on_sent`` hears the bytes handed
+    to the server, once, at close."""
 
-    def __init__(self, result: ReadResult) -> None:
+    def __init__(self, result: ReadResult, on_sent: Callable[[int], None]) -> None:
         self.result = result
+        self.sent = 0
+        self.on_sent: Callable[[int], None] | None = on_sent
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self.result.chunks)
+        for chunk in self.result.chunks:
+            yield chunk
+            self.sent += len(chunk)  # counted once the server took it
 
     def close(self) -> None:
-        self.result.close()
+        try:
+            self.result.close()
+        finally:
+            on_sent, self.on_sent = self.on_sent, None
+            if on_sent is not None:
+                on_sent(self.sent)

@@ -57,9 +57,12 @@ class WebApp:
         if isinstance(body, FileBody) and file_wrapper is not None:
             # Returned as is: the server recognises its own wrapper and uses sendfile.
             wrapped = file_wrapper(body, 1 << 20)
-            body.on_close = lambda: self._log(
-                environ, response.status, getattr(wrapped, "sent", body.length), started
-            )
+
+            def closed() -> None:
+                body.sent = getattr(wrapped, "sent", body.length)
+                self._log(environ, response.status, body.sent, started)
+
+            body.on_close = closed
             return wrapped  # type: ignore[no-any-return]
         return _Counted(response, lambda sent: self._log(environ, response.status, sent, started))
 

@@ -173,6 +173,11 @@ class FileBody(io.FileIO):
         self.length = length
         #: Called once, when the server closes the body (the access-log line).
         self.on_close: Callable[[], None] | None = None
+        #: Bytes sent (counted when iterated; the application sets it from the server's
+        #: ``wsgi.file_wrapper`` when sent with ``sendfile``), final at close.
+        self.sent = 0
+        #: Called once after ``on_close`` with :attr:`sent` (a download's ``image.send``).
+        self.on_sent: Callable[[int], None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:  # blocks, not lines
         left = self.length
@@ -181,6 +186,7 @@ class FileBody(io.FileIO):
             if not chunk:
                 raise OSError(f"the file ended {left} bytes early")
             left -= len(chunk)
+            self.sent += len(chunk)
             yield chunk
 
     def close(self) -> None:
@@ -188,8 +194,13 @@ class FileBody(io.FileIO):
             super().close()
         finally:
             on_close, self.on_close = self.on_close, None
-            if on_close is not None:
-                on_close()
+            try:
+                if on_close is not None:
+                    on_close()
+            finally:
+                on_sent, self.on_sent = self.on_sent, None
+                if on_sent is not None:
+                    on_sent(self.sent)
 
 
 @attrs.define

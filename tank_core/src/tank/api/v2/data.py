@@ -78,4 +78,4 @@ def download(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
         return Response.empty(204)
     image = api.service.check_data(image, ctx)  # one registry read per download
     headers = [("Content-MD5", image.checksum)] if image.checksum else []
-    return data_response(api, req, image, headers)
+    return data_response(api, req, ctx, image, headers)
