@@ -41,6 +41,30 @@ class Recorder:
     def tank_image_killed(self, image, reason):  # type: ignore[no-untyped-def]
         self.events.append(("killed", image.id, reason))
 
+    @hookimpl
+    def tank_image_upload_started(self, image, store):  # type: ignore[no-untyped-def]
+        self.events.append(("upload_started", image.id, store))
+
+    @hookimpl
+    def tank_image_upload_failed(self, image, reason):  # type: ignore[no-untyped-def]
+        self.events.append(("upload_failed", image.id, reason))
+
+    @hookimpl
+    def tank_image_sent(self, image, bytes_sent, expected):  # type: ignore[no-untyped-def]
+        self.events.append(("sent", image.id, f"{bytes_sent}/{expected}"))
+
+    @hookimpl
+    def tank_member_created(self, member):  # type: ignore[no-untyped-def]
+        self.events.append(("member_created", member.image_id, member.member))
+
+    @hookimpl
+    def tank_member_updated(self, member):  # type: ignore[no-untyped-def]
+        self.events.append(("member_updated", member.image_id, member.member))
+
+    @hookimpl
+    def tank_member_deleted(self, member):  # type: ignore[no-untyped-def]
+        self.events.append(("member_deleted", member.image_id, member.member))
+
 
 @pytest.fixture
 def recorder() -> Recorder:

@@ -132,9 +132,7 @@ class ImageService:
         from tank.notify.notifier import Notifier  # it imports the API's views
 
         plugins = plugins or make_plugin_manager()
-        notifier = Notifier.from_config(
-            config.notifications, plugins.sink_types(), source=config.source
-        )
+        notifier = Notifier.from_config(config.notifications, plugins, source=config.source)
         stores = StoreSet.from_config(config, plugins)
         registry = open_registry(config, plugins)
         service = cls(

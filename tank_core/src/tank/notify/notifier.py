@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,6 +33,9 @@ from tank.model import Context, Image, Location, Member
 from tank.notify import events
 from tank.notify.events import ERROR, Event
 from tank.notify.sink import Sink
+
+if TYPE_CHECKING:
+    from tank.plugins import Plugins
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +121,15 @@ class Notifier:
 
     @classmethod
     def from_config(
-        cls, raw: Mapping[str, Any], sink_types: Mapping[str, type[Sink]], *, source: str
+        cls, raw: Mapping[str, Any], plugins: Plugins, *, source: str
     ) -> Notifier | None:
-        """The notifier ``[notifications]`` asks for; None without sinks."""
+        """The notifier ``[notifications]`` asks for; None without sinks (the sinks'
+        registration hook is then not even called)."""
         settings = load_config(raw, source)
         if not settings.sinks:
             return None
         return cls(
-            build_sinks(settings, sink_types, source),
+            build_sinks(settings, plugins.sink_types(), source),
             publisher_id=settings.publisher_id,
             disabled=settings.disabled,
             close_timeout=settings.close_timeout,
