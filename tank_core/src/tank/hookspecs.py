@@ -196,7 +196,7 @@ def tank_image_upload_failed(image: Image, reason: str, context: Context) -> Non
 
 @hookspec
 def tank_image_sent(image: Image, bytes_sent: int, expected: int, context: Context) -> None:
-    """A download ended: ``bytes_sent`` of the ``expected`` bytes (the whole image or
+    """Called when a download ended: ``bytes_sent`` of the ``expected`` bytes (the whole image or
     the requested range) went to the client; fewer when the client went away.
 
     :param image: the image downloaded.
@@ -219,7 +219,7 @@ def tank_member_created(member: Member, context: Context) -> None:
 
 @hookspec
 def tank_member_updated(member: Member, context: Context) -> None:
-    """A member changed: its status (v2: accepted, rejected, pending) or ``can_share``.
+    """Called when a member changed: its status (v2: accepted, rejected, pending) or ``can_share``.
 
     :param member: the member after the change.
     :param context: who asked.
