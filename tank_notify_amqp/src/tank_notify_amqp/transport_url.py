@@ -50,7 +50,8 @@ def parse(url: str) -> TransportUrl:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
         raise ValueError(
-            f"must start with rabbit:// (oslo.messaging's transport URL), got {scheme + sep or 'no scheme'}"
+            "must start with rabbit:// (oslo.messaging's transport URL), "
+            f"got {scheme + sep or 'no scheme'}"
         )
     netloc, _, path = rest.partition("/")
     path, _, _query = path.partition("?")
