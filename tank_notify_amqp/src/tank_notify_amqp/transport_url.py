@@ -51,7 +51,7 @@ def parse(url: str) -> TransportUrl:
     if not sep or scheme not in SCHEMES:
         raise ValueError(
             "must start with rabbit:// (oslo.messaging's transport URL), "
-            f"got {scheme + sep or 'no scheme'}"
+            f"got {scheme + '://' if sep else 'no scheme'}"  # never the rest: a password
         )
     netloc, _, path = rest.partition("/")
     path, _, _query = path.partition("?")
