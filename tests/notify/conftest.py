@@ -1,0 +1,51 @@
+"""Fixtures: a webhook receiver, and a tank-api whose events go to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tank.testing.api_server import ApiServer
+
+from .receiver import Receiver
+
+SECRET = "webhook-test-secret"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(SECRET)
+    yield server
+    server.stop()
+
+
+def webhook_config(tmp_path: Path, receiver: Receiver, **extra: object) -> Path:
+    """A config file whose events go to ``receiver`` (retrying fast)."""
+    options = {"backoff": 0.05, **extra}
+    lines = [f'url = "{receiver.url}"', f'secret = "{SECRET}"']
+    lines += [f"{key} = {value!r}" for key, value in options.items()]
+    path = tmp_path / "tank.toml"
+    path.write_text(
+        '[notifications]\nsinks = ["webhook"]\n[notifications.webhook]\n' + "\n".join(lines) + "\n"
+    )
+    return path
+
+
+@pytest.fixture
+def notifying_api(tmp_path: Path, receiver: Receiver) -> Iterator[Callable[..., ApiServer]]:
+    """``notifying_api(*args)``: a tank-api sending its events to ``receiver``."""
+    servers: list[ApiServer] = []
+
+    def start(*args: str) -> ApiServer:
+        config = webhook_config(tmp_path, receiver)
+        server = ApiServer(
+            tmp_path / "data", tmp_path / "tank-api.log", ["--config", str(config), *args]
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
