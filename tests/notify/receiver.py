@@ -25,9 +25,13 @@ class Receiver(ThreadingHTTPServer):
         self.posts: list[tuple[dict[str, str], bytes, int]] = []
         #: Answer this many of the next POSTs with 500.
         self.fail_next = 0
+        #: The answer to the others.
+        self.status = 200
         #: Cleared: POSTs wait until it is set again (a receiver that hangs).
         self.open = threading.Event()
         self.open.set()
+        #: POSTs whose body has arrived (counted before a hanging receiver waits).
+        self.arrived = 0
         self.changed = threading.Condition()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
         self._thread.start()
@@ -60,6 +64,14 @@ class Receiver(ThreadingHTTPServer):
                     )
                 self.changed.wait(left)
 
+    def wait_arrived(self, count: int) -> None:
+        deadline = time.monotonic() + WAIT
+        with self.changed:
+            while self.arrived < count:
+                left = deadline - time.monotonic()
+                assert left > 0, f"{self.arrived} of {count} POSTs arrived in {WAIT} s"
+                self.changed.wait(left)
+
     def verify(self, headers: dict[str, str], body: bytes) -> bool:
         """Checks the signature as a receiver would: HMAC-SHA256 of the raw body."""
         assert self.secret is not None
@@ -72,9 +84,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with self.server.changed:
+            self.server.arrived += 1
+            self.server.changed.notify_all()
         self.server.open.wait()
         with self.server.changed:
-            status = 200
+            status = self.server.status
             if self.server.fail_next > 0:
                 self.server.fail_next -= 1
                 status = 500

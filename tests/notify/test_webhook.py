@@ -1,0 +1,114 @@
+"""The webhook sink: retried until the receiver recovers, signed, never in a request's
+way (a hanging receiver), a bounded queue whose drops are counted."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import requests
+
+from tank.notify import metrics
+from tank.notify.events import Event
+from tank.notify.webhook import WebhookConfig, WebhookSink, sign
+from tank.testing.api_server import ApiServer
+
+from .conftest import SECRET
+from .receiver import Receiver
+
+IMAGE = {"name": "hook", "disk_format": "raw", "container_format": "bare"}
+
+
+def test_a_receiver_that_fails_first_gets_each_event_once_it_recovers(
+    notifying_api: Callable[..., ApiServer], receiver: Receiver
+) -> None:
+    api = notifying_api()
+    receiver.fail_next = 3  # the first three POSTs answer 500
+    image = requests.post(api.url + "/v2/images", json=IMAGE, timeout=10).json()
+    events = receiver.wait_for(lambda got: len(got) == 1)
+    assert events[0]["event_type"] == "image.create" and events[0]["payload"]["id"] == image["id"]
+    attempts = [(headers, body) for headers, body, _ in receiver.posts]
+    assert [status for _, _, status in receiver.posts] == [500, 500, 500, 200]
+    # the same delivery each time, every signature good
+    assert len({h["X-Tank-Delivery"] for h, _ in attempts}) == 1
+    assert {h["X-Tank-Delivery"] for h, _ in attempts} == {events[0]["message_id"]}
+    assert all(receiver.verify(h, body) for h, body in attempts)
+    assert all(h["X-Tank-Event"] == "image.create" for h, _ in attempts)
+    assert all(h["Content-Type"] == "application/json" for h, _ in attempts)
+    # a body changed in transit (or signed with another secret) does not verify
+    headers, body = attempts[-1]
+    assert not receiver.verify(headers, body.replace(b"hook", b"hack"))
+    assert headers["X-Tank-Signature"] != sign("another secret", body)
+    assert headers["X-Tank-Signature"] == sign(SECRET, body)
+
+
+def test_a_hanging_receiver_never_holds_up_a_request(
+    notifying_api: Callable[..., ApiServer], receiver: Receiver
+) -> None:
+    api = notifying_api()
+    receiver.open.clear()  # every POST now waits, holding the sink's only connection
+    durations = []
+    ids = []
+    for n in range(5):
+        started = time.monotonic()
+        resp = requests.post(api.url + "/v2/images", json={**IMAGE, "name": f"h{n}"}, timeout=10)
+        durations.append(time.monotonic() - started)
+        assert resp.status_code == 201
+        ids.append(resp.json()["id"])
+        if n == 0:
+            receiver.wait_arrived(1)  # the first event is stuck at the receiver from here on
+    assert max(durations) < 1.0, durations  # the receiver would hold a request for 10 s
+    assert receiver.delivered() == []
+    receiver.open.set()
+    events = receiver.wait_for(lambda got: len(got) == 5)
+    assert [e["payload"]["id"] for e in events] == ids  # in order, none lost
+
+
+def test_a_full_queue_drops_events_and_counts_them(receiver: Receiver) -> None:
+    sink = WebhookSink(WebhookConfig(url=receiver.url, secret=SECRET, queue_size=2, timeout=30))
+    receiver.open.clear()
+    before = metrics.snapshot()
+    started = time.monotonic()
+    sink.send(Event(event_type="image.update", payload={"n": 0}))
+    receiver.wait_arrived(1)  # the first is being delivered; the queue holds the next two
+    for n in range(1, 10):
+        sink.send(Event(event_type="image.update", payload={"n": n}))
+    assert time.monotonic() - started < 5  # nothing waited for the receiver
+    after = metrics.snapshot()
+    assert (
+        after.get(("webhook", "dropped_queue_full"), 0)
+        - before.get(("webhook", "dropped_queue_full"), 0)
+        == 7
+    )
+    receiver.open.set()
+    sink.close(10)
+    got = [e["payload"]["n"] for e in receiver.delivered()]
+    assert got == [0, 1, 2]
+    assert metrics.snapshot()[("webhook", "sent")] - before.get(("webhook", "sent"), 0) == 3
+
+
+def test_a_receiver_that_refuses_is_not_retried(receiver: Receiver) -> None:
+    """A 4xx other than 408/429 is final: dropped at once and counted, not retried."""
+    receiver.status = 404
+    sink = WebhookSink(WebhookConfig(url=receiver.url, retries=3, backoff=0.01))
+    before = metrics.snapshot()
+    sink.send(Event(event_type="image.update", payload={}))
+    sink.close(10)
+    assert [status for _, _, status in receiver.posts] == [404]
+    after = metrics.snapshot()
+    key = ("webhook", "dropped_undeliverable")
+    assert after.get(key, 0) - before.get(key, 0) == 1
+    assert after.get(("webhook", "retried"), 0) == before.get(("webhook", "retried"), 0)
+
+
+def test_the_body_is_the_oslo_message(receiver: Receiver) -> None:
+    sink = WebhookSink(WebhookConfig(url=receiver.url))
+    sink.send(Event(event_type="image.delete", payload={"id": "x"}, publisher_id="image.h1"))
+    sink.close(10)
+    ((headers, body, _),) = receiver.posts
+    assert "X-Tank-Signature" not in headers  # no secret: unsigned
+    message = json.loads(body)
+    assert set(message) == {"message_id", "publisher_id", "event_type", "priority", "payload",
+                            "timestamp"}  # fmt: skip
+    assert message["publisher_id"] == "image.h1" and message["priority"] == "INFO"
