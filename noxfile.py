@@ -7,7 +7,7 @@ Nothing is listed by hand: every top-level ``tank_*/pyproject.toml`` is a distri
     nox -s example typecheck compat
     nox -s build               # every wheel and sdist into dist/
 
-``tests_all`` starts the project's throwaway test servers (PostgreSQL, Swift, Ceph) with
+``tests_all`` starts the project's throwaway test servers (PostgreSQL, Swift, Ceph, RabbitMQ) with
 ``tests/servers/*.sh`` (or the scripts in ``$TANK_SERVICES``) and stops them afterwards; the
 scripts' own variables (``TANK_PG_PORT``, ``TANK_CEPH_DIR``, ...) pick ports and folders. Set
 ``TANK_START_SERVERS=0`` to use servers you started yourself (their ``TANK_TEST_*``
@@ -34,7 +34,7 @@ SERVICES = Path(os.environ.get("TANK_SERVICES", ROOT / "tests" / "servers"))
 #: The Ceph script of the project links Debian's rados/rbd bindings into a venv.
 CEPH_SCRIPT = ROOT / "tests" / "servers" / "ceph.sh"
 #: Servers started for the whole suite, in start order.
-SERVERS = ("postgres", "swift", "ceph")
+SERVERS = ("postgres", "swift", "ceph", "rabbitmq")
 #: tank-core's guarded HTTP client (``tank/net/transport.py``) overrides urllib3's private
 #: ``HTTPConnection._new_conn``: the tests of its users run on the lowest and the highest
 #: urllib3 tank-core's pin allows (``nox -s compat``); keep both in the pin.
@@ -42,6 +42,8 @@ URLLIB3 = ("2.0.2", "2.8.0")
 EXTRAS = {
     "tank_core": "[testing]",
     "tank_registry_sql": "[postgresql]",
+    # its tests receive with an unchanged oslo.messaging notification listener
+    "tank_notify_amqp": "[testing]",
     "tank_store_chase": "[keystone]",
 }
 
