@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -69,6 +70,12 @@ def test_a_full_queue_drops_events_and_counts_them(receiver: Receiver) -> None:
     sink = WebhookSink(WebhookConfig(url=receiver.url, secret=SECRET, queue_size=2, timeout=30))
     receiver.open.clear()
     before = metrics.snapshot()
+    heard: list[tuple[str, str, int]] = []  # what /metrics subscribes to
+
+    def hear(*counted: Any) -> None:
+        heard.append(counted)
+
+    metrics.subscribe(hear)
     started = time.monotonic()
     sink.send(Event(event_type="image.update", payload={"n": 0}))
     receiver.wait_arrived(1)  # the first is being delivered; the queue holds the next two
@@ -86,6 +93,8 @@ def test_a_full_queue_drops_events_and_counts_them(receiver: Receiver) -> None:
     got = [e["payload"]["n"] for e in receiver.delivered()]
     assert got == [0, 1, 2]
     assert metrics.snapshot()[("webhook", "sent")] - before.get(("webhook", "sent"), 0) == 3
+    metrics.unsubscribe(hear)
+    assert heard == [("webhook", "dropped_queue_full", 1)] * 7 + [("webhook", "sent", 1)] * 3
 
 
 def test_a_receiver_that_refuses_is_not_retried(receiver: Receiver) -> None:
