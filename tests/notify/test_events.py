@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import struct
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -358,3 +360,30 @@ def test_failed_uploads_send_glance_s_error_event_and_no_success(
         "image.upload:ERROR",
         "image.update",  # killed (v1)
     ]
+
+
+def test_a_download_the_client_abandons_sends_image_send_at_error(
+    api: ApiServer, receiver: Receiver
+) -> None:
+    """Glance's image.send at ERROR priority: fewer bytes went out than announced."""
+    v2 = api.url + "/v2"
+    size = 64 << 20
+    body = {"name": "abandoned", "disk_format": "raw", "container_format": "bare"}
+    image = requests.post(v2 + "/images", json=body, headers=ALICE, timeout=10).json()
+    put = requests.put(
+        f"{v2}/images/{image['id']}/file",
+        data=iter([b"\0" * (1 << 20)] * 64),
+        headers={**ALICE, **OCTET},
+        timeout=30,
+    )
+    assert put.status_code == 204
+    head = f"GET /v2/images/{image['id']}/file HTTP/1.1\r\nHost: x\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in ALICE.items()) + "\r\n"
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        got = sock.recv(1 << 16)
+        assert got.startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    events = receiver.wait_for(lambda got: "image.send:ERROR" in sequence(got, image["id"]))
+    send = next(e for e in events if e["event_type"] == "image.send")
+    assert send["priority"] == "ERROR" and send["payload"]["bytes_sent"] < size
