@@ -21,14 +21,12 @@ def receiver() -> Iterator[Receiver]:
     server.stop()
 
 
-def webhook_config(tmp_path: Path, receiver: Receiver, **extra: object) -> Path:
-    """A config file whose events go to ``receiver`` (retrying fast)."""
-    options = {"backoff": 0.05, **extra}
-    lines = [f'url = "{receiver.url}"', f'secret = "{SECRET}"']
-    lines += [f"{key} = {value!r}" for key, value in options.items()]
+def webhook_config(tmp_path: Path, receiver: Receiver, *, more: str = "") -> Path:
+    """A config file whose events go to ``receiver`` (retrying fast), and ``more``."""
     path = tmp_path / "tank.toml"
     path.write_text(
-        '[notifications]\nsinks = ["webhook"]\n[notifications.webhook]\n' + "\n".join(lines) + "\n"
+        '[notifications]\nsinks = ["webhook"]\n[notifications.webhook]\n'
+        f'url = "{receiver.url}"\nsecret = "{SECRET}"\nbackoff = 0.05\n{more}'
     )
     return path
 
@@ -38,8 +36,8 @@ def notifying_api(tmp_path: Path, receiver: Receiver) -> Iterator[Callable[..., 
     """``notifying_api(*args)``: a tank-api sending its events to ``receiver``."""
     servers: list[ApiServer] = []
 
-    def start(*args: str) -> ApiServer:
-        config = webhook_config(tmp_path, receiver)
+    def start(*args: str, more: str = "") -> ApiServer:
+        config = webhook_config(tmp_path, receiver, more=more)
         server = ApiServer(
             tmp_path / "data", tmp_path / "tank-api.log", ["--config", str(config), *args]
         )

@@ -8,8 +8,10 @@ import hashlib
 import os
 import socket
 import struct
+import threading
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -387,3 +389,63 @@ def test_a_download_the_client_abandons_sends_image_send_at_error(
     events = receiver.wait_for(lambda got: "image.send:ERROR" in sequence(got, image["id"]))
     send = next(e for e in events if e["event_type"] == "image.send")
     assert send["priority"] == "ERROR" and send["payload"]["bytes_sent"] < size
+
+
+class _Files(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        data = IMPORTED if self.path == "/image.raw" else None
+        self.send_response(200 if data else 404)
+        self.send_header("Content-Length", str(len(data or b"")))
+        self.end_headers()
+        self.wfile.write(data or b"")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+IMPORTED = os.urandom(70_000)
+
+
+def test_web_download_imports_send_upload_events_and_errors(
+    notifying_api: Callable[..., ApiServer], receiver: Receiver
+) -> None:
+    api = notifying_api("--auth", more="[import]\nallow_private_networks = true\n")
+    files = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{files.server_address[1]}"
+    v2 = api.url + "/v2"
+    body = {"disk_format": "raw", "container_format": "bare"}
+    try:
+        ids = []
+        for name, path in (("imported", "/image.raw"), ("missing", "/nothing")):
+            image = requests.post(
+                v2 + "/images", json={**body, "name": name}, headers=ALICE, timeout=10
+            ).json()
+            started = requests.post(
+                f"{v2}/images/{image['id']}/import",
+                json={"method": {"name": "web-download", "uri": base + path}},
+                headers=ALICE,
+                timeout=10,
+            )
+            assert started.status_code == 202, started.text
+            ids.append(image["id"])
+        good, bad = ids
+        events = receiver.wait_for(
+            lambda got: (
+                sequence(got, good)[-1:] == ["image.update"]
+                and sequence(got, bad)[-1:] == ["image.update"]
+            )
+        )
+    finally:
+        files.shutdown()
+        files.server_close()
+    assert sequence(events, good) == [
+        "image.create", "image.upload", "image.activate", "image.update",
+    ]  # fmt: skip
+    upload = next(e["payload"] for e in events if e["event_type"] == "image.upload"
+                  and about(good)(e))  # fmt: skip
+    assert upload["checksum"] == hashlib.md5(IMPORTED).hexdigest()
+    assert sequence(events, bad) == ["image.create", "image.upload:ERROR", "image.update"]
+    restored = [e["payload"] for e in events if about(bad)(e)][-1]
+    assert restored["status"] == "queued"
+    assert restored["properties"]["os_glance_failed_import"] == "file"

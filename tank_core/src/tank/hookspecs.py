@@ -184,8 +184,8 @@ def tank_image_upload_started(image: Image, store: str, context: Context) -> Non
 
 @hookspec
 def tank_image_upload_failed(image: Image, reason: str, context: Context) -> None:
-    """An upload failed and no data was kept: the image is ``killed`` (v1; then
-    :func:`tank_image_killed` follows) or ``queued`` again (v2, to be tried again).
+    """An upload or an import failed and no data was kept: the image is ``killed`` (v1;
+    then :func:`tank_image_killed` follows) or ``queued`` again (v2, to be tried again).
 
     :param image: the image as recorded after the failure.
     :param reason: what went wrong, safe to show a user (no secrets).

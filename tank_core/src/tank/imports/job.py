@@ -313,9 +313,14 @@ def _restore(
             size=None, checksum=None, os_hash_algo=None, os_hash_value=None, virtual_size=None
         )
     try:
-        service.record(task, replace_props=props, final=True, **fields)
+        restored = service.record(task, replace_props=props, final=True, **fields)
     except Exception:
         log.exception("image %s: cannot record that its import failed", task.image_id)
+        return
+    if task.method != COPY_IMAGE:  # its data failed to arrive: Glance's failed image.upload
+        service.images.plugins.image_upload_failed(
+            image=restored, reason=reason, context=service.admin
+        )
 
 
 def _delete_marked(service: ImportService, task: Task, image: Image) -> None:
