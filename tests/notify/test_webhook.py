@@ -4,6 +4,7 @@ way (a hanging receiver), a bounded queue whose drops are counted."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -121,3 +122,26 @@ def test_the_body_is_the_oslo_message(receiver: Receiver) -> None:
     assert set(message) == {"message_id", "publisher_id", "event_type", "priority", "payload",
                             "timestamp"}  # fmt: skip
     assert message["publisher_id"] == "image.h1" and message["priority"] == "INFO"
+
+
+def test_a_forked_worker_delivers_through_a_thread_and_connection_of_its_own(
+    receiver: Receiver,
+) -> None:
+    """tank-api's pre-forked workers: the sink was used in the parent before the fork."""
+    sink = WebhookSink(WebhookConfig(url=receiver.url, backoff=0.01))
+    sink.send(Event(event_type="image.create", payload={"from": "parent"}))
+    receiver.wait_for(lambda got: len(got) == 1)
+    pid = os.fork()
+    if pid == 0:  # the child: exit at once whatever happens
+        try:
+            sink.send(Event(event_type="image.create", payload={"from": "child"}))
+            sink.close(10)
+            os._exit(0 if sink.pending() == 0 else 3)
+        except BaseException:  # noqa: BLE001 - a child never returns into pytest
+            os._exit(4)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sink.send(Event(event_type="image.create", payload={"from": "parent again"}))
+    events = receiver.wait_for(lambda got: len(got) == 3)
+    sink.close(10)
+    assert sorted(e["payload"]["from"] for e in events) == ["child", "parent", "parent again"]

@@ -121,6 +121,9 @@ class AmqpSink(QueuedSink):
         )
         self._declared.add(routing_key)
 
+    def forget(self) -> None:
+        self._connection, self._producer = None, None
+
     def disconnect(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:

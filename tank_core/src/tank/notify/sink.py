@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any, ClassVar
 
 import attrs
@@ -79,6 +80,13 @@ class QueuedSink(Sink):
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
+        self._fresh()
+        me = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _forked(me))
+
+    def _fresh(self) -> None:
+        """No thread, an empty queue, locks nobody holds (also in a forked child, whose
+        copy of the lock another thread of the parent may have held at the fork)."""
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._queue: collections.deque[Event] = collections.deque()
@@ -93,11 +101,7 @@ class QueuedSink(Sink):
 
     def send(self, event: Event) -> None:
         with self._lock:
-            if self._pid != os.getpid():  # first event, or a forked child
-                self._queue.clear()
-                self._busy = False
-                self._closing = False
-                self._stop = threading.Event()
+            if self._pid != os.getpid():  # the first event (of this process)
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run, name=f"tank-notify-{self.name}", daemon=True
@@ -114,7 +118,7 @@ class QueuedSink(Sink):
         if full:
             metrics.count(self.name, "dropped_queue_full")
             log.warning(
-                "notification sink %s: queue full (%d events), %s of image event dropped",
+                "notification sink %s: queue full (%d events): %s event dropped",
                 self.name,
                 self.config.queue_size,
                 event.event_type,
@@ -158,6 +162,9 @@ class QueuedSink(Sink):
     def describe(self) -> str:
         """Where the sink delivers, safe to log (no credentials)."""
         return self.name
+
+    def forget(self) -> None:
+        """In a forked child: drop (never close, never use) the parent's connection."""
 
     # --- the thread ----------------------------------------------------------------
 
@@ -223,3 +230,10 @@ class QueuedSink(Sink):
             else:
                 metrics.count(self.name, "sent")
                 return
+
+
+def _forked(sink: weakref.ref[QueuedSink]) -> None:
+    alive = sink()
+    if alive is not None:
+        alive._fresh()  # the parent's thread and connection are not the child's
+        alive.forget()

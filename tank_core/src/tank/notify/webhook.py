@@ -86,6 +86,9 @@ class WebhookSink(QueuedSink):
             raise ConnectionError(f"the receiver answered {status}")
         raise Permanent(f"the receiver answered {status}")
 
+    def forget(self) -> None:
+        self._session = None
+
     def disconnect(self) -> None:
         session, self._session = self._session, None
         if session is not None:
