@@ -9,7 +9,6 @@ from typing import Any
 
 import attrs
 
-from tank.api.v2.views import HIDDEN_PROPERTIES, isotime
 from tank.model import Context, Image, Member, Visibility
 
 INFO = "INFO"
@@ -20,6 +19,21 @@ DEFAULT_PUBLISHER_ID = "image.localhost"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def isotime(value: dt.datetime) -> str:
+    """Glance's ``timeutils.isotime``: ``2024-05-01T10:00:00Z`` (the v2 API's too)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hidden() -> frozenset[str]:
+    # the v2 API's list, imported when the first event is built: loading the sinks (every
+    # plugin manager does) should not import the whole API
+    from tank.api.v2.views import HIDDEN_PROPERTIES
+
+    return HIDDEN_PROPERTIES
 
 
 @attrs.frozen(kw_only=True)
@@ -66,7 +80,7 @@ def image_payload(image: Image) -> dict[str, Any]:
         "virtual_size": image.virtual_size,
         "is_public": image.visibility is Visibility.PUBLIC,
         "visibility": str(image.visibility),
-        "properties": {k: v for k, v in image.properties.items() if k not in HIDDEN_PROPERTIES},
+        "properties": {k: v for k, v in image.properties.items() if k not in _hidden()},
         "tags": list(image.tags),
         "deleted": False,
         "deleted_at": None,
