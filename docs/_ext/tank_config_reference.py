@@ -30,6 +30,7 @@ CORE_SECTIONS = {
     "api": "tank.api.app:ApiConfig",
     "import": "tank.config:ImportConfig",
     "scrubber": "tank.config:ScrubberConfig",
+    "notifications": "tank.notify.notifier:NotificationsConfig",
 }
 #: Top-level tables whose sections are plugins' (documented per installed plugin).
 PLUGIN_TABLES = {"registry", "stores"}
@@ -44,15 +45,20 @@ def _load(path: str) -> type:
 
 
 def _docs_of(cls: type) -> dict[str, str]:
-    """The ``#:`` comments of ``cls``'s fields (nested classes too)."""
-    analyzer = ModuleAnalyzer.for_module(cls.__module__)
-    found = analyzer.find_attr_docs()
-    prefix = cls.__qualname__
-    return {
-        attr: " ".join(line.strip() for line in lines).strip()
-        for (scope, attr), lines in found.items()
-        if scope == prefix
-    }
+    """The ``#:`` comments of ``cls``'s fields, its base classes' included."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not attrs.has(klass):
+            continue
+        found = ModuleAnalyzer.for_module(klass.__module__).find_attr_docs()
+        docs.update(
+            {
+                attr: " ".join(line.strip() for line in lines).strip()
+                for (scope, attr), lines in found.items()
+                if scope == klass.__qualname__
+            }
+        )
+    return docs
 
 
 def _default(field: attrs.Attribute[Any]) -> str:
@@ -127,6 +133,10 @@ def reference_lines() -> list[str]:
     lines += ["One section per store; ``type`` (default: NAME) picks the store class.", ""]
     for kind, cls in sorted(plugins.store_types().items()):
         lines += _table(f"type = {kind!r}", cls.Config, f"[stores] type {kind}")
+    lines += ["[notifications.SINK]", "--------------------", ""]
+    lines += ["Options of each notification sink named in ``[notifications] sinks``.", ""]
+    for name, cls in sorted(plugins.sink_types().items()):
+        lines += _table(f"{name}", cls.Config, f"[notifications.{name}]")
     lines += ["[import.STEP]", "-------------", "", "Options of each import step.", ""]
     for name, cls in sorted(plugins.import_step_types().items()):
         lines += _table(f"{name}", cls.Config, f"[import.{name}]")
