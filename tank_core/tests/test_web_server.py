@@ -7,6 +7,7 @@ import contextlib
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -77,6 +78,56 @@ def test_a_head_that_does_not_arrive_in_time_gets_408() -> None:
 def test_a_silent_connection_is_closed_quietly_at_its_deadline() -> None:
     with serving(header_timeout=0.3) as server, connect(server) as sock:
         assert read_all(sock) == b""
+
+
+def test_a_head_dripped_a_byte_at_a_time_is_served() -> None:
+    """The listener only looks for a head's end when a line feed arrives: every split
+    of the blank line across reads must still be seen."""
+    head = b"\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with serving() as server, connect(server) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(head)):
+            sock.sendall(head[i : i + 1])
+            time.sleep(0.002)
+        assert statuses(read_all(sock)) == [200]
+
+
+def test_blank_lines_do_not_put_off_the_head_deadline() -> None:
+    """A client sending an empty line now and then (allowed before a request line)
+    used to start the head's deadline again with each, and so held its connection
+    for as long as it liked."""
+    with serving(header_timeout=0.5) as server, connect(server) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < 5:
+                sock.sendall(b"\r\n")
+                sock.settimeout(0.1)
+                with contextlib.suppress(TimeoutError):
+                    if sock.recv(65536) == b"":
+                        break
+        assert time.monotonic() - started < 3
+
+
+def test_the_head_deadline_of_a_new_connection_runs_from_its_accept() -> None:
+    """Silence first, then a head: the whole wait counts (it counted from the head's
+    first byte, so a connection could last twice the deadline)."""
+    with serving(header_timeout=2.0) as server, connect(server) as sock:
+        time.sleep(1.5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        sent = time.monotonic()
+        raw = read_all(sock)
+        assert statuses(raw) == [408]
+        assert time.monotonic() - sent < 1.5
+
+
+def test_a_kept_alive_connection_has_the_head_deadline_once_a_head_starts() -> None:
+    with serving(header_timeout=0.3, idle_timeout=30) as server, connect(server) as sock:
+        sock.sendall(GET)
+        answer = b""
+        while not answer.endswith(b"hello"):
+            answer += sock.recv(65536)
+        sock.sendall(b"GET / HTTP/1.1\r\nHo")  # idle no more: 0.3 s, not 30
+        assert statuses(read_all(sock)) == [408]
 
 
 def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:

@@ -8,6 +8,11 @@ never a worker: every head has a deadline (``header_timeout``), an idle kept-ali
 connection another (``idle_timeout``), and the number of connections is bounded by file
 descriptors (optionally per client address), not by threads.
 
+What the listener does per event is kept small, since a thousand dripping connections
+mean a thousand events a second, each taking the GIL from the workers that move
+uploads: a byte without a line end cannot end a head and is only appended, and
+deadlines sit in a heap (the next one to pass is looked at, not every connection).
+
 Workers do the blocking part: the body, the application, the response (``sendfile``
 for file bodies). Pipelined requests that already arrived are served by the same
 worker in turn.
@@ -18,6 +23,8 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import heapq
+import itertools
 import logging
 import queue
 import selectors
@@ -43,13 +50,18 @@ TLS_HANDSHAKE = b"\x16\x03"
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
 
-    __slots__ = ("address", "buf", "deadline", "sock")
+    __slots__ = ("address", "buf", "deadline", "idle", "sock")
 
-    def __init__(self, sock: socket.socket, address: Any, buf: bytes, deadline: float) -> None:
+    def __init__(
+        self, sock: socket.socket, address: Any, buf: bytes, deadline: float, idle: bool = False
+    ) -> None:
         self.sock = sock
         self.address = address
         self.buf = bytearray(buf)
         self.deadline = deadline
+        #: Kept alive between requests: the first byte of the next head starts its
+        #: deadline (a new connection's head deadline runs from the accept).
+        self.idle = idle
 
 
 class HttpServer:
@@ -101,6 +113,10 @@ class HttpServer:
             queue.SimpleQueue()
         )
         self._waiting: dict[socket.socket, _Waiting] = {}
+        #: (deadline, tie-breaker, connection), earliest first; an entry whose deadline
+        #: is no longer its connection's (moved, or the connection left) is skipped.
+        self._deadlines: list[tuple[float, int, _Waiting]] = []
+        self._order = itertools.count()
         #: Connections a worker has, with their channel once the worker made it.
         self._busy: dict[socket.socket, Channel | None] = {}
         self._per_client: collections.Counter[str] = collections.Counter()
@@ -109,7 +125,6 @@ class HttpServer:
         self._stopped = threading.Event()
         self._workers: list[threading.Thread] = []
         self._accept_paused_until = 0.0
-        self._next_expiry = 0.0
 
     # --- life cycle ----------------------------------------------------------------
 
@@ -179,17 +194,20 @@ class HttpServer:
             if self._accept_paused_until and now >= self._accept_paused_until:
                 self._accept_paused_until = 0.0
                 self._selector.register(self._listen, selectors.EVENT_READ, _ACCEPT)  # type: ignore[arg-type]
-            for key, _ in self._selector.select(timeout=0.25):
+            timeout = 1.0
+            if self._deadlines:
+                timeout = min(timeout, self._deadlines[0][0] - now)
+            if self._accept_paused_until:
+                timeout = min(timeout, self._accept_paused_until - now)
+            for key, _ in self._selector.select(timeout=max(timeout, 0.0)):
                 if key.data is _ACCEPT:
                     self._accept()
                 elif key.data is _WAKE:
                     self._take_returned()
                 else:
                     self._readable(key.data)
-            now = time.monotonic()
-            if now >= self._next_expiry:  # a scan of every waiting connection: not too often
-                self._next_expiry = now + 0.1
-                self._expire(now)
+            if self._deadlines and self._deadlines[0][0] <= time.monotonic():
+                self._expire(time.monotonic())
 
     def _accept(self) -> None:
         assert self._listen is not None
@@ -223,9 +241,18 @@ class HttpServer:
 
     def _watch(self, waiting: _Waiting) -> None:
         self._waiting[waiting.sock] = waiting
+        self._set_deadline(waiting, waiting.deadline)
         self._selector.register(waiting.sock, selectors.EVENT_READ, waiting)
         if waiting.buf:
             self._consider(waiting)
+
+    def _set_deadline(self, waiting: _Waiting, deadline: float) -> None:
+        waiting.deadline = deadline
+        heap = self._deadlines
+        heapq.heappush(heap, (deadline, next(self._order), waiting))
+        if len(heap) > 2 * len(self._waiting) + 1024:  # mostly stale entries: rebuild
+            heap[:] = [(w.deadline, next(self._order), w) for w in self._waiting.values()]
+            heapq.heapify(heap)
 
     def _readable(self, waiting: _Waiting) -> None:
         try:
@@ -242,18 +269,23 @@ class HttpServer:
             # wait out the head deadline (its TLS library then reports the failure).
             self._drop(waiting)
             return
-        if not waiting.buf:  # the first byte of a head starts its deadline
-            waiting.deadline = time.monotonic() + self.header_timeout
-        searched = max(0, len(waiting.buf) - 3)  # a head's end may straddle two reads
-        waiting.buf += data
-        self._consider(waiting, searched)
+        if waiting.idle:  # the first byte of the next head starts its deadline
+            waiting.idle = False
+            self._set_deadline(waiting, time.monotonic() + self.header_timeout)
+        buf = waiting.buf
+        searched = len(buf) - 3 if len(buf) > 3 else 0  # an end may straddle two reads
+        buf += data
+        # A head ends with a line feed: bytes without one cannot have ended it (the
+        # fast path for a head dripped a byte at a time).
+        if b"\n" in data or len(buf) > self.max_head_size:
+            self._consider(waiting, searched)
 
     def _consider(self, waiting: _Waiting, searched: int = 0) -> None:
         """Hand the connection to a worker if a whole head is here; refuse it if the
         head has grown past the limit. ``searched``: bytes already known to hold no end."""
         buf = waiting.buf
-        while buf[:1] in (b"\r", b"\n"):  # blank lines before a request line (RFC 9112 §2.2)
-            del buf[:1]
+        if buf[:1] in (b"\r", b"\n"):  # blank lines before a request line (RFC 9112 §2.2)
+            del buf[: len(buf) - len(buf.lstrip(b"\r\n"))]
             searched = 0
         end = head_end(buf, searched)
         if end < 0 and len(buf) <= self.max_head_size:
@@ -273,8 +305,11 @@ class HttpServer:
         self._work.put((waiting.sock, waiting.address, bytes(buf[:end]), bytes(buf[end:])))
 
     def _expire(self, now: float) -> None:
-        late = [w for w in self._waiting.values() if w.deadline <= now]
-        for waiting in late:
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, waiting = heapq.heappop(heap)
+            if waiting.deadline != deadline or self._waiting.get(waiting.sock) is not waiting:
+                continue  # a deadline moved since, or the connection left the listener
             if waiting.buf:
                 self._answer(
                     waiting, 408, f"the request head did not arrive within {self.header_timeout} s"
@@ -307,9 +342,10 @@ class HttpServer:
             except OSError:
                 self._close(channel.sock, channel.address)
                 continue
-            timeout = self.header_timeout if channel.pending else self.idle_timeout
+            pending = bytes(channel.pending)
+            timeout = self.header_timeout if pending else self.idle_timeout
             self._watch(
-                _Waiting(channel.sock, channel.address, bytes(channel.pending), now + timeout)
+                _Waiting(channel.sock, channel.address, pending, now + timeout, not pending)
             )
 
     def _wake(self) -> None:

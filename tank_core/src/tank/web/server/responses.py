@@ -10,6 +10,7 @@ chunked otherwise on HTTP/1.1, and by closing the connection on HTTP/1.0. HEAD a
 from __future__ import annotations
 
 import email.utils
+import functools
 import http
 import json
 import logging
@@ -55,18 +56,25 @@ def send_error(sock: socket.socket, version: str, status: int, message: str) -> 
     """Answer with a JSON error in the API's shape, best effort, for what the server
     answers itself (malformed heads, timeouts, a failed application) before or instead of
     any application response. The connection is to be closed after."""
+    try:
+        sock.send(_error_message(version, status, message, http_date()))
+    except OSError:
+        pass
+
+
+@functools.lru_cache(maxsize=64)
+def _error_message(version: str, status: int, message: str, date: str) -> bytes:
+    """The bytes of an error answer; the same answer to many connections at once (a
+    deadline passing for a thousand slow heads) is built once (a second)."""
     body = json.dumps(error_document(status, message), separators=(",", ":")).encode()
     head = (
         f"{version} {status} {reason(status)}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
-        f"Date: {http_date()}\r\n"
+        f"Date: {date}\r\n"
         "Connection: close\r\n\r\n"
     )
-    try:
-        sock.send(head.encode("latin-1") + body)
-    except OSError:
-        pass
+    return head.encode("latin-1") + body
 
 
 class FileWrapper:
