@@ -1,7 +1,9 @@
-"""Upload leases with real tank-api processes (issue 15, "a crash leaves images in
-``saving`` forever"): a tank-api killed (SIGKILL) mid-upload leaves an image that a
+"""kill -9 mid-upload, with real tank-api processes (issue 15, "a crash leaves images
+in ``saving`` forever"): a tank-api killed (SIGKILL) mid-upload leaves an image that a
 tank-api on the same registry kills once its lease expired, with nothing left in the
-store; an upload that is slow but alive is never killed by another tank-api's sweep.
+store (fs on SQLite and on PostgreSQL; s3 on Ceph RGW, where the crash leaves an
+unfinished multipart upload); an upload that is slow but alive is never killed by
+another tank-api's sweep.
 
 The lease is 2 s here, so each tank-api sweeps every second.
 """
@@ -26,7 +28,7 @@ from tank import upload_lease
 from tank.config import load
 from tank.model import Context, Image
 from tank.service import ImageService
-from tank.testing import require_env
+from tank.testing import api_server, require_env
 from tank.testing.api_server import ApiServer, find_script
 from tank.upload_lease import HEARTBEAT
 
@@ -37,13 +39,14 @@ CHUNK = 64 * 1024
 class Site:
     """One data dir (SQLite registry and fs store) that several tank-api processes share."""
 
-    def __init__(self, root: Path, registry: str = "") -> None:
+    def __init__(self, root: Path, registry: str = "", top: str = "", stores: str = "") -> None:
+        """``top``: top-level keys (``default_store``); ``stores``: more store sections."""
         self.root = root
         self.data_dir = root / "data"
         self.store_dir = root / "store"
         self.config = root / "tank.toml"
         self.config.write_text(
-            f'[stores.file]\ndatadir = "{self.store_dir}"\n'
+            f'{top}[stores.file]\ndatadir = "{self.store_dir}"\n{stores}'
             f"[scrubber]\nupload_lease = {LEASE}\n{registry}"
         )
         self.servers: list[ApiServer] = []
@@ -202,6 +205,106 @@ def test_an_upload_cut_by_sigkill_is_killed_after_its_lease_and_leaves_nothing(
 
 def show_registry_status(site: Site, image_id: str) -> str:
     return str(site.registry_image(image_id).status)
+
+
+# --- the same on a remote store: s3 on Ceph RGW ----------------------------------------
+
+
+class Bucket:
+    """A bucket of its own on the RGW test server, seen through plain botocore."""
+
+    def __init__(self) -> None:
+        pytest.importorskip("tank_store_s3", reason="tank-store-s3 is not installed")
+        import botocore.session
+        from botocore.config import Config
+
+        prefix = "TANK_TEST_RGW_S3_"
+        env = require_env(prefix + "ENDPOINT", prefix + "ACCESS_KEY", prefix + "SECRET_KEY")
+        self.endpoint = env[prefix + "ENDPOINT"]
+        self.access_key = env[prefix + "ACCESS_KEY"]
+        self.secret_key = env[prefix + "SECRET_KEY"]
+        self.name = f"tank-faults-{uuid.uuid4().hex[:12]}"
+        self.client = botocore.session.get_session().create_client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
+            config=Config(s3={"addressing_style": "path"}),
+        )
+        self.client.create_bucket(Bucket=self.name)
+
+    def config(self) -> str:
+        """``[stores.s3]`` on this bucket, in 5 MiB parts (the smallest S3 allows)."""
+        return (
+            f'[stores.s3]\nendpoint = "{self.endpoint}"\naccess_key = "{self.access_key}"\n'
+            f'secret_key = "{self.secret_key}"\nbucket = "{self.name}"\n'
+            'region = "us-east-1"\naddressing_style = "path"\n'
+            f"large_object_size = {5 << 20}\nlarge_object_chunk_size = {5 << 20}\n"
+        )
+
+    def leftovers(self) -> set[str]:
+        """Object keys, and ``upload:<key>`` for each unfinished multipart upload."""
+        found = {
+            o["Key"] for o in self.client.list_objects_v2(Bucket=self.name).get("Contents", [])
+        }
+        uploads = self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
+        return found | {f"upload:{u['Key']}" for u in uploads}
+
+    def delete(self) -> None:
+        for upload in self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", []):
+            self.client.abort_multipart_upload(
+                Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        for key in self.leftovers():
+            if not key.startswith("upload:"):
+                self.client.delete_object(Bucket=self.name, Key=key)
+        self.client.delete_bucket(Bucket=self.name)
+
+
+@pytest.fixture
+def s3_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, Bucket]]:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # loopback, whatever proxy is configured
+    # botocore's import and S3 model take seconds more to load on a busy machine: a
+    # deadline for the start, not a speed measure
+    monkeypatch.setattr(api_server, "STARTUP_TIMEOUT", 60.0)
+    bucket = Bucket()
+    try:
+        site = Site(tmp_path, top='default_store = "s3"\n', stores=bucket.config())
+        for _ in _serve(site):
+            yield site, bucket
+    finally:
+        bucket.delete()
+
+
+def test_an_upload_to_s3_cut_by_sigkill_is_killed_after_its_lease_and_leaves_nothing(
+    s3_site: tuple[Site, Bucket],
+) -> None:
+    site, bucket = s3_site
+    first = site.start("tank-api")
+    image_id = create(first, "interrupted on s3")
+    sock = start_upload(first, f"/v2/images/{image_id}/file", 32 << 20)
+    sock.sendall(b"s" * (12 << 20))  # two 5 MiB parts and some
+    deadline = time.monotonic() + 30
+    while f"upload:{image_id}" not in bucket.leftovers():
+        assert time.monotonic() < deadline, f"no multipart upload started\n{first.log()}"
+        time.sleep(0.1)
+
+    first.proc.kill()  # SIGKILL: the multipart upload stays unfinished on the server
+    first.proc.wait(10)
+    sock.close()
+    assert bucket.leftovers() == {f"upload:{image_id}"}
+    assert show_registry_status(site, image_id) == "saving"
+
+    restarted = site.start("tank-api-restarted")
+    killed = wait(restarted, image_id, lambda i: i["status"] == "killed")
+    assert killed["size"] is None
+    assert bucket.leftovers() == set()  # the parts are aborted, no object was made
+    log = restarted.log_path.read_text()
+    assert f"image {image_id} killed: the upload stopped" in log
+    assert "unfinished multipart upload" in log
+    assert bucket.secret_key not in log
 
 
 def test_a_slow_live_upload_is_not_killed_by_another_tank_api(site: Site) -> None:

@@ -1,0 +1,137 @@
+"""Slow and silent clients against a real tank-api (issue 15: "16 slow connections stop
+the API"): connections that send nothing, or drip a head a byte at a time, or trickle a
+body, hold no worker thread; everyone else is served meanwhile, and each slow one is
+ended at its deadline (``[api] header_timeout``; ``min_rate`` over ``rate_window`` for
+bodies), not before."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+from tank.testing.api_server import ApiServer
+from tank.testing.raw_http import RawHttp
+
+HEADER_TIMEOUT = 3.0
+THREADS = 4
+
+
+def status_of(api: ApiServer, image_id: str) -> str | None:
+    return requests.head(f"{api.url}/v1/images/{image_id}", timeout=5).headers.get(
+        "x-image-meta-status"
+    )
+
+
+def closed_after(sock: socket.socket, opened: float) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed
+    (seconds after ``opened``)."""
+    sock.settimeout(HEADER_TIMEOUT + 15)
+    got = b""
+    try:
+        while chunk := sock.recv(65536):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    return got, time.monotonic() - opened
+
+
+def test_slow_and_silent_clients_do_not_stop_the_api(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """Ten times more silent and dripping connections than worker threads (16 took all
+    of cheroot's): GETs, an upload and a download are served meanwhile; a dripped head
+    gets 408 and a silent connection is closed, each at ``header_timeout``."""
+    config = tmp_path / "tank.toml"
+    config.write_text(f"[api]\nthreads = {THREADS}\nheader_timeout = {HEADER_TIMEOUT}\n")
+    api = start_api("--config", str(config))
+    opened = time.monotonic()
+    silent = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(10 * THREADS)]
+    dripping = [socket.create_connection(("127.0.0.1", api.port)) for _ in range(10 * THREADS)]
+    stop = threading.Event()
+
+    def drip() -> None:  # a byte a connection every 0.1 s: never a whole head
+        for sock in dripping:
+            sock.sendall(b"GET /v1/images HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        while not stop.wait(0.1):
+            for sock in dripping:
+                try:
+                    sock.send(b"z")
+                except OSError:
+                    pass
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    try:
+        with requests.Session() as session:
+            for _ in range(10):
+                assert session.get(f"{api.url}/v1/images", timeout=5).status_code == 200
+            data = os.urandom(1 << 20)
+            created = session.post(
+                f"{api.url}/v1/images",
+                data=data,
+                headers={"Content-Type": "application/octet-stream", "x-image-meta-name": "ok"},
+                timeout=10,
+            )
+            assert created.status_code == 201, created.text
+            image = created.json()["image"]
+            assert image["checksum"] == hashlib.md5(data).hexdigest()
+            got = session.get(f"{api.url}/v1/images/{image['id']}", timeout=10)
+            assert got.content == data
+        served = time.monotonic() - opened
+        assert served < HEADER_TIMEOUT, "normal requests waited for the slow ones' deadline"
+
+        for sock in dripping:
+            answer, when = closed_after(sock, opened)
+            assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
+            assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == 408
+            assert when >= HEADER_TIMEOUT - 0.1  # at the deadline, not before
+        for sock in silent:
+            answer, when = closed_after(sock, opened)
+            assert answer == b""  # closed quietly: it asked nothing
+            assert when >= HEADER_TIMEOUT - 0.1
+        assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 200
+    finally:
+        stop.set()
+        dripper.join(5)
+        for sock in silent + dripping:
+            sock.close()
+
+
+def post(length: int, *, image_id: str) -> bytes:
+    return (
+        f"POST /v1/images HTTP/1.1\r\nHost: tank\r\nContent-Length: {length}\r\n"
+        f"Content-Type: application/octet-stream\r\nx-image-meta-id: {image_id}\r\n"
+        "x-image-meta-name: raw\r\nx-image-meta-disk_format: raw\r\n"
+        "x-image-meta-container_format: bare\r\n\r\n"
+    ).encode()
+
+
+def test_an_upload_trickled_below_the_floor_gets_408_and_the_image_is_killed(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """The outside probe's finding: 16 uploads that stall after their head held every
+    worker thread (the API answered nobody) for as long as they liked."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 2\nmin_rate = 1000\nrate_window = 1\n")
+    api = start_api("--config", str(config))
+    image_id = str(uuid.uuid4())
+    conn = RawHttp(api.port)
+    try:
+        conn.send(post(1 << 20, image_id=image_id) + b"x" * 10)
+        status, _, body = conn.answer(timeout=20)
+    finally:
+        conn.close()
+    assert status == 408, body
+    assert "less than the 1000 required" in json.loads(body)["error"]["message"]
+    assert status_of(api, image_id) == "killed"
+    assert not (api.data_dir / "images" / image_id).exists()
+    assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 200
