@@ -133,6 +133,16 @@ def wait(
         time.sleep(0.05)
 
 
+def wait_for_log(server: ApiServer, text: str, timeout: float = 60) -> str:
+    """The server's log once it has ``text`` (the sweep marks an image killed, then
+    removes its partial data: wait for the removal's line before looking at the store)."""
+    end = time.monotonic() + timeout
+    while text not in (log := server.log_path.read_text()):
+        assert time.monotonic() < end, f"never logged {text!r}:\n{server.log()}"
+        time.sleep(0.05)
+    return log
+
+
 def start_upload(server: ApiServer, path: str, size: int) -> socket.socket:
     """A client that sends the head of a PUT of ``size`` bytes, and the body only as
     the test sends it through the returned socket."""
@@ -181,8 +191,8 @@ def test_an_upload_cut_by_sigkill_is_killed_after_its_lease_and_leaves_nothing(
     restarted = site.start("tank-api-restarted")
     killed = wait(restarted, image_id, lambda i: i["status"] == "killed")
     assert HEARTBEAT not in site.registry_image(image_id).properties
+    log = wait_for_log(restarted, f"image {image_id}: partial data in store file")
     assert site.files() == []
-    log = restarted.log_path.read_text()
     assert f"image {image_id} killed: the upload stopped" in log
     assert killed["size"] is None
 
@@ -300,10 +310,10 @@ def test_an_upload_to_s3_cut_by_sigkill_is_killed_after_its_lease_and_leaves_not
     restarted = site.start("tank-api-restarted")
     killed = wait(restarted, image_id, lambda i: i["status"] == "killed")
     assert killed["size"] is None
-    assert bucket.leftovers() == set()  # the parts are aborted, no object was made
-    log = restarted.log_path.read_text()
-    assert f"image {image_id} killed: the upload stopped" in log
+    log = wait_for_log(restarted, f"image {image_id}: partial data in store s3")
     assert "unfinished multipart upload" in log
+    assert bucket.leftovers() == set()  # the parts are aborted, no object was made
+    assert f"image {image_id} killed: the upload stopped" in log
     assert bucket.secret_key not in log
 
 
