@@ -116,7 +116,8 @@ def test_restore_errors_say_what_is_wrong(delayed_service: ImageService) -> None
     image = upload(delayed_service, b"z" * 10)
     with pytest.raises(
         errors.Conflict,
-        match=r"cannot restore the image from active to active \(wanted from_state=pending_delete\)",
+        match=r"cannot restore the image from active to active "
+        r"\(wanted from_state=pending_delete\)",
     ):
         restore(delayed_service, image.id)
     missing = "00000000-0000-4000-8000-000000000000"
@@ -159,7 +160,8 @@ def test_a_store_failure_leaves_it_pending_delete_until_a_later_pass(
     report = scrub(delayed_service)
     assert report.failed
     assert report.lines() == [
-        f"delayed delete: FAILED image {image.id} stays pending_delete: store file: store file is down"
+        f"delayed delete: FAILED image {image.id} stays pending_delete: "
+        "store file: store file is down"
     ]
     left = delayed_service.get(image.id, context=ADMIN)
     assert left.status is Status.PENDING_DELETE and left.locations == image.locations

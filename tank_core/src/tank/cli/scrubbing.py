@@ -14,7 +14,8 @@ import click
 
 from tank.config import TankConfig
 from tank.errors import TankError
-from tank.scrubber import daemon, restore as restoring, scrub_pass
+from tank.scrubber import daemon, scrub_pass
+from tank.scrubber import restore as restoring
 from tank.service import ImageService
 
 log = logging.getLogger("tank.scrubber")
