@@ -292,3 +292,31 @@ def test_a_step_that_raises_fails_the_pass_but_not_the_others(
     report = scrub_pass.run_pass(delayed_service, ScrubberConfig(), [broken, fine])
     assert report.failed and ran == [True]
     assert report.lines() == ["broken: FAILED registry down", "fine: ok"]
+
+
+def test_in_api_one_scrubber_at_a_time(delayed_service: ImageService, data_dir: Path) -> None:
+    """Two tank-api scrub threads on one registry: only the lease holder runs the pass;
+    when it stops it gives the lease up and the other runs the next pass."""
+    from tank.scrubber.in_api import InApiScrubber
+
+    config = ScrubberConfig(delayed_delete=True, interval=1)
+    first = InApiScrubber(delayed_service, config, holder="first")
+    second = InApiScrubber(delayed_service, config, holder="second")
+    image = upload(delayed_service, b"g" * 100)
+    delayed_service.delete(image.id, context=ALICE)
+    report = first.turn()
+    assert report is not None and first.leading
+    assert report.lines() == [
+        f"delayed delete: image {image.id} scrubbed (data removed, now deleted)"
+    ]
+    assert second.turn() is None and not second.leading
+    assert first.turn() is not None  # renewed
+    first.close()
+    again = upload(delayed_service, b"h" * 100)
+    delayed_service.delete(again.id, context=ALICE)
+    report = second.turn()
+    assert report is not None and second.leading
+    assert report.lines() == [
+        f"delayed delete: image {again.id} scrubbed (data removed, now deleted)"
+    ]
+    assert stored_files(data_dir) == []

@@ -301,3 +301,53 @@ def test_two_scrub_passes_at_once_share_the_work(pg_site: Site) -> None:
     assert pg_site.files() == []
     for image_id in ids:
         assert v1_head(api, image_id, ADMIN).headers["x-image-meta-status"] == "deleted"
+
+
+def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_in_api_two_tank_api_processes_elect_one_scrubber(pg_site: Site) -> None:
+    """``in_api``: of two tank-api processes on one PostgreSQL only one runs the scrub
+    pass; stopped (SIGTERM), it gives the lease up and the other one takes over."""
+    pg_site.scrubber = "delayed_delete = true\nscrub_time = 0\nin_api = true\ninterval = 0.5\n"
+    pg_site.write()
+    servers = [pg_site.start("tank-api-a"), pg_site.start("tank-api-b")]
+    ids = [upload(servers[n % 2], os.urandom(5_000), f"elect-{n}") for n in range(6)]
+    for n, image_id in enumerate(ids):
+        url = f"{servers[n % 2].url}/v2/images/{image_id}"
+        assert requests.delete(url, headers=ALICE, timeout=10).status_code == 204
+
+    def status(image_id: str) -> str:
+        return v1_head(servers[0], image_id, ADMIN).headers["x-image-meta-status"]
+
+    wait_for(lambda: all(status(i) == "deleted" for i in ids), "the first scrubs")
+    assert pg_site.files() == []
+    logs = [s.log_path.read_text() for s in servers]
+    runs = ["scrubber: this tank-api (" in log for log in logs]
+    scrubbed = [{i for i in ids if f"image {i} scrubbed" in log} for log in logs]
+    leader = 0 if scrubbed[0] else 1
+    assert scrubbed[leader] == set(ids) and scrubbed[1 - leader] == set(), scrubbed
+    assert runs[leader] and not runs[1 - leader]
+
+    servers[leader].stop()  # SIGTERM: the lease is released
+    assert "scrubber: lease released" in servers[leader].log_path.read_text()
+    follower = servers[1 - leader]
+    late = upload(follower, os.urandom(5_000), "late")
+    assert requests.delete(f"{follower.url}/v2/images/{late}", headers=ALICE, timeout=10).ok
+
+    def late_status() -> bool:
+        head = v1_head(follower, late, ADMIN)
+        return head.headers["x-image-meta-status"] == "deleted"
+
+    wait_for(late_status, "the follower to take over", timeout=30)
+    log = follower.log_path.read_text()
+    assert "scrubber: this tank-api (" in log and f"image {late} scrubbed" in log
+    assert pg_site.files() == []
