@@ -109,6 +109,11 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
 
 
 @pytest.fixture
+def sqlite_site(tmp_path: Path) -> Iterator[Site]:
+    yield from make_site(tmp_path, "sqlite")
+
+
+@pytest.fixture
 def pg_site(tmp_path: Path) -> Iterator[Site]:
     yield from make_site(tmp_path, "postgresql")
 
@@ -351,3 +356,36 @@ def test_in_api_two_tank_api_processes_elect_one_scrubber(pg_site: Site) -> None
     log = follower.log_path.read_text()
     assert "scrubber: this tank-api (" in log and f"image {late} scrubbed" in log
     assert pg_site.files() == []
+
+
+def test_scrub_daemon_runs_passes_until_sigterm(sqlite_site: Site) -> None:
+    site = sqlite_site
+    site.scrubber = "delayed_delete = true\nscrub_time = 0\ninterval = 0.5\n"
+    site.write()
+    api = site.start("tank-api")
+    exe = find_script("tank-manage")
+    assert exe is not None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
+    args = ["scrub", "--daemon", "--config", str(site.config), "--data-dir", str(site.data_dir)]
+    daemon = subprocess.Popen(
+        [exe, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for n in range(2):  # two passes at least: one image each
+            image_id = upload(api, os.urandom(5_000), f"daemon-{n}")
+            url = f"{api.url}/v2/images/{image_id}"
+            assert requests.delete(url, headers=ALICE, timeout=10).status_code == 204
+
+            def gone(image_id: str = image_id) -> bool:
+                head = v1_head(api, image_id, ADMIN)
+                return head.headers["x-image-meta-status"] == "deleted"
+
+            wait_for(gone, "the daemon's pass")
+        assert site.files() == []
+    finally:
+        daemon.terminate()
+        out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "scrubber running: a pass every 0.5 s" in err and "scrubber stopped" in err
+    assert out.count(" scrubbed (data removed, now deleted)") == 2
+    assert "Traceback" not in err
