@@ -320,3 +320,16 @@ def test_in_api_one_scrubber_at_a_time(delayed_service: ImageService, data_dir: 
         f"delayed delete: image {again.id} scrubbed (data removed, now deleted)"
     ]
     assert stored_files(data_dir) == []
+
+
+def test_a_deleted_image_cannot_be_updated(delayed_service: ImageService) -> None:
+    """Glance v1's "Forbidden to update deleted image" (admins see deleted images): a
+    v1 PUT would also purge a scrubber's claim. A pending_delete one may be (Glance)."""
+    image = upload(delayed_service, b"i" * 10)
+    delayed_service.delete(image.id, context=ALICE)
+    renamed = delayed_service.update(image.id, {"name": "still pending"}, context=ADMIN)
+    assert renamed.name == "still pending" and renamed.status is Status.PENDING_DELETE
+    scrub(delayed_service)
+    with pytest.raises(errors.Forbidden, match="is deleted: it cannot be updated"):
+        delayed_service.update(image.id, {"name": "x"}, context=ADMIN, purge_props=True)
+    assert delayed_service.get(image.id, context=ADMIN).name == "still pending"

@@ -500,6 +500,8 @@ class ImageService:
         """Change user metadata. ``purge_props`` removes properties not named (Glance v1 PUT)."""
         previous = self.registry.get(image_id, context=context)
         self._check_modify(previous, context)
+        if previous.status is Status.DELETED:  # Glance v1 (admins see deleted images)
+            raise errors.Forbidden(f"image {previous.id} is deleted: it cannot be updated")
         fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS, previous=previous)
         if "properties" in fields:
             merged = previous.update({"properties": fields["properties"]}, purge_props=purge_props)
