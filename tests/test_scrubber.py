@@ -10,6 +10,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -333,3 +334,77 @@ def test_a_deleted_image_cannot_be_updated(delayed_service: ImageService) -> Non
     with pytest.raises(errors.Forbidden, match="is deleted: it cannot be updated"):
         delayed_service.update(image.id, {"name": "x"}, context=ADMIN, purge_props=True)
     assert delayed_service.get(image.id, context=ADMIN).name == "still pending"
+
+
+@pytest.fixture
+def pg_config(tmp_path: Path) -> Iterator[Any]:
+    """A config on a PostgreSQL schema of the test's own (``TANK_TEST_PG_URL``)."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tank.testing import require_env
+
+    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
+    schema = f"scrub_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        path = tmp_path / "tank.toml"
+        path.write_text(
+            f'[registry]\nconnection = "{url}?options=-csearch_path%3D{schema}"\n'
+            "auto_upgrade = true\n[scrubber]\ndelayed_delete = true\n"
+        )
+        yield load(path, data_dir=tmp_path / "data", environ={})
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def test_scrubs_and_restores_racing_on_postgresql(pg_config: Any) -> None:
+    """Two scrubbers and a restorer at once, each with its own connections: every image
+    is scrubbed by one scrubber at most, none fails, and every image ends either
+    restored with its data or deleted without it; never active without data."""
+    from tank.testing.registry_contract import run_concurrently
+
+    services = [ImageService.from_config(pg_config) for _ in range(3)]
+    try:
+        first = services[0]
+        images = {upload(first, os.urandom(1000)).id: None for _ in range(30)}
+        for image_id in images:
+            first.delete(image_id, context=ALICE)
+        restored: list[str] = []
+
+        def work(i: int) -> Any:
+            if i < 2:
+                return delayed.scrub_due(services[i], 0)
+            for image_id in images:
+                try:
+                    restore(services[2], image_id)
+                    restored.append(image_id)
+                except errors.Conflict:
+                    pass
+            return None
+
+        outcomes = run_concurrently(3, work)
+        assert not any(isinstance(o, Exception) for o in outcomes), outcomes
+        one, two = outcomes[0].scrubbed, outcomes[1].scrubbed
+        assert not outcomes[0].failed and not outcomes[1].failed
+        assert not set(one) & set(two)
+        assert set(one) | set(two) | set(restored) == set(images)
+        assert not (set(one) | set(two)) & set(restored)
+        for image_id in images:
+            image = first.get(image_id, context=ADMIN)
+            if image_id in restored:
+                assert image.status is Status.ACTIVE
+                assert len(read_all(first, image_id)) == 1000
+            else:
+                assert image.status is Status.DELETED
+                backend = first.stores.get("file")
+                with pytest.raises(errors.NotFound):
+                    backend.get_size(image.locations[0].url)
+    finally:
+        for service in services:
+            service.close()

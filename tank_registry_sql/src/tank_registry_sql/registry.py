@@ -526,10 +526,12 @@ def _check_modify(image: Image, context: Context) -> None:
 def _dialect_insert(dialect: str) -> Any:
     """The INSERT with ``on_conflict_do_nothing`` of SQLite or PostgreSQL."""
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def _check_lease_args(name: str, holder: str) -> None:

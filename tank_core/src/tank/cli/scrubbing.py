@@ -31,16 +31,18 @@ def _service(config: TankConfig) -> Iterator[ImageService]:
         yield service
 
 
-def _logging() -> None:
+def _logging(level: int) -> None:
     logging.basicConfig(
-        level=logging.INFO,
+        level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
 
 
 def run_once(config: TankConfig) -> bool:
-    """One pass, its report on stdout; whether nothing failed."""
+    """One pass, its report on stdout (warnings and errors on stderr); whether
+    nothing failed."""
+    _logging(logging.WARNING)
     with _service(config) as service:
         report = scrub_pass.run_pass(service, config.scrubber)
     _echo(report)
@@ -59,7 +61,7 @@ def _echo(report: scrub_pass.PassReport) -> None:
 def run_daemon(config: TankConfig) -> None:
     """A pass every ``[scrubber] interval`` seconds until SIGTERM or SIGINT (the pass
     in progress finishes first)."""
-    _logging()
+    _logging(logging.INFO)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
