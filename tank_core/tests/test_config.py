@@ -80,6 +80,18 @@ def test_bad_files(tmp_path: Path, text: str, message: str) -> None:
     assert str(info.value) == f"{path} {message}"
 
 
+def test_scrubber_delayed_delete_keys(tmp_path: Path) -> None:
+    defaults = config.load(environ={}).scrubber  # Glance's defaults
+    assert (defaults.delayed_delete, defaults.scrub_time, defaults.interval) == (False, 0, 300)
+    assert defaults.in_api is False
+    path = write(
+        tmp_path,
+        "[scrubber]\ndelayed_delete = true\nscrub_time = 3600\ninterval = 60\nin_api = true\n",
+    )
+    got = config.load(path, environ={}).scrubber
+    assert (got.delayed_delete, got.scrub_time, got.interval, got.in_api) == (True, 3600, 60, True)
+
+
 def test_scrubber_upload_lease(tmp_path: Path) -> None:
     assert config.load(environ={}).scrubber.upload_lease == 60.0  # the default
     path = write(tmp_path, "[scrubber]\nupload_lease = 5\n")
@@ -92,6 +104,11 @@ def test_scrubber_upload_lease(tmp_path: Path) -> None:
         ("[scrubber]\nupload_lease = 0\n", "[scrubber] upload_lease: must be from 1.0 to 86400"),
         ("[scrubber]\nupload_lease = '60'\n", "[scrubber] upload_lease: expected a number"),
         ("[scrubber]\nlease = 60\n", "[scrubber] lease: unknown key"),
+        ("[scrubber]\ndelayed_delete = 1\n", "[scrubber] delayed_delete: expected a boolean"),
+        ("[scrubber]\nscrub_time = -1\n", "[scrubber] scrub_time: must be >= 0"),
+        ("[scrubber]\nscrub_time = 'soon'\n", "[scrubber] scrub_time: expected a number"),
+        ("[scrubber]\ninterval = 0\n", "[scrubber] interval: must be from 0.1 to 86400"),
+        ("[scrubber]\nin_api = 'yes'\n", "[scrubber] in_api: expected a boolean"),
         ("scrubber = 1\n", "scrubber: expected a table, got an integer"),
     ],
 )

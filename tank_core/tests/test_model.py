@@ -102,6 +102,9 @@ def test_properties_are_strings() -> None:
         (Status.ACTIVE, Status.DELETED),
         (Status.ACTIVE, Status.PENDING_DELETE),
         (Status.KILLED, Status.DELETED),
+        (Status.PENDING_DELETE, Status.DELETED),  # scrubbed (claimed)
+        (Status.PENDING_DELETE, Status.ACTIVE),  # restored
+        (Status.DELETED, Status.PENDING_DELETE),  # a scrub whose store failed gives it back
     ],
 )
 def test_allowed_transitions(old: Status, new: Status) -> None:
@@ -118,6 +121,9 @@ def test_allowed_transitions(old: Status, new: Status) -> None:
         (Status.SAVING, Status.SAVING),
         (Status.DEACTIVATED, Status.QUEUED),
         (Status.UPLOADING, Status.ACTIVE),
+        (Status.PENDING_DELETE, Status.QUEUED),
+        (Status.PENDING_DELETE, Status.DEACTIVATED),
+        (Status.DELETED, Status.DEACTIVATED),
     ],
 )
 def test_forbidden_transitions(old: Status, new: Status) -> None:

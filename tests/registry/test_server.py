@@ -4,6 +4,7 @@ every error class crosses the wire as itself."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -62,6 +63,13 @@ def malformed(image_id: str) -> list[tuple[str, str, dict[str, str], bytes | Non
         ("GET", "/images/detail?status=bogus", {}, None),
         ("GET", "/images/detail?property-=x", {}, None),
         ("GET", "/images", {"X-Is-Admin": "sometimes"}, None),
+        ("POST", "/leases/job", json_type, b'{"holder": "a"}'),
+        ("POST", "/leases/job", json_type, b'{"holder": "a", "seconds": 0}'),
+        ("POST", "/leases/job", json_type, b'{"holder": "a", "seconds": true}'),
+        ("POST", "/leases/job", json_type, b'{"holder": 5, "seconds": 10}'),
+        ("POST", "/leases/job", json_type, b'{"holder": "", "seconds": 10}'),
+        ("POST", "/leases/job", json_type, b'["a", 10]'),
+        ("POST", "/leases/job/release", json_type, b"{}"),
     ]
 
 
@@ -80,6 +88,18 @@ def test_malformed_requests_are_400_with_a_typed_error(
         if error["type"] == "ValidationError":
             assert isinstance(error["field"], str), error
     assert local_registry.get(image.id, context=Context.admin()) == image
+
+
+def test_leases_are_for_admins(served: str, local_registry: Registry) -> None:
+    name = f"job-{uuid.uuid4().hex}"
+    body = {"holder": "a", "seconds": 30}
+    user = {"X-Tenant-Id": "t1"}
+    for path, payload in ((name, body), (f"{name}/release", {"holder": "a"})):
+        resp = requests.post(f"{served}/leases/{path}", json=payload, headers=user, timeout=10)
+        assert resp.status_code == 403 and resp.json()["error"]["type"] == "Forbidden"
+    assert local_registry.hold_lease(name, "b", 30)  # a's attempt changed nothing
+    resp = requests.post(f"{served}/leases/{name}", json=body, headers=ADMIN_HEADERS, timeout=10)
+    assert resp.status_code == 200 and resp.json() == {"held": False}
 
 
 def test_unknown_paths_and_methods(served: str, image: Image) -> None:

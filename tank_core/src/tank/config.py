@@ -18,8 +18,10 @@ secret_key = { env = "TANK_S3_SECRET" }   # secrets come from the environment
 steps = ["decompress", "convert"]
 convert_to = "raw"
 
-[scrubber]                          # cleaning up after uploads a crash cut short
+[scrubber]                          # cleaning up: crashed uploads, delayed delete
 upload_lease = 60                   # seconds
+delayed_delete = false              # DELETE keeps the data as pending_delete ...
+scrub_time = 0                      # ... for this many seconds, then a scrub removes it
 
 [notifications]                     # Glance's events (tank.notify)
 sinks = ["log", "webhook"]
@@ -124,12 +126,23 @@ class ImportConfig:
 
 @attrs.frozen(kw_only=True)
 class ScrubberConfig:
-    """``[scrubber]``: what is cleaned up after a tank-api died mid-upload."""
+    """``[scrubber]``: what is cleaned up after a tank-api died mid-upload, and
+    delayed delete (Glance's keys and defaults, see :mod:`tank.scrubber`)."""
 
     #: Seconds an upload in progress stays claimed without a heartbeat (the uploading
     #: tank-api refreshes it while data flows): once it is older, any tank-api sharing
     #: the registry marks the image ``killed`` and removes its partial data.
     upload_lease: float = attrs.field(default=60.0, validator=between(1.0, 86400))
+    #: DELETE marks an image with data ``pending_delete`` and keeps the data (it can be
+    #: restored: ``tank-manage restore``) until a scrub pass removes it.
+    delayed_delete: bool = False
+    #: Seconds an image stays ``pending_delete`` before a scrub pass removes its data.
+    scrub_time: float = attrs.field(default=0.0, validator=not_negative)
+    #: Seconds between scrub passes (``tank-manage scrub --daemon``, ``in_api``).
+    interval: float = attrs.field(default=300.0, validator=between(0.1, 86400))
+    #: tank-api runs the scrub pass every ``interval`` itself; with several tank-api
+    #: processes on one registry, one of them at a time (elected through the registry).
+    in_api: bool = False
 
 
 @attrs.frozen(kw_only=True)

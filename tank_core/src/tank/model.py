@@ -85,8 +85,11 @@ TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.ACTIVE: frozenset({Status.DEACTIVATED, Status.DELETED, Status.PENDING_DELETE}),
     Status.DEACTIVATED: frozenset({Status.ACTIVE, Status.DELETED, Status.PENDING_DELETE}),
     Status.KILLED: frozenset({Status.DELETED}),
-    Status.PENDING_DELETE: frozenset({Status.DELETED}),
-    Status.DELETED: frozenset(),
+    # -> active: ``tank-manage restore`` (glance-scrubber --restore)
+    Status.PENDING_DELETE: frozenset({Status.DELETED, Status.ACTIVE}),
+    # -> pending_delete: only a scrub pass, undoing its own claim when a store failed
+    # (tank.scrubber.delayed); users never set a status
+    Status.DELETED: frozenset({Status.PENDING_DELETE}),
 }
 
 MAX_NAME = 255

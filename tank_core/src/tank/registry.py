@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tank import errors
 from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status
 
 
@@ -135,6 +136,24 @@ class Registry(abc.ABC):
         Admins and the member itself see all of them; an image owner sees those on its
         own images; anyone else gets ``[]``.
         """
+
+    # --- leases ------------------------------------------------------------------
+
+    def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder`` until ``seconds`` from now,
+        atomically for every process sharing the registry: True if ``holder`` holds it
+        now (it was free, had expired, or was already its own), False if another
+        holder's is still running. Times are wall-clock times of the process running
+        the registry (hosts sharing a database must agree on the time, as for upload
+        leases).
+
+        One tank-api at a time runs a periodic job this way (the scrubber's ``in_api``).
+        """
+        raise errors.StoreUnavailable(f"the {self.kind} registry does not keep leases")
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """End ``holder``'s lease ``name`` now; nothing if someone else holds it."""
+        raise errors.StoreUnavailable(f"the {self.kind} registry does not keep leases")
 
     def upgrade(self) -> str:
         """Bring the registry's schema up to date (``tank-manage db upgrade``) and say

@@ -33,6 +33,7 @@ from tank.model import (
     Status,
     Visibility,
     parse_int,
+    utcnow,
 )
 from tank.plugins import Plugins, make_plugin_manager
 from tank.registry import Registry
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Keys ``create`` accepts besides the user-settable fields.
 _CREATE_ONLY = {"id"}
+#: Statuses whose data a delayed delete keeps (those that have data).
+_DELAYABLE = frozenset({Status.ACTIVE, Status.DEACTIVATED})
 
 
 def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
@@ -101,6 +104,7 @@ class ImageService:
         image_size_cap: int = config_mod.DEFAULT_IMAGE_SIZE_CAP,
         hashing_algorithm: str = DEFAULT_HASH_ALGO,
         upload_lease: float = DEFAULT_LEASE,
+        delayed_delete: bool = False,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -111,6 +115,8 @@ class ImageService:
         self.hashing_algorithm = check_hash_algo(hashing_algorithm)
         #: Seconds an upload may go without a heartbeat (:mod:`tank.upload_lease`).
         self.upload_lease = upload_lease
+        #: ``[scrubber] delayed_delete``: :meth:`delete` keeps the data (pending_delete).
+        self.delayed_delete = delayed_delete
         #: The uploads in progress here; tank-api starts its heartbeat and sweep threads.
         self.leases = UploadLeases(self)
         #: Sends Glance's events to the configured sinks (:meth:`attach_notifier`).
@@ -142,6 +148,7 @@ class ImageService:
             image_size_cap=config.image_size_cap,
             hashing_algorithm=hashing_algorithm,
             upload_lease=config.scrubber.upload_lease,
+            delayed_delete=config.scrubber.delayed_delete,
         )
         if notifier is not None:
             service.attach_notifier(notifier)
@@ -493,6 +500,8 @@ class ImageService:
         """Change user metadata. ``purge_props`` removes properties not named (Glance v1 PUT)."""
         previous = self.registry.get(image_id, context=context)
         self._check_modify(previous, context)
+        if previous.status is Status.DELETED:  # Glance v1 (admins see deleted images)
+            raise errors.Forbidden(f"image {previous.id} is deleted: it cannot be updated")
         fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS, previous=previous)
         if "properties" in fields:
             merged = previous.update({"properties": fields["properties"]}, purge_props=purge_props)
@@ -509,13 +518,24 @@ class ImageService:
         so does data in a read-only store. If the store refuses (InUse: RBD clones;
         ReadOnlyStore: its writes were disabled at start-up) or cannot be reached,
         nothing changes.
+
+        With ``delayed_delete`` an image with data is marked ``pending_delete`` instead
+        (deleted, its data and members kept) for a scrub pass to finish (Glance's
+        delayed delete; :mod:`tank.scrubber`). Deleting it again is Forbidden (Glance v1).
         """
         image = self.registry.get(image_id, context=context)
         self._check_modify(image, context)
+        if image.status is Status.PENDING_DELETE:
+            raise errors.Forbidden(
+                f"image {image.id} is pending_delete: it cannot be deleted again "
+                "(the scrubber removes its data)"
+            )
         if image.deleted:
             raise errors.NotFound(f"image {image.id} is already deleted")
         if image.protected:
             raise errors.Forbidden(f"image {image.id} is protected and cannot be deleted")
+        if self.delayed_delete and image.locations and image.status in _DELAYABLE:
+            return self._delete_later(image, context)
         for location in image.locations:
             if not location.owned:
                 continue
@@ -526,6 +546,22 @@ class ImageService:
                 except errors.NotFound:
                     log.warning("data of image %s was already gone", image.id)
         deleted = self.registry.delete(image.id, context=context)
+        self.plugins.image_deleted(image=deleted, context=context)
+        return deleted
+
+    def _delete_later(self, image: Image, context: Context) -> Image:
+        """Mark ``image`` pending_delete (conditional: a concurrent change of status,
+        another delete included, makes this a Conflict and changes nothing)."""
+        try:
+            deleted = self.registry.update(
+                image.id,
+                {"status": Status.PENDING_DELETE, "deleted": True, "deleted_at": utcnow()},
+                context=context,
+                expected_status=image.status,
+            )
+        except errors.Conflict as exc:
+            raise errors.Conflict(f"image {image.id} changed while being deleted: {exc}") from None
+        log.info("image %s is pending_delete: its data stays until a scrub pass", image.id)
         self.plugins.image_deleted(image=deleted, context=context)
         return deleted
 

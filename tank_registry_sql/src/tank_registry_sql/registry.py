@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import datetime as dt
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -36,7 +37,7 @@ from tank.model import (
 )
 from tank.registry import Registry
 from tank_registry_sql import database, migrate, queries
-from tank_registry_sql.schema import ImageRow, MemberRow, PropertyRow, TagRow
+from tank_registry_sql.schema import ImageRow, LeaseRow, MemberRow, PropertyRow, TagRow
 
 MEMBER_COLUMNS = tuple(MemberRow.__table__.c)
 
@@ -294,6 +295,42 @@ class SqlRegistry(Registry):
                     sa.insert(TagRow), [{"image_id": new.id, "tag": tag} for tag in sorted(added)]
                 )
 
+    # --- leases --------------------------------------------------------------------
+
+    def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
+        _check_lease_args(name, holder)
+        now = utcnow()
+        with self._transaction(write=True) as conn:
+            # the row exists from then on; FOR UPDATE makes the check-and-set atomic
+            insert = _dialect_insert(self._dialect)(LeaseRow)
+            conn.execute(
+                insert.values(name=name, holder="", expires_at=now).on_conflict_do_nothing(
+                    index_elements=["name"]
+                )
+            )
+            row = conn.execute(
+                sa.select(LeaseRow.holder, LeaseRow.expires_at)
+                .where(LeaseRow.name == name)
+                .with_for_update()
+            ).one()
+            if row.holder not in ("", holder) and row.expires_at > now:
+                return False
+            conn.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.name == name)
+                .values(holder=holder, expires_at=now + dt.timedelta(seconds=seconds))
+            )
+            return True
+
+    def release_lease(self, name: str, holder: str) -> None:
+        _check_lease_args(name, holder)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                sa.update(LeaseRow)
+                .where(LeaseRow.name == name, LeaseRow.holder == holder)
+                .values(holder="", expires_at=utcnow())
+            )
+
     # --- members -------------------------------------------------------------------
 
     def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
@@ -484,3 +521,20 @@ def _owns(owner: str | None, context: Context) -> bool:
 def _check_modify(image: Image, context: Context) -> None:
     if not context.can_modify(image):
         raise errors.Forbidden(f"image {image.id} belongs to another tenant")
+
+
+def _dialect_insert(dialect: str) -> Any:
+    """The INSERT with ``on_conflict_do_nothing`` of SQLite or PostgreSQL."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
+
+
+def _check_lease_args(name: str, holder: str) -> None:
+    for key, value in (("name", name), ("holder", holder)):
+        if not isinstance(value, str) or not 0 < len(value) <= 255:
+            raise errors.ValidationError(key, "a lease needs a text of 1 to 255 characters")

@@ -177,3 +177,13 @@ class MemberRow(Base):
     status: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LeaseRow(Base):
+    """Named leases (``Registry.hold_lease``): which process holds one, until when."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(255))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -20,6 +20,7 @@ from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
 from tank.errors import TankError
 from tank.imports.service import ImportService
+from tank.scrubber.in_api import InApiScrubber
 from tank.service import ImageService
 from tank.web import malloc
 from tank.web.serving import make_server, run
@@ -67,6 +68,7 @@ def main(
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
     imports = None
+    scrubber = None
     try:
         try:
             imports = ImportService.from_config(config, service)
@@ -74,6 +76,9 @@ def main(
             raise click.ClickException(str(exc)) from None
         imports.start()
         service.leases.start()
+        if config.scrubber.in_api:
+            scrubber = InApiScrubber(service, config.scrubber)
+            scrubber.start()
         app = make_app(service, api_config, imports)
         server = make_server(
             app,
@@ -94,6 +99,8 @@ def main(
             log=log,
         )
     finally:
+        if scrubber is not None:
+            scrubber.close()
         service.leases.close()
         if imports is not None:
             imports.close()

@@ -37,3 +37,32 @@ def upgrade(config_path: Path | None, data_dir: Path | None) -> None:
         raise click.ClickException(str(exc)) from None
     where = f" {registry.where}" if registry.where else ""
     click.echo(f"registry ({registry.kind}{where}): {done}")
+
+
+@main.command()
+@config_options
+@click.option(
+    "--daemon",
+    is_flag=True,
+    help="Run a pass every [scrubber] interval seconds until SIGTERM or SIGINT.",
+)
+def scrub(config_path: Path | None, data_dir: Path | None, daemon: bool) -> None:
+    """Remove the data of pending_delete images whose scrub_time has passed, and end
+    expired upload leases (one pass; exit status 1 if anything failed)."""
+    from tank.cli import scrubbing
+
+    config = load_config(config_path, data_dir)
+    if daemon:
+        scrubbing.run_daemon(config)
+    elif not scrubbing.run_once(config):
+        raise SystemExit(1)
+
+
+@main.command()
+@config_options
+@click.argument("image_id")
+def restore(config_path: Path | None, data_dir: Path | None, image_id: str) -> None:
+    """Restore a pending_delete image to active (its data is still there)."""
+    from tank.cli import scrubbing
+
+    scrubbing.restore(load_config(config_path, data_dir), image_id)

@@ -43,6 +43,7 @@ from tank.registry import Registry
 from tank.registry_http import wire
 
 T = TypeVar("T")
+ADMIN = Context.admin()
 
 
 class HttpRegistry(Registry):
@@ -119,6 +120,16 @@ class HttpRegistry(Registry):
         params = wire.query_to_params(query)
         body = self._call("GET", "/images/detail", context, params=params)
         return self._reply(body, "images", wire.images_from_json)
+
+    def hold_lease(self, name: str, holder: str, seconds: float) -> bool:
+        # repeating it changes nothing for the same holder: safe to retry
+        payload = {"holder": holder, "seconds": seconds}
+        body = self._call("POST", _lease_path(name), ADMIN, json=payload, idempotent=True)
+        return self._reply(body, "held", _boolean)
+
+    def release_lease(self, name: str, holder: str) -> None:
+        path = _lease_path(name) + "/release"
+        self._call("POST", path, ADMIN, json={"holder": holder}, idempotent=True)
 
     def list_members(self, image_id: str, *, context: Context) -> builtins.list[Member]:
         body = self._call("GET", _image_path(image_id) + "/members", context)
@@ -281,3 +292,15 @@ def _member_path(image_id: str, member: str) -> str:
     if not isinstance(member, str):
         raise errors.ValidationError("member", f"expected a string, got {member!r}")
     return f"{_image_path(image_id)}/members/{_quote(member)}"
+
+
+def _lease_path(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise errors.ValidationError("name", "a lease needs a name")
+    return f"/leases/{_quote(name)}"
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value

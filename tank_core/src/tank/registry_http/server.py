@@ -15,6 +15,9 @@ PUT        /images/<id>/members/<member>      optional ``{"member": {"can_share"
 PUT        /images/<id>/members/<member>/status  ``{"status": "accepted"}`` → ``{"member"}``
 DELETE     /images/<id>/members/<member>      → 204
 GET        /shared-images/<member>            ``{"members": [...]}``
+POST       /leases/<name>                     ``{"holder": str, "seconds": number}`` →
+                                              ``{"held": bool}`` (admins only)
+POST       /leases/<name>/release             ``{"holder": str}`` → 204 (admins only)
 =========  =================================  ==============================================
 
 Create answers 201 Created (Glance v1's registry said 200; clients accept any 2xx).
@@ -52,6 +55,8 @@ class RegistryApp(WebApp):
         )
         router.add("/images/{image_id}/members/{member}/status", PUT=self.member_status)
         router.add("/shared-images/{member}", GET=self.shared)
+        router.add("/leases/{name}", POST=self.hold_lease)
+        router.add("/leases/{name}/release", POST=self.release_lease)
 
     def call(self, req: Request, match: Match) -> Response:
         return match.handler(req, wire.context_from(req.headers), **match.params)  # type: ignore[no-any-return]
@@ -129,6 +134,25 @@ class RegistryApp(WebApp):
     def shared(self, req: Request, ctx: Context, member: str) -> Response:
         found = self.registry.shared_with(member, context=ctx)
         return Response.json({"members": [wire.member_to_json(m) for m in found]})
+
+    # --- leases --------------------------------------------------------------------
+
+    def hold_lease(self, req: Request, ctx: Context, name: str) -> Response:
+        _admin_only(ctx)
+        holder, seconds = wire.lease_from_json(req.json(), with_seconds=True)
+        held = self.registry.hold_lease(name, holder, seconds)
+        return Response.json({"held": held})
+
+    def release_lease(self, req: Request, ctx: Context, name: str) -> Response:
+        _admin_only(ctx)
+        holder, _ = wire.lease_from_json(req.json(), with_seconds=False)
+        self.registry.release_lease(name, holder)
+        return Response.empty(204)
+
+
+def _admin_only(ctx: Context) -> None:
+    if not ctx.is_admin:
+        raise errors.Forbidden("only an admin may take or release a lease")
 
 
 def make_registry_app(registry: Registry) -> RegistryApp:

@@ -268,3 +268,18 @@ def error_from_json(body: Any, status: int, url: str) -> errors.TankError:
     if cls.http_status >= 500:
         message = f"registry at {url}: {message}"
     return cls(message)
+
+
+def lease_from_json(data: Any, *, with_seconds: bool) -> tuple[str, float]:
+    """``{"holder": str, "seconds": number}`` (``seconds`` only ``with_seconds``)."""
+    if not isinstance(data, dict):
+        raise errors.ValidationError("lease", 'expected a body {"holder": ..., "seconds": ...}')
+    holder = data.get("holder")
+    if not isinstance(holder, str):
+        raise errors.ValidationError("holder", "expected a string")
+    if not with_seconds:
+        return holder, 0.0
+    seconds = data.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise errors.ValidationError("seconds", "expected a number of seconds above 0")
+    return holder, float(seconds)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -498,6 +499,138 @@ class RegistryContract:
         assert set(self.ids(registry, ADMIN, filters={"deleted": True})) == {kept.id, gone.id}
         assert self.ids(registry, self.owner, filters={"deleted": True}) == [kept.id]
         assert self.ids(registry, self.other, filters={"deleted": True}) == [kept.id]
+
+    # --- delayed delete (what the scrubber relies on) ---------------------------------
+
+    def pending_delete(self, registry: Registry, **fields: Any) -> Image:
+        """An active image a delayed delete marked pending_delete, as the service does."""
+        image = self.create(
+            registry,
+            status=Status.ACTIVE,
+            locations=[Location(url=f"file:///x/{self.run}", store="file")],
+            **fields,
+        )
+        return registry.update(
+            image.id,
+            {"status": Status.PENDING_DELETE, "deleted": True, "deleted_at": minutes(5)},
+            context=self.owner,
+            expected_status=Status.ACTIVE,
+        )
+
+    def test_pending_delete_images_are_listed_for_admins_only(self, registry: Registry) -> None:
+        pending = self.pending_delete(registry, visibility=Visibility.PUBLIC)
+        assert (pending.status, pending.deleted, pending.deleted_at) == (
+            Status.PENDING_DELETE,
+            True,
+            minutes(5),
+        )
+        gone = self.create(registry, visibility=Visibility.PUBLIC)
+        registry.delete(gone.id, context=ADMIN)
+        live = self.create(registry, status=Status.ACTIVE, visibility=Visibility.PUBLIC)
+        scrubber_query = {"status": "pending_delete", "deleted": True, "visibility": "all"}
+        found = self.listing(registry, ADMIN, filters=scrubber_query)
+        assert found == [registry.get(pending.id, context=ADMIN)]
+        assert found[0].locations == pending.locations and found[0].deleted_at == minutes(5)
+        assert self.ids(registry, ADMIN) == [live.id]  # hidden without the deleted filter
+        for who in (self.owner, self.other):
+            assert self.ids(registry, who, filters=scrubber_query) == []
+            with pytest.raises(errors.NotFound):
+                registry.get(pending.id, context=who)
+
+    def test_only_one_claim_of_a_pending_delete_image_wins(self, registry: Registry) -> None:
+        """The scrubber's claim: pending_delete -> deleted, conditional, under a race."""
+        pending = self.pending_delete(registry)
+
+        def claim(i: int) -> Image:
+            return registry.update(
+                pending.id,
+                {"status": Status.DELETED, "properties": {"claim": str(i)}},
+                context=ADMIN,
+                expected_status=Status.PENDING_DELETE,
+            )
+
+        results = run_concurrently(self.racers, claim)
+        won = [r for r in results if isinstance(r, Image)]
+        assert len(won) == 1, results
+        assert all(isinstance(r, errors.Conflict) for r in results if r not in won)
+        got = registry.get(pending.id, context=ADMIN)
+        assert (
+            got.status is Status.DELETED and got.properties["claim"] == won[0].properties["claim"]
+        )
+
+    def test_restore_and_claim_exclude_each_other(self, registry: Registry) -> None:
+        pending = self.pending_delete(registry)
+        restored = registry.update(
+            pending.id,
+            {"status": Status.ACTIVE, "deleted": False, "deleted_at": None},
+            context=ADMIN,
+            expected_status=Status.PENDING_DELETE,
+        )
+        assert (restored.status, restored.deleted, restored.deleted_at) == (
+            Status.ACTIVE,
+            False,
+            None,
+        )
+        assert registry.get(pending.id, context=self.owner) == restored
+        with pytest.raises(errors.Conflict):
+            registry.update(
+                pending.id,
+                {"status": Status.DELETED},
+                context=ADMIN,
+                expected_status=Status.PENDING_DELETE,
+            )
+        assert registry.get(pending.id, context=ADMIN).status is Status.ACTIVE
+
+    def test_a_claimed_image_is_found_and_given_back(self, registry: Registry) -> None:
+        """A scrubber finds its claims by a property of deleted images, and puts an
+        image back to pending_delete with fewer locations when a store failed."""
+        pending = self.pending_delete(registry)
+        registry.update(
+            pending.id,
+            {"status": Status.DELETED, "properties": {"os_glance_scrub_claimed": "true"}},
+            context=ADMIN,
+            expected_status=Status.PENDING_DELETE,
+        )
+        claimed = {"status": "deleted", "deleted": True, "property-os_glance_scrub_claimed": "true"}
+        assert self.ids(registry, ADMIN, filters=claimed) == [pending.id]
+        back = registry.update(
+            pending.id,
+            {
+                "status": Status.PENDING_DELETE,
+                "locations": [],
+                "properties": {RUN_PROPERTY: self.run},
+            },
+            context=ADMIN,
+            purge_props=True,
+            expected_status=Status.DELETED,
+        )
+        assert back.status is Status.PENDING_DELETE and back.locations == ()
+        assert back.deleted and back.deleted_at == minutes(5)
+        assert registry.get(pending.id, context=ADMIN) == back
+        assert self.ids(registry, ADMIN, filters=claimed) == []
+
+    # --- leases (one tank-api at a time runs a periodic job) --------------------------
+
+    def test_a_lease_has_one_holder_until_it_expires_or_is_released(
+        self, registry: Registry
+    ) -> None:
+        name = f"job-{self.run}"
+        assert registry.hold_lease(name, "a", 30)
+        assert registry.hold_lease(name, "a", 30)  # renewed
+        assert not registry.hold_lease(name, "b", 30)
+        registry.release_lease(name, "b")  # not b's: nothing happens
+        assert not registry.hold_lease(name, "b", 30)
+        registry.release_lease(name, "a")
+        assert registry.hold_lease(name, "b", 0.5)
+        assert not registry.hold_lease(name, "a", 30)
+        time.sleep(0.7)
+        assert registry.hold_lease(name, "a", 30)  # b's expired
+        assert registry.hold_lease(f"other-{self.run}", "b", 30)  # leases are per name
+
+    def test_only_one_racer_takes_a_free_lease(self, registry: Registry) -> None:
+        name = f"race-{self.run}"
+        results = run_concurrently(self.racers, lambda i: registry.hold_lease(name, f"h{i}", 30))
+        assert sorted(results, key=str) == [False] * (self.racers - 1) + [True], results
 
     # --- listing: order and pages ----------------------------------------------------
 

@@ -90,7 +90,8 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
 
 
 def delete(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
-    deleted = api.service.delete(image_id_of(image_id), context=ctx)
+    # a pending_delete image is gone in v2 (404), though v1 shows it to admins
+    deleted = api.service.delete(live_image(api, ctx, image_id).id, context=ctx)
     api.cancel_import(deleted.id)
     return Response.empty(204)
 
