@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from tank import config as config_mod
 from tank import errors
 from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
-from tank.config import TankConfig
+from tank.config import ImageFormatConfig, TankConfig
+from tank.image_format import FormatCheck, format_check
 from tank.model import (
     MAX_MEMBERS,
     MAX_PROPERTIES,
@@ -101,6 +102,7 @@ class ImageService:
         image_size_cap: int = config_mod.DEFAULT_IMAGE_SIZE_CAP,
         hashing_algorithm: str = DEFAULT_HASH_ALGO,
         upload_lease: float = DEFAULT_LEASE,
+        image_format: ImageFormatConfig | None = None,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -111,6 +113,8 @@ class ImageService:
         self.hashing_algorithm = check_hash_algo(hashing_algorithm)
         #: Seconds an upload may go without a heartbeat (:mod:`tank.upload_lease`).
         self.upload_lease = upload_lease
+        #: How uploaded data is inspected (``[image_format]``, :mod:`tank.image_format`).
+        self.image_format = image_format or ImageFormatConfig()
         #: The uploads in progress here; tank-api starts its heartbeat and sweep threads.
         self.leases = UploadLeases(self)
         #: Sends Glance's events to the configured sinks (:meth:`attach_notifier`).
@@ -142,6 +146,7 @@ class ImageService:
             image_size_cap=config.image_size_cap,
             hashing_algorithm=hashing_algorithm,
             upload_lease=config.scrubber.upload_lease,
+            image_format=config.image_format,
         )
         if notifier is not None:
             service.attach_notifier(notifier)
@@ -367,6 +372,7 @@ class ImageService:
             )
             self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
+                check = self.format_check(image)
                 stored = backend.add(
                     image.id,
                     lease.stream(data),
@@ -374,11 +380,13 @@ class ImageService:
                     checksum=checksum,
                     max_size=self.image_size_cap,
                     hash_algo=self.hashing_algorithm,
+                    check=check,
                 )
             except BaseException as exc:
                 lease.end()
                 self._kill(image, context, exc, failed)
                 raise
+        inspected = {"virtual_size": check.virtual_size} if check and check.virtual_size else {}
         try:
             image = self.registry.update(
                 image.id,
@@ -390,6 +398,7 @@ class ImageService:
                     "os_hash_value": stored.checksums.hash_value,
                     "locations": [Location(url=stored.location, store=backend.name)],
                     "properties": self._without_lease(image.id),
+                    **inspected,
                 },
                 context=context,
                 purge_props=True,
@@ -401,6 +410,11 @@ class ImageService:
             raise
         self.plugins.image_activated(image=image, context=context)
         return image
+
+    def format_check(self, image: Image) -> FormatCheck | None:
+        """The inspection an upload of ``image``'s data gets (:mod:`tank.image_format`):
+        only for ``bare`` images with a ``disk_format``, as in Glance."""
+        return format_check(image.disk_format, image.container_format, self.image_format)
 
     def _create_with_location(
         self,
