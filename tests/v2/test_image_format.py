@@ -305,6 +305,8 @@ def test_require_image_format_match_off_lets_mismatches_through_but_not_unsafe_d
     resp, image = v2_upload(lax, owner, disks["qcow2-backing-file"], "qcow2")
     assert resp.status_code == 415
     assert "Image has a backing file" in resp.text
+    resp, image = v2_upload(lax, owner, disks["qcow2-backing-file"], "vmdk")  # mismatched too
+    assert resp.status_code == 415 and "Image has a backing file" in resp.text
     resp = v1_create(lax, owner, disks["vmdk-extent-passwd"], "vmdk")
     assert resp.status_code == 400
     assert "Invalid extent filenames found" in resp.json()["error"]["message"]
