@@ -32,23 +32,39 @@ not inspected: Tank does not read it on the way in.
 Cost: the inspectors keep fixed regions (headers, the first MiB for a VMDK descriptor,
 the VHD and VMDK footers), about 2 MiB an upload with the chunks gathered for them,
 and cost per chunk, not per byte: ~0.05 CPU-s per GiB on 1 MiB chunks (MD5 alone:
-~2). Importing oslo.utils and cryptography adds ~9 MiB to a process's RSS.
+~2). Importing oslo.utils and cryptography adds ~9 MiB to a process's RSS and ~0.5 s
+of CPU, paid on the first upload (:func:`_oslo`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
-
-from oslo_utils.imageutils import format_inspector
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tank import errors
 from tank.config import ImageFormatConfig
 
 log = logging.getLogger(__name__)
 
-#: Formats oslo.utils can recognise; a ``disk_format`` outside them (``ami``, ``ari``,
-#: ``aki``, ``ploop``) accepts data none of them recognises.
-INSPECTABLE: frozenset[str] = frozenset(format_inspector.ALL_FORMATS)
+if TYPE_CHECKING:
+    from oslo_utils.imageutils.format_inspector import FileInspector, SafetyCheckFailed
+
+
+@functools.cache
+def _oslo() -> ModuleType:
+    """oslo.utils' format_inspector, imported on the first upload: importing it takes
+    ~0.5 s of CPU (oslo_utils.strutils compiles hundreds of regular expressions), which
+    a ``tank`` command or a tank-api that never receives data need not pay."""
+    return importlib.import_module("oslo_utils.imageutils.format_inspector")
+
+
+def inspectable() -> frozenset[str]:
+    """Formats oslo.utils can recognise; a ``disk_format`` outside them (``ploop``)
+    accepts data none of them recognises."""
+    return frozenset(_oslo().ALL_FORMATS)
 
 
 #: Smaller chunks are gathered up to this size before the inspectors see them: each
@@ -58,7 +74,7 @@ _FEED_MIN = 1 << 20
 
 
 class _Handoff:
-    """The source an :class:`~format_inspector.InspectWrapper` reads: the chunk the
+    """The source an oslo ``InspectWrapper`` reads: the chunk the
     upload loop just handed over (the wrapper then shows it to every inspector)."""
 
     chunk: bytes = b""
@@ -88,7 +104,8 @@ class FormatCheck:
         self.detected: str | None = None
         self._pending = bytearray()
         self._source = _Handoff()
-        self._wrapper = format_inspector.InspectWrapper(self._source)  # type: ignore[arg-type]
+        self._fi = _oslo()
+        self._wrapper = self._fi.InspectWrapper(self._source)
 
     def update(self, chunk: bytes) -> None:
         if not self._pending and len(chunk) >= _FEED_MIN:
@@ -112,7 +129,7 @@ class FormatCheck:
         try:
             inspector = self._detect()
             mismatch = self._compare(str(inspector), inspector)
-        except format_inspector.ImageFormatError as exc:  # several formats at once
+        except self._fi.ImageFormatError as exc:  # several formats at once
             self._mismatch(str(exc))
             return
         except Exception:  # an inspector's bug: Glance's "inspection failed"
@@ -123,7 +140,7 @@ class FormatCheck:
             self._mismatch(mismatch)  # with the check off, the safety checks still run
         try:
             inspector.safety_check()
-        except format_inspector.SafetyCheckFailed as exc:
+        except self._fi.SafetyCheckFailed as exc:
             fatal = set(exc.failures) - set(self.config.gpt_safety_checks_nonfatal)
             if inspector.NAME == "gpt" and not fatal:
                 log.warning("image data (gpt) failed non-fatal safety checks: %s", exc)
@@ -131,7 +148,7 @@ class FormatCheck:
             raise errors.InvalidImageData(
                 f"image data ({inspector}) failed safety checks: {_reasons(exc)}"
             ) from None
-        except format_inspector.ImageFormatError as exc:  # incomplete: not that format
+        except self._fi.ImageFormatError as exc:  # incomplete: not that format
             self._mismatch(f"image data ({inspector}): {exc}")
 
     def _mismatch(self, message: str) -> None:
@@ -139,23 +156,23 @@ class FormatCheck:
             raise errors.InvalidImageData(message)
         log.warning("%s (allowed: require_image_format_match is off)", message)
 
-    def _detect(self) -> format_inspector.FileInspector:
+    def _detect(self) -> FileInspector:
         """The detected format's inspector (raw: none recognised the data)."""
         named = {str(i): i for i in self._wrapper.formats or []}
         if set(named) == {"iso", "gpt"}:  # a hybrid ISO boots as a disk too: Glance's rule
             return named["iso"]
         found = self._wrapper.format  # ImageFormatError for several at once
         if found is None:  # cannot happen once closed: every inspector has decided
-            raise format_inspector.ImageFormatError("the image format was not decided")
+            raise self._fi.ImageFormatError("the image format was not decided")
         return found
 
-    def _compare(self, detected: str, inspector: format_inspector.FileInspector) -> str | None:
+    def _compare(self, detected: str, inspector: FileInspector) -> str | None:
         """Glance's rules (see the module doc): None if ``detected`` may be the
         ``disk_format``, else what is wrong."""
         self.detected = detected
         if detected == self.disk_format:
             self.virtual_size = inspector.virtual_size
-        elif detected == "raw" and self.disk_format not in INSPECTABLE:
+        elif detected == "raw" and self.disk_format not in inspectable():
             pass  # ploop: no inspector can say what it is, so raw is fine
         elif self.disk_format == "raw":
             log.warning("image data declared raw is %s (allowed, as in Glance)", detected)
@@ -165,7 +182,7 @@ class FormatCheck:
         return None
 
 
-def _reasons(exc: format_inspector.SafetyCheckFailed) -> str:
+def _reasons(exc: SafetyCheckFailed) -> str:
     """The failed checks' own words ('Image has a backing file'), sorted."""
     return "; ".join(sorted(f"{name}: {why}" for name, why in exc.failures.items()))
 
