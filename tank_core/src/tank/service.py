@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from tank import errors
 from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
 from tank.config import ImageFormatConfig, TankConfig
 from tank.image_format import FormatCheck, format_check
+from tank.locations import redact
 from tank.model import (
     MAX_MEMBERS,
     MAX_PROPERTIES,
@@ -47,6 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: An image id, wherever it appears in a location.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 #: Keys ``create`` accepts besides the user-settable fields.
 _CREATE_ONLY = {"id"}
 
@@ -425,6 +429,9 @@ class ImageService:
         checksum: str | None,
     ) -> Image:
         backend = self.stores.for_location(location)
+        self.refuse_other_images(fields.get("id"), location)
+        location = backend.canonical_location(location)  # stored as the store spells it
+        self.refuse_other_images(fields.get("id"), location)
         if Capability.WRITE in backend.capabilities and not context.is_admin:
             # A writable store's namespace holds other images' data: pointing a new image
             # at it would read another tenant's private bytes.
@@ -449,6 +456,23 @@ class ImageService:
         self.plugins.image_created(image=image, context=context)
         self.plugins.image_activated(image=image, context=context)
         return image
+
+    def refuse_other_images(self, image_id: str | None, url: str) -> None:
+        """Invalid if ``url`` names the id of an image other than ``image_id`` (deleted
+        ones too): stores name data after its image, so that would be another image's
+        data, which deleting that image deletes (issue #15: a second image left active
+        on nothing). Checked on the URL as given and as its store spells it."""
+        admin = Context.admin()
+        own = image_id.lower() if isinstance(image_id, str) else None
+        for found in {m.lower() for m in _UUID.findall(url)} - {own}:
+            try:
+                self.registry.get(found, context=admin)
+            except errors.NotFound:
+                continue
+            log.warning("refused a location naming image %s: %s", found, redact(url))
+            raise errors.Invalid(
+                f"the location names image {found}: a location must be this image's own data"
+            )
 
     def _kill(
         self,

@@ -228,6 +228,15 @@ class Backend(abc.ABC):
         """
         return []
 
+    def canonical_location(self, location: str) -> str:
+        """``location`` as this store spells it, so that two spellings of the same data
+        compare equal (registered locations are stored this way). The default only
+        lower-cases the scheme; a store whose locations have other spellings (fs:
+        ``file://localhost/``, ``//``) overrides it. Raises what parsing raises."""
+        self.check_location(location)
+        scheme, rest = location.split(":", 1)
+        return scheme.lower() + ":" + rest
+
     def direct_url(self, location: str) -> str | None:
         """A URL trusted clients may use to reach the data directly (e.g. to clone an
         RBD snapshot instead of downloading), or None. Shown only to admins, only
