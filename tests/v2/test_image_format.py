@@ -357,3 +357,30 @@ def test_web_download_import_inspects_the_data(
         assert all_stored(tank) == before
     finally:
         source.close()
+
+
+def test_registered_data_is_not_inspected_but_copy_image_is(
+    tank: ApiServer, disks: dict[str, bytes]
+) -> None:
+    """A location registered by an admin (v1 ``x-image-meta-location``) is not read on
+    the way in, so it is not inspected; copying it into another store writes it, and
+    that write is inspected: refused, the image stays as it was, nothing in ``slow``."""
+    admin = Caller(project="format-ops", roles=("admin", "member", "reader"))
+    fast = tank.data_dir.parent / "fast"
+    fast.mkdir(exist_ok=True)
+    (fast / "evil.qcow2").write_bytes(disks["qcow2-backing-file"])
+    resp = v1_create(
+        tank, admin, b"", "qcow2", **{"x-image-meta-location": f"file://{fast}/evil.qcow2"}
+    )
+    assert resp.status_code == 201, resp.text
+    image_id = resp.json()["image"]["id"]
+    assert resp.json()["image"]["status"] == "active"
+    before = stored_files(tank, "slow")
+    http = Http(tank, admin)
+    body = {"method": {"name": "copy-image"}, "stores": ["slow"]}
+    assert http("POST", f"/v2/images/{image_id}/import", json=body).status_code == 202
+    shown = http.wait(image_id, lambda i: bool(i.get("os_glance_failed_import")))
+    assert shown["status"] == "active" and shown["stores"] == "fast"
+    assert shown["os_glance_failed_import"] == "slow"
+    assert "Image has a backing file" in shown["os_glance_failed_import_reason"]
+    assert stored_files(tank, "slow") == before
