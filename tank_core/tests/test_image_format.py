@@ -84,11 +84,15 @@ def test_require_image_format_match_off(qcow2s: dict[str, bytes]) -> None:
         run(qcow2s["backed"], "vmdk", require_image_format_match=False)
 
 
-def test_only_bare_images_with_a_disk_format_are_inspected() -> None:
+def test_only_bare_images_are_inspected(qcow2s: dict[str, bytes]) -> None:
     assert format_check("qcow2", "bare", None) is not None
     assert format_check("qcow2", "ova", None) is None
     assert format_check("ami", "ami", None) is None
-    assert format_check(None, "bare", None) is None
+    unformatted = format_check(None, None, None)  # v1 data before formats: as raw
+    assert unformatted is not None and unformatted.disk_format == "raw"
+    unformatted.update(qcow2s["backed"])
+    with pytest.raises(errors.InvalidImageData, match="backing file"):
+        unformatted.verify()
 
 
 def test_image_format_section(tmp_path: Path) -> None:

@@ -272,6 +272,23 @@ def test_exempt_combinations_are_accepted(
     assert image["status"] == "active"
 
 
+def test_v1_data_without_formats_is_checked_as_raw(
+    tank: ApiServer, owner: Caller, disks: dict[str, bytes]
+) -> None:
+    """v1 takes data before the formats are set: any format then, but only a safe one."""
+    headers = {**owner.headers(), "x-image-meta-name": "unformatted",
+               "Content-Type": "application/octet-stream"}  # fmt: skip
+    ok = requests.post(f"{tank.url}/v1/images", headers=headers, data=disks["vmdk"], timeout=30)
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["image"]["disk_format"] is None
+    before = all_stored(tank)
+    bad = requests.post(
+        f"{tank.url}/v1/images", headers=headers, data=disks["qcow2-backing-file"], timeout=30
+    )
+    assert bad.status_code == 400 and "Image has a backing file" in bad.text
+    assert all_stored(tank) == before
+
+
 def test_short_data_is_raw(tank: ApiServer, owner: Caller, disks: dict[str, bytes]) -> None:
     """Too short for any header: raw, so it passes as raw and fails as qcow2 (even when
     it starts with qcow2's magic)."""

@@ -10,7 +10,8 @@ them, and before the store commits, Glance's rules decide (``glance/location.py`
 ``ImageProxy.set_data``):
 
 * only ``container_format = bare`` images are inspected (what is inside an ``ova``,
-  ``docker``, ... is not a disk image);
+  ``docker``, ... is not a disk image); v1 data sent before any format is set is
+  inspected as ``raw`` (below);
 * the detected format must be the ``disk_format``; data that none of the inspectors
   recognise is ``raw``, and passes for formats no inspector knows (``ami``, ``ari``,
   ``aki``, ``ploop``); an ISO with a GPT in front (a hybrid, bootable as a disk) is iso;
@@ -192,8 +193,9 @@ def format_check(
     container_format: str | None,
     config: ImageFormatConfig | None,
 ) -> FormatCheck | None:
-    """The check an upload of such an image gets, or None (not ``bare``, as in Glance;
-    no ``disk_format`` to compare with)."""
-    if container_format != "bare" or not disk_format:
+    """The check an upload of such an image gets, or None: only ``bare`` images are
+    inspected, as in Glance. Without a ``disk_format`` (v1 lets data come first) the
+    data is checked as ``raw`` would be: any format, but only a safe one."""
+    if container_format not in ("bare", None):
         return None
-    return FormatCheck(disk_format, config)
+    return FormatCheck(disk_format or "raw", config)

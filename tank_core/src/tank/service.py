@@ -390,7 +390,9 @@ class ImageService:
                 lease.end()
                 self._kill(image, context, exc, failed)
                 raise
-        inspected = {"virtual_size": check.virtual_size} if check and check.virtual_size else {}
+        inspected = {}
+        if check is not None and check.virtual_size and image.disk_format:
+            inspected["virtual_size"] = check.virtual_size
         try:
             image = self.registry.update(
                 image.id,
