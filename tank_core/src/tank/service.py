@@ -431,9 +431,6 @@ class ImageService:
         checksum: str | None,
     ) -> Image:
         backend = self.stores.for_location(location)
-        self.refuse_other_images(fields.get("id"), location)
-        location = backend.canonical_location(location)  # stored as the store spells it
-        self.refuse_other_images(fields.get("id"), location)
         if Capability.WRITE in backend.capabilities and not context.is_admin:
             # A writable store's namespace holds other images' data: pointing a new image
             # at it would read another tenant's private bytes.
@@ -441,6 +438,9 @@ class ImageService:
                 f"only an admin may register a location in store {backend.name!r}; "
                 "other users may register locations of read-only stores (http)"
             )
+        self.refuse_other_images(fields.get("id"), location)
+        location = backend.canonical_location(location)  # stored as the store spells it
+        self.refuse_other_images(fields.get("id"), location)
         actual = backend.get_size(location)
         if size is not None and parse_int("size", size) != actual:
             raise errors.SizeMismatch(
