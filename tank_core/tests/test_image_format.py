@@ -113,3 +113,31 @@ def test_image_format_section(tmp_path: Path) -> None:
     path.write_text("[image_format]\nrequire_image_format_match = 1\n")
     with pytest.raises(ConfigError, match=r"\[image_format\] require_image_format_match"):
         config.load(path, environ={})
+
+
+def mbr_disk(*partitions: tuple[int, bytes, int]) -> bytes:
+    """1 MiB of raw disk whose first sector is an MBR with these (type, start CHS,
+    start LBA) entries, one sector each."""
+    sector = bytearray(512)
+    for i, (ostype, chs, lba) in enumerate(partitions):
+        entry = bytes([0]) + chs + bytes([ostype]) + b"\xff\xff\xff"
+        sector[446 + 16 * i : 462 + 16 * i] = entry + lba.to_bytes(4, "little") + b"\x01\0\0\0"
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector) + bytes((1 << 20) - 512)
+
+
+def test_partitioned_raw_disks_are_gpt_and_checked_as_glance_does() -> None:
+    """oslo.utils calls any disk with an MBR signature "gpt" (its MBR must be sane)."""
+    linux = mbr_disk((0x83, b"\x00\x21\x00", 2048))
+    protective = mbr_disk((0xEE, b"\x00\x02\x00", 1))
+    assert run(linux, "raw").detected == "gpt"  # raw takes it, checked
+    assert run(protective, "raw").detected == "gpt"
+    with pytest.raises(errors.InvalidImageData, match="data is gpt but disk_format is qcow2"):
+        run(linux, "qcow2")
+    bad = mbr_disk((0xEE, b"\x00\x02\x00", 1), (0x83, b"\x00\x21\x00", 2048))
+    with pytest.raises(errors.InvalidImageData, match="GPT MBR defines invalid extra"):
+        run(bad, "raw")
+    empty = mbr_disk()  # a boot sector and no partition
+    with pytest.raises(errors.InvalidImageData, match="GPT MBR has no partitions defined"):
+        run(empty, "raw")
+    assert run(empty, "raw", gpt_safety_checks_nonfatal=("mbr",)).detected == "gpt"
