@@ -18,7 +18,7 @@ from tank.service import ImageService
 from tank.testing import read_all
 
 ADMIN = Context.admin()
-META = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
+META = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 
 
 def stored_files(data_dir: Path) -> list[str]:
@@ -240,14 +240,20 @@ def test_tenants(service: ImageService) -> None:
 
 def test_register_location(service: ImageService, data_dir: Path, tmp_path: Path) -> None:
     source = service.create(META, data=iter([b"shared bytes"]), context=ADMIN)
-    image = service.create(META, location=source.location, context=ADMIN)
+    # another image's data: deleting that image would leave this one on nothing (#15)
+    with pytest.raises(errors.Invalid, match=f"names image {source.id}"):
+        service.create(META, location=source.location, context=ADMIN)
+    shared = data_dir / "images" / "base.img"  # an operator's file, no image's own
+    shared.write_bytes(b"shared bytes")
+    first = service.create(META, location=shared.as_uri(), context=ADMIN)
+    image = service.create(META, location=shared.as_uri(), context=ADMIN)
     assert image.status is Status.ACTIVE and image.size == len(b"shared bytes")
     assert read_all(service, image.id) == b"shared bytes"
     assert [loc.owned for loc in image.locations] == [False]
     service.delete(image.id, context=ADMIN)  # registered data is not Tank's to delete
-    assert read_all(service, source.id) == b"shared bytes"
+    assert read_all(service, first.id) == b"shared bytes"
     with pytest.raises(errors.SizeMismatch):
-        service.create(META, location=source.location, size=3, context=ADMIN)
+        service.create(META, location=shared.as_uri(), size=3, context=ADMIN)
     outside = tmp_path / "secret.txt"
     outside.write_text("do not read me")
     with pytest.raises((errors.BadLocation, errors.Forbidden)):

@@ -31,6 +31,7 @@ CORE_SECTIONS = {
     "import": "tank.config:ImportConfig",
     "scrubber": "tank.config:ScrubberConfig",
     "notifications": "tank.notify.notifier:NotificationsConfig",
+    "image_format": "tank.config:ImageFormatConfig",
 }
 #: Top-level tables whose sections are plugins' (documented per installed plugin).
 PLUGIN_TABLES = {"registry", "stores"}

@@ -56,7 +56,10 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
         config.load(path, environ={})
 
 
-TOP_KEYS = "api, data_dir, default_store, image_size_cap, notifications, registry, scrubber, stores"
+TOP_KEYS = (
+    "api, data_dir, default_store, image_format, image_size_cap, notifications, registry, "
+    "scrubber, stores"
+)
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,42 @@ def test_location_round_trip_is_percent_quoted() -> None:
 @pytest.mark.parametrize(
     "uri",
     [
+        "file:///srv/images/x",
+        "FILE:///srv/images/x",
+        "file://localhost/srv/images/x",
+        "file://LocalHost/srv/images/x",
+        "file:/srv/images/x",
+        "file:////srv/images/x",
+        "file:///srv//images///x",
+        "file:///%73rv/images/%78",
+    ],
+)
+def test_every_spelling_of_a_file_has_one_uri(uri: str) -> None:
+    """Issue #15: two spellings registered as two images' data."""
+    assert FileLocation.parse(uri).to_uri() == "file:///srv/images/x"
+
+
+def test_canonical_location_is_in_the_data_directory_as_configured(
+    backend: FilesystemBackend, datadir: Path, tmp_path: Path
+) -> None:
+    image_id = new_id()
+    stored = backend.add(image_id, iter([b"abc"])).location
+    assert backend.canonical_location(f"FILE://localhost/{datadir}//{image_id}") == stored
+    link = tmp_path / "link-to-datadir"
+    link.symlink_to(datadir, target_is_directory=True)
+    linked = FilesystemBackend(FilesystemBackend.Config(datadir=str(link)), name="file")
+    assert linked.canonical_location(f"file://{os.path.realpath(link)}/{image_id}") == (
+        f"file://{link}/{image_id}"
+    )
+    with pytest.raises(errors.BadLocation):
+        backend.canonical_location("file:///etc/passwd")
+    with pytest.raises(errors.UnknownScheme):
+        backend.canonical_location("s3://bucket/x")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
         "file://otherhost/srv/images/x",
         "file://user:secret@host/srv/images/x",
         "file:///srv/images/../etc/passwd",

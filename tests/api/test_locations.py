@@ -489,3 +489,94 @@ def test_openstacksdk_adds_and_lists_locations(cloud: Cloud) -> None:
     listed = [(loc.url, loc.metadata) for loc in conn.image.image_locations(image)]
     assert listed == [(url, {"store": "east"})]
     assert conn.image.download_image(image).content == data
+
+
+def spellings(directory: Path, name: str) -> list[str]:
+    """Other spellings of ``file://<directory>/<name>`` (issue #15), each naming that file."""
+    quoted = "".join(f"%{ord(c):02X}" for c in name[:3]) + name[3:]
+    return [
+        f"FILE://{directory}/{name}",
+        f"file://localhost{directory}/{name}",
+        f"File://LOCALHOST{directory}/{name}",
+        f"file:///{directory}/{name}",  # file:////...
+        f"file://{str(directory).replace('/', '//')}//{name}",
+        f"file://{directory}/{quoted}",
+    ]
+
+
+def v1_register(cloud: Cloud, url: str, headers: dict[str, str] = ADMIN) -> requests.Response:
+    return requests.post(
+        f"{cloud.url}/v1/images",
+        headers={
+            **headers,
+            "x-image-meta-name": "alias",
+            "x-image-meta-disk_format": "raw",
+            "x-image-meta-container_format": "bare",
+            "x-image-meta-location": url,
+        },
+        timeout=10,
+    )
+
+
+def test_no_spelling_of_another_images_file_can_be_registered(cloud: Cloud) -> None:
+    """An alias of an image's data is refused as its plain spelling is, through both
+    APIs, so deleting that image cannot leave another active on nothing."""
+    original = cloud.create("original")
+    put = requests.put(
+        f"{cloud.url}/v2/images/{original}/file",
+        data=b"the original's data",
+        headers={**ALICE, "Content-Type": "application/octet-stream"},
+        timeout=10,
+    )
+    assert put.status_code == 204
+    queued = cloud.create()
+    for url in [file_url(cloud.east / original), *spellings(cloud.east, original)]:
+        resp = cloud.add_location(queued, url)
+        assert resp.status_code == 400 and "names image" in resp.text, (url, resp.text)
+        resp = v1_register(cloud, url)
+        assert resp.status_code == 400 and "names image" in resp.text, (url, resp.text)
+    assert cloud.show(queued)["status"] == "queued"
+    listed = requests.get(f"{cloud.url}/v2/images", headers=ADMIN, timeout=10).json()["images"]
+    assert {i["id"] for i in listed} == {original, queued}  # no alias was created
+    assert requests.delete(f"{cloud.url}/v2/images/{original}", headers=ALICE, timeout=10).ok
+    assert not (cloud.east / original).exists()
+    listed = requests.get(f"{cloud.url}/v2/images", headers=ADMIN, timeout=10).json()["images"]
+    assert [i["status"] for i in listed] == ["queued"]
+
+
+def test_every_spelling_of_a_file_is_registered_as_one_location(cloud: Cloud) -> None:
+    """A file that is no image's (an operator's base image) may back several v1
+    registrations, whatever the spelling: each is recorded as the store spells it, and
+    deleting one (registered data is not Tank's) leaves the file and the others."""
+    data = b"an operator's base image"
+    (cloud.east / "base.img").write_bytes(data)
+    canonical = file_url(cloud.east / "base.img")
+    ids = []
+    for url in [canonical, *spellings(cloud.east, "base.img")]:
+        resp = v1_register(cloud, url)
+        assert resp.status_code == 201, (url, resp.text)
+        image = resp.json()["image"]
+        assert image["status"] == "active" and image["size"] == len(data)
+        ids.append(image["id"])
+        shown = cloud.locations(image["id"], ADMIN).json()
+        assert shown == [{"url": canonical, "metadata": {"store": "east"}}], url
+    assert requests.delete(f"{cloud.url}/v1/images/{ids[0]}", headers=ADMIN, timeout=10).ok
+    assert (cloud.east / "base.img").read_bytes() == data
+    for image_id in ids[1:]:
+        got = requests.get(f"{cloud.url}/v1/images/{image_id}", headers=ADMIN, timeout=10)
+        assert got.status_code == 200 and got.content == data
+
+
+def test_a_handed_over_alias_is_recorded_as_the_store_spells_it(cloud: Cloud) -> None:
+    data = os.urandom(4096)
+    image_id = cloud.create()
+    (cloud.west / image_id).write_bytes(data)
+    alias = f"FILE://localhost/{str(cloud.west).replace('/', '//')}//{image_id}"
+    assert cloud.add_location(image_id, alias, sums(data)).status_code == 202
+    assert cloud.settled(image_id)["status"] == "active"
+    assert cloud.locations(image_id).json() == [
+        {"url": file_url(cloud.west / image_id), "metadata": {"store": "west"}}
+    ]
+    # owned, as handed-over data is: deleting the image deletes the file it spelled
+    assert requests.delete(f"{cloud.url}/v2/images/{image_id}", headers=ALICE, timeout=10).ok
+    assert not (cloud.west / image_id).exists()

@@ -60,7 +60,7 @@ def test_add_from_file_then_show_download_delete(
         api.url,
         "add",
         "name=cirros",
-        "disk_format=qcow2",
+        "disk_format=raw",
         "container_format=bare",
         "property-os=linux",
         "--property",

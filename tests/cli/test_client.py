@@ -23,7 +23,7 @@ from tank.model import Status
 
 from .conftest import ApiServer
 
-META: dict[str, Any] = {"name": "cirros", "disk_format": "qcow2", "container_format": "bare"}
+META: dict[str, Any] = {"name": "cirros", "disk_format": "raw", "container_format": "bare"}
 #: v2, as Glance, takes data only once the formats are set.
 FORMATS: dict[str, Any] = {"disk_format": "raw", "container_format": "bare"}
 

@@ -78,7 +78,7 @@ def test_glance_cli_image_lifecycle(glance_cli: Any, api: ApiServer, tmp_path: P
         "--name",
         name,
         "--disk-format",
-        "qcow2",
+        "raw",
         "--container-format",
         "bare",
         "--property",

@@ -28,6 +28,9 @@ sinks = ["log", "webhook"]
 [notifications.webhook]
 url = "https://hooks.example.com/tank"
 secret = { env = "TANK_WEBHOOK_SECRET" }
+
+[image_format]                      # uploaded data must be its disk_format (Glance's keys)
+require_image_format_match = true
 ```
 
 Each plugin declares an attrs ``Config`` class; :func:`build` turns its section into one
@@ -51,6 +54,7 @@ from tank.structure import FromEnv, Mismatch, build_fields, env_values, kind
 from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
 
 __all__ = [
+    "ImageFormatConfig",
     "ImportConfig",
     "ScrubberConfig",
     "TankConfig",
@@ -145,6 +149,30 @@ class ScrubberConfig:
     in_api: bool = False
 
 
+#: The GPT safety checks ``[image_format] gpt_safety_checks_nonfatal`` may name.
+GPT_CHECKS = ("mbr", "gptmbr")
+
+
+def _gpt_checks(instance: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    for name in value:
+        if name not in GPT_CHECKS:
+            raise ValueError(
+                f"{attribute.name}: unknown GPT safety check {name!r} "
+                f"(known: {', '.join(GPT_CHECKS)})"
+            )
+
+
+@attrs.frozen(kw_only=True)
+class ImageFormatConfig:
+    """``[image_format]``: inspection of uploaded data (:mod:`tank.image_format`), with
+    Glance's keys, defaults and meaning."""
+
+    #: Refuse data whose detected format is not the image's ``disk_format``.
+    require_image_format_match: bool = True
+    #: GPT safety checks whose failure only logs a warning.
+    gpt_safety_checks_nonfatal: tuple[str, ...] = attrs.field(default=(), validator=_gpt_checks)
+
+
 @attrs.frozen(kw_only=True)
 class TankConfig:
     """The whole configuration, with raw per-plugin sections still to be :func:`build`-t."""
@@ -160,6 +188,7 @@ class TankConfig:
     scrubber: ScrubberConfig = attrs.field(factory=ScrubberConfig)
     #: ``[notifications]`` raw (:mod:`tank.notify.notifier` builds it with the sinks).
     notifications: Mapping[str, Any] = attrs.field(factory=dict)
+    image_format: ImageFormatConfig = attrs.field(factory=ImageFormatConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -184,6 +213,7 @@ class _TopLevel:
     api: dict[str, Any] = attrs.field(factory=dict)
     scrubber: dict[str, Any] = attrs.field(factory=dict)
     notifications: dict[str, Any] = attrs.field(factory=dict)
+    image_format: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -222,6 +252,7 @@ def load(
     default_store = top.default_store
     if default_store is None:
         default_store = next(iter(stores)) if len(stores) == 1 else "file"
+    image_format = build(ImageFormatConfig, top.image_format, where=f"{source} [image_format]")
     return TankConfig(
         source=source,
         data_dir=root,
@@ -233,6 +264,7 @@ def load(
         imports=imports,
         scrubber=scrubber,
         notifications=top.notifications,
+        image_format=image_format,
     )
 
 

@@ -59,6 +59,12 @@ class ChecksumMismatch(Invalid):
     """The data received does not have the checksum the client announced."""
 
 
+class InvalidImageData(Invalid):
+    """The data is not what the image's ``disk_format`` says, or fails the format's
+    safety checks (a qcow2 backing file, a VMDK extent elsewhere): see
+    :mod:`tank.image_format`. 400; the v2 upload answers 415, as Glance does."""
+
+
 class UnknownStore(Invalid):
     """No store of that name is configured."""
 

@@ -58,7 +58,6 @@ VERIFYING = "os_glance_hash_op_host"
 #: Background verifications running at once; more wait in the queue.
 DEFAULT_WORKERS = 2
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _PAGE = 500
 
@@ -151,8 +150,9 @@ class LocationHandover:
             raise errors.Forbidden(f"image {image.id} belongs to another tenant")
         if not isinstance(url, str) or not url:
             raise errors.ValidationError("url", "must be a non-empty string")
-        self._refuse_other_images(image.id, url)
-        backend, size = self._resolve(url)
+        self.service.refuse_other_images(image.id, url)
+        backend, size, url = self._resolve(url)
+        self.service.refuse_other_images(image.id, url)  # as the store spells it
         if image.size is not None and image.size != size:
             raise errors.SizeMismatch(
                 f"image {image.id} has size {image.size} but the data at the location is "
@@ -181,8 +181,9 @@ class LocationHandover:
         self._submit(image.id)
         return image
 
-    def _resolve(self, url: str) -> tuple[Backend, int]:
-        """The configured store holding ``url`` and the size of the data there.
+    def _resolve(self, url: str) -> tuple[Backend, int, str]:
+        """The configured store holding ``url``, the size of the data there and the
+        location as that store spells it (:meth:`Backend.canonical_location`).
 
         Several instances of one type (two fs stores) share a scheme: the first whose
         own checks accept the location (the fs store: a file directly in its
@@ -195,7 +196,8 @@ class LocationHandover:
             raise errors.UnknownScheme(f"no configured store handles {redact(url)}")
         for backend in candidates:
             try:
-                return backend, backend.get_size(url)
+                canonical = backend.canonical_location(url)
+                return backend, backend.get_size(canonical), canonical
             except (errors.BadLocation, errors.UnknownScheme) as exc:
                 refused = refused or exc
             except errors.NotFound:
@@ -204,22 +206,6 @@ class LocationHandover:
                 ) from None
         assert refused is not None
         raise refused
-
-    def _refuse_other_images(self, image_id: str, url: str) -> None:
-        """Invalid if ``url`` names the id of another image (deleted ones too): stores
-        name data after its image, so that would be another image's data."""
-        admin = Context.admin()
-        for found in {m.lower() for m in _UUID.findall(url)} - {image_id.lower()}:
-            try:
-                self.service.registry.get(found, context=admin)
-            except errors.NotFound:
-                continue
-            log.warning(
-                "image %s: refused a location naming image %s: %s", image_id, found, redact(url)
-            )
-            raise errors.Invalid(
-                f"the location names image {found}: a location must be this image's own data"
-            )
 
     # --- verifying -------------------------------------------------------------------
 

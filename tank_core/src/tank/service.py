@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import builtins
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tank import config as config_mod
 from tank import errors
 from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
-from tank.config import TankConfig
+from tank.config import ImageFormatConfig, TankConfig
+from tank.image_format import FormatCheck, format_check
+from tank.locations import redact
 from tank.model import (
     MAX_MEMBERS,
     MAX_PROPERTIES,
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: An image id, wherever it appears in a location.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 #: Keys ``create`` accepts besides the user-settable fields.
 _CREATE_ONLY = {"id"}
 #: Statuses whose data a delayed delete keeps (those that have data).
@@ -105,6 +110,7 @@ class ImageService:
         hashing_algorithm: str = DEFAULT_HASH_ALGO,
         upload_lease: float = DEFAULT_LEASE,
         delayed_delete: bool = False,
+        image_format: ImageFormatConfig | None = None,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -117,6 +123,8 @@ class ImageService:
         self.upload_lease = upload_lease
         #: ``[scrubber] delayed_delete``: :meth:`delete` keeps the data (pending_delete).
         self.delayed_delete = delayed_delete
+        #: How uploaded data is inspected (``[image_format]``, :mod:`tank.image_format`).
+        self.image_format = image_format or ImageFormatConfig()
         #: The uploads in progress here; tank-api starts its heartbeat and sweep threads.
         self.leases = UploadLeases(self)
         #: Sends Glance's events to the configured sinks (:meth:`attach_notifier`).
@@ -149,6 +157,7 @@ class ImageService:
             hashing_algorithm=hashing_algorithm,
             upload_lease=config.scrubber.upload_lease,
             delayed_delete=config.scrubber.delayed_delete,
+            image_format=config.image_format,
         )
         if notifier is not None:
             service.attach_notifier(notifier)
@@ -374,6 +383,7 @@ class ImageService:
             )
             self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
+                check = self.format_check(image)
                 stored = backend.add(
                     image.id,
                     lease.stream(data),
@@ -381,11 +391,15 @@ class ImageService:
                     checksum=checksum,
                     max_size=self.image_size_cap,
                     hash_algo=self.hashing_algorithm,
+                    check=check,
                 )
             except BaseException as exc:
                 lease.end()
                 self._kill(image, context, exc, failed)
                 raise
+        inspected = {}
+        if check is not None and check.virtual_size and image.disk_format:
+            inspected["virtual_size"] = check.virtual_size
         try:
             image = self.registry.update(
                 image.id,
@@ -397,6 +411,7 @@ class ImageService:
                     "os_hash_value": stored.checksums.hash_value,
                     "locations": [Location(url=stored.location, store=backend.name)],
                     "properties": self._without_lease(image.id),
+                    **inspected,
                 },
                 context=context,
                 purge_props=True,
@@ -408,6 +423,11 @@ class ImageService:
             raise
         self.plugins.image_activated(image=image, context=context)
         return image
+
+    def format_check(self, image: Image) -> FormatCheck | None:
+        """The inspection an upload of ``image``'s data gets (:mod:`tank.image_format`):
+        only for ``bare`` images with a ``disk_format``, as in Glance."""
+        return format_check(image.disk_format, image.container_format, self.image_format)
 
     def _create_with_location(
         self,
@@ -425,6 +445,9 @@ class ImageService:
                 f"only an admin may register a location in store {backend.name!r}; "
                 "other users may register locations of read-only stores (http)"
             )
+        self.refuse_other_images(fields.get("id"), location)
+        location = backend.canonical_location(location)  # stored as the store spells it
+        self.refuse_other_images(fields.get("id"), location)
         actual = backend.get_size(location)
         if size is not None and parse_int("size", size) != actual:
             raise errors.SizeMismatch(
@@ -442,6 +465,23 @@ class ImageService:
         self.plugins.image_created(image=image, context=context)
         self.plugins.image_activated(image=image, context=context)
         return image
+
+    def refuse_other_images(self, image_id: str | None, url: str) -> None:
+        """Invalid if ``url`` names the id of an image other than ``image_id`` (deleted
+        ones too): stores name data after its image, so that would be another image's
+        data, which deleting that image deletes (issue #15: a second image left active
+        on nothing). Checked on the URL as given and as its store spells it."""
+        admin = Context.admin()
+        own = image_id.lower() if isinstance(image_id, str) else None
+        for found in {m.lower() for m in _UUID.findall(url)} - {own}:
+            try:
+                self.registry.get(found, context=admin)
+            except errors.NotFound:
+                continue
+            log.warning("refused a location naming image %s: %s", found, redact(url))
+            raise errors.Invalid(
+                f"the location names image {found}: a location must be this image's own data"
+            )
 
     def _kill(
         self,

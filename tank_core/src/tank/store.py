@@ -28,7 +28,7 @@ import logging
 import string
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import attrs
 
@@ -105,6 +105,17 @@ class ReadResult:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class DataCheck(Protocol):
+    """Something :meth:`Backend.add` shows every chunk of an upload to."""
+
+    def update(self, chunk: bytes) -> None:
+        """Look at the next chunk (in the uploading thread: keep it cheap)."""
+
+    def verify(self) -> None:
+        """All data seen: raise a :mod:`tank.errors` error to refuse it (the store's
+        write is then aborted, nothing is kept)."""
 
 
 class Writer(abc.ABC):
@@ -217,6 +228,15 @@ class Backend(abc.ABC):
         """
         return []
 
+    def canonical_location(self, location: str) -> str:
+        """``location`` as this store spells it, so that two spellings of the same data
+        compare equal (registered locations are stored this way). The default only
+        lower-cases the scheme; a store whose locations have other spellings (fs:
+        ``file://localhost/``, ``//``) overrides it. Raises what parsing raises."""
+        self.check_location(location)
+        scheme, rest = location.split(":", 1)
+        return scheme.lower() + ":" + rest
+
     def direct_url(self, location: str) -> str | None:
         """A URL trusted clients may use to reach the data directly (e.g. to clone an
         RBD snapshot instead of downloading), or None. Shown only to admins, only
@@ -240,6 +260,7 @@ class Backend(abc.ABC):
         checksum: str | None = None,
         max_size: int | None = None,
         hash_algo: str = DEFAULT_HASH_ALGO,
+        check: DataCheck | None = None,
     ) -> StoredData:
         """Store ``data`` for ``image_id`` and return where it went and what it was.
 
@@ -249,6 +270,8 @@ class Backend(abc.ABC):
         ``hash_algo`` names the multihash computed beside the MD5 (one of
         :data:`tank.checksums.HASH_ALGORITHMS`; ConfigError before anything is written
         otherwise). Stores never see it: it is computed here, for every store.
+        ``check`` sees every chunk in the same pass and may refuse the data before
+        commit (:class:`DataCheck`; the image format inspection).
         """
         check_hash_algo(hash_algo)
         self.require(Capability.WRITE)
@@ -270,6 +293,8 @@ class Backend(abc.ABC):
                 if limit is not None and written > limit:
                     raise self._too_much(written, size, max_size)
                 hasher.update(chunk)
+                if check is not None:
+                    check.update(chunk)
                 writer.write(chunk)
             sums = None if store_md5 else hasher.result()
             if size is not None and written != size:
@@ -282,6 +307,8 @@ class Backend(abc.ABC):
                     f"data has MD5 {sums.md5} but the checksum was given as {checksum}",
                     store=self.name,
                 )
+            if check is not None:
+                check.verify()
             location = writer.commit()
             if sums is None:  # no checksum was announced, and the store reports MD5
                 sums = hasher.result(md5=self._reported_md5(writer))

@@ -258,6 +258,13 @@ class FilesystemBackend(Backend):
             raise self._error(exc, "removing partial data of", self._location(name)) from exc
         return removed
 
+    def canonical_location(self, location: str) -> str:
+        """``file://<datadir>/<name>``, however the file was spelled (``FILE://``,
+        ``localhost``, ``//`` runs, quoting, the data directory's real path); BadLocation
+        for a location outside the data directory, as reading it would."""
+        self.check_location(location)
+        return self._location(self._name_of(location))
+
     def direct_url(self, location: str) -> str | None:
         """The location itself: with a shared filesystem, trusted clients (Nova's
         ``allowed_direct_url_schemes = file``) copy the file instead of downloading.

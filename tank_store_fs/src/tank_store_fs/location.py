@@ -3,7 +3,10 @@
 Parsing is purely lexical; whether the path is inside the data directory is the
 backend's decision (``FilesystemBackend._name_of``). Still, parsing
 already refuses what no honest location contains: another host, ``.``/``..``
-components, NUL bytes, a query or a fragment.
+components, NUL bytes, a query or a fragment. What it accepts has one spelling,
+:meth:`FileLocation.to_uri`: ``FILE://``, ``file://localhost/``, ``file:////x``, runs
+of ``/`` and needless percent-quoting all come out as ``file:///x`` (issue #15: two
+spellings of one file registered as two images' data).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class FileLocation:
             raise BadLocation(f"location {_show(uri)} is not an absolute path")
         if "\x00" in path or any(part in (".", "..") for part in path.split("/")):
             raise BadLocation(f"location {_show(uri)} has '.', '..' or NUL in its path")
-        return cls(PurePosixPath(path))
+        # one spelling of each file: runs of "/" are one (POSIX keeps a leading "//")
+        return cls(PurePosixPath("/" + "/".join(p for p in path.split("/") if p)))
 
     def to_uri(self) -> str:
         return "file://" + urllib.parse.quote(str(self.path), safe="/")

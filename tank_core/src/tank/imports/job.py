@@ -67,6 +67,8 @@ class Data:
     md5: str | None = None
     hash_algo: str | None = None
     hash_value: str | None = None
+    #: What the format inspection found while writing it (None: not inspected).
+    virtual_size: int | None = None
 
     @classmethod
     def of(cls, staged: Staged) -> Data:
@@ -122,10 +124,11 @@ def _run(service: ImportService, task: Task) -> Image:
         path, changes = result.path, dict(result.changes)
     final = source if path == source.path else _made_by_steps(path, changes)
     failed: list[str] = []
+    made = _as_made(image, changes)
     for name in task.stores:
         _check_stopping(service, task)
         try:
-            _write(service, task, name, final)
+            _write(service, task, name, final, made)
         except Exception as exc:
             if task.all_must_succeed or isinstance(exc, errors.ShuttingDown):
                 raise
@@ -137,6 +140,12 @@ def _run(service: ImportService, task: Task) -> Image:
             f"the data could not be written to any store ({', '.join(failed)})"
         )
     return _finish(service, task, final, changes, failed)
+
+
+def _as_made(image: Image, changes: dict[str, Any]) -> Image:
+    """``image`` with the formats the steps gave its data (``convert``)."""
+    formats = {k: changes[k] for k in ("disk_format", "container_format") if k in changes}
+    return attrs.evolve(image, **formats) if formats else image
 
 
 def _stage_source(service: ImportService, task: Task, image: Image) -> Data:
@@ -187,8 +196,11 @@ def _made_by_steps(path: Path, changes: dict[str, Any]) -> Data:
     )
 
 
-def _write(service: ImportService, task: Task, name: str, final: Data) -> None:
+def _write(service: ImportService, task: Task, name: str, final: Data, image: Image) -> None:
+    """Copy ``final`` into store ``name``; ``image`` as the data makes it (the steps'
+    changes applied): its formats decide the inspection, as Glance's import does."""
     backend = service.images.stores.get(name)
+    check = service.images.format_check(image)
     with final.path.open("rb") as f:
         stored = backend.add(
             task.image_id,
@@ -197,7 +209,10 @@ def _write(service: ImportService, task: Task, name: str, final: Data) -> None:
             checksum=final.md5,
             max_size=service.images.image_size_cap,
             hash_algo=final.hash_algo or service.images.hashing_algorithm,
+            check=check,
         )
+    if check is not None and check.virtual_size and final.virtual_size is None:
+        final.virtual_size = check.virtual_size
     location = Location(url=stored.location, store=name, metadata={MARK: task.id})
     if final.md5 is None:  # the first store read the file: its hashes are the file's
         final.md5 = stored.checksums.md5
@@ -237,6 +252,8 @@ def _finish(
     fields: dict[str, Any] = {"locations": locations}
     if task.method != COPY_IMAGE:
         algo, value = final.hash_algo, final.hash_value
+        if final.virtual_size is not None and changes.get("virtual_size") is None:
+            fields["virtual_size"] = final.virtual_size
         fields.update(changes)
         fields.update(
             status=Status.ACTIVE,

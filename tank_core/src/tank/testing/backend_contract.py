@@ -33,6 +33,7 @@ from collections.abc import Iterator
 import pytest
 
 from tank import errors
+from tank.image_format import FormatCheck
 from tank.store import Backend, Capability
 from tank.testing.reading import read_all
 
@@ -348,6 +349,18 @@ class BackendContract:
         assert self.list_stored(backend) == before
         ok = backend.add(new_id(), iter([b"hello"]), checksum=hashlib.md5(b"hello").hexdigest())
         assert ok.size == 5
+
+    def test_refused_image_format_leaves_nothing(self, backend: Backend) -> None:
+        """Data the format inspection refuses (raw bytes as ``qcow2``) is aborted before
+        commit, wherever the writer had got to (several parts or segments sent)."""
+        self._writable(backend)
+        before = self.list_stored(backend)
+        check = FormatCheck("qcow2")
+        with pytest.raises(errors.InvalidImageData, match="data is raw but disk_format is qcow2"):
+            backend.add(new_id(), generated_stream(12 * MiB + 5), check=check)
+        assert self.list_stored(backend) == before
+        ok = backend.add(new_id(), generated_stream(MiB), check=FormatCheck("raw"))
+        assert ok.size == MiB
 
     def test_size_cap_leaves_nothing(self, backend: Backend) -> None:
         self._writable(backend)

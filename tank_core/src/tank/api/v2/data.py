@@ -2,7 +2,9 @@
 
 Uploads take the same path as v1's (streamed to the store, size cap, ``Expect:
 100-continue``, chunked); a failed upload returns the image to ``queued``, as Glance v2
-does, with nothing left in the store. Downloads answer 204 while an image has no data.
+does, with nothing left in the store. Data that is not its ``disk_format`` (or fails its
+safety checks, :mod:`tank.image_format`) is 415, as in Glance. Downloads answer 204
+while an image has no data.
 """
 
 from __future__ import annotations
@@ -54,15 +56,18 @@ def upload(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
         )
     check_formats(image)
     body_size = None if req.chunked else req.content_length
-    api.service.upload(
-        image_id,
-        req.body(),
-        context=ctx,
-        size=_announced_size(req),
-        store=req.headers.get(STORE_HEADER),
-        body_size=body_size,
-        requeue_on_failure=True,
-    )
+    try:
+        api.service.upload(
+            image_id,
+            req.body(),
+            context=ctx,
+            size=_announced_size(req),
+            store=req.headers.get(STORE_HEADER),
+            body_size=body_size,
+            requeue_on_failure=True,
+        )
+    except errors.InvalidImageData as exc:  # Glance v2 answers 415 (image_data.py)
+        raise errors.UnsupportedMediaType(str(exc)) from None
     return Response.empty(204)
 
 
