@@ -18,6 +18,7 @@ import click
 from tank import config as config_mod
 from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
+from tank.console import ConsoleConfig
 from tank.errors import TankError
 from tank.imports.service import ImportService
 from tank.service import ImageService
@@ -63,6 +64,7 @@ def main(
         api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
         if auth is not None:
             api_config = attrs.evolve(api_config, auth=auth)
+        console = config_mod.build(ConsoleConfig, config.console, where=config.where("console"))
         service = ImageService.from_config(config)
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
@@ -74,7 +76,7 @@ def main(
             raise click.ClickException(str(exc)) from None
         imports.start()
         service.leases.start()
-        app = make_app(service, api_config, imports)
+        app = make_app(service, api_config, imports, console)
         server = make_server(
             app,
             host,
