@@ -70,9 +70,12 @@ def test_table_stays_responsive_with_10000_images(crowded: ApiServer, open_conso
     # killed (i % 6 == 5) and tagged every-7 (i % 7 == 0)
     assert names and all(int(n.split("-")[1]) % 42 == 35 for n in names)
     # paging by marker, deep into the list, and back
+    # (one change at a time: a change while a page loads aborts that load)
     page.select_option("select[name=status]", "")
+    rendered(page, 5)
     page.fill("input[name=tag]", "")
     page.press("input[name=tag]", "Enter")
+    rendered(page, 6)
     page.select_option("select[name=limit]", "200")
     rendered(page, 7)
     seen = []
