@@ -15,6 +15,9 @@ PATH), headless, driven by Playwright, then measures in a fresh browser context 
 * a filter change (status, then tag) and a sort change: from the ``change``/``click``
   (the console's ``console:filter-start`` mark) to the paint of the new first row.
 
+Next to each, the median time of the same listing requested without a browser: what
+the registry and API take, against what the page adds.
+
 Upload: the same ``--size`` file sent by the console's upload page (XMLHttpRequest PUT
 of a File) and by ``curl -T`` to ``PUT /v2/images/<id>/file``, interleaved, best of
 ``--runs`` each (the image record is created beforehand in both cases; only the data
@@ -118,6 +121,27 @@ def page_timings(browser: Any, url: str) -> dict[str, float]:
         context.close()
 
 
+#: The listing each measured view asks the API for (as the console builds it).
+API_QUERIES = {
+    "images table painted": "sort=created_at:desc&limit=25",
+    "again (reload): painted": "sort=created_at:desc&limit=25",
+    "status filter → painted": "status=killed&sort=created_at:desc&limit=25",
+    "tag filter → painted": "status=killed&tag=every-7&sort=created_at:desc&limit=25",
+    "sort by name → painted": "status=killed&tag=every-7&sort=name:asc&limit=25",
+}
+
+
+def api_ms(url: str, query: str, runs: int) -> float:
+    """Median milliseconds of the listing itself (requests, no browser)."""
+    times = []
+    with requests.Session() as session:
+        for _ in range(runs):
+            started = time.perf_counter()
+            session.get(f"{url}/v2/images?{query}", timeout=60).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def browser_upload(browser: Any, url: str, path: Path) -> float:
     """Seconds of the console's PUT of ``path`` (from its own timing of the XHR)."""
     context = browser.new_context()
@@ -191,7 +215,10 @@ def main() -> None:
                 target = "" if key == "first contentful paint" else f"  target <= {TARGET_MS:.0f}"
                 mark = "" if not target else f"  {verdict(median <= TARGET_MS)}"
                 spread = f"(min {min(values):.0f}, max {max(values):.0f})"
-                print(f"  {key:<26} {median:7.1f} {spread}{target}{mark}")
+                alone = ""
+                if key in API_QUERIES:
+                    alone = f"  [API alone {api_ms(api.url, API_QUERIES[key], args.runs):.0f}]"
+                print(f"  {key:<26} {median:7.1f} {spread}{target}{mark}{alone}")
             source = work / "upload.raw"
             make_file(source, args.size)
             browser_s, curl_s = [], []

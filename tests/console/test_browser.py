@@ -426,3 +426,43 @@ def test_overview_charts(
     assert apage.locator("[data-chart=project] svg.chart").count() == 2
     assert alice.project in apage.locator("[data-chart=project]").inner_text()
     admin.shot("overview-admin")
+
+
+def test_locations_shown_to_admins_only(tank: ApiServer, alice: Caller, open_console: Open) -> None:
+    api = Api(tank, alice)
+    image = api.create(name=f"located-{uuid.uuid4().hex[:6]}")
+    api.upload(image["id"], b"data" * 1000)
+    admin = open_console(tank, Caller(project="admins", roles=("admin",)))
+    page = admin.goto(f"images/{image['id']}")
+    section = page.locator("[data-section=locations]")
+    section.wait_for()
+    text = section.inner_text()
+    assert "file" in text and image["id"] in text and "file://" in text, text
+    owner = open_console(tank, alice)
+    opage = owner.goto(f"images/{image['id']}")
+    opage.wait_for_selector("[data-section=members]")
+    assert opage.locator("[data-section=locations]").count() == 0
+    assert not admin.errors and not owner.errors
+
+
+def test_drop_a_file_to_upload(tank: ApiServer, alice: Caller, open_console: Open) -> None:
+    console = open_console(tank, alice)
+    page = console.goto("upload")
+    page.wait_for_selector("[data-drop]")
+    data = page.evaluate_handle(
+        """() => {
+          const dt = new DataTransfer();
+          const bytes = new Uint8Array(70000).map((_, i) => (i * 7) % 251);
+          dt.items.add(new File([bytes], "dropped.qcow2"));
+          return dt;
+        }"""
+    )
+    page.dispatch_event("[data-drop]", "drop", {"dataTransfer": data})
+    assert "dropped.qcow2" in page.locator(".chosen").inner_text()
+    assert page.input_value("select[name=disk_format]") == "qcow2"
+    page.click("form[data-form=upload] button[type=submit]")
+    page.wait_for_selector(".upload-progress[data-outcome]")
+    expected = hashlib.md5(bytes((i * 7) % 251 for i in range(70000))).hexdigest()
+    assert page.locator(".upload-progress .checksum").inner_text() == expected
+    image = Api(tank, alice).get(page.locator(".upload-progress").get_attribute("data-image"))
+    assert (image["name"], image["status"], image["size"]) == ("dropped", "active", 70000)

@@ -70,6 +70,15 @@ export async function render(container, [id]) {
         membersError = exc.message;
       }
     }
+    // where the data lives: for admins only (GET .../locations answers 403 to others)
+    let stored = null;
+    if (who && who.is_admin) {
+      try {
+        stored = await api("GET", imagePath(id, "locations"));
+      } catch (exc) {
+        stored = exc;
+      }
+    }
     if (!alive) return;
     replace(
       container,
@@ -77,7 +86,7 @@ export async function render(container, [id]) {
       attributes(image),
       properties(image),
       tags(image),
-      locations(image),
+      locations(image, stored),
       membersSection(image, members, membersError),
     );
     container.dataset.status = image.status;
@@ -316,16 +325,36 @@ export async function render(container, [id]) {
     return section("Tags", (image.tags || []).length ? list : h("p", { class: "muted" }, "No tags."), form);
   }
 
-  function locations(image) {
-    if (!image.locations && !image.direct_url) return null;
-    const items = (image.locations || []).map((loc) =>
-      h("li", {}, h("code", {}, loc.url), loc.metadata && Object.keys(loc.metadata).length ? ` ${JSON.stringify(loc.metadata)}` : ""),
-    );
-    return section(
-      "Locations",
-      items.length ? h("ul", { class: "locations" }, items) : h("p", { class: "muted" }, "No data stored yet."),
-      image.direct_url ? h("p", {}, "Direct URL: ", h("code", {}, image.direct_url)) : null,
-    );
+  function locations(image, stored) {
+    if (stored === null && !image.direct_url) return null;
+    const parts = [];
+    if (stored instanceof Error) {
+      parts.push(h("p", { class: "error-text", role: "alert" }, `The locations could not be listed: ${stored.message}`));
+    } else if (stored) {
+      parts.push(
+        stored.length
+          ? h(
+              "ul",
+              { class: "locations" },
+              stored.map((loc) => {
+                const meta = { ...(loc.metadata || {}) };
+                const store = meta.store;
+                delete meta.store;
+                return h(
+                  "li",
+                  {},
+                  store ? h("span", { class: "badge" }, store) : null,
+                  " ",
+                  h("code", {}, loc.url),
+                  Object.keys(meta).length ? ` ${JSON.stringify(meta)}` : "",
+                );
+              }),
+            )
+          : h("p", { class: "muted" }, "No data stored."),
+      );
+    }
+    if (image.direct_url) parts.push(h("p", {}, "Direct URL: ", h("code", {}, image.direct_url)));
+    return section("Locations", parts);
   }
 
   function membersSection(image, members, error) {
