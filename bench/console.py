@@ -186,7 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--upload-runs", type=int, default=3)
+    parser.add_argument("--upload-runs", type=int, default=3, help="0: no upload figures")
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     args = parser.parse_args()
@@ -219,6 +219,9 @@ def main() -> None:
                 if key in API_QUERIES:
                     alone = f"  [API alone {api_ms(api.url, API_QUERIES[key], args.runs):.0f}]"
                 print(f"  {key:<26} {median:7.1f} {spread}{target}{mark}{alone}")
+            if args.upload_runs < 1:
+                browser.close()
+                return
             source = work / "upload.raw"
             make_file(source, args.size)
             browser_s, curl_s = [], []

@@ -196,21 +196,6 @@ def test_search_filter_and_sort(
     assert not console.errors and not console.dialogs
 
 
-def test_paging_by_marker(
-    tank: ApiServer, alice: Caller, open_console: Open, catalogue: dict[str, Any]
-) -> None:
-    tag = catalogue["tag"]
-    console = open_console(tank, alice)
-    page = console.goto(f"images?tag={tag}&sort=name%3Aasc")
-    page.select_option("select[name=limit]", "25")
-    first = wait_rows(page)
-    assert first[0] == f"{tag}-alpha"
-    # a page size the API pages through: 2 per page via the URL's own limit is not offered,
-    # so page with the API's marker through the hash as the Next button does
-    page.goto(f"{tank.url}/console/#/images?tag={tag}&sort=name%3Aasc")
-    assert page.locator("button.next").is_disabled()  # 5 images: one page of 25
-
-
 def test_edit_tag_share_accept_deactivate_protect_delete(
     tank: ApiServer, alice: Caller, bob: Caller, open_console: Open
 ) -> None:

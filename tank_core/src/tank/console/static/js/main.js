@@ -2,18 +2,14 @@
 
 import { whoami } from "./api.js";
 import { h, replace } from "./dom.js";
-import * as detail from "./detail.js";
-import * as images from "./images.js";
-import * as importUrl from "./import.js";
-import * as overview from "./overview.js";
-import * as upload from "./upload.js";
 
+// Each page's module is loaded when first shown (index.html preloads the images page's).
 const ROUTES = [
-  [/^images$/, images, "images"],
-  [/^images\/([^/]+)$/, detail, "images"],
-  [/^upload$/, upload, "upload"],
-  [/^import$/, importUrl, "import"],
-  [/^overview$/, overview, "overview"],
+  [/^images$/, () => import("./images.js"), "images"],
+  [/^images\/([^/]+)$/, () => import("./detail.js"), "images"],
+  [/^upload$/, () => import("./upload.js"), "upload"],
+  [/^import$/, () => import("./import.js"), "import"],
+  [/^overview$/, () => import("./overview.js"), "overview"],
 ];
 
 let cleanup = null;
@@ -69,7 +65,7 @@ async function show() {
   const [path, query] = parseHash();
   const page = document.getElementById("page");
   for (const link of document.querySelectorAll("nav a")) link.classList.remove("current");
-  for (const [pattern, module, nav] of ROUTES) {
+  for (const [pattern, load, nav] of ROUTES) {
     const found = pattern.exec(path);
     if (!found) continue;
     document.querySelector(`nav a[data-nav="${nav}"]`)?.classList.add("current");
@@ -77,6 +73,8 @@ async function show() {
     const container = h("div", { class: "page", "data-page": nav });
     replace(page, container);
     try {
+      const module = await load();
+      if (mine !== generation) return;
       const done = await module.render(container, params, query);
       if (mine === generation) cleanup = done || null;
       else if (done) done();
@@ -98,7 +96,7 @@ async function showIdentity() {
       el.textContent = "admin (tank-api runs without --auth)";
     } else {
       const roles = who.roles.length ? who.roles.join(", ") : "no roles";
-      el.textContent = `project ${who.tenant || "—"} · ${roles}${who.is_admin ? " · admin" : ""}`;
+      el.textContent = `project ${who.tenant || "—"} · ${roles}`;
     }
   } catch (exc) {
     el.textContent = exc.status === 401 ? "not signed in" : "identity unknown";

@@ -180,8 +180,11 @@ async function start(file, meta, protect, store, panel) {
   const samples = [[started, 0]];
   let cancelled = false;
 
+  let shown = 0;
   xhr.upload.addEventListener("progress", (e) => {
     const now = performance.now();
+    if (now - shown < 250 && e.loaded < e.total) return; // 4 updates a second are plenty
+    shown = now;
     samples.push([now, e.loaded]);
     while (samples.length > 2 && now - samples[0][0] > 3000) samples.shift();
     const [t0, b0] = samples[0];
