@@ -56,7 +56,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
         config.load(path, environ={})
 
 
-TOP_KEYS = "api, data_dir, default_store, image_size_cap, registry, scrubber, stores"
+TOP_KEYS = "api, console, data_dir, default_store, image_size_cap, registry, scrubber, stores"
 
 
 @pytest.mark.parametrize(
