@@ -184,6 +184,8 @@ class TankConfig:
     registry: Mapping[str, Any] = attrs.field(factory=dict)
     stores: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     api: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``[console]``, raw until tank-api builds :class:`tank.console.ConsoleConfig`.
+    console: Mapping[str, Any] = attrs.field(factory=dict)
     imports: ImportConfig = attrs.field(factory=ImportConfig)
     scrubber: ScrubberConfig = attrs.field(factory=ScrubberConfig)
     #: ``[notifications]`` raw (:mod:`tank.notify.notifier` builds it with the sinks).
@@ -211,6 +213,7 @@ class _TopLevel:
     registry: dict[str, Any] = attrs.field(factory=dict)
     stores: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     api: dict[str, Any] = attrs.field(factory=dict)
+    console: dict[str, Any] = attrs.field(factory=dict)
     scrubber: dict[str, Any] = attrs.field(factory=dict)
     notifications: dict[str, Any] = attrs.field(factory=dict)
     image_format: dict[str, Any] = attrs.field(factory=dict)
@@ -261,6 +264,7 @@ def load(
         registry=top.registry,
         stores=stores,
         api=top.api,
+        console=top.console,
         imports=imports,
         scrubber=scrubber,
         notifications=top.notifications,

@@ -25,6 +25,7 @@ from tank.api.v2 import locations as v2_locations
 from tank.api.v2 import members as v2_members
 from tank.checksums import DEFAULT_HASH_ALGO, hash_algo_validator
 from tank.config import between, not_negative
+from tank.console import ConsoleConfig, console_match, serve_asset
 from tank.handover import LocationHandover
 from tank.locations import redact
 from tank.model import Context, Image
@@ -134,14 +135,19 @@ class Api(WebApp):
         service: ImageService,
         config: ApiConfig | None = None,
         imports: ImportService | None = None,
+        console: ConsoleConfig | None = None,
     ) -> None:
         self.service = service
+        #: The web console at /console/ (:mod:`tank.console`).
+        self.console = console or ConsoleConfig()
         self.config = config or ApiConfig()
         self.handover = LocationHandover(service)
         #: Interoperable import; None: not offered (stage and import answer 404).
         self.imports = imports
 
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
+        if self.console.enabled and (path == "/console" or path.startswith("/console/")):
+            return console_match(path, req.method, quoted=quoted)
         if path == "/v2" or path.startswith("/v2/"):
             return V2.match(path[3:] or "/", req.method, quoted=quoted)
         if path == "/v1" or path.startswith("/v1/"):
@@ -151,6 +157,8 @@ class Api(WebApp):
     def call(self, req: Request, match: Match) -> Response:
         if match.handler is discovery.versions:  # before authentication, as in Glance
             return discovery.versions(self, req, Context())
+        if match.handler is serve_asset:  # static files: no data, no identity needed
+            return serve_asset(req, **match.params)
         if self.config.auth:
             check_identity_encoding(req.environ)
         ctx = context_from_headers(req.headers, auth=self.config.auth)
@@ -185,13 +193,16 @@ class Api(WebApp):
 
 
 def make_app(
-    service: ImageService, config: ApiConfig | None = None, imports: ImportService | None = None
+    service: ImageService,
+    config: ApiConfig | None = None,
+    imports: ImportService | None = None,
+    console: ConsoleConfig | None = None,
 ) -> Api:
     """The Images API as a WSGI application, for tank-api or any WSGI server; with
     ``imports`` (started by the caller) it offers interoperable import.
 
     Locations a stopped process was verifying are verified again (in the background)."""
-    app = Api(service, config, imports)
+    app = Api(service, config, imports, console)
     try:
         app.handover.recover()
     except errors.TankError:

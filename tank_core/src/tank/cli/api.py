@@ -18,6 +18,7 @@ import click
 from tank import config as config_mod
 from tank.api import ApiConfig, make_app
 from tank.cli.options import config_options, load_config
+from tank.console import ConsoleConfig
 from tank.errors import TankError
 from tank.imports.service import ImportService
 from tank.scrubber.in_api import InApiScrubber
@@ -64,6 +65,7 @@ def main(
         api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
         if auth is not None:
             api_config = attrs.evolve(api_config, auth=auth)
+        console = config_mod.build(ConsoleConfig, config.console, where=config.where("console"))
         service = ImageService.from_config(config)
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
@@ -79,7 +81,7 @@ def main(
         if config.scrubber.in_api:
             scrubber = InApiScrubber(service, config.scrubber)
             scrubber.start()
-        app = make_app(service, api_config, imports)
+        app = make_app(service, api_config, imports, console)
         server = make_server(
             app,
             host,

@@ -1,0 +1,246 @@
+"""The web console in Chromium: how soon the images page and a filter change paint with
+100,000 images in the registry, and browser upload throughput against curl's.
+
+    python bench/console.py [--images 100000] [--runs 5] [--size 1G] [--dir /var/tmp]
+
+A tank-api on a free loopback port (embedded defaults: SQLite registry, ``file`` store)
+gets ``--images`` images inserted straight into its registry (executemany, setup only:
+``tests/console/seeding.py``). Debian's Chromium (``TANK_CHROMIUM`` or ``chromium`` on
+PATH), headless, driven by Playwright, then measures in a fresh browser context per run:
+
+* images page: Performance API times from navigation start: first contentful paint,
+  and when the table's first row is painted (the Element Timing API's ``renderTime``
+  of the row the console marks with ``elementtiming``), on a first visit (empty cache)
+  and again after a reload (files revalidated with their ETags);
+* a filter change (status, then tag) and a sort change: from the ``change``/``click``
+  (the console's ``console:filter-start`` mark) to the paint of the new first row.
+
+Next to each, the median time of the same listing requested without a browser: what
+the registry and API take, against what the page adds.
+
+Upload: the same ``--size`` file sent by the console's upload page (XMLHttpRequest PUT
+of a File) and by ``curl -T`` to ``PUT /v2/images/<id>/file``, interleaved, best of
+``--runs`` each (the image record is created beforehand in both cases; only the data
+transfer is timed). Targets (issue #17): each paint <= 300 ms, browser / curl >= 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from _common import TankApi, curl, human, load_average, make_file, parse_size
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.console.seeding
+
+from tests.console.seeding import seed
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TARGET_MS = 300.0
+TARGET_RATIO = 0.8
+
+#: Element Timing entries so far (``renderTime`` per ``identifier``), from a buffered
+#: observer; {} if none arrive within a second.
+ELEMENT_TIMES = """() => new Promise((resolve) => {
+  const timer = setTimeout(() => resolve({}), 1000);
+  new PerformanceObserver((list, observer) => {
+    clearTimeout(timer);
+    observer.disconnect();
+    const out = {};
+    for (const e of list.getEntries()) out[e.identifier] = e.renderTime || e.loadTime;
+    resolve(out);
+  }).observe({ type: "element", buffered: true });
+})"""
+
+
+def paint_of(page: Any, n: int) -> float:
+    times = page.evaluate(ELEMENT_TIMES)
+    key = f"console-images-{n}"
+    if key not in times:
+        sys.exit(f"no Element Timing entry {key} (got {sorted(times)})")
+    return float(times[key])
+
+
+def last_filter_start(page: Any) -> float:
+    return float(
+        page.evaluate(
+            "() => { const m = performance.getEntriesByName('console:filter');"
+            " return m[m.length - 1].startTime; }"
+        )
+    )
+
+
+def rendered(page: Any, n: int) -> None:
+    page.wait_for_selector(f"[data-page=images][data-loaded='{n}']", timeout=30_000)
+
+
+def page_timings(browser: Any, url: str) -> dict[str, float]:
+    """One fresh context: the images page, a status filter, a tag filter, a sort."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/console/#/images")
+        rendered(page, 1)
+        fcp = page.evaluate(
+            "() => (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime"
+        )
+        out = {"first contentful paint": float(fcp), "images table painted": paint_of(page, 1)}
+        page.reload()  # a later visit: the files revalidated (304), not fetched again
+        rendered(page, 1)
+        out["again (reload): painted"] = paint_of(page, 1)
+        page.select_option("select[name=status]", "killed")
+        rendered(page, 2)
+        out["status filter → painted"] = paint_of(page, 2) - last_filter_start(page)
+        page.fill("input[name=tag]", "every-7")
+        page.press("input[name=tag]", "Enter")
+        rendered(page, 3)
+        out["tag filter → painted"] = paint_of(page, 3) - last_filter_start(page)
+        page.click("button[data-sort=name]")
+        rendered(page, 4)
+        out["sort by name → painted"] = paint_of(page, 4) - last_filter_start(page)
+        return out
+    finally:
+        context.close()
+
+
+#: The listing each measured view asks the API for (as the console builds it).
+API_QUERIES = {
+    "images table painted": "sort=created_at:desc&limit=25",
+    "again (reload): painted": "sort=created_at:desc&limit=25",
+    "status filter → painted": "status=killed&sort=created_at:desc&limit=25",
+    "tag filter → painted": "status=killed&tag=every-7&sort=created_at:desc&limit=25",
+    "sort by name → painted": "status=killed&tag=every-7&sort=name:asc&limit=25",
+}
+
+
+def api_ms(url: str, query: str, runs: int) -> float:
+    """Median milliseconds of the listing itself (requests, no browser)."""
+    times = []
+    with requests.Session() as session:
+        for _ in range(runs):
+            started = time.perf_counter()
+            session.get(f"{url}/v2/images?{query}", timeout=60).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def browser_upload(browser: Any, url: str, path: Path) -> float:
+    """Seconds of the console's PUT of ``path`` (from its own timing of the XHR)."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/console/#/upload")
+        page.set_input_files("input[type=file]", str(path))
+        page.fill("input[name=name]", "bench-browser")
+        page.select_option("select[name=disk_format]", "raw")
+        page.click("form[data-form=upload] button[type=submit]")
+        page.wait_for_selector(".upload-progress[data-outcome]", timeout=600_000)
+        view = page.locator(".upload-progress")
+        if view.get_attribute("data-outcome") != "done":
+            sys.exit(f"browser upload failed: {view.inner_text()}")
+        image_id = view.get_attribute("data-image")
+        seconds = float(view.get_attribute("data-seconds"))
+    finally:
+        context.close()
+    requests.delete(f"{url}/v2/images/{image_id}", timeout=60)
+    return seconds
+
+
+def curl_upload(url: str, path: Path) -> float:
+    body = {"name": "bench-curl", "disk_format": "raw", "container_format": "bare"}
+    image_id = requests.post(f"{url}/v2/images", json=body, timeout=60).json()["id"]
+    seconds, _ = curl(
+        "-X", "PUT", "-T", str(path), "-H", "Content-Type: application/octet-stream",
+        f"{url}/v2/images/{image_id}/file",
+    )  # fmt: skip
+    status = json.loads(curl(f"{url}/v2/images/{image_id}")[1])["status"]
+    if status != "active":
+        sys.exit(f"curl upload left the image {status}")
+    requests.delete(f"{url}/v2/images/{image_id}", timeout=60)
+    return seconds
+
+
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--upload-runs", type=int, default=3, help="0: no upload figures")
+    parser.add_argument("--size", type=parse_size, default=parse_size("1G"))
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    args = parser.parse_args()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sys.exit("playwright is missing: pip install -e 'tank_core[testing]'")
+    exe = os.environ.get("TANK_CHROMIUM") or shutil.which("chromium")
+    if exe is None:
+        sys.exit("no Chromium: apt-get install chromium (or set TANK_CHROMIUM)")
+    work = Path(tempfile.mkdtemp(prefix="tank-bench-console-", dir=args.dir))
+    print(f"load average before: {load_average()}")
+    try:
+        with TankApi(work / "data") as api, sync_playwright() as pw:
+            requests.get(f"{api.url}/v2/images", timeout=30).raise_for_status()  # schema
+            started = time.perf_counter()
+            seed(api.data_dir, args.images)
+            print(f"{args.images} images inserted in {time.perf_counter() - started:.1f} s")
+            browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+            page_timings(browser, api.url)  # warm-up: caches, the registry's pages
+            runs = [page_timings(browser, api.url) for _ in range(args.runs)]
+            print(f"\npaint times with {args.images} images, median of {args.runs} (ms):")
+            for key in runs[0]:
+                values = [r[key] for r in runs]
+                median = statistics.median(values)
+                target = "" if key == "first contentful paint" else f"  target <= {TARGET_MS:.0f}"
+                mark = "" if not target else f"  {verdict(median <= TARGET_MS)}"
+                spread = f"(min {min(values):.0f}, max {max(values):.0f})"
+                alone = ""
+                if key in API_QUERIES:
+                    alone = f"  [API alone {api_ms(api.url, API_QUERIES[key], args.runs):.0f}]"
+                print(f"  {key:<26} {median:7.1f} {spread}{target}{mark}{alone}")
+            if args.upload_runs < 1:
+                browser.close()
+                return
+            source = work / "upload.raw"
+            make_file(source, args.size)
+            browser_s, curl_s = [], []
+            for _ in range(args.upload_runs):
+                browser_s.append(browser_upload(browser, api.url, source))
+                curl_s.append(curl_upload(api.url, source))
+            browser.close()
+            best_b, best_c = min(browser_s), min(curl_s)
+            rate_b, rate_c = args.size / best_b / 2**20, args.size / best_c / 2**20
+            ratio = rate_b / rate_c
+            print(f"\nupload of {human(args.size)}, best of {args.upload_runs}:")
+            print(f"  browser (XHR PUT of a File)  {best_b:6.2f} s  {rate_b:7.1f} MiB/s")
+            print(f"  curl -T                      {best_c:6.2f} s  {rate_c:7.1f} MiB/s")
+            print(f"  browser / curl               {ratio:6.2f}  target >= {TARGET_RATIO}"
+                  f"  {verdict(ratio >= TARGET_RATIO)}")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"load average after: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

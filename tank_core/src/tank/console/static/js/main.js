@@ -1,0 +1,112 @@
+// The console's shell: hash routes to pages, the identity line, messages.
+
+import { whoami } from "./api.js";
+import { h, replace } from "./dom.js";
+
+// Each page's module is loaded when first shown (index.html preloads the images page's).
+const ROUTES = [
+  [/^images$/, () => import("./images.js"), "images"],
+  [/^images\/([^/]+)$/, () => import("./detail.js"), "images"],
+  [/^upload$/, () => import("./upload.js"), "upload"],
+  [/^import$/, () => import("./import.js"), "import"],
+  [/^overview$/, () => import("./overview.js"), "overview"],
+];
+
+let cleanup = null;
+let generation = 0;
+
+/** Show a message above the page (``kind``: error or ok); errors stay until closed. */
+export function notify(text, kind = "error") {
+  const box = document.getElementById("messages");
+  const item = h(
+    "div",
+    { class: ["message", kind], role: kind === "error" ? "alert" : "status" },
+    h("span", {}, text),
+    h("button", { type: "button", class: "close", "aria-label": "Dismiss", onclick: () => item.remove() }, "×"),
+  );
+  box.append(item);
+  if (kind !== "error") setTimeout(() => item.remove(), 5000);
+  return item;
+}
+
+export function clearMessages() {
+  document.getElementById("messages").replaceChildren();
+}
+
+let pending = null;
+/** Go to ``hash`` and show ``message`` (ok) on the page shown there. */
+export function navigate(hash, message) {
+  pending = message;
+  location.hash = hash;
+}
+
+/** ``#/path?query`` → [path, URLSearchParams]. */
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, "");
+  const [path, query] = raw.split("?", 2);
+  return [path || "images", new URLSearchParams(query || "")];
+}
+
+async function show() {
+  const mine = ++generation;
+  if (cleanup) {
+    try {
+      cleanup();
+    } catch (exc) {
+      console.error(exc);
+    }
+    cleanup = null;
+  }
+  clearMessages();
+  if (pending) {
+    notify(pending, "ok");
+    pending = null;
+  }
+  const [path, query] = parseHash();
+  const page = document.getElementById("page");
+  for (const link of document.querySelectorAll("nav a")) link.classList.remove("current");
+  for (const [pattern, load, nav] of ROUTES) {
+    const found = pattern.exec(path);
+    if (!found) continue;
+    document.querySelector(`nav a[data-nav="${nav}"]`)?.classList.add("current");
+    const params = found.slice(1).map(decodeURIComponent);
+    const container = h("div", { class: "page", "data-page": nav });
+    replace(page, container);
+    try {
+      const module = await load();
+      if (mine !== generation) return;
+      const done = await module.render(container, params, query);
+      if (mine === generation) cleanup = done || null;
+      else if (done) done();
+    } catch (exc) {
+      if (mine === generation) {
+        replace(container, h("p", { class: "error-page" }, `This page could not be shown: ${exc.message}`));
+      }
+    }
+    return;
+  }
+  replace(page, h("p", { class: "error-page" }, "No such page. "), h("a", { href: "#/images" }, "Go to the images."));
+}
+
+async function showIdentity() {
+  const el = document.getElementById("identity");
+  try {
+    const who = await whoami();
+    if (!who.auth) {
+      el.textContent = "admin (tank-api runs without --auth)";
+    } else {
+      const roles = who.roles.length ? who.roles.join(", ") : "no roles";
+      el.textContent = `project ${who.tenant || "—"} · ${roles}`;
+    }
+  } catch (exc) {
+    el.textContent = exc.status === 401 ? "not signed in" : "identity unknown";
+    notify(`Who you are could not be determined: ${exc.message}`);
+  }
+}
+
+window.addEventListener("hashchange", show);
+window.addEventListener("unhandledrejection", (event) => {
+  notify(`Unexpected error: ${event.reason && event.reason.message ? event.reason.message : event.reason}`);
+});
+showIdentity();
+show();
