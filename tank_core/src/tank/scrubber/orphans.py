@@ -68,6 +68,9 @@ class Finding:
     #: Seconds since the item was last written (None: unknown).
     age: float | None = None
     reason: str = ""
+    #: Something went wrong (a listing or a removal failed), as opposed to data that
+    #: had to stay (in use) or a store that cannot list at all.
+    failed: bool = False
 
     def describe(self) -> str:
         """The finding as one line, without credentials."""
@@ -197,7 +200,7 @@ def _scan_store(
         except errors.TankError as exc:
             log.error("orphans: listing store %s failed: %s", store.name, exc)
             why = f"listing failed: {exc}"
-            yield tally.count(Finding(store.name, Outcome.UNLISTED, reason=why))
+            yield tally.count(Finding(store.name, Outcome.UNLISTED, reason=why, failed=True))
             return
         if referenced is None:  # once the store answered: canonical forms may ask it
             referenced = refs.for_store(store)
@@ -240,9 +243,12 @@ def _remove(registry: Registry, store: Backend, item: StoredItem, age: float) ->
         store.remove_stored(item)
     except errors.NotFound:
         return Finding(store.name, Outcome.GONE, item, age, "removed meanwhile")
+    except errors.InUse as exc:
+        log.info("orphans: %s in store %s stays: %s", item.name, store.name, exc)
+        return Finding(store.name, Outcome.KEPT, item, age, str(exc))
     except errors.TankError as exc:
         log.warning("orphans: %s in store %s not removed: %s", item.name, store.name, exc)
-        return Finding(store.name, Outcome.KEPT, item, age, str(exc))
+        return Finding(store.name, Outcome.KEPT, item, age, str(exc), failed=True)
     log.info(
         "orphans: removed %s %s from store %s (%s bytes)",
         item.kind,
