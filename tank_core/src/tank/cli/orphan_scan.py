@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tank.config import TankConfig
+from tank.errors import TankError
 from tank.scrubber.orphans import Tally, scan
 from tank.service import ImageService
 
@@ -28,3 +30,12 @@ def report(service: ImageService, *, grace: float, delete: bool) -> bool:
         failed = failed or finding.failed
     click.echo(f"orphans (grace {grace:g} s): {tally.summary()}")
     return not failed
+
+
+def run(config: TankConfig, *, grace: float, delete: bool) -> bool:
+    """:func:`report` on a service built from ``config``."""
+    try:
+        with ImageService.from_config(config) as service:
+            return report(service, grace=grace, delete=delete)
+    except TankError as exc:
+        raise click.ClickException(str(exc)) from None
