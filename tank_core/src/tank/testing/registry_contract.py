@@ -664,7 +664,7 @@ class RegistryContract:
             elif status is Status.PENDING_DELETE:
                 registry.update(image.id, {"status": status}, context=ADMIN)
             made[image.id] = (status, image.locations)
-        seen: dict[str, tuple[Status, list[Location]]] = {}
+        seen: dict[str, tuple[Status, tuple[Location, ...]]] = {}
         marker = None
         for _ in range(len(made) + 1):
             page = self.listing(
