@@ -79,7 +79,7 @@ class Finding:
         item = self.item
         where = redact(item.location or item.name)
         parts = [self.store, str(item.kind), where]
-        if item.location and item.name != item.location:
+        if item.location and item.name not in item.location:
             parts.append(f"({redact(item.name)})")
         parts.append(f"{item.size} bytes" if item.size is not None else "size unknown")
         parts.append(f"age {_duration(self.age)}" if self.age is not None else "age unknown")
