@@ -236,7 +236,7 @@ def test_stores_and_plugins_need_no_server(dead_url: str) -> None:
     stores = run_json(dead_url, "stores")
     fs = next(s for s in stores if s["type"] == "file")
     assert fs["schemes"] == ["file"]
-    assert set(fs["capabilities"]) == {"read", "write", "delete"}
+    assert set(fs["capabilities"]) == {"read", "write", "delete", "list"}
     assert fs["plugin"] == "fs" and fs["distribution"] == "tank-store-fs"
     assert fs["version"]
     assert "file" in run(dead_url, "stores").stdout

@@ -22,6 +22,7 @@ convert_to = "raw"
 upload_lease = 60                   # seconds
 delayed_delete = false              # DELETE keeps the data as pending_delete ...
 scrub_time = 0                      # ... for this many seconds, then a scrub removes it
+orphan_grace = 86400                # seconds before unreferenced data is an orphan
 
 [notifications]                     # Glance's events (tank.notify)
 sinks = ["log", "webhook"]
@@ -147,6 +148,9 @@ class ScrubberConfig:
     #: tank-api runs the scrub pass every ``interval`` itself; with several tank-api
     #: processes on one registry, one of them at a time (elected through the registry).
     in_api: bool = False
+    #: Seconds data must have been left alone before ``tank-manage scrub --orphans``
+    #: may take it for an orphan (:mod:`tank.scrubber.orphans`).
+    orphan_grace: float = attrs.field(default=86400.0, validator=not_negative)
 
 
 #: The GPT safety checks ``[image_format] gpt_safety_checks_nonfatal`` may name.

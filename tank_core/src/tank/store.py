@@ -7,6 +7,10 @@ A store implements four small primitives:
 * :meth:`Backend.read` streams stored data, from an offset, for a length.
 * :meth:`Backend.remove` and :meth:`Backend.size_of`.
 
+Optionally, a store that can tell what it holds offers :attr:`Capability.LIST`:
+:meth:`Backend.list_items` and :meth:`Backend.remove_item`, which the orphan scrubber
+(:mod:`tank.scrubber.orphans`) uses to find data no image references.
+
 Callers use the template methods :meth:`Backend.add`, :meth:`Backend.get`,
 :meth:`Backend.delete` and :meth:`Backend.get_size`, never the primitives: they check,
 once for every store, that the store may do it (a read-only store, or one whose writes
@@ -23,10 +27,12 @@ library's exceptions into :mod:`tank.errors` and must not keep per-request state
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import enum
 import logging
 import string
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol
 
@@ -44,6 +50,24 @@ class Capability(enum.Enum):
     READ = "read"
     WRITE = "write"
     DELETE = "delete"
+    #: The store lists what Tank wrote to it (:meth:`Backend.list_items`); not in the
+    #: defaults, a store that implements the listing adds it.
+    LIST = "list"
+
+
+class ItemKind(enum.StrEnum):
+    """What a :class:`StoredItem` is."""
+
+    #: An image's data, as a location names it (a file, an object, an RBD image).
+    DATA = "data"
+    #: A temporary file an upload writes before it publishes the data.
+    TEMP = "temp"
+    #: An S3 multipart upload never completed nor aborted (S3 keeps and bills its parts).
+    MULTIPART_UPLOAD = "multipart-upload"
+    #: Segments of one upload of a Swift large object that no manifest of it uses.
+    SEGMENTS = "segments"
+    #: An RBD image without its ``snap`` snapshot: an upload that never finished.
+    PARTIAL = "partial"
 
 
 @attrs.frozen
@@ -54,6 +78,33 @@ class StoredData:
     size: int
     checksums: Checksums
     metadata: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StoredItem:
+    """One thing a store holds, as :meth:`Backend.list_items` finds it.
+
+    ``location`` is set for data an image could record: exactly the form the store
+    writes (the form :meth:`Backend.canonical_location` gives), so it compares with the
+    registry's locations. Pieces no image ever records (a temporary file, an unfinished
+    upload, segments of an upload no manifest uses) have None: only an upload in
+    progress of ``image_id`` still needs them.
+    """
+
+    kind: ItemKind
+    #: What and where it is, for a report: a path, a key, ``pool/image``; no credentials.
+    name: str
+    location: str | None = None
+    #: The image whose upload wrote it, when the naming tells (Tank names data by id).
+    image_id: str | None = None
+    #: Bytes it takes, when the listing tells.
+    size: int | None = None
+    #: When it was last written (UTC), when the listing tells.
+    modified: dt.datetime | None = None
+    #: Anything else worth a report (e.g. ``protected snapshot snap``).
+    detail: str = ""
+    #: The store's own handle for :meth:`Backend.remove_item` (an upload id, ...).
+    handle: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.define
@@ -116,6 +167,22 @@ class DataCheck(Protocol):
     def verify(self) -> None:
         """All data seen: raise a :mod:`tank.errors` error to refuse it (the store's
         write is then aborted, nothing is kept)."""
+
+
+def image_id_named(name: str) -> str | None:
+    """``name`` if it is an image id as Tank makes them (a lower-case UUID), else None.
+
+    Stores name data by image id, so this is how a listing tells Tank's data from
+    anything else sharing its directory, bucket, containers or pool.
+    """
+    try:
+        return name if str(uuid.UUID(name)) == name else None
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def utc_timestamp(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 class Writer(abc.ABC):
@@ -228,11 +295,25 @@ class Backend(abc.ABC):
         """
         return []
 
+    def list_items(self) -> Iterator[StoredItem]:
+        """Everything this store instance holds that Tank's naming says Tank wrote (its
+        ``<image id>`` names under its own directory, bucket, containers or pool), as the
+        listing comes: never anything else sharing the place (each store documents its
+        rule). Stores with :attr:`Capability.LIST` implement it; call :meth:`stored`."""
+        raise NotImplementedError
+
+    def remove_item(self, item: StoredItem) -> None:
+        """Remove ``item`` as listed (with everything it holds, e.g. a manifest's
+        segments); NotFound if it is gone, InUse if it must stay (an RBD snapshot with
+        clones). Call :meth:`remove_stored`."""
+        raise NotImplementedError
+
     def canonical_location(self, location: str) -> str:
         """``location`` as this store spells it, so that two spellings of the same data
-        compare equal (registered locations are stored this way). The default only
-        lower-cases the scheme; a store whose locations have other spellings (fs:
-        ``file://localhost/``, ``//``) overrides it. Raises what parsing raises."""
+        compare equal (registered locations are stored this way, and store listings are
+        compared with them). The default only lower-cases the scheme; a store whose
+        locations have other spellings (fs: ``file://localhost/``, ``//``; legacy Glance
+        forms with credentials) overrides it. Raises what parsing raises."""
         self.check_location(location)
         scheme, rest = location.split(":", 1)
         return scheme.lower() + ":" + rest
@@ -340,6 +421,18 @@ class Backend(abc.ABC):
         self.check_location(location)
         self.remove(location)
 
+    def stored(self) -> Iterator[StoredItem]:
+        """What the store holds (:meth:`list_items`). ReadOnlyStore saying the store
+        cannot list unless it has :attr:`Capability.LIST`."""
+        self.require(Capability.LIST)
+        return self.list_items()
+
+    def remove_stored(self, item: StoredItem) -> None:
+        """Remove a listed item (:meth:`remove_item`); refused like :meth:`delete` by a
+        store that cannot delete or whose writes are disabled."""
+        self.require(Capability.DELETE)
+        self.remove_item(item)
+
     def get_size(self, location: str) -> int:
         """Size in bytes of the data at ``location``; NotFound if there is none."""
         self.require(Capability.READ)
@@ -350,12 +443,17 @@ class Backend(abc.ABC):
 
     def require(self, capability: Capability) -> None:
         if capability not in self.capabilities:
-            what = "cannot" if capability is Capability.READ else "is read-only: it cannot"
+            what = (
+                "cannot"
+                if capability in (Capability.READ, Capability.LIST)
+                else "is read-only: it cannot"
+            )
             raise errors.ReadOnlyStore(
                 f"store {self.name!r} ({self.type_name}) {what} {capability.value}",
                 store=self.name,
             )
-        if capability is not Capability.READ and self.write_disabled and not self._recheck():
+        writes = capability not in (Capability.READ, Capability.LIST)
+        if writes and self.write_disabled and not self._recheck():
             if self._disabled_by_full:
                 raise errors.StorageFull(
                     f"store {self.name!r} is full: {self.write_disabled}", store=self.name

@@ -7,17 +7,28 @@ in ``writer.py``, the Swift operations in ``client.py``.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import logging
 import math
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import attrs
 
 from tank import errors
 from tank.config import between, http_url, not_negative, one_of, positive
-from tank.store import Backend, ReadResult, Writer
-from tank_store_chase.client import SwiftClient
+from tank.store import (
+    Backend,
+    Capability,
+    ItemKind,
+    ReadResult,
+    StoredItem,
+    Writer,
+    image_id_named,
+)
+from tank_store_chase.client import UPLOAD_META, SwiftClient
 from tank_store_chase.connections import import_keystoneauth, import_swiftclient
 from tank_store_chase.location import EXAMPLE, SCHEMES, SwiftLocation
 
@@ -29,6 +40,8 @@ MiB = 1 << 20
 _CONTAINER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 #: Object names Tank writes: image ids.
 _OBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+#: Segment names Tank writes: ``<image id>/<upload id>/<index>``.
+_SEGMENT = re.compile(r"(?P<id>[0-9a-f-]{36})/(?P<upload>[0-9a-f]{32})/[0-9]{8}")
 
 
 def _container(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -43,6 +56,7 @@ class ChaseBackend(Backend):
 
     type_name: ClassVar[str] = "chase"
     schemes: ClassVar[tuple[str, ...]] = SCHEMES
+    capabilities = Backend.capabilities | {Capability.LIST}
     location_example: ClassVar[str] = EXAMPLE
 
     @attrs.frozen(kw_only=True)
@@ -167,6 +181,106 @@ class ChaseBackend(Backend):
             removed.append(f"{count} segment{plural} of upload {segments}/{image_id}/{upload}/")
         return removed
 
+    def list_items(self) -> Iterator[StoredItem]:
+        """Objects named by an image id in the store's containers (``container``, and
+        ``<container>_<prefix>`` ones with ``multiple_containers_seed``), then, in their
+        ``_segments`` containers, the segments Tank writes (``<image id>/<upload id>/
+        <index>``) of each upload no manifest uses: the image's manifest is missing
+        (their location is then the manifest's, so an image recording it keeps them) or
+        was written by another upload. Other names are not Tank's and are never listed
+        (Glance's ``<id>-00001`` segments included)."""
+        containers = self._containers()
+        for container in containers:
+            for obj in self._swift.listing(container):
+                if image_id_named(obj["name"]) is None:
+                    continue
+                loc = SwiftLocation.for_object(self.config.auth_address, container, obj["name"])
+                yield StoredItem(
+                    kind=ItemKind.DATA,
+                    name=loc.redacted(),
+                    location=loc.to_uri(),
+                    image_id=obj["name"],
+                    size=int(obj.get("bytes", 0)),
+                    modified=_modified(obj),
+                )
+        for container in containers:
+            segments = self._swift.segments_container(container)
+            named = (
+                (match, obj)
+                for obj in self._swift.listing(segments)
+                if (match := _SEGMENT.fullmatch(obj["name"])) is not None
+            )
+            for (image_id, upload), group in itertools.groupby(
+                named, key=lambda pair: (pair[0]["id"], pair[0]["upload"])
+            ):
+                if image_id_named(image_id) is None:
+                    continue
+                objs = [obj for _, obj in group]
+                item = self._unused_segments(container, segments, image_id, upload, objs)
+                if item is not None:
+                    yield item
+
+    def _unused_segments(
+        self, container: str, segments: str, image_id: str, upload: str, objs: list[Any]
+    ) -> StoredItem | None:
+        """The segments of one upload as an item, unless a manifest of it uses them."""
+        manifest = SwiftLocation.for_object(self.config.auth_address, container, image_id)
+        user = self._manifest_upload(manifest)
+        if user == upload or user == "":
+            return None  # its manifest uses them, or one that does not say which upload wrote it
+        stamps = [m for m in map(_modified, objs) if m is not None]
+        return StoredItem(
+            kind=ItemKind.SEGMENTS,
+            name=f"{segments}/{image_id}/{upload}/ ({len(objs)} segments)",
+            location=manifest.to_uri() if user is None else None,
+            image_id=image_id,
+            size=sum(int(o.get("bytes", 0)) for o in objs),
+            modified=max(stamps, default=None),
+            detail="no manifest" if user is None else f"the manifest is upload {user}'s",
+            handle=(segments, f"{image_id}/{upload}/", manifest, upload),
+        )
+
+    def _manifest_upload(self, loc: SwiftLocation) -> str | None:
+        """The upload id the object at ``loc`` carries; None if there is no object, ""
+        if it carries none."""
+        try:
+            headers = self._swift.head(loc, "checking a manifest")
+        except errors.NotFound:
+            return None
+        return headers.get(UPLOAD_META.lower(), "")
+
+    def remove_item(self, item: StoredItem) -> None:
+        if item.kind is ItemKind.DATA and item.location is not None:
+            self._swift.delete(self._parse(item.location))
+            return
+        if item.kind is not ItemKind.SEGMENTS or not isinstance(item.handle, tuple):
+            raise errors.Invalid(f"store {self.name!r} did not list {item.name}")
+        segments, prefix, manifest, upload = item.handle
+        user = self._manifest_upload(manifest)
+        if user == upload or user == "":
+            raise errors.InUse(
+                f"{item.name}: a manifest uses them now; not removed", store=self.name
+            )
+        if not self._swift.remove_prefix(segments, prefix):
+            raise errors.NotFound(f"{item.name}: gone", store=self.name)
+
+    def canonical_location(self, location: str) -> str:
+        """The form Tank writes (no credentials, this store's auth address), for a
+        location in this store's cluster and containers."""
+        try:
+            loc = self._parse(location)
+        except errors.TankError:
+            return location
+        return SwiftLocation.for_object(self.config.auth_address, loc.container, loc.obj).to_uri()
+
+    def _containers(self) -> list[str]:
+        """The containers this store writes to that exist (or may: the configured one)."""
+        container = self.config.container
+        if not self.config.multiple_containers_seed:
+            return [container]
+        found = self._swift.containers(f"{container}_")
+        return [container, *(c for c in found if self._owns_container(c))]
+
     def check_writable(self) -> None:
         """Check the credentials and the container once; unreachable is not fatal."""
         container = self.config.container
@@ -223,3 +337,12 @@ class ChaseBackend(Backend):
         seed = cfg.multiple_containers_seed
         prefix, _, suffix = container.rpartition("_")
         return bool(seed) and prefix == cfg.container and len(suffix) == seed
+
+
+def _modified(obj: dict[str, Any]) -> dt.datetime | None:
+    """A listing entry's ``last_modified`` (UTC, without a zone) as an aware datetime."""
+    try:
+        stamp = dt.datetime.fromisoformat(obj["last_modified"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)

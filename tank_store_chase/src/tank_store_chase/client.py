@@ -43,6 +43,8 @@ SEGMENTS_SUFFIX = "_segments"
 UPLOAD_META = "X-Object-Meta-Tank-Upload"
 #: Parallel DELETEs when removing the segments of one image.
 DELETE_WORKERS = 4
+#: Objects per listing request.
+LIST_PAGE = 1000
 #: Bytes a download reads from Swift ahead of what tank-api has sent on.
 READ_AHEAD = 4 << 20
 
@@ -359,6 +361,36 @@ class SwiftClient:
                 container,
                 failed[0],
             )
+
+    def listing(self, container: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+        """The objects of ``container`` (under ``prefix``), a page at a time; nothing
+        if the container does not exist."""
+        marker = ""
+        while True:
+
+            def page(conn: Connection, marker: str = marker) -> list[dict[str, Any]]:
+                _, objects = conn.get_container(
+                    container, prefix=prefix or None, marker=marker, limit=LIST_PAGE
+                )
+                return objects  # type: ignore[no-any-return]
+
+            try:
+                objects = self.call(f"listing container {container!r}", page)
+            except errors.NotFound:
+                return
+            yield from objects
+            if len(objects) < LIST_PAGE:
+                return
+            marker = objects[-1]["name"]
+
+    def containers(self, prefix: str) -> list[str]:
+        """Names of the account's containers starting with ``prefix``."""
+
+        def listing(conn: Connection) -> list[str]:
+            _, containers = conn.get_account(prefix=prefix, full_listing=True)
+            return [c["name"] for c in containers]
+
+        return self.call("listing containers", listing)
 
     def segments_container(self, container: str) -> str:
         return container + SEGMENTS_SUFFIX

@@ -31,7 +31,16 @@ import attrs
 
 from tank import errors
 from tank.config import between
-from tank.store import Backend, ReadResult, Writer
+from tank.store import (
+    Backend,
+    Capability,
+    ItemKind,
+    ReadResult,
+    StoredItem,
+    Writer,
+    image_id_named,
+    utc_timestamp,
+)
 from tank.streams import all_zero
 from tank_store_fs.direct import DirectWriter, write_all
 from tank_store_fs.location import FileLocation, location_example
@@ -57,6 +66,10 @@ _DIR_MODE = 0o750
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
 _NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT}
+#: Names of the temporary files Tank writes: ``.tank-tmp-<id>.<hex>``, ``.tank-probe-<hex>``.
+_TEMP_NAME = re.compile(
+    rf"{re.escape(TEMP_PREFIX)}(?P<id>[0-9a-f-]{{36}})\.[0-9a-f]{{12}}|{re.escape(PROBE_PREFIX)}[0-9a-f]{{12}}"
+)
 
 
 def _datadir(value: Any) -> Path:
@@ -73,6 +86,7 @@ class FilesystemBackend(Backend):
 
     type_name = "file"
     schemes = ("file",)
+    capabilities = Backend.capabilities | {Capability.LIST}
     location_example = location_example
 
     @attrs.frozen(kw_only=True)
@@ -257,6 +271,62 @@ class FilesystemBackend(Backend):
         except OSError as exc:
             raise self._error(exc, "removing partial data of", self._location(name)) from exc
         return removed
+
+    def list_items(self) -> Iterator[StoredItem]:
+        """Regular files of the data directory named as Tank names them: an image id
+        (data) or a named temporary file (``.tank-tmp-<id>.<hex>``, ``.tank-probe-<hex>``).
+        Anything else in the directory, and anything that is not a regular file, is not
+        Tank's and is never listed. Unnamed (``O_TMPFILE``) files vanish with their
+        process and cannot be listed."""
+        try:
+            dir_fd = self._open_dir()
+        except FileNotFoundError:
+            return  # no data directory: nothing was written
+        except OSError as exc:
+            raise self._error(exc, "listing", self._location("")) from exc
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    item = self._item(entry.name, dir_fd)
+                    if item is not None:
+                        yield item
+        except OSError as exc:
+            raise self._error(exc, "listing", self._location("")) from exc
+        finally:
+            os.close(dir_fd)
+
+    def _item(self, name: str, dir_fd: int) -> StoredItem | None:
+        temp = _TEMP_NAME.fullmatch(name)
+        image_id = temp["id"] if temp else image_id_named(name)
+        if not temp and image_id is None:
+            return None
+        st = _lstat(name, dir_fd)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return None
+        return StoredItem(
+            kind=ItemKind.TEMP if temp else ItemKind.DATA,
+            name=str(self.datadir / name),
+            location=None if temp else self._location(name),
+            image_id=image_id,
+            size=st.st_size,
+            modified=utc_timestamp(st.st_mtime),
+            handle=name,
+        )
+
+    def remove_item(self, item: StoredItem) -> None:
+        if item.kind is ItemKind.DATA and item.location is not None:
+            self.remove(item.location)
+            return
+        name = item.handle
+        if not isinstance(name, str) or not _TEMP_NAME.fullmatch(name):
+            raise errors.Invalid(f"store {self.name!r} did not list {item.name}")
+        location = self._location(name)
+        try:
+            with self._dir() as dir_fd:
+                self._regular(_lstat(name, dir_fd), location)
+                os.unlink(name, dir_fd=dir_fd)
+        except OSError as exc:
+            raise self._error(exc, "deleting", location) from exc
 
     def canonical_location(self, location: str) -> str:
         """``file://<datadir>/<name>``, however the file was spelled (``FILE://``,

@@ -12,14 +12,16 @@ connection and error translation are :mod:`tank_store_rbd.cluster`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from tank import errors
 from tank.config import between, positive, power_of_two
-from tank.store import Backend, ReadResult
+from tank.store import Backend, Capability, ItemKind, ReadResult, StoredItem, image_id_named
 from tank_store_rbd.cluster import Cluster, Handles, load_bindings, translate
 from tank_store_rbd.location import EXAMPLE, SCHEME, SNAPSHOT, RBDLocation
 from tank_store_rbd.reader import SnapshotReader
@@ -62,6 +64,7 @@ class RBDBackend(Backend):
     type_name = "rbd"
     schemes = (SCHEME,)
     location_example = EXAMPLE
+    capabilities = Backend.capabilities | {Capability.LIST}
 
     @attrs.frozen(kw_only=True)
     class Config:
@@ -260,6 +263,101 @@ class RBDBackend(Backend):
             removed.append(name)
             return removed
 
+    def list_items(self) -> Iterator[StoredItem]:
+        """RBD images of the configured pool named by an image id, each with its
+        snapshots: one with Tank's ``snap`` snapshot is data (at
+        ``rbd://<fsid>/<pool>/<id>/snap``), one without it an upload that never
+        finished. Other images of the pool (clones such as VM disks, anything not named
+        by an image id) are not Tank's and are never listed. The detail names the
+        snapshots, and clones hanging off them: :meth:`remove_item` never removes those.
+        """
+        pool = self.config.pool
+        with Handles() as stack:
+            handle = self._lease(stack)
+            try:
+                ioctx = self._open_pool(stack, handle, pool, configured=False)
+            except errors.NotFound:
+                return  # no pool: nothing was written
+            names = self._call(lambda: self.rbd.RBD().list(ioctx), f"cannot list pool {pool}")
+            for name in sorted(names):
+                if image_id_named(name) is None:
+                    continue
+                try:
+                    item = self._item(ioctx, name)
+                except self.rbd.ImageNotFound:
+                    continue  # removed meanwhile
+                except self.rbd.Error as exc:
+                    raise self._error(exc, f"cannot look at RBD image {pool}/{name}") from None
+                yield item
+
+    def _item(self, ioctx: Any, name: str) -> StoredItem:
+        pool = self.config.pool
+        loc = RBDLocation(image=name, pool=pool, fsid=self.cluster.fsid, snapshot=SNAPSHOT)
+        with self.rbd.Image(ioctx, name, read_only=True) as image:
+            size = image.size()
+            modified = _timestamp(image, self.rbd)
+            snapshots = []
+            for snap in image.list_snaps():
+                protected = image.is_protected_snap(snap["name"])
+                image.set_snap(snap["name"])
+                clones = sum(1 for _ in image.list_children2())
+                snapshots.append(
+                    snap["name"]
+                    + (" (protected)" if protected else "")
+                    + (f" with {clones} clone{'s' if clones > 1 else ''}" if clones else "")
+                )
+        names = {s.split(" ", 1)[0] for s in snapshots}
+        return StoredItem(
+            kind=ItemKind.DATA if SNAPSHOT in names else ItemKind.PARTIAL,
+            name=f"{pool}/{name}",
+            location=loc.to_uri(),
+            image_id=name,
+            size=size,
+            modified=modified,
+            detail=f"snapshots: {', '.join(snapshots)}" if snapshots else "no snapshot",
+        )
+
+    def remove_item(self, item: StoredItem) -> None:
+        """Like :meth:`remove` (InUse while clones or other clients use it), and never
+        an image with a snapshot Tank did not make (InUse too)."""
+        name = item.image_id or ""
+        if item.kind not in (ItemKind.DATA, ItemKind.PARTIAL) or image_id_named(name) is None:
+            raise errors.Invalid(f"store {self.name!r} did not list {item.name}")
+        pool = self.config.pool
+        with Handles() as stack:
+            handle = self._lease(stack)
+            ioctx = self._open_pool(stack, handle, pool, configured=False)
+            try:
+                with self.rbd.Image(ioctx, name, read_only=True) as image:
+                    foreign = sorted(s["name"] for s in image.list_snaps() if s["name"] != SNAPSHOT)
+            except self.rbd.ImageNotFound:
+                raise errors.NotFound(f"no RBD image {pool}/{name}", store=self.name) from None
+            except self.rbd.Error as exc:
+                raise self._error(exc, f"cannot open RBD image {pool}/{name}") from None
+            if foreign:
+                raise errors.InUse(
+                    f"RBD image {pool}/{name} has snapshots Tank did not make "
+                    f"({', '.join(foreign)}); not removed",
+                    store=self.name,
+                )
+            loc = RBDLocation(image=name, pool=pool, fsid=self.cluster.fsid, snapshot=SNAPSHOT)
+        self.remove(loc.to_uri())
+
+    def canonical_location(self, location: str) -> str:
+        """``rbd://<fsid>/<pool>/<image>/snap`` for any location of an image of this
+        cluster (a legacy ``rbd://<image>`` is in the configured pool): an image is kept
+        whole, with its snapshots, when any location names it."""
+        try:
+            loc = self._parse(location)
+            with self.cluster.lease():
+                fsid = self.cluster.fsid
+        except errors.TankError:
+            return location
+        if not loc.legacy and loc.fsid != fsid:
+            return location
+        pool = loc.pool or self.config.pool
+        return RBDLocation(image=loc.image, pool=pool, fsid=fsid, snapshot=SNAPSHOT).to_uri()
+
     def check_writable(self) -> None:
         """Disable writes if the pool is missing or forbidden; an unreachable cluster
         only logs (it may be back before the first upload)."""
@@ -435,3 +533,16 @@ class RBDBackend(Backend):
         self, exc: BaseException, what: str, loc: RBDLocation | None = None
     ) -> errors.TankError:
         return translate(exc, what, store=self.name, location=str(loc) if loc else None)
+
+
+def _timestamp(image: Any, rbd: Any) -> dt.datetime | None:
+    """When the image was last written (librbd gives naive UTC datetimes; older
+    bindings have only a creation time)."""
+    for getter in ("modify_timestamp", "create_timestamp"):
+        try:
+            stamp = getattr(image, getter)()
+        except (AttributeError, rbd.Error):  # missing in older bindings, or in the OSDs
+            continue
+        if isinstance(stamp, dt.datetime):
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+    return None

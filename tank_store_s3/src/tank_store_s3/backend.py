@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
 
 from tank import errors
 from tank.config import between, http_url, not_negative, one_of, positive
-from tank.store import Backend, ReadResult, Writer
+from tank.store import Backend, Capability, ItemKind, ReadResult, StoredItem, Writer, image_id_named
 from tank_store_s3.client import (
     error_code,
     library_errors,
@@ -51,6 +52,7 @@ class S3Backend(Backend):
 
     type_name = "s3"
     schemes = SCHEMES
+    capabilities = Backend.capabilities | {Capability.LIST}
     location_example = location_example
 
     @attrs.frozen(kw_only=True)
@@ -252,6 +254,66 @@ class S3Backend(Backend):
             removed.append(f"object {loc.redacted()}")
         return removed
 
+    def list_items(self) -> Iterator[StoredItem]:
+        """Objects of the configured bucket whose key is an image id (Tank writes
+        ``s3://<bucket>/<image id>``), then the unfinished multipart uploads of such
+        keys. Other keys are not Tank's (a bucket may be shared) and are never listed;
+        nor are other buckets, which legacy locations may name."""
+        bucket = self.config.bucket
+        try:
+            for page in self._pages("list_objects_v2", "listing bucket", Bucket=bucket):
+                for obj in page.get("Contents", []):
+                    if image_id_named(obj["Key"]) is None:
+                        continue
+                    loc = S3Location(bucket=bucket, key=obj["Key"])
+                    yield StoredItem(
+                        kind=ItemKind.DATA,
+                        name=loc.redacted(),
+                        location=loc.to_uri(),
+                        image_id=loc.key,
+                        size=int(obj["Size"]),
+                        modified=obj["LastModified"],
+                    )
+            for page in self._pages("list_multipart_uploads", "listing uploads in", Bucket=bucket):
+                for upload in page.get("Uploads", []):
+                    if image_id_named(upload["Key"]) is None:
+                        continue
+                    loc = S3Location(bucket=bucket, key=upload["Key"])
+                    yield StoredItem(
+                        kind=ItemKind.MULTIPART_UPLOAD,
+                        name=f"{loc.redacted()} (upload {upload['UploadId']})",
+                        image_id=loc.key,
+                        size=self._upload_size(loc, upload["UploadId"]),
+                        modified=upload["Initiated"],
+                        handle=upload["UploadId"],
+                    )
+        except errors.NotFound:
+            return  # no bucket (or it went meanwhile): nothing was written
+
+    def remove_item(self, item: StoredItem) -> None:
+        if item.kind is ItemKind.DATA and item.location is not None:
+            self.remove(item.location)
+            return
+        if (
+            item.kind is not ItemKind.MULTIPART_UPLOAD
+            or image_id_named(item.image_id or "") is None
+        ):
+            raise errors.Invalid(f"store {self.name!r} did not list {item.name}")
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.config.bucket, Key=item.image_id, UploadId=item.handle
+            )
+        except library_errors() as exc:
+            raise translate(exc, self, "aborting", item.name) from exc
+
+    def canonical_location(self, location: str) -> str:
+        """``s3://<bucket>/<key>``, also for a legacy location naming this endpoint."""
+        try:
+            loc = self.locate(location)
+        except errors.TankError:
+            return location
+        return S3Location(bucket=loc.bucket, key=loc.key).to_uri()
+
     def check_writable(self) -> None:
         """The bucket must exist (or be created); an unreachable endpoint only warns."""
         bucket = self.config.bucket
@@ -300,6 +362,30 @@ class S3Backend(Backend):
             if not page.get("IsTruncated") or following == markers:
                 return found
             markers = following
+
+    def _pages(self, operation: str, doing: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The pages of a listing, errors translated."""
+        pages = iter(self.client.get_paginator(operation).paginate(**kwargs))
+        while True:
+            try:
+                page = next(pages)
+            except StopIteration:
+                return
+            except library_errors() as exc:
+                raise translate(exc, self, doing, kwargs["Bucket"]) from exc
+            yield page
+
+    def _upload_size(self, loc: S3Location, upload_id: str) -> int | None:
+        """Bytes the parts of an unfinished upload hold (None if it just ended)."""
+        size = 0
+        try:
+            for page in self._pages(
+                "list_parts", "listing parts in", Bucket=loc.bucket, Key=loc.key, UploadId=upload_id
+            ):
+                size += sum(int(part["Size"]) for part in page.get("Parts", []))
+        except errors.NotFound:
+            return None
+        return size
 
     def _is_my_endpoint(self, loc: S3Location) -> bool:
         address = loc.endpoint_address

@@ -46,15 +46,45 @@ def upgrade(config_path: Path | None, data_dir: Path | None) -> None:
     is_flag=True,
     help="Run a pass every [scrubber] interval seconds until SIGTERM or SIGINT.",
 )
-def scrub(config_path: Path | None, data_dir: Path | None, daemon: bool) -> None:
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Also report data in the stores that no image (deleted ones included) references.",
+)
+@click.option("--delete", is_flag=True, help="With --orphans: remove the orphans found.")
+@click.option(
+    "--grace",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="With --orphans: only data older than this is an orphan "
+    "(default: [scrubber] orphan_grace, 86400).",
+)
+def scrub(
+    config_path: Path | None,
+    data_dir: Path | None,
+    daemon: bool,
+    orphans: bool,
+    delete: bool,
+    grace: float | None,
+) -> None:
     """Remove the data of pending_delete images whose scrub_time has passed, and end
-    expired upload leases (one pass; exit status 1 if anything failed)."""
-    from tank.cli import scrubbing
+    expired upload leases (one pass; exit status 1 if anything failed). With --orphans,
+    then look for orphaned data in every store."""
+    from tank.cli import orphan_scan, scrubbing
 
+    orphan_scan.check_options(orphans, delete, grace)
+    if orphans and daemon:
+        raise click.UsageError("--orphans runs once: not with --daemon")
     config = load_config(config_path, data_dir)
     if daemon:
         scrubbing.run_daemon(config)
-    elif not scrubbing.run_once(config):
+        return
+    ok = scrubbing.run_once(config)
+    if orphans:
+        grace = config.scrubber.orphan_grace if grace is None else grace
+        ok = orphan_scan.run(config, grace=grace, delete=delete) and ok
+    if not ok:
         raise SystemExit(1)
 
 

@@ -21,6 +21,7 @@ subclasses. Tests needing a capability the store lacks (read-only stores) skip.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import os
@@ -34,7 +35,7 @@ import pytest
 
 from tank import errors
 from tank.image_format import FormatCheck
-from tank.store import Backend, Capability
+from tank.store import Backend, Capability, ItemKind
 from tank.testing.reading import read_all
 
 MiB = 1 << 20
@@ -413,3 +414,28 @@ class BackendContract:
         assert total == self.stream_size
         assert write_peak < self.memory_limit, f"add held {write_peak} bytes"
         assert read_peak < self.memory_limit, f"get held {read_peak} bytes"
+
+    # --- listing (optional: Capability.LIST) -------------------------------------------
+
+    def test_listing_finds_written_data_and_removes_it(self, backend: Backend) -> None:
+        """A store that lists (:meth:`Backend.stored`) shows data it wrote as ``data``
+        at the location ``add`` returned, and ``remove_stored`` removes it; one that
+        does not says it cannot list."""
+        if Capability.LIST not in backend.capabilities:
+            with pytest.raises(errors.ReadOnlyStore, match="cannot list"):
+                backend.stored()
+            return
+        image_id = new_id()
+        stored = backend.add(image_id, iter([b"listed"]))
+        assert backend.canonical_location(stored.location) == stored.location
+        (item,) = [i for i in backend.stored() if i.image_id == image_id]
+        assert (item.kind, item.location, item.size) == (ItemKind.DATA, stored.location, 6)
+        if item.modified is not None:
+            assert item.modified.tzinfo is not None
+            assert abs((dt.datetime.now(dt.UTC) - item.modified).total_seconds()) < 600
+        backend.remove_stored(item)
+        assert [i for i in backend.stored() if i.image_id == image_id] == []
+        with pytest.raises(errors.NotFound):
+            backend.get(stored.location)
+        with pytest.raises(errors.NotFound):
+            backend.remove_stored(item)

@@ -632,6 +632,54 @@ class RegistryContract:
         results = run_concurrently(self.racers, lambda i: registry.hold_lease(name, f"h{i}", 30))
         assert sorted(results, key=str) == [False] * (self.racers - 1) + [True], results
 
+    def test_admins_page_through_every_image_with_its_locations(self, registry: Registry) -> None:
+        """What the orphan scrubber relies on (:func:`tank.scrubber.orphans.all_images`):
+        an admin listing with ``deleted`` and ``visibility=all``, by id, page after page
+        (markers at deleted images too), holds every image of every tenant and state,
+        with the locations deleted images keep."""
+        made = {}
+        for n, (status, visibility) in enumerate(
+            [
+                (Status.ACTIVE, Visibility.PRIVATE),
+                (Status.ACTIVE, Visibility.COMMUNITY),
+                (Status.ACTIVE, Visibility.SHARED),
+                (Status.SAVING, Visibility.PUBLIC),
+                (Status.DELETED, Visibility.PRIVATE),
+                (Status.PENDING_DELETE, Visibility.PRIVATE),
+                (Status.DELETED, Visibility.PUBLIC),
+            ]
+        ):
+            owner = (self.owner, self.other)[n % 2].tenant
+            image = self.create(
+                registry,
+                owner=owner,
+                visibility=visibility,
+                status=Status.ACTIVE
+                if status in (Status.DELETED, Status.PENDING_DELETE)
+                else status,
+                locations=[Location(url=f"file:///images/{self.run}-{n}", store="file")],
+            )
+            if status is Status.DELETED:
+                registry.delete(image.id, context=ADMIN)
+            elif status is Status.PENDING_DELETE:
+                registry.update(image.id, {"status": status}, context=ADMIN)
+            made[image.id] = (status, image.locations)
+        seen: dict[str, tuple[Status, tuple[Location, ...]]] = {}
+        marker = None
+        for _ in range(len(made) + 1):
+            page = self.listing(
+                registry,
+                sort=(("id", "asc"),),
+                limit=2,
+                marker=marker,
+                filters={"deleted": True, "visibility": "all"},
+            )
+            seen.update((i.id, (i.status, i.locations)) for i in page)
+            if len(page) < 2:
+                break
+            marker = page[-1].id
+        assert seen == made
+
     # --- listing: order and pages ----------------------------------------------------
 
     @pytest.fixture
