@@ -113,19 +113,23 @@ class ImportService:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, recover: bool = True) -> None:
         """Recover expired imports now, then keep heartbeats and recover periodically
-        (two threads: a slow recovery never delays a heartbeat)."""
+        (two threads: a slow recovery never delays a heartbeat). Without ``recover``,
+        heartbeats only (tank-api recovers in its worker slot 0)."""
         beat = max(self.config.lease_seconds / 4, 0.2)
         sweep = max(self.config.lease_seconds / 2, 0.5)
         self._keepers = [
             threading.Thread(
-                target=self._every, args=(sweep, self._sweep), name="tank-import-recovery"
-            ),
-            threading.Thread(
                 target=self._every, args=(beat, self._heartbeat), name="tank-import-heartbeat"
             ),
         ]
+        if recover:
+            self._keepers.append(
+                threading.Thread(
+                    target=self._every, args=(sweep, self._sweep), name="tank-import-recovery"
+                )
+            )
         for thread in self._keepers:
             thread.daemon = True
             thread.start()

@@ -59,7 +59,8 @@ def _listens(pid: int, port: int) -> bool:
 
 
 class ApiServer:
-    """One running tank-api: its URL, data dir and log."""
+    """One running tank-api: its URL, data dir and log. One worker process (behind
+    tank-api's supervisor) unless ``args`` say ``--workers``."""
 
     def __init__(self, data_dir: Path, log_path: Path, args: Sequence[str] = ()) -> None:
         exe = find_script("tank-api")
@@ -74,6 +75,8 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
         self._log = open(log_path, "wb")
+        if not any(a == "--workers" or a.startswith("--workers=") for a in args):
+            args = ["--workers", "1", *args]
         self.proc = subprocess.Popen(
             [
                 exe,
