@@ -353,6 +353,13 @@ def _supervise(
     def worker_main(slot: int, generation: int, ready: Callable[[str | None], None]) -> int:
         cfg, api_cfg = current["config"], current["api"]
         assert isinstance(cfg, TankConfig) and isinstance(api_cfg, ApiConfig)
+        log.debug(
+            "worker %d (slot %d, generation %d): opening the registry and stores of %s",
+            os.getpid(),
+            slot,
+            generation,
+            cfg.source,
+        )
         metrics = metrics_mod.Metrics() if api_cfg.metrics and metrics_dir else None
         server = _server(sock, api_cfg)
         try:

@@ -215,17 +215,24 @@ class ImportService:
         with self._live_lock:
             live = list(self._live.items())
         for image_id, entry in live:
+            deleted = False
             with entry.lock:
                 if entry.ended:
                     continue
                 try:
-                    self.images.registry.update(
+                    image = self.images.registry.update(
                         image_id,
                         {"properties": {state.HEARTBEAT: state.heartbeat_now()}},
                         context=self.admin,
                     )
+                    deleted = image.deleted
+                except errors.NotFound:
+                    deleted = True
                 except errors.TankError as exc:
                     log.info("image %s: heartbeat not recorded: %s", image_id, exc)
+            if deleted and not self.cancelled(image_id):
+                # deleted through another process (another tank-api worker): stop here too
+                self.cancel(image_id)
 
     # --- staging (PUT /v2/images/{id}/stage) ---------------------------------------
 
