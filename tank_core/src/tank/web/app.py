@@ -124,7 +124,7 @@ class WebApp:
             return
         fields = access_fields(environ, status, sent, seconds)
         self.access_log.info(
-            '%s %s %s %s "%s %s" %d %d %.3fs in=%d',
+            '%s %s %s %s "%s %s" %d %d %.3fs in=%d%s',
             fields["request_id"],
             fields["client"],
             fields["tenant"] or "-",
@@ -135,6 +135,7 @@ class WebApp:
             sent,
             seconds,
             fields["bytes_in"],
+            f" global={fields['global_request_id']}" if fields["global_request_id"] else "",
             extra={"access": fields},
         )
 
