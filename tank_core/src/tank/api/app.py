@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -87,6 +87,12 @@ class ApiConfig:
     #: counts and durations by route template, status and store, never an image, tenant
     #: or user. Keep it off the public side of the front-end (deploy/nginx).
     metrics: bool = True
+    #: Behind a reverse proxy (deploy/nginx-tank-api.conf): take the scheme and host the
+    #: client used from ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (links in answers,
+    #: e.g. the versions document, say https), and the client's address from the last
+    #: ``X-Forwarded-For`` entry (the one the proxy added) for the access log. Only when
+    #: no one but the proxy can reach tank-api (oslo's enable_proxy_headers_parsing).
+    trust_proxy_headers: bool = False
     #: While this file exists, ``GET /healthcheck`` answers 503 ``DISABLED BY FILE``
     #: (oslo.middleware's ``disable_by_file_path``): drain a server behind a balancer.
     healthcheck_disable_file: str | None = None
@@ -173,6 +179,13 @@ class Api(WebApp):
         #: Interoperable import; None: not offered (stage and import answer 404).
         self.imports = imports
 
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if self.config.trust_proxy_headers:
+            _apply_proxy_headers(environ)
+        return super().__call__(environ, start_response)
+
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
         """The handler; its template (a metrics label) names the API version."""
         if path == "/v2" or path.startswith("/v2/"):
@@ -231,6 +244,19 @@ class Api(WebApp):
             return backend.direct_url(image.location) or redact(image.location)
 
         return shown
+
+
+def _apply_proxy_headers(environ: dict[str, Any]) -> None:
+    """What the reverse proxy said about the client (see ``trust_proxy_headers``)."""
+    proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+    if proto in ("http", "https"):
+        environ["wsgi.url_scheme"] = proto
+    host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[-1].strip()
+    if host:
+        environ["HTTP_HOST"] = host
+    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+    if forwarded_for:
+        environ["REMOTE_ADDR"] = forwarded_for
 
 
 def make_app(
