@@ -259,3 +259,26 @@ def test_workers_0_serves_in_one_process(start_api) -> None:  # type: ignore[no-
     assert metric(text, "tank_http_requests_total", **labels) == 1
     image_id = str(uuid.uuid4())
     assert requests.get(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 404
+
+
+def test_systemd_hears_ready_reloading_and_stopping(start_api, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Type=notify: READY=1 once every worker serves, RELOADING=1 and READY=1 around a
+    SIGHUP, STOPPING=1 at SIGTERM; on $NOTIFY_SOCKET, as systemd sets it."""
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(90)
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        api = start_api("--workers", "2")
+
+        def heard() -> str:
+            return listener.recv(4096).decode()
+
+        assert heard() == "READY=1"
+        assert len(children(api.proc.pid)) == 2
+        api.proc.send_signal(signal.SIGHUP)
+        assert heard() == "RELOADING=1"
+        assert heard() == "READY=1"
+        api.proc.send_signal(signal.SIGTERM)
+        assert heard() == "STOPPING=1"
+        assert api.proc.wait(60) == 0

@@ -29,9 +29,10 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import attrs
 import click
@@ -86,7 +87,7 @@ class Settings:
             api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}
         for key in ("auth", "log_level", "log_file", "log_format", "workers"):
             value = getattr(self, key)
             if value is not None:
@@ -263,7 +264,7 @@ def _running_tank(
     *,
     duties: bool,
     metrics: metrics_mod.Metrics | None,
-) -> object:
+) -> Iterator[None]:
     """Open the service, start its threads and give the server its application; close
     all after the block. ``duties``: run the cleanup sweeps here."""
     service, imports = open_tank(config, api_config)
