@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 import requests
 
 from tank.testing.api_server import ApiServer
+from tank.testing.api_server import child_pids as children
 
 T = TypeVar("T")
-
-
-def children(pid: int) -> set[int]:
-    """The pids of the live (not zombie) child processes of ``pid``."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[1] == str(pid) and fields[0] != "Z":
-            found.add(int(stat.parent.name))
-    return found
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import requests
 
-from .conftest import children, serving_pids, wait_for, workers_ready
+from tank.testing.api_server import child_pids as children
+
+from .conftest import serving_pids, wait_for, workers_ready
 
 IMAGE = {"x-image-meta-disk_format": "raw", "x-image-meta-container_format": "bare"}
 

@@ -58,6 +58,19 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
+def child_pids(pid: int) -> set[int]:
+    """The live (not zombie) child processes of ``pid``: a tank-api's workers."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
 class ApiServer:
     """One running tank-api: its URL, data dir and log. One worker process (behind
     tank-api's supervisor) unless ``args`` say ``--workers``."""
@@ -107,6 +120,10 @@ class ApiServer:
             time.sleep(0.05)
         self.stop()
         pytest.fail(f"tank-api did not answer on {self.url} in {STARTUP_TIMEOUT} s:\n{self.log()}")
+
+    def pids(self) -> list[int]:
+        """tank-api's process (the supervisor) and its workers."""
+        return [self.proc.pid, *sorted(child_pids(self.proc.pid))]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
