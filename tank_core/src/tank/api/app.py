@@ -70,8 +70,10 @@ class ApiConfig:
     #: it is declared here so that ``[api]`` is checked as one section at start-up.
     hashing_algorithm: str = attrs.field(default=DEFAULT_HASH_ALGO, validator=hash_algo_validator)
     #: Server processes tank-api pre-forks on its one listening socket (default: the
-    #: number of CPUs); 0 serves in tank-api's own process (no supervisor).
-    workers: int = attrs.field(factory=lambda: os.cpu_count() or 1, validator=between(0, 256))
+    #: number of CPUs tank-api may run on); 0 serves in tank-api's own process.
+    workers: int = attrs.field(
+        factory=lambda: len(os.sched_getaffinity(0)) or 1, validator=between(0, 256)
+    )
     #: Seconds in-flight requests get to finish when tank-api stops (SIGTERM) or a
     #: worker is replaced (SIGHUP); then they are ended (an upload gets a 503).
     shutdown_timeout: float = attrs.field(default=10.0, validator=between(0.0, 86400))

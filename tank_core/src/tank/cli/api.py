@@ -292,11 +292,12 @@ def _serve_here(
 ) -> None:
     """``--workers 0``: serve in this process until SIGTERM/SIGINT (SIGHUP reopens the
     log file; the rest of the configuration is read at start only)."""
+    signalled = catch_signals()
     metrics = metrics_mod.Metrics() if api_config.metrics else None
     server = _server(sock, api_config)
     with _running_tank(server, config, api_config, duties=True, metrics=metrics):
         hup = lambda: _reopen_logs(settings)  # noqa: E731
-        _serve_until_signalled(server, f"{what}, 1 process", on_hup=hup)
+        _serve_until_signalled(server, f"{what}, 1 process", signalled, on_hup=hup)
         sd_notify("STOPPING=1")
 
 
@@ -309,15 +310,10 @@ def _reopen_logs(settings: Settings) -> None:
         log.error("SIGHUP: could not reopen the log: %s", exc)
 
 
-def _serve_until_signalled(
-    server: HttpServer,
-    what: str,
-    *,
-    on_hup: Callable[[], None] | None = None,
-    ready: Callable[[], None] | None = None,
-) -> None:
-    """Serve in a thread until SIGTERM or SIGINT (SIGHUP too when ``on_hup`` is None:
-    a worker told to make way for a new generation), then stop gracefully."""
+def catch_signals() -> list[int]:
+    """From now on SIGTERM, SIGINT (unless ignored: a worker's) and SIGHUP are noted in
+    the list returned, not acted on: a process starting up finishes opening (or fails)
+    and then stops cleanly, exit status 0."""
     signalled: list[int] = []
 
     def note(signum: int, frame: FrameType | None) -> None:
@@ -326,13 +322,30 @@ def _serve_until_signalled(
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         if signum != signal.SIGINT or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signum, note)
-    thread = threading.Thread(target=server.serve_forever, name="listener", daemon=True)
-    thread.start()
-    log.info("%s serving http://%s:%d (%s)", server.name, server.host, server.port, what)
+    return signalled
+
+
+def _serve_until_signalled(
+    server: HttpServer,
+    what: str,
+    signalled: list[int],
+    *,
+    on_hup: Callable[[], None] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve in a thread until SIGTERM or SIGINT (SIGHUP too when ``on_hup`` is None:
+    a worker told to make way for a new generation), then stop gracefully. A signal
+    that came while the process was starting stops it before it serves."""
     if ready is not None:
         ready()
     else:
         sd_notify("READY=1")
+    if signalled and (on_hup is None or set(signalled) != {signal.SIGHUP}):
+        log.info("%s %d stopped before serving", server.name, os.getpid())
+        return
+    thread = threading.Thread(target=server.serve_forever, name="listener", daemon=True)
+    thread.start()
+    log.info("%s serving http://%s:%d (%s)", server.name, server.host, server.port, what)
     try:
         while thread.is_alive():
             if signal.SIGHUP in signalled and on_hup is not None:
@@ -362,6 +375,7 @@ def _supervise(
         metrics_dir = metrics_mod.prepare_multiprocess_dir(config.data_dir, sock.getsockname()[1])
 
     def worker_main(slot: int, generation: int, ready: Callable[[str | None], None]) -> int:
+        signalled = catch_signals()
         cfg, api_cfg = current["config"], current["api"]
         assert isinstance(cfg, TankConfig) and isinstance(api_cfg, ApiConfig)
         log.debug(
@@ -378,6 +392,7 @@ def _supervise(
                 _serve_until_signalled(
                     server,
                     f"{what}, worker slot {slot}",
+                    signalled,
                     ready=lambda: ready(None),
                 )
         except click.ClickException as exc:
@@ -399,6 +414,7 @@ def _supervise(
     supervisor = Supervisor(
         api_config.workers,
         worker_main,
+        listener=sock,
         grace=api_config.shutdown_timeout,
         reload=reload,
         on_worker_exit=worker_exited,

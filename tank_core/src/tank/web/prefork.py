@@ -73,6 +73,7 @@ class Supervisor:
         worker_main: WorkerMain,
         *,
         grace: float,
+        listener: socket.socket | None = None,
         name: str = "tank-api",
         reload: Callable[[], int | None] | None = None,
         on_worker_exit: Callable[[int], None] | None = None,
@@ -82,6 +83,9 @@ class Supervisor:
         self.workers = workers
         self.worker_main = worker_main
         self.grace = grace
+        #: The listening socket: closed here at stop, so that new connections are
+        #: refused at once instead of waiting in the backlog for a worker that left.
+        self.listener = listener
         self.name = name
         #: Called on SIGHUP: reload the configuration; the new worker count (None: same).
         self.reload = reload
@@ -106,6 +110,8 @@ class Supervisor:
         try:
             self._start_first()
             for slot in range(1, self.workers):
+                if signal.SIGTERM in self._signals or signal.SIGINT in self._signals:
+                    break
                 self._spawn(slot)
             while True:
                 self._reap()
@@ -291,6 +297,8 @@ class Supervisor:
         """SIGTERM every worker, wait for them (grace period, then SIGKILL); 0 if all
         exited 0."""
         sd_notify("STOPPING=1")
+        if self.listener is not None:
+            self.listener.close()
         workers = {**self._stale, **self._live}
         log.info("%s stopping %d workers", self.name, len(workers))
         for pid in workers:
