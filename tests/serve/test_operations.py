@@ -244,3 +244,29 @@ def test_warns_when_listening_beyond_loopback_with_auth_off(start_api) -> None: 
     assert requests.get(f"{api.url}/healthcheck", timeout=10).text == "OK"
     secured = start_api("--host", "0.0.0.0", "--auth")
     assert "every caller is an admin" not in secured.log()
+
+
+def test_proxy_headers_are_believed_only_when_configured(start_api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    forwarded = {
+        "X-Forwarded-For": "203.0.113.7, 10.0.0.9",  # the proxy added the last one
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "images.example.com",
+    }
+    plain = start_api()
+    r = requests.get(f"{plain.url}/", headers=forwarded, timeout=10)
+    assert r.json()["versions"][0]["links"][0]["href"].startswith("http://127.0.0.1:")
+    line = next(
+        x for x in plain.log_path.read_text().splitlines()
+        if r.headers["X-Openstack-Request-Id"] in x
+    )  # fmt: skip
+    assert " 127.0.0.1 - - " in line
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\ntrust_proxy_headers = true\n")
+    proxied = start_api("--config", str(config))
+    r = requests.get(f"{proxied.url}/", headers=forwarded, timeout=10)
+    assert r.json()["versions"][0]["links"][0]["href"] == "https://images.example.com/v2/"
+    line = next(
+        x for x in proxied.log_path.read_text().splitlines()
+        if r.headers["X-Openstack-Request-Id"] in x
+    )  # fmt: skip
+    assert " 10.0.0.9 - - " in line and "203.0.113.7" not in line
