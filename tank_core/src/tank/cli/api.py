@@ -264,7 +264,7 @@ def _running_tank(
     *,
     duties: bool,
     metrics: metrics_mod.Metrics | None,
-) -> Iterator[None]:
+) -> Iterator[ImageService]:
     """Open the service, start its threads and give the server its application; close
     all after the block. ``duties``: run the cleanup sweeps here."""
     service, imports = open_tank(config, api_config)
@@ -275,7 +275,7 @@ def _running_tank(
             imports.start(recover=duties)
         service.leases.start(sweep=duties)
         server.app = make_app(service, api_config, imports, recover=duties, metrics=metrics)
-        yield
+        yield service
     finally:
         service.leases.close()
         if imports is not None:
@@ -295,10 +295,19 @@ def _serve_here(
     signalled = catch_signals()
     metrics = metrics_mod.Metrics() if api_config.metrics else None
     server = _server(sock, api_config)
-    with _running_tank(server, config, api_config, duties=True, metrics=metrics):
+    with _running_tank(server, config, api_config, duties=True, metrics=metrics) as service:
         hup = lambda: _reopen_logs(settings)  # noqa: E731
-        _serve_until_signalled(server, f"{what}, 1 process", signalled, on_hup=hup)
+        what = f"{what}, {_registry_and_store(service)}, 1 process"
+        _serve_until_signalled(server, what, signalled, on_hup=hup)
         sd_notify("STOPPING=1")
+
+
+def _registry_and_store(service: ImageService) -> str:
+    """Where the registry keeps its data (an SQLite file in the data dir is easy to
+    overlook when only a store's ``datadir`` is configured) and the default store."""
+    registry = service.registry
+    where = f"{registry.kind} {registry.where}" if registry.where else registry.kind
+    return f"registry {where}, default store {service.stores.default}"
 
 
 def _reopen_logs(settings: Settings) -> None:
@@ -388,10 +397,10 @@ def _supervise(
         metrics = metrics_mod.Metrics() if api_cfg.metrics and metrics_dir else None
         server = _server(sock, api_cfg)
         try:
-            with _running_tank(server, cfg, api_cfg, duties=slot == 0, metrics=metrics):
+            with _running_tank(server, cfg, api_cfg, duties=slot == 0, metrics=metrics) as service:
                 _serve_until_signalled(
                     server,
-                    f"{what}, worker slot {slot}",
+                    f"{what}, {_registry_and_store(service)}, worker slot {slot}",
                     signalled,
                     ready=lambda: ready(None),
                 )

@@ -58,3 +58,4 @@ def setup(level: str, log_file: str | None = None, log_format: str = "text") -> 
     _installed[:] = [handler]
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # 8 lines of noise
