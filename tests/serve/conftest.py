@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import requests
@@ -59,5 +60,16 @@ def pid_of(api: ApiServer, request_id: str) -> int:
             if f" tank.api.access {request_id} " in line:
                 return int(line.split()[2])
         return None
+
+    return wait_for(f"the access-log line of {request_id}", find, 10)
+
+
+def access_line(api: ApiServer, request_id: str, log: Path | None = None) -> str:
+    """The access-log line of ``request_id`` (waited for: it is written when the
+    response is done, maybe after the client has it all)."""
+
+    def find() -> str | None:
+        text = (log or api.log_path).read_text(errors="replace")
+        return next((x for x in text.splitlines() if request_id in x), None)
 
     return wait_for(f"the access-log line of {request_id}", find, 10)

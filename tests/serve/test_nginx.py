@@ -19,6 +19,8 @@ import requests
 from tank.testing.api_server import ApiServer
 from tank.testing.ports import free_port
 
+from .conftest import access_line
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "nginx-tank-api.conf"
 
 pytestmark = [
@@ -154,10 +156,6 @@ def test_an_image_goes_up_and_down_through_nginx_with_tls(front, tmp_path: Path)
     # streamed: nginx kept no copy of the body on its disk, and warned of none
     assert not any(p.is_file() for p in (root / "temp").rglob("*"))
     assert "buffered to a temporary file" not in (root / "error.log").read_text()
-    put = next(
-        line
-        for line in api.log_path.read_text().splitlines()
-        if f'"PUT /v2/images/{created["id"]}/file" 204' in line
-    )
+    put = access_line(api, f'"PUT /v2/images/{created["id"]}/file" 204')
     assert put.endswith(f" in={size}") and " 127.0.0.1 " in put
     assert "req_id=req-" in (root / "access.log").read_text()  # correlated in nginx's log

@@ -17,6 +17,8 @@ import requests
 
 from tank.testing.api_server import find_script
 
+from .conftest import access_line
+
 REQUEST_ID = re.compile(
     r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 )
@@ -107,8 +109,7 @@ def test_every_answer_has_a_request_id_of_its_own(start_api) -> None:  # type: i
     assert head.startswith("HTTP/1.1 400")
     found = re.search(r"X-Openstack-Request-Id: (\S+)\r\n", head)
     assert found and REQUEST_ID.match(found.group(1))
-    log = api.log_path.read_text()
-    line = next(x for x in log.splitlines() if ids[-1] in x)
+    line = access_line(api, ids[-1])
     assert line.endswith(f" global={caller_id}")  # the caller's id, logged beside ours
 
 
@@ -131,17 +132,17 @@ def test_access_log_line_says_who_did_what_and_never_a_credential(start_api) -> 
     del headers["x-image-meta-location"]
     up = requests.post(f"{api.url}/v1/images", headers=headers, data=data, timeout=30)
     get = requests.get(f"{api.url}/v1/images?limit=3&name=hunter2", headers=headers, timeout=10)
+    get_line = access_line(api, get.headers["X-Openstack-Request-Id"])
+    line = access_line(api, request_id)
+    up_line = access_line(api, up.headers["X-Openstack-Request-Id"])
     log = api.log_path.read_text()
     assert token not in log and "hunter2" not in log and "Bearer" not in log
-    line = next(x for x in log.splitlines() if request_id in x)
     assert re.search(
         rf"tank\.api\.access {request_id} 127\.0\.0\.1 tenant-a user-7 "
         rf'"POST /v1/images" {r.status_code} \d+ \d+\.\d{{3}}s in=0$',
         line,
     ), line
-    up_line = next(x for x in log.splitlines() if up.headers["X-Openstack-Request-Id"] in x)
     assert '"POST /v1/images" 201 ' in up_line and up_line.endswith(f" in={len(data)}")
-    get_line = next(x for x in log.splitlines() if get.headers["X-Openstack-Request-Id"] in x)
     assert get.status_code == 200 and f'"GET /v1/images" 200 {len(get.content)} ' in get_line
 
 
@@ -152,6 +153,7 @@ def test_json_log_lines_carry_the_access_fields(start_api, tmp_path: Path) -> No
         f"{api.url}/v2/images?limit=3", headers={**MEMBER, "X-User-Id": "u1"}, timeout=10
     )
     request_id = r.headers["X-Openstack-Request-Id"]
+    access_line(api, request_id, log_file)
     lines = [json.loads(x) for x in log_file.read_text().splitlines()]  # every line is JSON
     (entry,) = [x for x in lines if x.get("request_id") == request_id]
     assert entry["logger"] == "tank.api.access" and entry["level"] == "INFO"
@@ -255,18 +257,12 @@ def test_proxy_headers_are_believed_only_when_configured(start_api, tmp_path: Pa
     plain = start_api()
     r = requests.get(f"{plain.url}/", headers=forwarded, timeout=10)
     assert r.json()["versions"][0]["links"][0]["href"].startswith("http://127.0.0.1:")
-    line = next(
-        x for x in plain.log_path.read_text().splitlines()
-        if r.headers["X-Openstack-Request-Id"] in x
-    )  # fmt: skip
+    line = access_line(plain, r.headers["X-Openstack-Request-Id"])
     assert " 127.0.0.1 - - " in line
     config = tmp_path / "tank.toml"
     config.write_text("[api]\ntrust_proxy_headers = true\n")
     proxied = start_api("--config", str(config))
     r = requests.get(f"{proxied.url}/", headers=forwarded, timeout=10)
     assert r.json()["versions"][0]["links"][0]["href"] == "https://images.example.com/v2/"
-    line = next(
-        x for x in proxied.log_path.read_text().splitlines()
-        if r.headers["X-Openstack-Request-Id"] in x
-    )  # fmt: skip
+    line = access_line(proxied, r.headers["X-Openstack-Request-Id"])
     assert " 10.0.0.9 - - " in line and "203.0.113.7" not in line
