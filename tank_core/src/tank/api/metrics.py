@@ -6,7 +6,8 @@ bytes by route; the duration of each request, of each successful upload and down
 failed uploads by cause (the error's class, e.g. ``ClientGone``, ``ChecksumMismatch``,
 ``ClientTooSlow``, ``StorageFull``); the latency of every store call by store and
 operation (``open_writer``, ``write`` per chunk, ``commit``, ``read`` until the data
-starts, ``remove``, ``size_of``).
+starts, ``remove``, ``size_of``); notification events by sink and outcome
+(:mod:`tank.notify.metrics`: sent, retried, dropped).
 
 With pre-forked workers (:mod:`tank.web.prefork`) the counts are kept in
 prometheus_client's multiprocess mode: tank-api makes a directory of its own for the
@@ -120,6 +121,15 @@ class Metrics:
             ["api", "cause"],
             registry=r,
         )
+        self.notifications = Counter(
+            "tank_notification_events",
+            "Notification events by sink and outcome (sent, retried, dropped_*).",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        from tank.notify import metrics as notify_metrics
+
+        notify_metrics.subscribe(self._count_notification)
         self.store_calls = Histogram(
             "tank_store_call_duration_seconds",
             "Latency of store calls by store and operation.",
@@ -154,6 +164,9 @@ class Metrics:
         download = DOWNLOADS.get(key)
         if download is not None and status < 300:
             self.downloads.labels(download).observe(seconds)
+
+    def _count_notification(self, sink: str, outcome: str, n: int) -> None:
+        self.notifications.labels(sink, outcome).inc(n)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition (every worker's, in multiprocess mode) and its content type."""
