@@ -258,24 +258,26 @@ def open_tank(
 
 @contextlib.contextmanager
 def _running_tank(
-    server: HttpServer,
+    sock: socket.socket,
     config: TankConfig,
     api_config: ApiConfig,
     *,
     duties: bool,
     metrics: metrics_mod.Metrics | None,
-) -> Iterator[ImageService]:
-    """Open the service, start its threads and give the server its application; close
-    all after the block. ``duties``: run the cleanup sweeps here."""
+) -> Iterator[tuple[HttpServer, ImageService]]:
+    """Open the service, start its threads and make this process's server on ``sock``
+    with the application; close all after the block. ``duties``: run the cleanup sweeps
+    here."""
     service, imports = open_tank(config, api_config)
     try:
+        server = _server(sock, api_config)
         if metrics is not None:
             metrics.instrument_stores(service.stores)
         if imports is not None:
             imports.start(recover=duties)
         service.leases.start(sweep=duties)
         server.app = make_app(service, api_config, imports, recover=duties, metrics=metrics)
-        yield service
+        yield server, service
     finally:
         service.leases.close()
         if imports is not None:
@@ -294,8 +296,10 @@ def _serve_here(
     log file; the rest of the configuration is read at start only)."""
     signalled = catch_signals()
     metrics = metrics_mod.Metrics() if api_config.metrics else None
-    server = _server(sock, api_config)
-    with _running_tank(server, config, api_config, duties=True, metrics=metrics) as service:
+    with _running_tank(sock, config, api_config, duties=True, metrics=metrics) as (
+        server,
+        service,
+    ):
         hup = lambda: _reopen_logs(settings)  # noqa: E731
         what = f"{what}, {_registry_and_store(service)}, 1 process"
         _serve_until_signalled(server, what, signalled, on_hup=hup)
@@ -395,9 +399,11 @@ def _supervise(
             cfg.source,
         )
         metrics = metrics_mod.Metrics() if api_cfg.metrics and metrics_dir else None
-        server = _server(sock, api_cfg)
         try:
-            with _running_tank(server, cfg, api_cfg, duties=slot == 0, metrics=metrics) as service:
+            with _running_tank(sock, cfg, api_cfg, duties=slot == 0, metrics=metrics) as (
+                server,
+                service,
+            ):
                 _serve_until_signalled(
                     server,
                     f"{what}, {_registry_and_store(service)}, worker slot {slot}",
