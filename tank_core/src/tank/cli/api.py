@@ -48,6 +48,7 @@ from tank.errors import TankError
 from tank.imports.service import ImportService
 from tank.model import Context, ListQuery
 from tank.plugins import make_plugin_manager
+from tank.scrubber.in_api import InApiScrubber
 from tank.service import ImageService
 from tank.web import malloc
 from tank.web.prefork import StartError, Supervisor, sd_notify
@@ -269,6 +270,7 @@ def _running_tank(
     with the application; close all after the block. ``duties``: run the cleanup sweeps
     here."""
     service, imports = open_tank(config, api_config)
+    scrubber = None
     try:
         server = _server(sock, api_config)
         if metrics is not None:
@@ -276,9 +278,14 @@ def _running_tank(
         if imports is not None:
             imports.start(recover=duties)
         service.leases.start(sweep=duties)
+        if config.scrubber.in_api and duties:  # one process a host; a registry lease overall
+            scrubber = InApiScrubber(service, config.scrubber)
+            scrubber.start()
         server.app = make_app(service, api_config, imports, recover=duties, metrics=metrics)
         yield server, service
     finally:
+        if scrubber is not None:
+            scrubber.close()
         service.leases.close()
         if imports is not None:
             imports.close()
