@@ -18,6 +18,8 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,6 +165,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def reaped_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the children ``pid`` waited for (``cutime + cstime``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> set[int]:
+    """Live child processes of ``pid``."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[1] == str(pid) and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
 def curl(*args: str) -> tuple[float, str]:
     """Run curl (errors fatal, body to stdout unless ``-o``); wall seconds and stdout."""
     start = time.perf_counter()
@@ -179,10 +198,18 @@ class TankApi:
     """A ``tank-api`` process of this Python's environment on a free loopback port."""
 
     def __init__(
-        self, data_dir: Path, config: str | None = None, pythonpath: Sequence[Path] = ()
+        self,
+        data_dir: Path,
+        config: str | None = None,
+        pythonpath: Sequence[Path] = (),
+        workers: int | None = None,
     ) -> None:
         """``pythonpath``: source folders imported before this environment's (another
-        revision's ``tank`` and plugins, to compare revisions in one run)."""
+        revision's ``tank`` and plugins, to compare revisions in one run). ``workers``:
+        ``--workers`` (None: tank-api's default, the CPU count; 0: one process).
+
+        With workers, CPU seconds are the whole process tree's, and RSS figures the
+        largest process's (a worker: the one that served a transfer)."""
         exe = Path(sys.executable).parent / "tank-api"
         if not exe.exists():
             sys.exit(f"{exe} is missing: pip install -e tank_core -e tank_store_fs ...")
@@ -193,6 +220,9 @@ class TankApi:
         self.log = data_dir / "tank-api.log"
         args = [str(exe), "--host", "127.0.0.1", "--port", str(self.port)]
         args += ["--data-dir", str(data_dir), "--log-level", "WARNING"]
+        if workers is not None:
+            args += ["--workers", str(workers)]
+        self.workers = workers
         if config is not None:
             config_path = data_dir / "tank.toml"
             config_path.write_text(config)
@@ -203,21 +233,60 @@ class TankApi:
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         wait_for_port(self.port, self.proc, "tank-api", self.log)
-        self.rss_ready_kib = proc_status_kib(self.proc.pid, "VmRSS")
+        self._wait_workers()
+        self.rss_ready_kib = max(proc_status_kib(p, "VmRSS") for p in self.pids())
+
+    def _wait_workers(self) -> None:
+        """Until a worker answers (the supervisor's socket accepts before any serves) and,
+        with ``workers``, that many run."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"tank-api exited with status {self.proc.returncode}:\n{tail(self.log)}")
+            enough = not self.workers or len(children(self.proc.pid)) >= self.workers
+            if enough:
+                try:
+                    urllib.request.urlopen(f"{self.url}/versions", timeout=30).close()
+                except urllib.error.HTTPError:  # 300 Multiple Choices: it answered
+                    pass
+                except OSError:
+                    time.sleep(0.1)
+                    continue
+                if not self.workers or self._all_answer():
+                    return
+            time.sleep(0.1)
+        sys.exit(f"tank-api's workers did not start in 120 s:\n{tail(self.log)}")
+
+    def _all_answer(self) -> bool:
+        """Every worker answered one of a few healthchecks (each says its pid)."""
+        seen = set()
+        for _ in range(10 * (self.workers or 1)):
+            with urllib.request.urlopen(f"{self.url}/healthcheck?detail", timeout=30) as r:
+                seen.add(json.load(r)["pid"])
+            if seen >= children(self.proc.pid):
+                return True
+        return False
+
+    def pids(self) -> list[int]:
+        """tank-api's process and its workers."""
+        return [self.proc.pid, *sorted(children(self.proc.pid))]
 
     def peak_rss_kib(self) -> int:
-        return proc_status_kib(self.proc.pid, "VmHWM")
+        """The largest peak RSS (VmHWM) of tank-api's processes."""
+        return max(proc_status_kib(p, "VmHWM") for p in self.pids())
 
     def reset_peak_rss(self) -> bool:
         """Start VmHWM again from the current RSS (Linux ``clear_refs``); False if not allowed."""
         try:
-            Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+            for pid in self.pids():
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
         except OSError:
             return False
         return True
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.proc.pid)
+        """CPU seconds of tank-api's processes (workers that exited included)."""
+        return sum(cpu_seconds(p) for p in self.pids()) + reaped_cpu_seconds(self.proc.pid)
 
     def upload(
         self, path: Path, name: str, store: str | None = None

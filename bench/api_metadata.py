@@ -1,7 +1,7 @@
 """Metadata speed of tank-api (embedded SQLite registry): creates/s and listing times.
 
     python bench/api_metadata.py [--threads 4] [--creates 2000] [--big 100000] [--repeat 15]
-                                 [--api v1,v2]
+                                 [--api v1,v2] [--workers 1,2]
 
 Starts tank-api with the embedded defaults on a free loopback port, then:
 
@@ -12,6 +12,10 @@ Starts tank-api with the embedded defaults on a free loopback port, then:
   and ``GET /v2/images?limit=1000``, and a name filter (``?name=image-1234``) on each;
 * bulk-inserts more images straight into the same SQLite database (``executemany``,
   as bench/registry_metadata.py does; setup only) up to ``--big`` and times them again.
+
+``--workers 1,2`` runs it all once per worker count (tank-api ``--workers``, a fresh data
+dir each; without it, tank-api's default), for creates/s and list times per count; the
+CPU is the whole process tree's, and the RSS of each process is shown at the end.
 
 Beside each HTTP time it prints the same query made in-process on the registry, so the
 difference is what the API layer (HTTP, JSON) costs. Targets (tank-api issue, SQLite):
@@ -28,7 +32,14 @@ import time
 from pathlib import Path
 
 import requests
-from _common import IMAGE_HEADERS, TankApi, load_average, median_ms, verdict
+from _common import (
+    IMAGE_HEADERS,
+    TankApi,
+    load_average,
+    median_ms,
+    proc_status_kib,
+    verdict,
+)
 from registry_metadata import FORMATS, bulk_insert
 
 from tank.model import Context, ListQuery
@@ -141,14 +152,26 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--api", default="v1,v2", help="API versions to measure, e.g. v2")
+    parser.add_argument(
+        "--workers", default="", help="tank-api --workers counts to compare, e.g. 1,2"
+    )
     args = parser.parse_args()
     apis = [a.strip() for a in args.api.split(",") if a.strip()]
     if not apis or set(apis) - set(LIST_PATHS):
         parser.error("--api takes v1, v2 or v1,v2")
+    workers = [int(w) for w in args.workers.split(",") if w.strip()] or [None]
     print(load_average())
+    for count in workers:
+        if len(workers) > 1 or count is not None:
+            print(f"\n=== tank-api --workers {count} ===")
+        run(args, apis, count)
+
+
+def run(args: argparse.Namespace, apis: list[str], workers: int | None) -> None:
     with tempfile.TemporaryDirectory(prefix="tank-bench-meta-") as tmp:
-        with TankApi(Path(tmp) / "data") as api:
+        with TankApi(Path(tmp) / "data", workers=workers) as api:
             registry = SqlRegistry(SqlRegistry.Config(), data_dir=api.data_dir)
+            idle = rss_line(api)
             for version in apis:
                 before = api.cpu_seconds()
                 rate = create_concurrently(api.url, args.creates, args.threads, version)
@@ -159,13 +182,32 @@ def main() -> None:
                       f"tank-api CPU {cpu_ms:.2f} ms per create)")  # fmt: skip
             total = args.creates * len(apis)
             report(total, measure(api.url, registry, args.repeat, apis))
-            started = time.perf_counter()
-            bulk_insert(registry, total, args.big)
-            print(f"(bulk-inserted {args.big - total:,} more in "
-                  f"{time.perf_counter() - started:.1f} s)")  # fmt: skip
-            report(args.big, measure(api.url, registry, args.repeat, apis))
-            print(f"tank-api peak RSS (VmHWM) {api.peak_rss_kib() / 1024:.1f} MiB")
+            if args.big > total:
+                started = time.perf_counter()
+                bulk_insert(registry, total, args.big)
+                print(f"(bulk-inserted {args.big - total:,} more in "
+                      f"{time.perf_counter() - started:.1f} s)")  # fmt: skip
+                report(args.big, measure(api.url, registry, args.repeat, apis))
+            print(f"RSS MiB at idle (supervisor, workers...): {idle}")
+            print(f"RSS MiB now: {rss_line(api)}; peak of the largest "
+                  f"{api.peak_rss_kib() / 1024:.1f}")  # fmt: skip
             registry.close()
+
+
+def rss_line(api: TankApi) -> str:
+    """VmRSS of each of tank-api's processes (PSS in brackets: shared pages split)."""
+    parts = []
+    for pid in api.pids():
+        rss = proc_status_kib(pid, "VmRSS") / 1024
+        parts.append(f"{rss:.1f} [{pss_kib(pid) / 1024:.1f}]")
+    return ", ".join(parts)
+
+
+def pss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
 
 
 if __name__ == "__main__":

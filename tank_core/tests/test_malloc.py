@@ -24,6 +24,8 @@ def test_tank_api_caps_arenas_before_building_the_stores(
         raise errors.BadStoreConfig("stop here")
 
     monkeypatch.setattr(api_cli.ImageService, "from_config", from_config)
-    result = CliRunner().invoke(api_cli.main, ["--data-dir", str(tmp_path)])
+    # one process (--workers 0): pre-forked workers inherit the cap their supervisor set
+    # first thing, before it forked them (mallopt settings survive fork)
+    result = CliRunner().invoke(api_cli.main, ["--data-dir", str(tmp_path), "--workers", "0"])
     assert "stop here" in result.output
     assert calls == ["limit_arenas", "stores"]

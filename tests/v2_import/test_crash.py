@@ -138,3 +138,35 @@ def test_deleting_an_image_stops_its_import_and_frees_the_worker(start_tank: Any
     assert not web.release.is_set()  # the slow server never finished sending
     assert tank.staged() == []
     assert len(tank.files("file")) == 1  # the next image's data only
+
+
+def test_an_image_deleted_through_another_process_stops_its_import(
+    start_tank: Any, web: Any
+) -> None:
+    """With several tank-api workers the DELETE may reach another process than the one
+    importing: the importing one notices at its next heartbeat (here: the image deleted
+    straight in the registry, as another process would)."""
+    from tank.model import Context
+    from tank_registry_sql.registry import SqlRegistry
+
+    tank = start_tank("web_download_timeout = 600")
+    image = tank.create(name="deleted elsewhere")
+    body = {"method": {"name": "web-download", "uri": web.url("/slow")}}
+    assert tank.import_(image["id"], body).status_code == 202
+    assert web.sending.wait(30)
+    tank.wait(image["id"], lambda i: any(tank.staging.iterdir()))
+    registry = SqlRegistry(SqlRegistry.Config(), data_dir=tank.server.data_dir)
+    try:
+        registry.delete(image["id"], context=Context.admin())
+    finally:
+        registry.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (tank.staged() or not _said_stopping(tank)):
+        time.sleep(0.1)
+    assert _said_stopping(tank), tank.server.log()
+    assert tank.staged() == [] and tank.files("file") == []
+    assert not web.release.is_set()  # the slow server never finished sending
+
+
+def _said_stopping(tank: Any) -> bool:
+    return "deleted during its import: stopping the import" in tank.server.log()

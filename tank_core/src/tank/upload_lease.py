@@ -142,16 +142,21 @@ class UploadLeases:
             with self._lock:
                 self._live.discard(lease)
 
-    def start(self) -> None:
+    def start(self, *, sweep: bool = True) -> None:
+        """Start the heartbeat thread and, with ``sweep``, the sweep thread (one
+        process of a host is enough: tank-api runs it in its worker slot 0)."""
         every = max(self.service.upload_lease / 4, 0.2)
         self._threads = [
-            threading.Thread(
-                target=self._every, args=(every * 2, self._sweep), name="tank-upload-sweep"
-            ),
             threading.Thread(
                 target=self._every, args=(every, self._refresh), name="tank-upload-heartbeat"
             ),
         ]
+        if sweep:
+            self._threads.append(
+                threading.Thread(
+                    target=self._every, args=(every * 2, self._sweep), name="tank-upload-sweep"
+                )
+            )
         for thread in self._threads:
             thread.daemon = True
             thread.start()

@@ -8,14 +8,15 @@ its :mod:`tank.errors` class (:class:`tank.web.WebApp` does that). v2 is served 
 from __future__ import annotations
 
 import logging
+import os
 import urllib.parse
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tank import errors
-from tank.api import images, members
+from tank.api import health, images, members
 from tank.api.context import check_identity_encoding, context_from_headers
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
@@ -24,16 +25,18 @@ from tank.api.v2 import imports as v2_imports
 from tank.api.v2 import locations as v2_locations
 from tank.api.v2 import members as v2_members
 from tank.checksums import DEFAULT_HASH_ALGO, hash_algo_validator
-from tank.config import between, not_negative
+from tank.config import between, not_negative, one_of
 from tank.console import ConsoleConfig, console_match, serve_asset
 from tank.handover import LocationHandover
 from tank.locations import redact
 from tank.model import Context, Image
 from tank.service import ImageService
 from tank.web import Match, Request, Response, Router, WebApp
+from tank.web.app import ENV_CONTEXT
 from tank.web.routing import unquote_segment
 
 if TYPE_CHECKING:
+    from tank.api.metrics import Metrics
     from tank.imports.service import ImportService
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,35 @@ class ApiConfig:
     #: name (Glance's key). The service reads it (:meth:`ImageService.from_config`);
     #: it is declared here so that ``[api]`` is checked as one section at start-up.
     hashing_algorithm: str = attrs.field(default=DEFAULT_HASH_ALGO, validator=hash_algo_validator)
+    #: Server processes tank-api pre-forks on its one listening socket (default: the
+    #: number of CPUs tank-api may run on); 0 serves in tank-api's own process.
+    workers: int = attrs.field(
+        factory=lambda: len(os.sched_getaffinity(0)) or 1, validator=between(0, 256)
+    )
+    #: Seconds in-flight requests get to finish when tank-api stops (SIGTERM) or a
+    #: worker is replaced (SIGHUP); then they are ended (an upload gets a 503).
+    shutdown_timeout: float = attrs.field(default=10.0, validator=between(0.0, 86400))
+    #: Log level (``--log-level`` wins); reloaded on SIGHUP.
+    log_level: str = attrs.field(
+        default="INFO", validator=one_of("DEBUG", "INFO", "WARNING", "ERROR")
+    )
+    #: Log file (``--log-file`` wins; default: standard error); reopened on SIGHUP.
+    log_file: str | None = None
+    #: ``text`` or ``json`` (one JSON object a line; ``--log-format`` wins).
+    log_format: str = attrs.field(default="text", validator=one_of("text", "json"))
+    #: Serve ``GET /metrics`` (Prometheus text format) without authentication: it shows
+    #: counts and durations by route template, status and store, never an image, tenant
+    #: or user. Keep it off the public side of the front-end (deploy/nginx).
+    metrics: bool = True
+    #: Behind a reverse proxy (deploy/nginx-tank-api.conf): take the scheme and host the
+    #: client used from ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` (links in answers,
+    #: e.g. the versions document, say https), and the client's address from the last
+    #: ``X-Forwarded-For`` entry (the one the proxy added) for the access log. Only when
+    #: no one but the proxy can reach tank-api (oslo's enable_proxy_headers_parsing).
+    trust_proxy_headers: bool = False
+    #: While this file exists, ``GET /healthcheck`` answers 503 ``DISABLED BY FILE``
+    #: (oslo.middleware's ``disable_by_file_path``): drain a server behind a balancer.
+    healthcheck_disable_file: str | None = None
 
 
 def _decode(name: str, segment: str) -> str:
@@ -76,6 +108,11 @@ def _decode(name: str, segment: str) -> str:
         return urllib.parse.unquote(segment, errors="replace")
     return unquote_segment(name, segment)
 
+
+#: Served before authentication (as the versions document): for balancers and scrapers.
+OPS = Router()
+OPS.add("/healthcheck", GET=health.healthcheck)
+OPS.add("/metrics", GET=health.metrics)
 
 V1 = Router(decode=_decode)
 V1.add("/", GET=discovery.versions)
@@ -136,33 +173,61 @@ class Api(WebApp):
         config: ApiConfig | None = None,
         imports: ImportService | None = None,
         console: ConsoleConfig | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         #: The web console at /console/ (:mod:`tank.console`).
         self.console = console or ConsoleConfig()
         self.config = config or ApiConfig()
+        #: Prometheus metrics of this process (None: not recorded, /metrics is 404).
+        self.metrics = metrics
         self.handover = LocationHandover(service)
         #: Interoperable import; None: not offered (stage and import answer 404).
         self.imports = imports
 
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if self.config.trust_proxy_headers:
+            _apply_proxy_headers(environ)
+        return super().__call__(environ, start_response)
+
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
+        """The handler; its template (a metrics label) names the API version."""
         if self.console.enabled and (path == "/console" or path.startswith("/console/")):
-            return console_match(path, req.method, quoted=quoted)
+            match = console_match(path, req.method, quoted=quoted)
+            return None if match is None else attrs.evolve(match, template="/console/")
         if path == "/v2" or path.startswith("/v2/"):
-            return V2.match(path[3:] or "/", req.method, quoted=quoted)
+            match = V2.match(path[3:] or "/", req.method, quoted=quoted)
+            return None if match is None else attrs.evolve(match, template="/v2" + match.template)
+        ops = OPS.match(path, req.method, quoted=quoted)
+        if ops is not None:
+            return ops
         if path == "/v1" or path.startswith("/v1/"):
             path = path[3:] or "/"
-        return self.router.match(path, req.method, quoted=quoted)
+        match = self.router.match(path, req.method, quoted=quoted)
+        if match is None or match.handler is discovery.versions:
+            return match
+        return attrs.evolve(match, template="/v1" + match.template)
 
     def call(self, req: Request, match: Match) -> Response:
         if match.handler is discovery.versions:  # before authentication, as in Glance
             return discovery.versions(self, req, Context())
         if match.handler is serve_asset:  # static files: no data, no identity needed
             return serve_asset(req, **match.params)
+        if match.handler is health.healthcheck and "detail" not in req.query:
+            return health.healthcheck(self, req, Context())
+        if match.handler is health.metrics:  # for Prometheus, which sends no token
+            return health.metrics(self, req, Context())
         if self.config.auth:
             check_identity_encoding(req.environ)
         ctx = context_from_headers(req.headers, auth=self.config.auth)
+        req.environ[ENV_CONTEXT] = ctx
         return match.handler(self, req, ctx, **match.params)  # type: ignore[no-any-return]
+
+    def observe(self, environ: dict[str, Any], status: int, sent: int, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(environ, status, sent, seconds)
 
     def cancel_import(self, image_id: str) -> None:
         """Stop an import of a deleted image running in this process."""
@@ -192,19 +257,38 @@ class Api(WebApp):
         return shown
 
 
+def _apply_proxy_headers(environ: dict[str, Any]) -> None:
+    """What the reverse proxy said about the client (see ``trust_proxy_headers``)."""
+    proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+    if proto in ("http", "https"):
+        environ["wsgi.url_scheme"] = proto
+    host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[-1].strip()
+    if host:
+        environ["HTTP_HOST"] = host
+    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")[-1].strip()
+    if forwarded_for:
+        environ["REMOTE_ADDR"] = forwarded_for
+
+
 def make_app(
     service: ImageService,
     config: ApiConfig | None = None,
     imports: ImportService | None = None,
     console: ConsoleConfig | None = None,
+    *,
+    recover: bool = True,
+    metrics: Metrics | None = None,
 ) -> Api:
     """The Images API as a WSGI application, for tank-api or any WSGI server; with
-    ``imports`` (started by the caller) it offers interoperable import.
+    ``imports`` (started by the caller) it offers interoperable import; with
+    ``metrics``, it records them and serves ``GET /metrics`` (``[api] metrics``).
 
-    Locations a stopped process was verifying are verified again (in the background)."""
-    app = Api(service, config, imports, console)
-    try:
-        app.handover.recover()
-    except errors.TankError:
-        log.exception("could not look for handed-over locations left unverified")
+    With ``recover``, locations a stopped process was verifying are verified again (in
+    the background): one process of a host does it (tank-api: worker slot 0)."""
+    app = Api(service, config, imports, console, metrics)
+    if recover:
+        try:
+            app.handover.recover()
+        except errors.TankError:
+            log.exception("could not look for handed-over locations left unverified")
     return app

@@ -25,9 +25,9 @@ from typing import IO, Any
 import attrs
 import click
 
-import tank
 from tank.cli import fields as fieldargs
 from tank.cli.inventory import plugin_rows, store_rows
+from tank.cli.options import version_option
 from tank.cli.output import Output, human_bytes, table
 from tank.cli.progress import progress_bar
 from tank.cli.refs import IMAGE
@@ -187,7 +187,7 @@ def _api_version(ctx: click.Context, param: click.Parameter, value: str) -> str:
     default=None,
     help="Progress bars for transfers [default: when stderr is a terminal].",
 )
-@click.version_option(tank.__version__, prog_name="tank")
+@version_option
 @click.pass_context
 def cli(
     ctx: click.Context,

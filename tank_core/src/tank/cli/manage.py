@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from tank.cli.options import config_options, load_config
+from tank.cli.options import config_options, load_config, version_option
 from tank.errors import TankError
 from tank.plugins import make_plugin_manager
 from tank.service import open_registry
 
 
 @click.group()
+@version_option
 def main() -> None:
     """Manage a Tank installation."""
 

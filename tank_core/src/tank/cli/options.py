@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+import tank
 from tank import config as config_mod
 from tank.config import TankConfig
 from tank.errors import TankError
@@ -39,3 +41,18 @@ def load_config(config_path: Path | None, data_dir: Path | None) -> TankConfig:
         return config_mod.load(config_path, data_dir=data_dir)
     except TankError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def core_version() -> str:
+    """The installed tank-core's version (the package's own if not installed)."""
+    try:
+        return importlib.metadata.version("tank-core")
+    except importlib.metadata.PackageNotFoundError:
+        return tank.__version__
+
+
+def version_option(func: F) -> F:
+    """``--version``: ``<command> (tank-core) <version>``, the same on every command."""
+    return click.version_option(  # type: ignore[no-any-return]
+        core_version(), "--version", message="%(prog)s (tank-core) %(version)s"
+    )(func)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from tank.cli.options import config_options, load_config
+from tank.cli.options import config_options, load_config, version_option
 from tank.errors import TankError
 from tank.plugins import make_plugin_manager
 from tank.registry_http.server import make_registry_app
@@ -29,6 +29,7 @@ log = logging.getLogger("tank.registry_http")
 @click.option("--port", default=9191, show_default=True, type=click.IntRange(0, 65535))
 @config_options
 @click.option("--threads", default=16, show_default=True, type=click.IntRange(1, 512))
+@version_option
 def main(
     host: str, port: int, config_path: Path | None, data_dir: Path | None, threads: int
 ) -> None:
@@ -55,7 +56,7 @@ def main(
 
 def serve(host: str, port: int, app: object, threads: int, kind: str) -> None:
     """Serve until SIGTERM or SIGINT, then stop cleanly (exit status 0)."""
-    if not _is_loopback(host):
+    if not is_loopback(host):
         log.warning(
             "tank-registry trusts the identity headers of every request: make sure only "
             "tank-api can reach %s:%d",
@@ -66,7 +67,8 @@ def serve(host: str, port: int, app: object, threads: int, kind: str) -> None:
     run(server, f"{kind} registry", log=log)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine only."""
     if host == "localhost":
         return True
     try:

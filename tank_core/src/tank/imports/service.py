@@ -113,19 +113,23 @@ class ImportService:
 
     # --- lifecycle ---------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, recover: bool = True) -> None:
         """Recover expired imports now, then keep heartbeats and recover periodically
-        (two threads: a slow recovery never delays a heartbeat)."""
+        (two threads: a slow recovery never delays a heartbeat). Without ``recover``,
+        heartbeats only (tank-api recovers in its worker slot 0)."""
         beat = max(self.config.lease_seconds / 4, 0.2)
         sweep = max(self.config.lease_seconds / 2, 0.5)
         self._keepers = [
             threading.Thread(
-                target=self._every, args=(sweep, self._sweep), name="tank-import-recovery"
-            ),
-            threading.Thread(
                 target=self._every, args=(beat, self._heartbeat), name="tank-import-heartbeat"
             ),
         ]
+        if recover:
+            self._keepers.append(
+                threading.Thread(
+                    target=self._every, args=(sweep, self._sweep), name="tank-import-recovery"
+                )
+            )
         for thread in self._keepers:
             thread.daemon = True
             thread.start()
@@ -211,17 +215,24 @@ class ImportService:
         with self._live_lock:
             live = list(self._live.items())
         for image_id, entry in live:
+            deleted = False
             with entry.lock:
                 if entry.ended:
                     continue
                 try:
-                    self.images.registry.update(
+                    image = self.images.registry.update(
                         image_id,
                         {"properties": {state.HEARTBEAT: state.heartbeat_now()}},
                         context=self.admin,
                     )
+                    deleted = image.deleted
+                except errors.NotFound:
+                    deleted = True
                 except errors.TankError as exc:
                     log.info("image %s: heartbeat not recorded: %s", image_id, exc)
+            if deleted and not self.cancelled(image_id):
+                # deleted through another process (another tank-api worker): stop here too
+                self.cancel(image_id)
 
     # --- staging (PUT /v2/images/{id}/stage) ---------------------------------------
 

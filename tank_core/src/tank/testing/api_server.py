@@ -23,7 +23,7 @@ import requests
 
 from tank.testing.ports import free_port
 
-STARTUP_TIMEOUT = 20.0
+STARTUP_TIMEOUT = 60.0  # a deadline, not a speed measure: shared CI machines get slow
 
 
 def find_script(name: str) -> str | None:
@@ -58,8 +58,22 @@ def _listens(pid: int, port: int) -> bool:
     return False
 
 
+def child_pids(pid: int) -> set[int]:
+    """The live (not zombie) child processes of ``pid``: a tank-api's workers."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found.add(int(stat.parent.name))
+    return found
+
+
 class ApiServer:
-    """One running tank-api: its URL, data dir and log."""
+    """One running tank-api: its URL, data dir and log. One worker process (behind
+    tank-api's supervisor) unless ``args`` say ``--workers``."""
 
     def __init__(self, data_dir: Path, log_path: Path, args: Sequence[str] = ()) -> None:
         exe = find_script("tank-api")
@@ -74,6 +88,8 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
         self._log = open(log_path, "wb")
+        if not any(a == "--workers" or a.startswith("--workers=") for a in args):
+            args = ["--workers", "1", *args]
         self.proc = subprocess.Popen(
             [
                 exe,
@@ -104,6 +120,10 @@ class ApiServer:
             time.sleep(0.05)
         self.stop()
         pytest.fail(f"tank-api did not answer on {self.url} in {STARTUP_TIMEOUT} s:\n{self.log()}")
+
+    def pids(self) -> list[int]:
+        """tank-api's process (the supervisor) and its workers."""
+        return [self.proc.pid, *sorted(child_pids(self.proc.pid))]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]

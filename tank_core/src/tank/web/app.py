@@ -5,20 +5,36 @@ context it gets), and how an error looks on its wire. ``WebApp`` does the rest o
 dispatch, 404/405 answers with ``Allow``, errors of :mod:`tank.errors` as their HTTP
 status, unexpected exceptions logged and answered 500 without details, HEAD answers
 without a body, and the body counted for the access log.
+
+Every response carries ``X-Openstack-Request-Id`` (:mod:`tank.web.request_ids`), and
+every request makes one access-log line: its request id, the client's address, the
+caller's tenant and user when known, method, path (never the query string: no secrets),
+status, bytes in and out, and duration. The fields also go with the record as
+``record.access`` (a dict) for the JSON log format.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tank import errors
+from tank.web import request_ids
 from tank.web.messages import FileBody, Request, Response
 from tank.web.routing import Match, MethodNotAllowed, Router, route_path
 
 log = logging.getLogger(__name__)
+
+#: environ key of the caller's :class:`~tank.model.Context`, once a subclass made it.
+ENV_CONTEXT = "tank.context"
+#: environ key of the route template that matched (``/v2/images/{image_id}``).
+ENV_ROUTE = "tank.route"
+#: environ key of the exception a request failed with, if any.
+ENV_ERROR = "tank.error"
+_USERINFO = re.compile(r"//[^/@]*@")
 
 
 class WebApp:
@@ -48,7 +64,9 @@ class WebApp:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         started = time.monotonic()
+        request_id = request_ids.assign(environ)
         response = self._respond(environ)
+        response.headers.append((request_ids.HEADER, request_id))
         if environ.get("REQUEST_METHOD") == "HEAD":  # errors too: never a body
             response.close()
             response.body = []
@@ -73,30 +91,76 @@ class WebApp:
             match = self.route(req, path, quoted)
             if match is None:
                 raise errors.NotFound(f"no such resource: {path[:200]}")
+            environ[ENV_ROUTE] = match.template
             return self.call(req, match)
         except MethodNotAllowed as exc:
+            environ[ENV_ERROR] = exc
             response = self.error(405, str(exc), exc)
             response.headers.append(("Allow", ", ".join(exc.allowed)))
             return response
         except errors.TankError as exc:
+            environ[ENV_ERROR] = exc
             return self.error(exc.http_status, str(exc), exc)
         except Exception as exc:
+            environ[ENV_ERROR] = exc
             log.exception(
-                "unexpected error in %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
+                "unexpected error in %s %s (%s)",
+                environ.get("REQUEST_METHOD"),
+                environ.get("PATH_INFO"),
+                environ.get(request_ids.ENV_REQUEST_ID),
             )
             return self.error(500, "internal error; the server log has the details", exc)
 
+    def observe(self, environ: dict[str, Any], status: int, sent: int, seconds: float) -> None:
+        """Called once per request when its response is done (override for metrics)."""
+
     def _log(self, environ: dict[str, Any], status: int, sent: int, started: float) -> None:
+        seconds = time.monotonic() - started
+        try:
+            self.observe(environ, status, sent, seconds)
+        except Exception:
+            log.exception("recording the metrics of a request failed")
         if self.access_log is None:
             return
+        fields = access_fields(environ, status, sent, seconds)
         self.access_log.info(
-            "%s %s %d %d %.3fs",
-            _printable(str(environ.get("REQUEST_METHOD"))),
-            _printable(str(environ.get("PATH_INFO"))),  # never the query: no secrets
+            '%s %s %s %s "%s %s" %d %d %.3fs in=%d%s',
+            fields["request_id"],
+            fields["client"],
+            fields["tenant"] or "-",
+            fields["user"] or "-",
+            fields["method"],
+            fields["path"],
             status,
             sent,
-            time.monotonic() - started,
+            seconds,
+            fields["bytes_in"],
+            f" global={fields['global_request_id']}" if fields["global_request_id"] else "",
+            extra={"access": fields},
         )
+
+
+def access_fields(
+    environ: dict[str, Any], status: int, sent: int, seconds: float
+) -> dict[str, Any]:
+    """What the access log says about a request (never a credential: no query string,
+    no headers, no user information in a URL)."""
+    ctx = environ.get(ENV_CONTEXT)
+    body = environ.get("wsgi.input")
+    path = _USERINFO.sub("//***@", str(environ.get("PATH_INFO") or "/"))
+    return {
+        "request_id": environ.get(request_ids.ENV_REQUEST_ID),
+        "global_request_id": environ.get(request_ids.ENV_GLOBAL_REQUEST_ID),
+        "client": environ.get("REMOTE_ADDR") or "-",
+        "tenant": _printable(ctx.tenant) if ctx is not None and ctx.tenant else None,
+        "user": _printable(ctx.user) if ctx is not None and ctx.user else None,
+        "method": _printable(str(environ.get("REQUEST_METHOD"))),
+        "path": _printable(path),
+        "status": status,
+        "bytes_in": int(getattr(body, "received", 0) or 0),
+        "bytes_out": sent,
+        "seconds": round(seconds, 6),
+    }
 
 
 def _printable(text: str) -> str:

@@ -38,6 +38,8 @@ class MethodNotAllowed(errors.TankError):
 class Match:
     handler: Handler
     params: dict[str, str]
+    #: The route's path template (``/images/{image_id}``): a label for metrics.
+    template: str = ""
 
 
 @attrs.frozen
@@ -80,7 +82,7 @@ class Router:
             params = found.groupdict()
             if quoted:
                 params = {k: self.decode(k, v) for k, v in params.items()}
-            return Match(handler, params)
+            return Match(handler, params, route.template)
         return None
 
 

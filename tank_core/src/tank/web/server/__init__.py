@@ -9,7 +9,7 @@ framing), :mod:`~tank.web.server.bodies` (request bodies as ``wsgi.input``, defe
 
 from tank.web.server.bodies import BadChunking, BodyIncomplete
 from tank.web.server.exchange import WSGIApp
-from tank.web.server.listener import HttpServer
+from tank.web.server.listener import HttpServer, listen_socket
 from tank.web.server.responses import FileWrapper
 
-__all__ = ["BadChunking", "BodyIncomplete", "FileWrapper", "HttpServer", "WSGIApp"]
+__all__ = ["BadChunking", "BodyIncomplete", "FileWrapper", "HttpServer", "WSGIApp", "listen_socket"]

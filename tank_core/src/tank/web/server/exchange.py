@@ -56,6 +56,11 @@ class Exchange:
         self.out.close = head.close  # the client's wish (or HTTP/1.0): said in the answer
         self.body = self._body()
 
+    @property
+    def _path(self) -> str:
+        """The target without its query string, for logs (a query may carry secrets)."""
+        return self.head.target.partition("?")[0]
+
     def _body(self) -> Body:
         if self.head.chunked:
             return ChunkedBody(self.channel, self._send_continue)
@@ -124,9 +129,7 @@ class Exchange:
         """Serve the request. True if the connection may carry another one."""
         if self.floor is not None:
             min_bytes, window = self.floor
-            self.channel.pace = Pace(
-                min_bytes, window, f"{self.head.method} {self.head.target[:80]}"
-            )
+            self.channel.pace = Pace(min_bytes, window, f"{self.head.method} {self._path[:80]}")
         try:
             return self._run()
         finally:
@@ -155,7 +158,7 @@ class Exchange:
             log.info("connection from %s ended: %s", self.channel.address[0], exc)
             return False
         except Exception:
-            log.exception("error while answering %s %s", self.head.method, self.head.target[:200])
+            log.exception("error while answering %s %s", self.head.method, self._path[:200])
             if not out.headers_sent:
                 send_error(self.channel.sock, self.head.version, 500, "internal error")
             return False
@@ -165,7 +168,7 @@ class Exchange:
                 try:
                     close()
                 except Exception:
-                    log.exception("closing the response of %s failed", self.head.target[:200])
+                    log.exception("closing the response of %s failed", self._path[:200])
             if self.after_large_transfer is not None and max(out.sent, self.body.received) >= (
                 LARGE_TRANSFER
             ):

@@ -47,6 +47,20 @@ _ACCEPT, _WAKE = "accept", "wake"
 TLS_HANDSHAKE = b"\x16\x03"
 
 
+def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
+    """A TCP socket listening on ``host``:``port`` (0: a free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
 
@@ -130,18 +144,18 @@ class HttpServer:
 
     def bind(self) -> None:
         """Open the listening socket (``port`` 0 picks a free one; see :attr:`port`)."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(1024)
-        except OSError:
-            sock.close()
-            raise
+        self.adopt(listen_socket(self.host, self.port))
+
+    def adopt(self, sock: socket.socket) -> None:
+        """Serve a listening socket opened elsewhere (pre-forked workers share one)."""
         sock.setblocking(False)
         self._listen = sock
         self.port = sock.getsockname()[1]
+
+    def close_listener(self) -> None:
+        """Close the listening socket (a server that never served)."""
+        if self._listen is not None:
+            self._listen.close()
 
     @property
     def bind_addr(self) -> tuple[str, int]:

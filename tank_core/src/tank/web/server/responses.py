@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -57,7 +58,10 @@ def send_error(sock: socket.socket, version: str, status: int, message: str) -> 
     answers itself (malformed heads, timeouts, a failed application) before or instead of
     any application response. The connection is to be closed after."""
     try:
-        sock.send(_error_message(version, status, message, http_date()))
+        answer = _error_message(version, status, message, http_date())
+        # a request id of its own, as every answer of the applications has
+        request_id = f"\r\nX-Openstack-Request-Id: req-{uuid.uuid4()}\r\nDate:".encode()
+        sock.send(answer.replace(b"\r\nDate:", request_id, 1))
     except OSError:
         pass
 
