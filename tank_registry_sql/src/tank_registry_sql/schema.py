@@ -177,3 +177,16 @@ class MemberRow(Base):
     status: Mapped[str] = mapped_column(sa.String(20))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReservationRow(Base):
+    """Bytes an image in flight holds against a size quota (:mod:`tank.quotas`); gone
+    when the image's status changes."""
+
+    __tablename__ = "quota_reservations"
+
+    image_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    bytes: Mapped[int] = mapped_column(sa.BigInteger)

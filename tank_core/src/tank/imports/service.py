@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from tank import errors
+from tank import errors, quotas
 from tank.config import ImportConfig, TankConfig
 from tank.imports import job, recovery, state, web
 from tank.imports.request import (
@@ -47,6 +47,9 @@ from tank.service import ImageService
 from tank.streams import DataSource, iter_chunks
 
 log = logging.getLogger(__name__)
+
+#: A quota check that only ends an image's reservations.
+RELEASE = quotas.QuotaCheck(reserve={quotas.SIZE_TOTAL: 0, quotas.STAGE_TOTAL: 0})
 
 
 @attrs.define
@@ -243,6 +246,9 @@ class ImportService:
                 f"image {image.id} is {image.status}: only a queued image can be staged"
             )
         expected = None if size is None else parse_int("x-openstack-image-size", size)
+        limits = self.images.quota_limits(context, image.owner)
+        reserved = 1 if expected is None else expected  # see ImageService._upload
+        check = quotas.check_for(limits, **{quotas.STAGE_TOTAL: reserved})
         with self._holding(image.id, None) as entry:
             self.images.registry.update(
                 image.id,
@@ -255,10 +261,19 @@ class ImportService:
                 },
                 context=self.admin,
                 expected_status=Status.QUEUED,
+                **({} if check is None else {"quota": check}),
             )
             try:
+                chunks = quotas.metered(
+                    data,
+                    self.images.registry,
+                    image.id,
+                    quotas.STAGE_TOTAL,
+                    limits.get(quotas.STAGE_TOTAL),
+                    reserved,
+                )
                 staged = self.staging.write(
-                    image.id, iter_chunks(data), max_size=self.images.image_size_cap
+                    image.id, iter_chunks(chunks), max_size=self.images.image_size_cap
                 )
                 if expected is not None and staged.size != expected:
                     raise errors.SizeMismatch(
@@ -270,6 +285,7 @@ class ImportService:
                     drop=(state.HEARTBEAT,),
                     expected=Status.UPLOADING,
                     entry=entry,
+                    release=check is not None,  # staged: its size counts from now on
                 )
             except BaseException as exc:
                 self.unstage(image.id, job.reason_of(exc), entry=entry)
@@ -316,6 +332,7 @@ class ImportService:
                 f"({image.properties.get(state.STAGE_HOST, 'unknown host')})"
             )
         copying = request.method == COPY_IMAGE
+        limits = self.images.quota_limits(context, image.owner)
         task = job.Task(
             id=str(uuid.uuid4()),
             image_id=image.id,
@@ -324,6 +341,7 @@ class ImportService:
             uri=request.uri,
             all_must_succeed=request.all_stores_must_succeed,
             restore=Status.ACTIVE if copying else Status.QUEUED,
+            limits=limits,
         )
         props = state.without(image.properties, state.STAGE_HOST, job.REASON)
         failed = [s for s in state.store_list(props.pop(state.FAILED, None)) if s not in stores]
@@ -339,6 +357,17 @@ class ImportService:
         changes: dict[str, Any] = {"properties": props}
         if not copying:
             changes["status"] = Status.IMPORTING
+        # room for the data in every target store (the size is known once staged or
+        # active; a web-download needs at least one byte, and staging room as it comes)
+        check = quotas.check_for(
+            limits,
+            **{
+                quotas.SIZE_TOTAL: 1
+                if not image.size
+                else image.size * (len(image.locations) + len(stores)),
+                quotas.STAGE_TOTAL: 1 if request.method == WEB_DOWNLOAD else 0,
+            },
+        )
         with self._claiming(image.id, task.id) as live:
             self.images.registry.update(
                 image.id,
@@ -346,6 +375,7 @@ class ImportService:
                 context=self.admin,
                 purge_props=True,
                 expected_status=image.status,
+                **({} if check is None else {"quota": check}),
             )
             try:
                 future = self.runner.submit(image.id, lambda: job.run(self, task))
@@ -430,11 +460,15 @@ class ImportService:
                 changes["properties"] = dict(replace_props)
             elif props:
                 changes["properties"] = dict(props)
+            # the import's last write ends its quota reservations (copy-image keeps
+            # its status, which would end them otherwise)
+            extra = {"quota": RELEASE} if final and task.limits else {}
             return self.images.registry.update(
                 task.image_id,
                 changes,
                 context=self.admin,
                 purge_props=replace_props is not None,
+                **extra,
             )
 
     def _set(
@@ -445,16 +479,24 @@ class ImportService:
         drop: tuple[str, ...],
         expected: Status,
         entry: _Live | None = None,
+        release: bool = False,
     ) -> Image:
         """Change fields and remove properties of an image in one conditional write;
-        with the ``entry`` of a live stage, that stage ends with it (no heartbeat after)."""
+        with the ``entry`` of a live stage, that stage ends with it (no heartbeat after).
+        ``release``: the image's quota reservations end with the write."""
         with entry.lock if entry is not None else contextlib.nullcontext():
             if entry is not None:
                 entry.ended = True
             image = self.registry_get(image_id)
             changes = {**fields, "properties": state.without(image.properties, *drop)}
+            extra = {"quota": RELEASE} if release else {}
             return self.images.registry.update(
-                image_id, changes, context=self.admin, purge_props=True, expected_status=expected
+                image_id,
+                changes,
+                context=self.admin,
+                purge_props=True,
+                expected_status=expected,
+                **extra,
             )
 
     @contextlib.contextmanager
