@@ -169,8 +169,9 @@ class Registry(abc.ABC):
         while data for it is in flight, checked against its owner's ``limit`` (bytes,
         None: unlimited) atomically with every other write of that owner.
 
-        Grants ``wanted`` if it fits, else as much as fits but at least ``minimum``
-        (default ``wanted``); :class:`~tank.errors.QuotaExceeded` if not even that fits.
+        Grants ``wanted`` if it fits, else ``minimum`` (default ``wanted``) and half
+        the room left above it (so that streams racing for the last room all get
+        some); :class:`~tank.errors.QuotaExceeded` if not even ``minimum`` fits.
         Returns what was granted; 0 releases the reservation. Growing past the limit
         is refused only when the reservation grows (never for releasing).
         """

@@ -313,7 +313,8 @@ class SqlRegistry(Registry):
                     raise quotas.exceeded(
                         resource, image.owner, limit, in_use, minimum - max(actual, current)
                     )
-                wanted = max(min(wanted, fits), minimum)
+                if fits < wanted:  # half the room left: streams racing for it all get some
+                    wanted = max(minimum, (minimum + fits) // 2)
             quota_sql.set_reserved(conn, image_id, {resource: wanted})
         return wanted
 

@@ -995,7 +995,9 @@ class RegistryContract:
         self.create(registry, status=Status.ACTIVE, size=30, locations=[Location(url="file:///o")])
         image = self.create(registry, status=Status.SAVING)
         assert registry.reserve(image.id, SIZE_TOTAL, 50, limit=100) == 50
-        assert registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=60, limit=100) == 70
+        # not all of the room left (70): the minimum and half the rest
+        assert registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=60, limit=100) == 65
+        assert registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=70, limit=100) == 70
         assert registry.usage(owner)[SIZE_TOTAL] == 100
         with pytest.raises(errors.QuotaExceeded) as caught:
             registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=71, limit=100)
