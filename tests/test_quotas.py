@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,10 @@ class Site:
         self.data_dir = root / "data"
         self.store_dir = root / "store"
         self.config = root / "tank.toml"
-        self.config.write_text(f'[stores.file]\ndatadir = "{self.store_dir}"\n{QUOTAS}{extra}')
+        self.config.write_text(
+            f'[stores.file]\ndatadir = "{self.store_dir}"\n'
+            f"[import]\nallow_private_networks = true\n{QUOTAS}{extra}"
+        )
         self.servers: list[ApiServer] = []
 
     def start(self, name: str = "api") -> ApiServer:
@@ -106,6 +111,18 @@ class Caller:
         resp = self.call("GET", f"/v2/images/{image_id}")
         assert resp.status_code == 200, resp.text
         return resp.json()  # type: ignore[no-any-return]
+
+    def wait(self, image_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            image = self.show(image_id)
+            if done(image):
+                return image
+            time.sleep(0.1)
+        raise AssertionError(f"image {image_id} never got there: {image}")
+
+    def import_(self, image_id: str, method: dict[str, str]) -> requests.Response:
+        return self.call("POST", f"/v2/images/{image_id}/import", json={"method": method})
 
     def usage(self) -> dict[str, dict[str, int]]:
         resp = self.call("GET", "/v2/info/usage")
@@ -254,6 +271,74 @@ def test_usage_document(as_: Callable[..., Caller]) -> None:
         "image_count_total": {"limit": -1, "usage": 2},
         "image_count_uploading": {"limit": -1, "usage": 0},
     }
+
+
+def test_import_needs_room_in_the_stores(site: Site, as_: Callable[..., Caller]) -> None:
+    small = as_(SMALL)
+    first, second = small.new_image(), small.new_image()
+    assert small.upload(first, os.urandom(900 * 1024), path="stage").status_code == 204
+    assert small.import_(first, {"name": "glance-direct"}).status_code == 202
+    small.wait(first, lambda i: i["status"] == "active")
+    assert small.upload(second, os.urandom(900 * 1024), path="stage").status_code == 204
+    message = over(small.import_(second, {"name": "glance-direct"}), "image_size_total")
+    assert "0.88 MiB (921600 bytes) in use" in message, message
+    assert small.show(second)["status"] == "uploading"  # still staged: may be imported later
+    assert len(site.stored()) == 1
+
+
+class Web(ThreadingHTTPServer):
+    daemon_threads = True
+    body = b""
+
+
+class _Serve(BaseHTTPRequestHandler):
+    server: Web
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def web() -> Iterator[Web]:
+    server = Web(("127.0.0.1", 0), _Serve)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_web_download_is_held_to_the_staging_and_store_quotas(
+    site: Site, as_: Callable[..., Caller], web: Web
+) -> None:
+    small = as_(SMALL)
+    uri = f"http://127.0.0.1:{web.server_address[1]}/image"
+    first, second = small.new_image(), small.new_image()
+    web.body = os.urandom(MIB + 100)  # more than image_stage_total
+    assert small.import_(first, {"name": "web-download", "uri": uri}).status_code == 202
+    failed = small.wait(first, lambda i: "os_glance_failed_import" in i)
+    assert failed["status"] == "queued"
+    reason = failed["os_glance_failed_import_reason"]
+    assert reason.startswith("quota exceeded: image_stage_total is 1 MiB"), reason
+    web.body = os.urandom(600 * 1024)
+    assert small.import_(first, {"name": "web-download", "uri": uri}).status_code == 202
+    small.wait(first, lambda i: i["status"] == "active")
+    # fits in the staging area, not in the stores (600 KiB are there already)
+    assert small.import_(second, {"name": "web-download", "uri": uri}).status_code == 202
+    failed = small.wait(second, lambda i: "os_glance_failed_import" in i)
+    assert failed["status"] == "queued" and failed["size"] is None
+    reason = failed["os_glance_failed_import_reason"]
+    assert reason.startswith("quota exceeded: image_size_total is 1 MiB"), reason
+    assert len(site.stored()) == 1
+    deadline = time.monotonic() + 10  # the failed import removes its staging files last
+    while second in str(site.staged()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert second not in str(site.staged()), site.staged()
 
 
 # --- two tank-api processes on one PostgreSQL ----------------------------------------
