@@ -409,7 +409,7 @@ class ImportService:
                 changes["status"] = before.status
             with contextlib.suppress(errors.TankError):
                 self.images.registry.update(
-                    before.id, changes, context=self.admin, purge_props=True
+                    before.id, changes, context=self.admin, purge_props=True, quota=RELEASE
                 )
 
     # --- what jobs and recovery use --------------------------------------------
@@ -461,8 +461,9 @@ class ImportService:
             elif props:
                 changes["properties"] = dict(props)
             # the import's last write ends its quota reservations (copy-image keeps
-            # its status, which would end them otherwise)
-            extra = {"quota": RELEASE} if final and task.limits else {}
+            # its status, which would end them otherwise; an import failed by recovery
+            # no longer knows whether it held any)
+            extra = {"quota": RELEASE} if final else {}
             return self.images.registry.update(
                 task.image_id,
                 changes,
