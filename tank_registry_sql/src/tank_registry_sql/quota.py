@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 import sqlalchemy as sa
 
 from tank import quotas
-from tank.model import Status
+from tank.model import Image, Status
 from tank_registry_sql.schema import ImageRow, PropertyRow, ReservationRow
 
 #: First key of the advisory locks of projects (the second is a hash of the name).
@@ -98,6 +98,19 @@ def usage(
             for resource in quotas.SIZES & wanted:
                 out[resource] += counted[resource]
     return out
+
+
+def contribution(image: Image | None, reserved: Mapping[str, int]) -> dict[str, int]:
+    """What ``image`` (None: no image) counts for each quota, as :func:`usage` counts it."""
+    if image is None or image.deleted:
+        return dict.fromkeys(quotas.RESOURCES, 0)
+    return quotas.image_usage(
+        status=image.status,
+        size=image.size,
+        locations=len(image.locations),
+        copying=bool(image.properties.get(quotas.COPYING_PROPERTY)),
+        reserved=reserved,
+    )
 
 
 def reservations(conn: sa.Connection, image_id: str) -> dict[str, int]:

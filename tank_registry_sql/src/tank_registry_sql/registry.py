@@ -200,7 +200,7 @@ class SqlRegistry(Registry):
                 conn.execute(
                     sa.insert(TagRow), [{"image_id": image.id, "tag": tag} for tag in image.tags]
                 )
-            self._check_quota(conn, image, quota, before)
+            self._check_quota(conn, None, {}, image, quota, before)
         return image
 
     def get(self, image_id: str, *, context: Context) -> Image:
@@ -230,8 +230,9 @@ class SqlRegistry(Registry):
                 )
             new = current.update(changes, purge_props=purge_props)
             before = self._usage_before(conn, new.owner, quota)
+            held = quota_sql.reservations(conn, image_id) if before is not None else {}
             self._store_changes(conn, current, new)
-            self._check_quota(conn, new, quota, before)
+            self._check_quota(conn, current, held, new, quota, before)
         return new
 
     def delete(self, image_id: str, *, context: Context) -> Image:
@@ -300,13 +301,7 @@ class SqlRegistry(Registry):
             if wanted > current and limit is not None:
                 quota_sql.lock_owner(conn, image.owner)
                 in_use = quota_sql.usage(conn, image.owner, [resource])[resource]
-                actual = quotas.image_usage(
-                    status=image.status,
-                    size=image.size,
-                    locations=len(image.locations),
-                    copying=bool(image.properties.get(quotas.COPYING_PROPERTY)),
-                    reserved={},
-                )[resource]
+                actual = quota_sql.contribution(image, {})[resource]
                 others = in_use - max(actual, current)
                 fits = limit - others
                 if fits < minimum and others + max(actual, minimum) > in_use:
@@ -330,19 +325,33 @@ class SqlRegistry(Registry):
     def _check_quota(
         self,
         conn: sa.Connection,
+        old: Image | None,
+        held: Mapping[str, int],
         image: Image,
         quota: QuotaCheck | None,
         before: Mapping[str, int] | None,
     ) -> None:
         """Set the reservations ``quota`` asks for, then refuse (raising: the transaction
-        rolls back) if a limited usage grew above its limit."""
+        rolls back) if a limited usage grew above its limit.
+
+        Only ``image`` changed since ``before`` was counted (its owner is locked), so
+        the usage after is ``before`` plus the change of what it counts for (``old``
+        with the reservations it ``held``, or None: just created)."""
         if quota is None:
             return
         if quota.reserve:
             quota_sql.set_reserved(conn, image.id, quota.reserve)
-        if before is not None:
-            after = quota_sql.usage(conn, image.owner, quota.limits)
-            quotas.check(quota.limits, before, after, image.owner)
+        if before is None:
+            return
+        if old is not None and old.owner != image.owner:
+            after = quota_sql.usage(conn, image.owner, quota.limits)  # moved: count anew
+        else:
+            kept = {} if old is None or old.status != image.status else dict(held)
+            reserved = {k: v for k, v in {**kept, **quota.reserve}.items() if v > 0}
+            new = quota_sql.contribution(image, reserved)
+            was = quota_sql.contribution(old, held)
+            after = {name: before[name] + new[name] - was[name] for name in before}
+        quotas.check(quota.limits, before, after, image.owner)
 
     def _store_changes(self, conn: sa.Connection, old: Image, new: Image) -> None:
         if old.status != new.status:
