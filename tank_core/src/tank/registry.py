@@ -8,6 +8,10 @@ missing ones (:class:`~tank.errors.NotFound`), so a caller cannot probe other te
 ids. Validation of values is the model's (:mod:`tank.model`); status changes go through
 :meth:`tank.model.Image.update`, which enforces the lifecycle.
 
+Registries also enforce per-project quotas (:mod:`tank.quotas`): a create or update may
+carry a :class:`~tank.quotas.QuotaCheck`, checked in the same transaction as the write,
+and uploads in flight hold reservations (:meth:`Registry.reserve`).
+
 Implementations register through the ``tank_register_registries`` hook and are
 picked by ``[registry] kind`` (default ``sql``; ``http`` when ``url`` is set).
 """

@@ -6,6 +6,9 @@ on SQLite), so checks such as ``expected_status`` and the lifecycle hold under
 concurrent requests. The schema is checked on first use: an embedded SQLite database
 is migrated then and there; a server database must be migrated by the operator
 (``tank-manage db upgrade``) unless ``auto_upgrade`` says otherwise.
+
+Quota-checked writes (:mod:`tank.quotas`) also lock the image's project
+(:mod:`tank_registry_sql.quota`) and count its usage before they write.
 """
 
 from __future__ import annotations
