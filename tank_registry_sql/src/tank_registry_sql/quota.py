@@ -9,20 +9,21 @@ before the project, always in that order.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 
 from tank import quotas
-from tank.model import Image, Status
+from tank.model import Image
 from tank_registry_sql.schema import ImageRow, PropertyRow, ReservationRow
 
 #: First key of the advisory locks of projects (the second is a hash of the name).
 LOCK_CLASS = 7354003
 _GONE = [s.value for s in quotas.GONE]
 _IN_FLIGHT = [s.value for s in quotas.IN_FLIGHT]
-_STATUS = {s.value: s for s in Status}
+_STAGED = [s.value for s in quotas.STAGED]
 
 
 def lock_owner(conn: sa.Connection, owner: str | None) -> None:
@@ -39,64 +40,85 @@ def _live(owner: str | None) -> list[sa.ColumnElement[bool]]:
     return [owned, ImageRow.deleted == sa.false(), ImageRow.status.not_in(_GONE)]
 
 
-def _copying() -> sa.ColumnElement[bool]:
-    return ImageRow.id.in_(
-        sa.select(PropertyRow.image_id).where(
-            PropertyRow.name == quotas.COPYING_PROPERTY, PropertyRow.value != ""
-        )
-    )
+def _larger(a: sa.ColumnElement[int], b: sa.ColumnElement[int]) -> sa.ColumnElement[int]:
+    return sa.case((a > b, a), else_=b)
 
 
 def usage(
     conn: sa.Connection, owner: str | None, resources: Iterable[str] = quotas.RESOURCES
 ) -> dict[str, int]:
-    """The usage of ``owner`` of ``resources`` (others are 0), as
-    :func:`tank.quotas.image_usage` counts it. Counts are counted in SQL; sizes need
-    each image's locations (JSON), so the images that have a size or a reservation are
-    read and summed here, as Glance sums them."""
-    wanted = set(resources)
+    """The usage of ``owner`` of ``resources`` (the others are 0), as
+    :func:`tank.quotas.image_usage` counts it, in one scan of the owner's images in SQL.
+    Sizes cost more (each image's locations and reservations): asked for only when
+    they are limited."""
+    if not quotas.SIZES & set(resources):
+        return _counts(conn, owner)
+    size_res = sa.orm.aliased(ReservationRow)
+    stage_res = sa.orm.aliased(ReservationRow)
+    copying_prop = sa.orm.aliased(PropertyRow)
+    locations: sa.ColumnElement[Any] = ImageRow.locations
+    if conn.dialect.name == "postgresql":
+        locations = sa.cast(locations, sa.JSON)
+    count = sa.func.json_array_length(locations)
+    size = sa.func.coalesce(ImageRow.size, 0)
+    copying = copying_prop.image_id.is_not(None)
+    in_flight = sa.or_(ImageRow.status.in_(_IN_FLIGHT), copying)
+    staged = sa.case(
+        (sa.or_(ImageRow.status.in_(_STAGED), copying), size),
+        else_=0,
+    )
+    stored = sa.case((size > 0, size * count), else_=0)
+    reserved_size = sa.func.coalesce(size_res.bytes, 0)
+    reserved_stage = sa.func.coalesce(stage_res.bytes, 0)
+    stmt = (
+        sa.select(
+            sa.func.count(),
+            sa.func.sum(sa.case((in_flight, 1), else_=0)),
+            sa.func.sum(_larger(stored, reserved_size)),
+            sa.func.sum(_larger(staged, reserved_stage)),
+        )
+        .select_from(ImageRow)
+        .outerjoin(
+            size_res,
+            sa.and_(size_res.image_id == ImageRow.id, size_res.resource == quotas.SIZE_TOTAL),
+        )
+        .outerjoin(
+            stage_res,
+            sa.and_(stage_res.image_id == ImageRow.id, stage_res.resource == quotas.STAGE_TOTAL),
+        )
+        .outerjoin(
+            copying_prop,
+            sa.and_(
+                copying_prop.image_id == ImageRow.id,
+                copying_prop.name == quotas.COPYING_PROPERTY,
+                copying_prop.value != "",
+            ),
+        )
+        .where(*_live(owner))
+    )
+    row = conn.execute(stmt).one()
+    total, uploading, stored_total, staged_total = (int(v or 0) for v in row)
+    return {
+        quotas.SIZE_TOTAL: stored_total,
+        quotas.STAGE_TOTAL: staged_total,
+        quotas.COUNT_TOTAL: total,
+        quotas.COUNT_UPLOADING: uploading,
+    }
+
+
+def _counts(conn: sa.Connection, owner: str | None) -> dict[str, int]:
+    copying = ImageRow.id.in_(
+        sa.select(PropertyRow.image_id).where(
+            PropertyRow.name == quotas.COPYING_PROPERTY, PropertyRow.value != ""
+        )
+    )
+    in_flight = sa.or_(ImageRow.status.in_(_IN_FLIGHT), copying)
+    stmt = sa.select(sa.func.count(), sa.func.sum(sa.case((in_flight, 1), else_=0))).where(
+        *_live(owner)
+    )
+    total, uploading = (int(v or 0) for v in conn.execute(stmt).one())
     out = dict.fromkeys(quotas.RESOURCES, 0)
-    live = _live(owner)
-    if quotas.COUNT_TOTAL in wanted:
-        out[quotas.COUNT_TOTAL] = conn.scalar(sa.select(sa.func.count()).where(*live)) or 0
-    if quotas.COUNT_UPLOADING in wanted:
-        out[quotas.COUNT_UPLOADING] = (
-            conn.scalar(
-                sa.select(sa.func.count()).where(
-                    *live, sa.or_(ImageRow.status.in_(_IN_FLIGHT), _copying())
-                )
-            )
-            or 0
-        )
-    if wanted & quotas.SIZES:
-        reserved: dict[str, dict[str, int]] = {}
-        for image_id, resource, amount in conn.execute(
-            sa.select(ReservationRow.image_id, ReservationRow.resource, ReservationRow.bytes)
-            .join(ImageRow, ImageRow.id == ReservationRow.image_id)
-            .where(*live)
-        ):
-            reserved.setdefault(image_id, {})[resource] = amount
-        copying = _copying().label("copying")
-        rows = conn.execute(
-            sa.select(
-                ImageRow.id, ImageRow.status, ImageRow.size, ImageRow.locations, copying
-            ).where(
-                *live,
-                sa.or_(
-                    ImageRow.size > 0, ImageRow.id.in_(list(reserved)) if reserved else sa.false()
-                ),
-            )
-        )
-        for row in rows:
-            counted = quotas.image_usage(
-                status=_STATUS[row.status],
-                size=row.size,
-                locations=len(json.loads(row.locations)) if row.size else 0,
-                copying=bool(row.copying),
-                reserved=reserved.get(row.id, {}),
-            )
-            for resource in quotas.SIZES & wanted:
-                out[resource] += counted[resource]
+    out.update({quotas.COUNT_TOTAL: total, quotas.COUNT_UPLOADING: uploading})
     return out
 
 
