@@ -398,13 +398,6 @@ class ImageService:
         reserved = 1 if size is None else size
         check = quotas.check_for(limits, **{quotas.SIZE_TOTAL: reserved})
         with self.leases.holding(image.id) as lease:
-            image = self.registry.update(
-                image.id,
-                {"status": Status.SAVING, "properties": {HEARTBEAT: heartbeat_now()}},
-                context=context,
-                expected_status=Status.QUEUED,
-            )
-            self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
                 image = self.registry.update(
                     image.id,
@@ -417,6 +410,7 @@ class ImageService:
                 if failed is Status.KILLED:  # v1: a failed upload kills its image
                     self._kill(image, context, exc, expected=Status.QUEUED)
                 raise
+            self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
                 stored = backend.add(
                     image.id,
