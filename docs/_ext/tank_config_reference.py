@@ -33,7 +33,10 @@ CORE_SECTIONS = {
     "scrubber": "tank.config:ScrubberConfig",
     "notifications": "tank.notify.notifier:NotificationsConfig",
     "image_format": "tank.config:ImageFormatConfig",
+    "quotas": "tank.config:QuotasConfig",
 }
+#: Tables inside a core section, one per name: "section.TABLE" -> "module:Class".
+CORE_SUBTABLES = {"quotas.projects.PROJECT": "tank.config:QuotaLimits"}
 #: Top-level tables whose sections are plugins' (documented per installed plugin).
 PLUGIN_TABLES = {"registry", "stores"}
 
@@ -127,6 +130,9 @@ def reference_lines() -> list[str]:
         cls = _load(CORE_SECTIONS[table])
         lines += [f"[{table}]", "-" * (len(table) + 2), ""]
         lines += _table(f"[{table}] keys", cls, f"[{table}]")[3:]
+    for table, path in sorted(CORE_SUBTABLES.items()):
+        lines += [f"[{table}]", "-" * (len(table) + 2), ""]
+        lines += _table(f"[{table}] keys", _load(path), f"[{table}]")[3:]
     plugins = make_plugin_manager(environ={})
     lines += ["[registry]", "----------", "", "One section; ``kind`` picks the registry.", ""]
     for kind, cls in sorted(plugins.registry_types().items()):

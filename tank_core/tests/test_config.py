@@ -58,7 +58,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
 
 TOP_KEYS = (
     "api, console, data_dir, default_store, image_format, image_size_cap, notifications, "
-    "registry, scrubber, stores"
+    "quotas, registry, scrubber, stores"
 )
 
 
@@ -116,6 +116,48 @@ def test_scrubber_upload_lease(tmp_path: Path) -> None:
     ],
 )
 def test_bad_scrubber_section(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert str(info.value).startswith(f"{path} {message}"), str(info.value)
+
+
+def test_quotas_defaults_and_project_overrides(tmp_path: Path) -> None:
+    default = config.load(environ={}).quotas
+    assert default.admins_exempt is True
+    assert default.limits_of("any").in_units() == {}  # nothing limited
+    path = write(
+        tmp_path,
+        "[quotas]\nimage_count_total = 10\nimage_size_total = 2\nadmins_exempt = false\n"
+        "[quotas.projects.p1]\nimage_count_total = -1\nimage_stage_total = 0\n",
+    )
+    quotas = config.load(path, environ={}).quotas
+    assert quotas.admins_exempt is False
+    assert quotas.limits_of("other").in_units() == {
+        "image_count_total": 10,
+        "image_size_total": 2 << 20,  # MiB in the file, bytes enforced
+    }
+    assert quotas.limits_of("p1").in_units() == {
+        "image_size_total": 2 << 20,
+        "image_stage_total": 0,
+    }
+    assert quotas.limits_of(None).in_units() == quotas.limits_of("other").in_units()
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[quotas]\nimage_count_total = -2\n", "[quotas] image_count_total: must be -1"),
+        ("[quotas]\nimage_size_total = '10G'\n", "[quotas] image_size_total: expected an integer"),
+        ("[quotas]\nimage_total = 1\n", "[quotas] image_total: unknown key"),
+        (
+            "[quotas.projects.p]\nadmins_exempt = true\n",
+            "[quotas] projects.p.admins_exempt: unknown key",
+        ),
+        ("[quotas.projects]\np = 1\n", "[quotas] projects.p: expected a table, got an integer"),
+    ],
+)
+def test_bad_quotas_section(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         config.load(path, environ={})

@@ -81,7 +81,11 @@ def pg_migrated_url(pg_schemas: Schemas, tmp_path_factory: pytest.TempPathFactor
 def pg_registry(pg_migrated_url: str, tmp_path: Path) -> Iterator[SqlRegistry]:
     engine = sa.create_engine(pg_migrated_url, poolclass=sa.NullPool)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE images, image_properties, image_tags, image_members"))
+        conn.execute(
+            sa.text(
+                "TRUNCATE images, image_properties, image_tags, image_members, quota_reservations"
+            )
+        )
     engine.dispose()
     registry = make_registry(tmp_path, connection=pg_migrated_url)
     yield registry

@@ -22,7 +22,15 @@ from tank_registry_sql.schema import DIALECT_ONLY, VERSION_TABLE, Base
 from .conftest import Schemas, make_registry
 
 ADMIN = Context.admin()
-TABLES = {"images", "image_properties", "image_members", "image_tags", "leases", VERSION_TABLE}
+TABLES = {
+    "images",
+    "image_properties",
+    "image_members",
+    "image_tags",
+    "leases",
+    "quota_reservations",
+    VERSION_TABLE,
+}
 
 
 def tables(url: str) -> set[str]:
@@ -47,8 +55,8 @@ def sqlite_url(path: Path) -> str:
 
 
 def test_migrations_ship_in_the_package() -> None:
-    assert migrate.head() == migrate.HEAD == "0003"  # HEAD: the scripts' head, kept in code
-    assert migrate.known_revisions() == {"0001", "0002", "0003"}
+    assert migrate.head() == migrate.HEAD == "0004"  # HEAD: the scripts' head, kept in code
+    assert migrate.known_revisions() == {"0001", "0002", "0003", "0004"}
 
 
 def test_a_registry_at_head_is_used_without_importing_alembic(tmp_path: Path) -> None:

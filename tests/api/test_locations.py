@@ -580,3 +580,31 @@ def test_a_handed_over_alias_is_recorded_as_the_store_spells_it(cloud: Cloud) ->
     # owned, as handed-over data is: deleting the image deletes the file it spelled
     assert requests.delete(f"{cloud.url}/v2/images/{image_id}", headers=ALICE, timeout=10).ok
     assert not (cloud.west / image_id).exists()
+
+
+def test_a_handed_over_location_counts_against_the_owners_size_quota(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    root = tmp_path / "stores"
+    config = tmp_path / "tank.toml"
+    config.write_text(
+        'default_store = "east"\n'
+        f'[stores.east]\ntype = "file"\ndatadir = "{root / "east"}"\n'
+        f'[stores.west]\ntype = "file"\ndatadir = "{root / "west"}"\n'
+        "[quotas.projects.alice]\nimage_size_total = 1\n"
+    )
+    cloud = Cloud(start_api("--auth", "--config", str(config)), root, config)
+    first, second = cloud.create(), cloud.create()
+    data = os.urandom(700 * 1024)
+    for image_id in (first, second):
+        (cloud.west / image_id).write_bytes(data)
+    assert cloud.add_location(first, file_url(cloud.west / first), sums(data)).status_code == 202
+    assert cloud.settled(first)["status"] == "active"
+    refused = cloud.add_location(second, file_url(cloud.west / second), sums(data))
+    assert refused.status_code == 413, refused.text
+    message = refused.json()["error"]["message"]
+    assert message.startswith("quota exceeded: image_size_total is 1 MiB (1048576 bytes) for "), (
+        message
+    )
+    assert cloud.show(second)["status"] == "queued"
+    assert "unexpected error" not in cloud.api.log(), cloud.api.log()

@@ -32,6 +32,12 @@ secret = { env = "TANK_WEBHOOK_SECRET" }
 
 [image_format]                      # uploaded data must be its disk_format (Glance's keys)
 require_image_format_match = true
+[quotas]                            # per-project limits (unset or -1: unlimited)
+image_count_total = 100
+image_size_total = 10240            # MiB, as in Glance's unified limits
+
+[quotas.projects.<project_id>]      # one project's own limits; unset keys: [quotas]
+image_count_total = 1000
 ```
 
 Each plugin declares an attrs ``Config`` class; :func:`build` turns its section into one
@@ -57,6 +63,8 @@ from tank.validators import between, http_url, not_negative, one_of, positive, p
 __all__ = [
     "ImageFormatConfig",
     "ImportConfig",
+    "QuotaLimits",
+    "QuotasConfig",
     "ScrubberConfig",
     "TankConfig",
     "between",
@@ -177,6 +185,64 @@ class ImageFormatConfig:
     gpt_safety_checks_nonfatal: tuple[str, ...] = attrs.field(default=(), validator=_gpt_checks)
 
 
+def _limit(instance: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and value < -1:
+        raise ValueError(f"{attribute.name} must be -1 (unlimited), 0 (nothing allowed) or more")
+
+
+@attrs.frozen(kw_only=True)
+class QuotaLimits:
+    """The four limits of Glance's unified limits; ``None`` (unset) or -1: unlimited.
+    Sizes are MiB (Keystone's unit for Glance's ``image_size_total`` and
+    ``image_stage_total``); 0 allows nothing."""
+
+    #: Images of the project that are not deleted or killed.
+    image_count_total: int | None = attrs.field(default=None, validator=_limit)
+    #: Images being uploaded, staged or imported at once.
+    image_count_uploading: int | None = attrs.field(default=None, validator=_limit)
+    #: MiB of image data in the stores (an image's size once per location).
+    image_size_total: int | None = attrs.field(default=None, validator=_limit)
+    #: MiB of data in the staging area (v2 stage and web-download).
+    image_stage_total: int | None = attrs.field(default=None, validator=_limit)
+
+    def over(self, defaults: QuotaLimits) -> QuotaLimits:
+        """These limits, each unset one taken from ``defaults``."""
+        return QuotaLimits(
+            **{
+                f.name: getattr(defaults, f.name) if getattr(self, f.name) is None
+                else getattr(self, f.name)
+                for f in attrs.fields(QuotaLimits)
+            }
+        )  # fmt: skip
+
+    def in_units(self) -> dict[str, int]:
+        """The limited resources, sizes in bytes (what registries enforce)."""
+        out = {}
+        for f in attrs.fields(QuotaLimits):
+            value = getattr(self, f.name)
+            if value is not None and value >= 0:
+                out[f.name] = (
+                    value << 20 if f.name.endswith(("size_total", "stage_total")) else value
+                )
+        return out
+
+
+@attrs.frozen(kw_only=True)
+class QuotasConfig(QuotaLimits):
+    """``[quotas]``: the default limits of every project, ``[quotas.projects.<id>]``
+    tables with one project's own, and whether admins are held to them."""
+
+    #: Requests by admins are not checked (they may also act for other projects).
+    admins_exempt: bool = True
+    #: ``[quotas.projects.<project_id>]``: keys set there replace the defaults above.
+    projects: dict[str, QuotaLimits] = attrs.field(factory=dict)
+
+    def limits_of(self, project: str | None) -> QuotaLimits:
+        defaults = QuotaLimits(**{f.name: getattr(self, f.name) for f in attrs.fields(QuotaLimits)})
+        own = self.projects.get(project) if project is not None else None
+        return defaults if own is None else own.over(defaults)
+
+
 @attrs.frozen(kw_only=True)
 class TankConfig:
     """The whole configuration, with raw per-plugin sections still to be :func:`build`-t."""
@@ -195,6 +261,7 @@ class TankConfig:
     #: ``[notifications]`` raw (:mod:`tank.notify.notifier` builds it with the sinks).
     notifications: Mapping[str, Any] = attrs.field(factory=dict)
     image_format: ImageFormatConfig = attrs.field(factory=ImageFormatConfig)
+    quotas: QuotasConfig = attrs.field(factory=QuotasConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -221,6 +288,7 @@ class _TopLevel:
     scrubber: dict[str, Any] = attrs.field(factory=dict)
     notifications: dict[str, Any] = attrs.field(factory=dict)
     image_format: dict[str, Any] = attrs.field(factory=dict)
+    quotas: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -260,6 +328,7 @@ def load(
     if default_store is None:
         default_store = next(iter(stores)) if len(stores) == 1 else "file"
     image_format = build(ImageFormatConfig, top.image_format, where=f"{source} [image_format]")
+    quotas = build(QuotasConfig, top.quotas, where=f"{source} [quotas]")
     return TankConfig(
         source=source,
         data_dir=root,
@@ -273,6 +342,7 @@ def load(
         scrubber=scrubber,
         notifications=top.notifications,
         image_format=image_format,
+        quotas=quotas,
     )
 
 

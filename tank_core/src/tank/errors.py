@@ -142,6 +142,11 @@ class OverLimit(TankError):
     http_status = 413
 
 
+class QuotaExceeded(OverLimit):
+    """A project's quota (``[quotas]``: image_count_total, image_size_total, ...) would be
+    exceeded; the message names the limit, its value and the project's usage."""
+
+
 # --- server side errors --------------------------------------------------------------
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import attrs
 
-from tank import errors
+from tank import errors, quotas
 from tank.locations import redact
 from tank.model import Context, Image, ListQuery, Location, Status
 from tank.service import ImageService
@@ -170,7 +170,16 @@ class LocationHandover:
             "os_hash_value": validation.os_hash_value,
             "properties": {VERIFYING: self.host},
         }
-        image = registry.update(image.id, changes, context=context, expected_status=Status.QUEUED)
+        # the handed-over data counts against the owner's image_size_total from now on
+        limits = self.service.quota_limits(context, image.owner)
+        check = quotas.check_for(limits, **{quotas.SIZE_TOTAL: size})
+        image = registry.update(
+            image.id,
+            changes,
+            context=context,
+            expected_status=Status.QUEUED,
+            **({} if check is None else {"quota": check}),
+        )
         log.info(
             "image %s: location %s in store %s handed over (%d bytes); verifying",
             image.id,

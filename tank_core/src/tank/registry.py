@@ -8,6 +8,10 @@ missing ones (:class:`~tank.errors.NotFound`), so a caller cannot probe other te
 ids. Validation of values is the model's (:mod:`tank.model`); status changes go through
 :meth:`tank.model.Image.update`, which enforces the lifecycle.
 
+Registries also enforce per-project quotas (:mod:`tank.quotas`): a create or update may
+carry a :class:`~tank.quotas.QuotaCheck`, checked in the same transaction as the write,
+and uploads in flight hold reservations (:meth:`Registry.reserve`).
+
 Implementations register through the ``tank_register_registries`` hook and are
 picked by ``[registry] kind`` (default ``sql``; ``http`` when ``url`` is set).
 """
@@ -22,6 +26,7 @@ from typing import Any, ClassVar
 
 from tank import errors
 from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status
+from tank.quotas import QuotaCheck
 
 
 class Registry(abc.ABC):
@@ -40,9 +45,14 @@ class Registry(abc.ABC):
         self.data_dir = data_dir
 
     @abc.abstractmethod
-    def create(self, image: Image) -> Image:
+    def create(self, image: Image, *, quota: QuotaCheck | None = None) -> Image:
         """Record a new image as given; :class:`~tank.errors.Duplicate` if the id exists
-        (including ids of deleted images: ids are never reused)."""
+        (including ids of deleted images: ids are never reused).
+
+        ``quota``: check the owner's limits in the same transaction (see
+        :class:`~tank.quotas.QuotaCheck`); :class:`~tank.errors.QuotaExceeded` and
+        nothing recorded if the new image takes a limited usage above its limit.
+        """
 
     @abc.abstractmethod
     def get(self, image_id: str, *, context: Context) -> Image:
@@ -60,6 +70,7 @@ class Registry(abc.ABC):
         context: Context,
         purge_props: bool = False,
         expected_status: Status | None = None,
+        quota: QuotaCheck | None = None,
     ) -> Image:
         """Apply ``changes`` atomically through :meth:`Image.update` and return the result.
 
@@ -68,6 +79,11 @@ class Registry(abc.ABC):
         it so two uploads to one queued image cannot both win). Invisible → NotFound;
         visible but not the caller's (:meth:`Context.can_modify`) → Forbidden. ``id``
         cannot change (ValidationError).
+
+        Reservations (:mod:`tank.quotas`) end when the status changes. ``quota`` checks
+        the owner's limits and sets the image's reservations in the same transaction:
+        QuotaExceeded, and nothing changed, if that takes a limited usage above its
+        limit.
         """
 
     @abc.abstractmethod
@@ -154,6 +170,34 @@ class Registry(abc.ABC):
     def release_lease(self, name: str, holder: str) -> None:
         """End ``holder``'s lease ``name`` now; nothing if someone else holds it."""
         raise errors.StoreUnavailable(f"the {self.kind} registry does not keep leases")
+
+    # --- quotas --------------------------------------------------------------------
+
+    def usage(self, owner: str) -> dict[str, int]:
+        """The usage of project ``owner`` of every quota (:data:`tank.quotas.RESOURCES`;
+        sizes in bytes), counted as :func:`tank.quotas.image_usage` says."""
+        raise errors.StoreError(f"the {self.kind} registry does not keep quotas")
+
+    def reserve(
+        self,
+        image_id: str,
+        resource: str,
+        wanted: int,
+        *,
+        minimum: int | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Set the bytes image ``image_id`` reserves against ``resource`` (a size quota)
+        while data for it is in flight, checked against its owner's ``limit`` (bytes,
+        None: unlimited) atomically with every other write of that owner.
+
+        Grants ``wanted`` if it fits, else ``minimum`` (default ``wanted``) and half
+        the room left above it (so that streams racing for the last room all get
+        some); :class:`~tank.errors.QuotaExceeded` if not even ``minimum`` fits.
+        Returns what was granted; 0 releases the reservation. Growing past the limit
+        is refused only when the reservation grows (never for releasing).
+        """
+        raise errors.StoreError(f"the {self.kind} registry does not keep quotas")
 
     def upgrade(self) -> str:
         """Bring the registry's schema up to date (``tank-manage db upgrade``) and say

@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tank import config as config_mod
-from tank import errors
+from tank import errors, quotas
 from tank.checksums import DEFAULT_HASH_ALGO, check_hash_algo
-from tank.config import ImageFormatConfig, TankConfig
+from tank.config import ImageFormatConfig, QuotasConfig, TankConfig
 from tank.image_format import FormatCheck, format_check
 from tank.locations import redact
 from tank.model import (
@@ -111,6 +111,7 @@ class ImageService:
         upload_lease: float = DEFAULT_LEASE,
         delayed_delete: bool = False,
         image_format: ImageFormatConfig | None = None,
+        quota_config: QuotasConfig | None = None,
     ) -> None:
         self.registry = registry
         self.stores = stores
@@ -129,6 +130,8 @@ class ImageService:
         self.leases = UploadLeases(self)
         #: Sends Glance's events to the configured sinks (:meth:`attach_notifier`).
         self.notifier: Notifier | None = None
+        #: ``[quotas]``: the limits of each project (:mod:`tank.quotas`).
+        self.quota_config = quota_config or QuotasConfig()
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
@@ -158,6 +161,7 @@ class ImageService:
             upload_lease=config.scrubber.upload_lease,
             delayed_delete=config.scrubber.delayed_delete,
             image_format=config.image_format,
+            quota_config=config.quotas,
         )
         if notifier is not None:
             service.attach_notifier(notifier)
@@ -182,6 +186,36 @@ class ImageService:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # --- quotas ----------------------------------------------------------------------
+
+    def quota_limits(self, context: Context, owner: str | None) -> dict[str, int]:
+        """The limits (sizes in bytes) a write by ``context`` to an image of ``owner`` is
+        held to; {} when none are (an exempt admin, an image without an owner)."""
+        if owner is None or (context.is_admin and self.quota_config.admins_exempt):
+            return {}
+        return self.quota_config.limits_of(owner).in_units()
+
+    def usage(self, project: str) -> dict[str, dict[str, int]]:
+        """``project``'s limit and usage of every quota, as ``GET /v2/info/usage``
+        shows them: sizes in MiB (usage rounded down, as Glance), -1 for no limit."""
+        limits = self.quota_config.limits_of(project).in_units()
+        used = self.registry.usage(project)
+        out = {}
+        for name in quotas.RESOURCES:
+            unit = quotas.MIB if name in quotas.SIZES else 1
+            limit = limits.get(name)
+            out[name] = {
+                "limit": -1 if limit is None else limit // unit,
+                "usage": used[name] // unit,
+            }
+        return out
+
+    def _create_image(self, image: Image, context: Context) -> Image:
+        check = quotas.check_for(self.quota_limits(context, image.owner))
+        if check is None:
+            return self.registry.create(image)
+        return self.registry.create(image, quota=check)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -316,7 +350,7 @@ class ImageService:
             return self._create_with_location(fields, location, context, size, checksum)
         if size is not None:
             fields["size"] = parse_int("size", size)
-        image = self.registry.create(Image(**fields))
+        image = self._create_image(Image(**fields), context)
         self.plugins.image_created(image=image, context=context)
         if data is None:
             return image
@@ -374,19 +408,39 @@ class ImageService:
         size = image.size if size is None else parse_int("size", size)
         if size is None:  # an announced size (header or record) stays what is verified
             size = body_size
+        limits = self.quota_limits(context, image.owner)
+        # a known size is reserved (and refused) before a byte is read; else one byte,
+        # so that a project with no room left is refused at once too
+        reserved = 1 if size is None else size
+        check = quotas.check_for(limits, **{quotas.SIZE_TOTAL: reserved})
         with self.leases.holding(image.id) as lease:
-            image = self.registry.update(
-                image.id,
-                {"status": Status.SAVING, "properties": {HEARTBEAT: heartbeat_now()}},
-                context=context,
-                expected_status=Status.QUEUED,
-            )
+            try:
+                image = self.registry.update(
+                    image.id,
+                    {"status": Status.SAVING, "properties": {HEARTBEAT: heartbeat_now()}},
+                    context=context,
+                    expected_status=Status.QUEUED,
+                    **({} if check is None else {"quota": check}),
+                )
+            except errors.QuotaExceeded as exc:
+                if failed is Status.KILLED:  # v1: a failed upload kills its image
+                    self._kill(image, context, exc, expected=Status.QUEUED)
+                raise
             self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
                 check = self.format_check(image)
                 stored = backend.add(
                     image.id,
-                    lease.stream(data),
+                    lease.stream(
+                        quotas.metered(
+                            data,
+                            self.registry,
+                            image.id,
+                            quotas.SIZE_TOTAL,
+                            limits.get(quotas.SIZE_TOTAL),
+                            reserved,
+                        )
+                    ),
                     size=size,
                     checksum=checksum,
                     max_size=self.image_size_cap,
@@ -461,7 +515,7 @@ class ImageService:
             # Tank did not write this data, so deleting the image keeps it
             locations=[Location(url=location, store=backend.name, owned=False)],
         )
-        image = self.registry.create(image)
+        image = self._create_image(image, context)
         self.plugins.image_created(image=image, context=context)
         self.plugins.image_activated(image=image, context=context)
         return image
@@ -489,6 +543,8 @@ class ImageService:
         context: Context,
         cause: BaseException,
         status: Status = Status.KILLED,
+        *,
+        expected: Status = Status.SAVING,
     ) -> None:
         """Mark a failed upload's image ``status`` (killed; queued to be tried again)."""
         reason = str(cause) if isinstance(cause, errors.TankError) else type(cause).__name__
@@ -498,7 +554,7 @@ class ImageService:
                 {"status": status, "properties": self._without_lease(image.id)},
                 context=context,
                 purge_props=True,
-                expected_status=Status.SAVING,
+                expected_status=expected,
             )
         except (errors.Conflict, errors.NotFound) as exc:
             # deleted (or otherwise moved on) while its data was arriving: nothing to mark

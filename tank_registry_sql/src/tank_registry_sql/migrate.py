@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = "tank_registry_sql:migrations"
 #: The newest revision of ``migrations/versions`` (a test checks it against the scripts).
-HEAD = "0003"
+HEAD = "0004"
 
 
 def _alembic_config(connection: Connection | None = None) -> Any:

@@ -6,6 +6,9 @@ on SQLite), so checks such as ``expected_status`` and the lifecycle hold under
 concurrent requests. The schema is checked on first use: an embedded SQLite database
 is migrated then and there; a server database must be migrated by the operator
 (``tank-manage db upgrade``) unless ``auto_upgrade`` says otherwise.
+
+Quota-checked writes (:mod:`tank.quotas`) also lock the image's project
+(:mod:`tank_registry_sql.quota`) and count its usage before they write.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from tank import errors
+from tank import errors, quotas
 from tank.config import not_negative, one_of, positive
 from tank.model import (
     Context,
@@ -35,8 +38,10 @@ from tank.model import (
     parse_member_status,
     utcnow,
 )
+from tank.quotas import QuotaCheck
 from tank.registry import Registry
 from tank_registry_sql import database, migrate, queries
+from tank_registry_sql import quota as quota_sql
 from tank_registry_sql.schema import ImageRow, LeaseRow, MemberRow, PropertyRow, TagRow
 
 MEMBER_COLUMNS = tuple(MemberRow.__table__.c)
@@ -180,8 +185,9 @@ class SqlRegistry(Registry):
 
     # --- images --------------------------------------------------------------------
 
-    def create(self, image: Image) -> Image:
+    def create(self, image: Image, *, quota: QuotaCheck | None = None) -> Image:
         with self._transaction(write=True) as conn:
+            before = self._usage_before(conn, image.owner, quota)
             try:
                 conn.execute(sa.insert(ImageRow), [queries.image_values(image)])
             except sa_exc.IntegrityError:
@@ -198,6 +204,7 @@ class SqlRegistry(Registry):
                 conn.execute(
                     sa.insert(TagRow), [{"image_id": image.id, "tag": tag} for tag in image.tags]
                 )
+            self._check_quota(conn, None, {}, image, quota, before)
         return image
 
     def get(self, image_id: str, *, context: Context) -> Image:
@@ -213,6 +220,7 @@ class SqlRegistry(Registry):
         context: Context,
         purge_props: bool = False,
         expected_status: Status | None = None,
+        quota: QuotaCheck | None = None,
     ) -> Image:
         image_id = _known_id(image_id)
         if "id" in changes and changes["id"] != image_id:
@@ -225,7 +233,10 @@ class SqlRegistry(Registry):
                     f"image {image_id} is {current.status}, not {Status(expected_status)}"
                 )
             new = current.update(changes, purge_props=purge_props)
+            before = self._usage_before(conn, new.owner, quota)
+            held = quota_sql.reservations(conn, image_id) if before is not None else {}
             self._store_changes(conn, current, new)
+            self._check_quota(conn, current, held, new, quota, before)
         return new
 
     def delete(self, image_id: str, *, context: Context) -> Image:
@@ -263,7 +274,92 @@ class SqlRegistry(Registry):
             raise errors.NotFound(f"image {image_id} not found")
         return queries.load_images(conn, [row])[0]
 
+    # --- quotas --------------------------------------------------------------------
+
+    def usage(self, owner: str) -> dict[str, int]:
+        with self._transaction(write=False) as conn:
+            return quota_sql.usage(conn, owner)
+
+    def reserve(
+        self,
+        image_id: str,
+        resource: str,
+        wanted: int,
+        *,
+        minimum: int | None = None,
+        limit: int | None = None,
+    ) -> int:
+        image_id = _known_id(image_id)
+        if quotas.check_resource(resource) not in quotas.SIZES:
+            raise errors.ValidationError(
+                "resource", f"{resource} is not a size: nothing to reserve"
+            )
+        minimum = wanted if minimum is None else min(minimum, wanted)
+        if minimum < 0:
+            raise errors.ValidationError("wanted", "bytes to reserve must be >= 0")
+        with self._transaction(write=True) as conn:
+            image = self._load(conn, image_id, Context.admin(), lock=True)
+            if image.deleted:
+                raise errors.NotFound(f"image {image_id} not found")
+            current = quota_sql.reservations(conn, image_id).get(resource, 0)
+            if wanted > current and limit is not None:
+                quota_sql.lock_owner(conn, image.owner)
+                in_use = quota_sql.usage(conn, image.owner, [resource])[resource]
+                actual = quota_sql.contribution(image, {})[resource]
+                others = in_use - max(actual, current)
+                fits = limit - others
+                if fits < minimum and others + max(actual, minimum) > in_use:
+                    raise quotas.exceeded(
+                        resource, image.owner, limit, in_use, minimum - max(actual, current)
+                    )
+                if fits < wanted:  # half the room left: streams racing for it all get some
+                    wanted = max(minimum, (minimum + fits) // 2)
+            quota_sql.set_reserved(conn, image_id, {resource: wanted})
+        return wanted
+
+    def _usage_before(
+        self, conn: sa.Connection, owner: str | None, quota: QuotaCheck | None
+    ) -> dict[str, int] | None:
+        """With a quota to check: lock ``owner`` and count its usage before the write."""
+        if quota is None or not quota.limits:
+            return None
+        quota_sql.lock_owner(conn, owner)
+        return quota_sql.usage(conn, owner, quota.limits)
+
+    def _check_quota(
+        self,
+        conn: sa.Connection,
+        old: Image | None,
+        held: Mapping[str, int],
+        image: Image,
+        quota: QuotaCheck | None,
+        before: Mapping[str, int] | None,
+    ) -> None:
+        """Set the reservations ``quota`` asks for, then refuse (raising: the transaction
+        rolls back) if a limited usage grew above its limit.
+
+        Only ``image`` changed since ``before`` was counted (its owner is locked), so
+        the usage after is ``before`` plus the change of what it counts for (``old``
+        with the reservations it ``held``, or None: just created)."""
+        if quota is None:
+            return
+        if quota.reserve:
+            quota_sql.set_reserved(conn, image.id, quota.reserve)
+        if before is None:
+            return
+        if old is not None and old.owner != image.owner:
+            after = quota_sql.usage(conn, image.owner, quota.limits)  # moved: count anew
+        else:
+            kept = {} if old is None or old.status != image.status else dict(held)
+            reserved = {k: v for k, v in {**kept, **quota.reserve}.items() if v > 0}
+            new = quota_sql.contribution(image, reserved)
+            was = quota_sql.contribution(old, held)
+            after = {name: before[name] + new[name] - was[name] for name in before}
+        quotas.check(quota.limits, before, after, image.owner)
+
     def _store_changes(self, conn: sa.Connection, old: Image, new: Image) -> None:
+        if old.status != new.status:
+            quota_sql.clear(conn, new.id)  # an upload or import ended (or began): all anew
         old_values = queries.image_values(old)
         changed = {k: v for k, v in queries.image_values(new).items() if old_values[k] != v}
         if changed:

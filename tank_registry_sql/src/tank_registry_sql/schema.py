@@ -187,3 +187,16 @@ class LeaseRow(Base):
     name: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
     holder: Mapped[str] = mapped_column(sa.String(255))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReservationRow(Base):
+    """Bytes an image in flight holds against a size quota (:mod:`tank.quotas`); gone
+    when the image's status changes."""
+
+    __tablename__ = "quota_reservations"
+
+    image_id: Mapped[str] = mapped_column(
+        sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    resource: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    bytes: Mapped[int] = mapped_column(sa.BigInteger)

@@ -159,6 +159,7 @@ V2.add("/images/{image_id}/import", POST=v2_imports.import_image)
 V2.add("/schemas/{name}", GET=discovery.schema)
 V2.add("/info/import", GET=discovery.import_info)
 V2.add("/info/stores", GET=discovery.stores_info)
+V2.add("/info/usage", GET=discovery.usage_info)
 
 
 class Api(WebApp):

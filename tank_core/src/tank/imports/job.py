@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tank import errors
+from tank import errors, quotas
 from tank.checksums import Checksums
 from tank.imports import state, web
 from tank.imports.pipeline import run_steps
@@ -88,6 +88,8 @@ class Task:
     restore: Status = Status.QUEUED
     #: Copies written so far (deleted if the import fails).
     written: list[Location] = attrs.field(factory=list)
+    #: The quota limits of the image's owner the import is held to (bytes; {}: none).
+    limits: dict[str, int] = attrs.field(factory=dict)
 
 
 def multihash(sums: Checksums) -> tuple[str, str]:
@@ -123,6 +125,7 @@ def _run(service: ImportService, task: Task) -> Image:
         result = run_steps(service.steps, path, image, stopping=service.runner.stopping)
         path, changes = result.path, dict(result.changes)
     final = source if path == source.path else _made_by_steps(path, changes)
+    _reserve_stores(service, task, image, final)
     failed: list[str] = []
     made = _as_made(image, changes)
     for name in task.stores:
@@ -171,9 +174,15 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Data:
             ) as stream,
             service.on_stop(stream.abort, task.image_id),
         ):
-            staged = service.staging.write(
-                task.image_id, _watch(service, task, stream), max_size=cap
+            chunks = quotas.metered(
+                _watch(service, task, stream),
+                service.images.registry,
+                task.image_id,
+                quotas.STAGE_TOTAL,
+                task.limits.get(quotas.STAGE_TOTAL),
+                1,
             )
+            staged = service.staging.write(task.image_id, chunks, max_size=cap)
             return Data.of(staged)
     # copy-image: the image's own data, from its first readable location
     with service.images.read(image) as data:
@@ -183,6 +192,16 @@ def _stage_source(service: ImportService, task: Task, image: Image) -> Data:
             f"the stored data of image {image.id} does not match its size and checksum: not copied"
         )
     return Data.of(staged)
+
+
+def _reserve_stores(service: ImportService, task: Task, image: Image, final: Data) -> None:
+    """Hold room for the data in every target store before writing any (its size is
+    known now: steps may have changed it); QuotaExceeded fails the import."""
+    limit = task.limits.get(quotas.SIZE_TOTAL)
+    if limit is None:
+        return
+    total = final.size * (len(image.locations) + len(task.stores))
+    service.images.registry.reserve(task.image_id, quotas.SIZE_TOTAL, total, limit=limit)
 
 
 def _made_by_steps(path: Path, changes: dict[str, Any]) -> Data:

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from tank import errors
+from tank import errors, quotas
 from tank.config import ImportConfig, TankConfig
 from tank.imports import job, recovery, state, web
 from tank.imports.request import (
@@ -47,6 +47,9 @@ from tank.service import ImageService
 from tank.streams import DataSource, iter_chunks
 
 log = logging.getLogger(__name__)
+
+#: A quota check that only ends an image's reservations.
+RELEASE = quotas.QuotaCheck(reserve={quotas.SIZE_TOTAL: 0, quotas.STAGE_TOTAL: 0})
 
 
 @attrs.define
@@ -254,6 +257,9 @@ class ImportService:
                 f"image {image.id} is {image.status}: only a queued image can be staged"
             )
         expected = None if size is None else parse_int("x-openstack-image-size", size)
+        limits = self.images.quota_limits(context, image.owner)
+        reserved = 1 if expected is None else expected  # see ImageService._upload
+        check = quotas.check_for(limits, **{quotas.STAGE_TOTAL: reserved})
         with self._holding(image.id, None) as entry:
             self.images.registry.update(
                 image.id,
@@ -266,10 +272,19 @@ class ImportService:
                 },
                 context=self.admin,
                 expected_status=Status.QUEUED,
+                **({} if check is None else {"quota": check}),
             )
             try:
+                chunks = quotas.metered(
+                    data,
+                    self.images.registry,
+                    image.id,
+                    quotas.STAGE_TOTAL,
+                    limits.get(quotas.STAGE_TOTAL),
+                    reserved,
+                )
                 staged = self.staging.write(
-                    image.id, iter_chunks(data), max_size=self.images.image_size_cap
+                    image.id, iter_chunks(chunks), max_size=self.images.image_size_cap
                 )
                 if expected is not None and staged.size != expected:
                     raise errors.SizeMismatch(
@@ -281,6 +296,7 @@ class ImportService:
                     drop=(state.HEARTBEAT,),
                     expected=Status.UPLOADING,
                     entry=entry,
+                    release=check is not None,  # staged: its size counts from now on
                 )
             except BaseException as exc:
                 self.unstage(image.id, job.reason_of(exc), entry=entry)
@@ -327,6 +343,7 @@ class ImportService:
                 f"({image.properties.get(state.STAGE_HOST, 'unknown host')})"
             )
         copying = request.method == COPY_IMAGE
+        limits = self.images.quota_limits(context, image.owner)
         task = job.Task(
             id=str(uuid.uuid4()),
             image_id=image.id,
@@ -335,6 +352,7 @@ class ImportService:
             uri=request.uri,
             all_must_succeed=request.all_stores_must_succeed,
             restore=Status.ACTIVE if copying else Status.QUEUED,
+            limits=limits,
         )
         props = state.without(image.properties, state.STAGE_HOST, job.REASON)
         failed = [s for s in state.store_list(props.pop(state.FAILED, None)) if s not in stores]
@@ -350,6 +368,17 @@ class ImportService:
         changes: dict[str, Any] = {"properties": props}
         if not copying:
             changes["status"] = Status.IMPORTING
+        # room for the data in every target store (the size is known once staged or
+        # active; a web-download needs at least one byte, and staging room as it comes)
+        check = quotas.check_for(
+            limits,
+            **{
+                quotas.SIZE_TOTAL: 1
+                if not image.size
+                else image.size * (len(image.locations) + len(stores)),
+                quotas.STAGE_TOTAL: 1 if request.method == WEB_DOWNLOAD else 0,
+            },
+        )
         with self._claiming(image.id, task.id) as live:
             self.images.registry.update(
                 image.id,
@@ -357,6 +386,7 @@ class ImportService:
                 context=self.admin,
                 purge_props=True,
                 expected_status=image.status,
+                **({} if check is None else {"quota": check}),
             )
             try:
                 future = self.runner.submit(image.id, lambda: job.run(self, task))
@@ -390,7 +420,7 @@ class ImportService:
                 changes["status"] = before.status
             with contextlib.suppress(errors.TankError):
                 self.images.registry.update(
-                    before.id, changes, context=self.admin, purge_props=True
+                    before.id, changes, context=self.admin, purge_props=True, quota=RELEASE
                 )
 
     # --- what jobs and recovery use --------------------------------------------
@@ -441,11 +471,16 @@ class ImportService:
                 changes["properties"] = dict(replace_props)
             elif props:
                 changes["properties"] = dict(props)
+            # the import's last write ends its quota reservations (copy-image keeps
+            # its status, which would end them otherwise; an import failed by recovery
+            # no longer knows whether it held any)
+            extra = {"quota": RELEASE} if final else {}
             return self.images.registry.update(
                 task.image_id,
                 changes,
                 context=self.admin,
                 purge_props=replace_props is not None,
+                **extra,
             )
 
     def _set(
@@ -456,16 +491,24 @@ class ImportService:
         drop: tuple[str, ...],
         expected: Status,
         entry: _Live | None = None,
+        release: bool = False,
     ) -> Image:
         """Change fields and remove properties of an image in one conditional write;
-        with the ``entry`` of a live stage, that stage ends with it (no heartbeat after)."""
+        with the ``entry`` of a live stage, that stage ends with it (no heartbeat after).
+        ``release``: the image's quota reservations end with the write."""
         with entry.lock if entry is not None else contextlib.nullcontext():
             if entry is not None:
                 entry.ended = True
             image = self.registry_get(image_id)
             changes = {**fields, "properties": state.without(image.properties, *drop)}
+            extra = {"quota": RELEASE} if release else {}
             return self.images.registry.update(
-                image_id, changes, context=self.admin, purge_props=True, expected_status=expected
+                image_id,
+                changes,
+                context=self.admin,
+                purge_props=True,
+                expected_status=expected,
+                **extra,
             )
 
     @contextlib.contextmanager

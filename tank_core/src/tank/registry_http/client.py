@@ -38,7 +38,17 @@ import attrs
 from tank import errors
 from tank.config import http_url, not_negative, positive
 from tank.locations import redact
-from tank.model import Context, Image, ListQuery, Member, MemberStatus, Status, parse_image_id
+from tank.model import (
+    Context,
+    Image,
+    ListQuery,
+    Member,
+    MemberStatus,
+    Status,
+    parse_image_id,
+    parse_int,
+)
+from tank.quotas import QuotaCheck, check_resource
 from tank.registry import Registry
 from tank.registry_http import wire
 
@@ -91,8 +101,11 @@ class HttpRegistry(Registry):
 
     # --- Registry --------------------------------------------------------------------
 
-    def create(self, image: Image) -> Image:
-        body = self._call("POST", "/images", None, json={"image": wire.image_to_json(image)})
+    def create(self, image: Image, *, quota: QuotaCheck | None = None) -> Image:
+        payload: dict[str, Any] = {"image": wire.image_to_json(image)}
+        if quota is not None:
+            payload["quota"] = quota.to_dict()
+        body = self._call("POST", "/images", None, json=payload)
         return self._reply(body, "image", wire.image_from_json)
 
     def get(self, image_id: str, *, context: Context) -> Image:
@@ -107,10 +120,30 @@ class HttpRegistry(Registry):
         context: Context,
         purge_props: bool = False,
         expected_status: Status | None = None,
+        quota: QuotaCheck | None = None,
     ) -> Image:
-        payload = wire.update_to_json(changes, purge_props, expected_status)
+        payload = wire.update_to_json(changes, purge_props, expected_status, quota)
         body = self._call("PUT", _image_path(image_id), context, json=payload)
         return self._reply(body, "image", wire.image_from_json)
+
+    def usage(self, owner: str) -> dict[str, int]:
+        body = self._call("GET", "/usage/" + _quote(owner), None)
+        return self._reply(body, "usage", wire.usage_from_json)
+
+    def reserve(
+        self,
+        image_id: str,
+        resource: str,
+        wanted: int,
+        *,
+        minimum: int | None = None,
+        limit: int | None = None,
+    ) -> int:
+        # setting a reservation to a number twice gives the same state: safe to repeat
+        path = f"{_image_path(image_id)}/reservations/{check_resource(resource)}"
+        payload = wire.reservation_to_json(wanted, minimum, limit)
+        body = self._call("PUT", path, None, json=payload, idempotent=True)
+        return self._reply(body, "granted", lambda v: parse_int("granted", v))
 
     def delete(self, image_id: str, *, context: Context) -> Image:
         body = self._call("DELETE", _image_path(image_id), context)

@@ -18,7 +18,12 @@ GET        /shared-images/<member>            ``{"members": [...]}``
 POST       /leases/<name>                     ``{"holder": str, "seconds": number}`` →
                                               ``{"held": bool}`` (admins only)
 POST       /leases/<name>/release             ``{"holder": str}`` → 204 (admins only)
+PUT        /images/<id>/reservations/<res>    ``{"wanted", "minimum", "limit"}`` → ``{"granted"}``
+GET        /usage/<owner>                     ``{"usage": {resource: amount}}`` (bytes)
 =========  =================================  ==============================================
+
+A create or update body may carry ``"quota": {"limits": {...}, "reserve": {...}}``
+(:class:`tank.quotas.QuotaCheck`), checked in the same transaction.
 
 Create answers 201 Created (Glance v1's registry said 200; clients accept any 2xx).
 Members are answered in full (with timestamps), unlike the Images API. The caller's
@@ -57,6 +62,8 @@ class RegistryApp(WebApp):
         router.add("/shared-images/{member}", GET=self.shared)
         router.add("/leases/{name}", POST=self.hold_lease)
         router.add("/leases/{name}/release", POST=self.release_lease)
+        router.add("/images/{image_id}/reservations/{resource}", PUT=self.reserve)
+        router.add("/usage/{owner}", GET=self.usage)
 
     def call(self, req: Request, match: Match) -> Response:
         return match.handler(req, wire.context_from(req.headers), **match.params)  # type: ignore[no-any-return]
@@ -86,22 +93,42 @@ class RegistryApp(WebApp):
     def create(self, req: Request, ctx: Context) -> Response:
         data = req.json()
         image = wire.image_from_json(data.get("image") if isinstance(data, dict) else None)
-        return Response.json({"image": wire.image_to_json(self.registry.create(image))}, 201)
+        quota = wire.quota_from_json(data)
+        created = self.registry.create(image, quota=quota) if quota else self.registry.create(image)
+        return Response.json({"image": wire.image_to_json(created)}, 201)
 
     def show(self, req: Request, ctx: Context, image_id: str) -> Response:
         image = self.registry.get(image_id, context=ctx)
         return Response.json({"image": wire.image_to_json(image)})
 
     def update(self, req: Request, ctx: Context, image_id: str) -> Response:
-        changes, purge_props, expected = wire.update_from_json(req.json())
+        data = req.json()
+        changes, purge_props, expected = wire.update_from_json(data)
+        quota = wire.quota_from_json(data)
+        extra = {"quota": quota} if quota is not None else {}
         image = self.registry.update(
-            image_id, changes, context=ctx, purge_props=purge_props, expected_status=expected
+            image_id,
+            changes,
+            context=ctx,
+            purge_props=purge_props,
+            expected_status=expected,
+            **extra,
         )
         return Response.json({"image": wire.image_to_json(image)})
 
     def delete(self, req: Request, ctx: Context, image_id: str) -> Response:
         image = self.registry.delete(image_id, context=ctx)
         return Response.json({"image": wire.image_to_json(image)})
+
+    # --- quotas --------------------------------------------------------------------
+
+    def reserve(self, req: Request, ctx: Context, image_id: str, resource: str) -> Response:
+        wanted, minimum, limit = wire.reservation_from_json(req.json())
+        granted = self.registry.reserve(image_id, resource, wanted, minimum=minimum, limit=limit)
+        return Response.json({"granted": granted})
+
+    def usage(self, req: Request, ctx: Context, owner: str) -> Response:
+        return Response.json({"usage": self.registry.usage(owner)})
 
     # --- members -------------------------------------------------------------------
 

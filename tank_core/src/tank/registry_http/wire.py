@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tank import errors
-from tank.model import Context, Image, ListQuery, Location, Member, Status, parse_bool
+from tank.model import Context, Image, ListQuery, Location, Member, Status, parse_bool, parse_int
+from tank.quotas import RESOURCES, QuotaCheck
 from tank.web.messages import reason
 
 #: Query parameters of a listing that are not filters.
@@ -132,15 +133,48 @@ def can_share_from_json(data: Any) -> bool:
 
 
 def update_to_json(
-    changes: Mapping[str, Any], purge_props: bool, expected_status: Status | None
+    changes: Mapping[str, Any],
+    purge_props: bool,
+    expected_status: Status | None,
+    quota: QuotaCheck | None = None,
 ) -> dict[str, Any]:
     """The body of ``PUT /images/<id>``: ``{"image": changes, "purge_props": bool,
-    "expected_status": str | null}`` (all in the body, typed by JSON)."""
-    return {
+    "expected_status": str | null}`` (all in the body, typed by JSON), and ``"quota":
+    {"limits": {...}, "reserve": {...}}`` with a quota check."""
+    body = {
         "image": {k: _json_item(v) for k, v in changes.items()},
         "purge_props": purge_props,
         "expected_status": None if expected_status is None else expected_status.value,
     }
+    if quota is not None:
+        body["quota"] = quota.to_dict()
+    return body
+
+
+def quota_from_json(data: Any) -> QuotaCheck | None:
+    """The ``quota`` of a create or update body, if any."""
+    raw = data.get("quota") if isinstance(data, Mapping) else None
+    return None if raw is None else QuotaCheck.from_dict(raw)
+
+
+def reservation_to_json(wanted: int, minimum: int | None, limit: int | None) -> dict[str, Any]:
+    """The body of ``PUT /images/<id>/reservations/<resource>``."""
+    return {"wanted": wanted, "minimum": minimum, "limit": limit}
+
+
+def reservation_from_json(data: Any) -> tuple[int, int | None, int | None]:
+    if not isinstance(data, Mapping) or "wanted" not in data:
+        raise errors.ValidationError("wanted", 'expected {"wanted": bytes, ...}')
+    optional = [
+        None if data.get(key) is None else parse_int(key, data[key]) for key in ("minimum", "limit")
+    ]
+    return parse_int("wanted", data["wanted"]), optional[0], optional[1]
+
+
+def usage_from_json(data: Any) -> dict[str, int]:
+    if not isinstance(data, Mapping):
+        raise errors.ValidationError("usage", "expected an object")
+    return {name: parse_int(name, data.get(name, 0)) for name in RESOURCES}
 
 
 def update_from_json(data: Any) -> tuple[dict[str, Any], bool, Status | None]:

@@ -44,6 +44,14 @@ from tank.model import (
     Status,
     Visibility,
 )
+from tank.quotas import (
+    COPYING_PROPERTY,
+    COUNT_TOTAL,
+    COUNT_UPLOADING,
+    SIZE_TOTAL,
+    STAGE_TOTAL,
+    QuotaCheck,
+)
 from tank.registry import Registry
 
 ADMIN = Context.admin()
@@ -1049,3 +1057,160 @@ class RegistryContract:
         assert self.ids(registry, sort=sort, limit=100) == expected
         for limit in (1, 2, 3):
             assert self.all_pages(registry, limit, sort=sort) == expected
+
+    # --- quotas ----------------------------------------------------------------------
+
+    def test_usage_counts_as_glance_counts(self, registry: Registry) -> None:
+        owner = self.owner.tenant
+        assert owner is not None
+        assert registry.usage(owner) == {
+            COUNT_TOTAL: 0, COUNT_UPLOADING: 0, SIZE_TOTAL: 0, STAGE_TOTAL: 0
+        }  # fmt: skip
+        two = [Location(url="file:///a", store="a"), Location(url="file:///b", store="b")]
+        self.create(registry, status=Status.ACTIVE, size=10, locations=two)
+        self.create(registry, status=Status.DEACTIVATED, size=1, locations=two[:1])
+        self.create(registry, status=Status.QUEUED, size=7)  # v1: announced, no data yet
+        self.create(registry, status=Status.SAVING)
+        self.create(registry, status=Status.UPLOADING, size=100)  # staged
+        self.create(registry, status=Status.IMPORTING, size=1000)  # staged, importing
+        copying = {COPYING_PROPERTY: "b"}  # copy-image in flight: staged copy
+        self.create(registry, status=Status.ACTIVE, size=5, locations=two[:1], properties=copying)
+        self.create(registry, status=Status.KILLED, size=10000, locations=two)
+        gone = self.create(registry, status=Status.ACTIVE, size=10000, locations=two)
+        registry.delete(gone.id, context=ADMIN)
+        self.create(registry, status=Status.ACTIVE, size=99999, owner=self.other.tenant)
+        assert registry.usage(owner) == {
+            COUNT_TOTAL: 7,
+            COUNT_UPLOADING: 4,  # saving, uploading, importing, copying
+            SIZE_TOTAL: 20 + 1 + 5,
+            STAGE_TOTAL: 100 + 1000 + 5,
+        }
+
+    def test_quota_refuses_the_create_over_the_limit(self, registry: Registry) -> None:
+        check = QuotaCheck(limits={COUNT_TOTAL: 2})
+        for _ in range(2):
+            registry.create(self.image(), quota=check)
+        refused = self.image()
+        with pytest.raises(errors.QuotaExceeded) as caught:
+            registry.create(refused, quota=check)
+        message = str(caught.value)
+        assert "image_count_total is 2 images" in message, message
+        assert f"project {self.owner.tenant}" in message and "2 images in use" in message
+        with pytest.raises(errors.NotFound):
+            registry.get(refused.id, context=ADMIN)
+        assert len(self.ids(registry)) == 2
+        assert caught.value.http_status == 413
+
+    def test_quota_zero_allows_nothing_and_deleted_images_free_their_slot(
+        self, registry: Registry
+    ) -> None:
+        with pytest.raises(errors.QuotaExceeded):
+            registry.create(self.image(), quota=QuotaCheck(limits={COUNT_TOTAL: 0}))
+        check = QuotaCheck(limits={COUNT_TOTAL: 1})
+        first = registry.create(self.image(), quota=check)
+        with pytest.raises(errors.QuotaExceeded):
+            registry.create(self.image(), quota=check)
+        registry.delete(first.id, context=ADMIN)
+        registry.create(self.image(), quota=check)
+
+    def test_quota_is_per_owner(self, registry: Registry) -> None:
+        check = QuotaCheck(limits={COUNT_TOTAL: 1})
+        registry.create(self.image(), quota=check)
+        registry.create(self.image(owner=self.other.tenant), quota=check)
+        with pytest.raises(errors.QuotaExceeded):
+            registry.create(self.image(owner=self.other.tenant), quota=check)
+
+    def test_concurrent_creates_never_overshoot_the_quota(self, registry: Registry) -> None:
+        check = QuotaCheck(limits={COUNT_TOTAL: 3})
+        results = run_concurrently(
+            self.racers, lambda i: registry.create(self.image(name=f"racer{i}"), quota=check)
+        )
+        made = [r for r in results if isinstance(r, Image)]
+        refused = [r for r in results if isinstance(r, errors.QuotaExceeded)]
+        assert (len(made), len(refused)) == (3, self.racers - 3), results
+        assert len(self.ids(registry)) == 3
+
+    def test_quota_checked_update_changes_nothing_when_refused(self, registry: Registry) -> None:
+        check = QuotaCheck(limits={COUNT_UPLOADING: 1})
+        first, second = self.create(registry), self.create(registry)
+        saving = {"status": Status.SAVING}
+        registry.update(first.id, saving, context=ADMIN, quota=check)
+        with pytest.raises(errors.QuotaExceeded, match="image_count_uploading is 1 image"):
+            registry.update(second.id, {**saving, "name": "x"}, context=ADMIN, quota=check)
+        got = registry.get(second.id, context=ADMIN)
+        assert (got.status, got.name) == (Status.QUEUED, None)
+        # a write that does not raise usage passes even when the project is over
+        registry.update(first.id, {"name": "renamed"}, context=ADMIN, quota=check)
+        over = QuotaCheck(limits={COUNT_UPLOADING: 0})
+        registry.update(first.id, {"name": "again"}, context=ADMIN, quota=over)
+
+    def test_reservations_count_until_the_status_changes(self, registry: Registry) -> None:
+        owner = self.owner.tenant
+        assert owner is not None
+        limit = {SIZE_TOTAL: 150}
+        a, b = self.create(registry), self.create(registry)
+        start = {"status": Status.SAVING}
+        registry.update(
+            a.id, start, context=ADMIN, quota=QuotaCheck(limits=limit, reserve={SIZE_TOTAL: 100})
+        )
+        assert registry.usage(owner)[SIZE_TOTAL] == 100
+        with pytest.raises(errors.QuotaExceeded, match="image_size_total"):
+            registry.update(
+                b.id, start, context=ADMIN, quota=QuotaCheck(limits=limit, reserve={SIZE_TOTAL: 51})
+            )
+        assert registry.get(b.id, context=ADMIN).status is Status.QUEUED
+        registry.update(
+            b.id, start, context=ADMIN, quota=QuotaCheck(limits=limit, reserve={SIZE_TOTAL: 50})
+        )
+        assert registry.usage(owner)[SIZE_TOTAL] == 150
+        # finished: the size in its store counts instead of the reservation
+        done = {"status": Status.ACTIVE, "size": 40, "locations": [Location(url="file:///x")]}
+        registry.update(a.id, done, context=ADMIN)
+        assert registry.usage(owner)[SIZE_TOTAL] == 90
+        registry.update(b.id, {"status": Status.QUEUED}, context=ADMIN)  # failed: released
+        assert registry.usage(owner)[SIZE_TOTAL] == 40
+
+    def test_reserve_grows_as_far_as_the_limit_allows(self, registry: Registry) -> None:
+        owner = self.owner.tenant
+        assert owner is not None
+        self.create(registry, status=Status.ACTIVE, size=30, locations=[Location(url="file:///o")])
+        image = self.create(registry, status=Status.SAVING)
+        assert registry.reserve(image.id, SIZE_TOTAL, 50, limit=100) == 50
+        # not all of the room left (70): the minimum and half the rest
+        assert registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=60, limit=100) == 65
+        assert registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=70, limit=100) == 70
+        assert registry.usage(owner)[SIZE_TOTAL] == 100
+        with pytest.raises(errors.QuotaExceeded) as caught:
+            registry.reserve(image.id, SIZE_TOTAL, 1000, minimum=71, limit=100)
+        assert "image_size_total is 0.00 MiB (100 bytes)" in str(caught.value)
+        assert registry.usage(owner)[SIZE_TOTAL] == 100  # kept what it had
+        assert registry.reserve(image.id, SIZE_TOTAL, 10, limit=5) == 10  # shrinking: allowed
+        assert registry.reserve(image.id, SIZE_TOTAL, 0) == 0
+        assert registry.usage(owner)[SIZE_TOTAL] == 30
+        assert registry.reserve(image.id, STAGE_TOTAL, 25) == 25  # no limit: as wanted
+        assert registry.usage(owner)[STAGE_TOTAL] == 25
+        registry.update(image.id, {"status": Status.QUEUED}, context=ADMIN)
+        assert registry.usage(owner)[STAGE_TOTAL] == 0  # a status change releases it
+        registry.update(image.id, {"status": Status.UPLOADING}, context=ADMIN)
+        assert registry.reserve(image.id, STAGE_TOTAL, 25) == 25
+        assert registry.usage(owner)[STAGE_TOTAL] == 25
+        release = QuotaCheck(reserve={STAGE_TOTAL: 0})
+        registry.update(image.id, {"size": 20}, context=ADMIN, quota=release)
+        assert registry.usage(owner)[STAGE_TOTAL] == 20  # staged: its size
+
+    def test_concurrent_reservations_never_overshoot(self, registry: Registry) -> None:
+        owner = self.owner.tenant
+        assert owner is not None
+        images = [self.create(registry, status=Status.SAVING) for _ in range(self.racers)]
+        results = run_concurrently(
+            self.racers,
+            lambda i: registry.reserve(images[i].id, SIZE_TOTAL, 40, limit=100),
+        )
+        granted = [r for r in results if r == 40]
+        refused = [r for r in results if isinstance(r, errors.QuotaExceeded)]
+        assert (len(granted), len(refused)) == (2, self.racers - 2), results
+        assert registry.usage(owner)[SIZE_TOTAL] == 80
+
+    def test_reserve_for_a_missing_image_is_not_found(self, registry: Registry) -> None:
+        with pytest.raises(errors.NotFound):
+            registry.reserve(str(uuid.uuid4()), SIZE_TOTAL, 1, limit=10)

@@ -1,5 +1,5 @@
 """What a v2 client discovers before it calls: the API versions, JSON schemas, import
-methods and stores."""
+methods, stores, and the caller's quota usage."""
 
 from __future__ import annotations
 
@@ -77,3 +77,12 @@ def stores_info(api: Api, req: Request, ctx: Context) -> Response:
             entry["read-only"] = True
         out.append(entry)
     return Response.json({"stores": out})
+
+
+def usage_info(api: Api, req: Request, ctx: Context) -> Response:
+    """The caller's project's limits and usage (Glance's ``GET /v2/info/usage``):
+    ``{"usage": {"image_size_total": {"limit": L, "usage": U}, ...}}``, sizes in MiB,
+    -1 for no limit."""
+    if ctx.tenant is None:
+        raise errors.Invalid("quota usage is per project, and this request has none")
+    return Response.json({"usage": api.service.usage(ctx.tenant)})
