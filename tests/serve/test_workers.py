@@ -174,6 +174,23 @@ def test_sighup_reloads_the_configuration_and_reopens_the_log(start_api, tmp_pat
     wait_for("the refusal", lambda: "reload failed" in log_file.read_text(), 30)
     assert children(api.proc.pid) == new
     assert requests.get(f"{api.url}/healthcheck", timeout=10).text == "OK"
+    # so is a bad section only a worker reads (a store's, a notification sink's): the
+    # workers would otherwise fail at start, one after the other, for ever
+    good = f'[api]\nlog_file = "{log_file}"\nlog_level = "DEBUG"\n'
+    for bad in (
+        f'[stores.file]\ndatadir = "{tmp_path / "images"}"\nbogus = 1\n',
+        '[notifications]\nsinks = ["webhook"]\n[notifications.webhook]\nurl = '
+        '"http://127.0.0.1:9/"\nbogus = 1\n',
+    ):
+        refusals = log_file.read_text().count("reload failed")
+        config.write_text(good + bad)
+        api.proc.send_signal(signal.SIGHUP)
+        wait_for(
+            "the refusal", lambda n=refusals: log_file.read_text().count("reload failed") > n, 30
+        )
+        assert "bogus: unknown key" in log_file.read_text().splitlines()[-1]
+        assert children(api.proc.pid) == new
+    assert requests.get(f"{api.url}/healthcheck", timeout=10).text == "OK"
 
 
 def test_an_upload_is_counted_in_the_metrics_of_any_worker(start_api) -> None:  # type: ignore[no-untyped-def]

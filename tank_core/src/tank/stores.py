@@ -32,7 +32,7 @@ _DISTRIBUTIONS = {
 }
 
 
-def _unknown_type(type_name: str, name: str, types: Mapping[str, object]) -> str:
+def unknown_store_type(type_name: str, name: str, types: Mapping[str, object]) -> str:
     """Why ``[stores.<name>]`` has no store class: a first-party type not installed
     (say which distribution has it), or a misspelling (say what it may mean)."""
     installed = ", ".join(sorted(types)) or "none"
@@ -74,7 +74,7 @@ class StoreSet:
             where = config.where(f"stores.{name}")
             backend_cls = types.get(type_name)
             if backend_cls is None:
-                raise ConfigError(f"{where}: {_unknown_type(type_name, name, types)}")
+                raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
             store_config = config_mod.build(backend_cls.Config, section, where=where)
             try:
                 backend = backend_cls(store_config, name=name)

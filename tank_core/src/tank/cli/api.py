@@ -44,6 +44,7 @@ from tank.cli import logs
 from tank.cli.options import config_options, load_config, version_option
 from tank.cli.registry import is_loopback
 from tank.config import TankConfig
+from tank.config_check import check_sections
 from tank.console import ConsoleConfig
 from tank.errors import TankError
 from tank.imports.service import ImportService
@@ -88,6 +89,7 @@ class Settings:
         try:
             api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
             console_config(config)  # checked here, before any worker starts
+            check_sections(config, make_plugin_manager())  # the workers' sections too
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
         changes: dict[str, Any] = {}

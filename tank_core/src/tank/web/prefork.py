@@ -215,6 +215,10 @@ class Supervisor:
             worker = self._live.pop(pid, None) or self._stale.pop(pid, None)
             if worker is None:
                 continue
+            if worker.pipe >= 0 and not worker.ready and _select([worker.pipe], 0)[0]:
+                message = _read_message(worker.pipe)  # why it could not start, if it said
+                if message:
+                    log.error("%s worker %d cannot start: %s", self.name, pid, message)
             _close(worker.pipe)
             if self.on_worker_exit is not None:
                 self.on_worker_exit(pid)

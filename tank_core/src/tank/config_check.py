@@ -1,0 +1,51 @@
+"""Check every plugin's section of a configuration without opening anything.
+
+tank-api's supervisor checks a configuration this way before it says "reloaded" on
+SIGHUP: a section only a worker would read (a store's, the registry's, a notification
+sink's) must not make every new worker fail at start while the supervisor believes
+the reload went well.
+"""
+
+from __future__ import annotations
+
+from tank import config as config_mod
+from tank.config import TankConfig
+from tank.errors import ConfigError
+from tank.notify import notifier as notifier_mod
+from tank.plugins import Plugins
+from tank.stores import unknown_store_type
+
+
+def check_sections(config: TankConfig, plugins: Plugins) -> None:
+    """ConfigError (file, section, key) for the first bad plugin section."""
+    types = plugins.store_types()
+    for name, raw in config.stores.items():
+        section = dict(raw)
+        type_name = section.pop("type", name)
+        where = config.where(f"stores.{name}")
+        cls = types.get(type_name)
+        if cls is None:
+            raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
+        config_mod.build(cls.Config, section, where=where)
+    registry = dict(config.registry)
+    if "url" in registry and "connection" in registry:
+        raise ConfigError(
+            f"{config.where('registry')}: give url (a remote registry over HTTP) or "
+            "connection (an SQL database), not both"
+        )
+    kind = registry.pop("kind", "http" if "url" in registry else "sql")
+    registry_cls = plugins.registry_types().get(kind)
+    if registry_cls is None:
+        raise ConfigError(f"{config.where('registry')} kind: no installed registry {kind!r}")
+    config_mod.build(registry_cls.Config, registry, where=config.where("registry"))
+    settings = notifier_mod.load_config(config.notifications, config.source)
+    sink_types = plugins.sink_types()
+    for name in settings.sinks:
+        sink_cls = sink_types.get(name)
+        if sink_cls is None:
+            raise ConfigError(
+                f"{config.source} [notifications] sinks: no installed notification sink "
+                f"{name!r}; installed: {', '.join(sorted(sink_types)) or 'none'}"
+            )
+        section = settings.sink_options.get(name, {})
+        config_mod.build(sink_cls.Config, section, where=f"{config.source} [notifications.{name}]")
