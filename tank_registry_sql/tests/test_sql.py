@@ -311,3 +311,21 @@ def test_loading_the_plugin_does_not_import_sqlalchemy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_full_registry_database_is_507_not_413() -> None:
+    """A full disk under the registry meets a DELETE or a PATCH too: 507 Insufficient
+    Storage (the server's room), not 413 (a request too large)."""
+    from sqlalchemy import exc as sa_exc
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("PRAGMA max_page_count = 2")
+    conn.execute("CREATE TABLE t (x TEXT)")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        for _ in range(100):
+            conn.execute("INSERT INTO t VALUES (?)", ("x" * 4000,))
+    assert "full" in str(full.value)
+    error = database.translate(sa_exc.OperationalError("INSERT", {}, full.value), "test.db")
+    assert isinstance(error, errors.RegistryFull) and isinstance(error, errors.StorageFull)
+    assert error.http_status == 507
+    assert str(error).startswith("registry database test.db: database or disk is full")

@@ -136,6 +136,13 @@ class StorageFull(TankError):
     http_status = 413
 
 
+class RegistryFull(StorageFull):
+    """The registry's database has no room: 507 Insufficient Storage, not 413, since
+    the request was not too large (a DELETE or PATCH meets it too)."""
+
+    http_status = 507
+
+
 class OverLimit(TankError):
     """More properties, tags or members than an image may have (Glance's quotas: 413)."""
 

@@ -186,7 +186,7 @@ def translate(exc: sa_exc.SQLAlchemyError, where: str, *, secret: str | None = N
             f"registry database {where} is busy: another writer held it longer than busy_timeout"
         )
     if "database or disk is full" in lowered or sqlstate == "53100":
-        return errors.StorageFull(f"registry database {where}: {reason}")
+        return errors.RegistryFull(f"registry database {where}: {reason}")
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError) or (
         isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
     ):
