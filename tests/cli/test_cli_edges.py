@@ -40,7 +40,11 @@ def test_errors_are_json_in_json_mode(api: ApiServer, api_version: str) -> None:
     result = run(api.url, "--json", "show", missing, code=1)
     assert result.stdout == ""
     said = json.loads(result.stderr)
-    assert said == {"error": {"kind": "error", "message": f"image {missing} not found"}}
+    assert said == {
+        "error": {"kind": "error", "message": f"image {missing} not found", "status": 404}
+    }
+    unknown = run(api.url, "--json", "no-such-verb", code=2)
+    assert json.loads(unknown.stderr)["error"]["kind"] == "usage"
     usage = run(api.url, "index", "--limit", "0", "--json", code=2)
     assert json.loads(usage.stderr)["error"]["kind"] == "usage"
     assert "--limit" in json.loads(usage.stderr)["error"]["message"]

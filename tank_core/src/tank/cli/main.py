@@ -58,19 +58,21 @@ class TankGroup(click.Group):
             end = args.index("--") if "--" in args else len(args)
             if "--json" in args[:end]:
                 args = ["--json", *(a for a in args[:end] if a != "--json"), *args[end:]]
+                ctx.meta["tank.json"] = True  # errors before the callback ran are JSON too
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return self._invoke(ctx)
         except click.ClickException as exc:
-            state = ctx.find_object(State)
-            if state is None or not state.output.as_json:
+            if not ctx.meta.get("tank.json"):
                 raise
             kind = "usage" if isinstance(exc, click.UsageError) else "error"
-            click.echo(
-                json.dumps({"error": {"kind": kind, "message": exc.format_message()}}), err=True
-            )
+            said: dict[str, Any] = {"kind": kind, "message": exc.format_message()}
+            status = getattr(exc, "status", None)
+            if status is not None:
+                said["status"] = status  # the HTTP status the server answered
+            click.echo(json.dumps({"error": said}), err=True)
             ctx.exit(exc.exit_code)
 
     def _invoke(self, ctx: click.Context) -> Any:
@@ -87,7 +89,9 @@ class TankGroup(click.Group):
             other = "v2" if exc.api == "v1" else "v1"
             raise click.ClickException(f"{_one_line(str(exc))}; use tank --api {other}") from None
         except TankError as exc:
-            raise click.ClickException(_one_line(str(exc))) from None
+            failed = click.ClickException(_one_line(str(exc)))
+            failed.status = getattr(exc, "status", None)  # type: ignore[attr-defined]
+            raise failed from None
         except BrokenPipeError:
             # The reader of our stdout went away (`tank download ID | head`): not an error.
             devnull = os.open(os.devnull, os.O_WRONLY)
