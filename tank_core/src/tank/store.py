@@ -472,6 +472,11 @@ class Backend(abc.ABC):
         )
         self._recheck_at = time.monotonic() + self.RECHECK_SECONDS
 
+    @property
+    def disabled_by_full(self) -> bool:
+        """Writes are disabled because the store was full (space may come back)."""
+        return self.write_disabled is not None and self._disabled_by_full
+
     def _recheck(self) -> bool:
         """Probe again if it is time; True if writes work again."""
         if time.monotonic() < self._recheck_at:

@@ -252,7 +252,11 @@ def open_tank(
         except TankError as exc:
             raise StartupError(f"the registry does not answer: {exc}") from None
         default = service.stores.get()
-        if default.write_disabled is not None:
+        if default.write_disabled is not None and default.disabled_by_full:
+            # A full disk is no misconfiguration: serve (downloads work, uploads are 413)
+            # and take uploads again once space is freed, without a restart (#15).
+            log.warning("default store %r is full now: %s", default.name, default.write_disabled)
+        elif default.write_disabled is not None:
             raise StartupError(
                 f"default store {default.name!r} cannot be written: {default.write_disabled}"
             )
