@@ -23,6 +23,10 @@ upload_lease = 60                   # seconds
 delayed_delete = false              # DELETE keeps the data as pending_delete ...
 scrub_time = 0                      # ... for this many seconds, then a scrub removes it
 
+[cache]                             # local copies of remote images (tank.cache)
+enabled = true
+max_size = 10737418240              # bytes
+
 [notifications]                     # Glance's events (tank.notify)
 sinks = ["log", "webhook"]
 [notifications.webhook]
@@ -48,12 +52,14 @@ from typing import Any, TypeVar
 
 import attrs
 
+from tank.cache.config import CacheConfig
 from tank.errors import ConfigError
 from tank.model import RESERVED_PREFIX
 from tank.structure import FromEnv, Mismatch, build_fields, env_values, kind
 from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
 
 __all__ = [
+    "CacheConfig",
     "ImageFormatConfig",
     "ImportConfig",
     "ScrubberConfig",
@@ -191,6 +197,8 @@ class TankConfig:
     #: ``[notifications]`` raw (:mod:`tank.notify.notifier` builds it with the sinks).
     notifications: Mapping[str, Any] = attrs.field(factory=dict)
     image_format: ImageFormatConfig = attrs.field(factory=ImageFormatConfig)
+    #: ``[cache]``, with ``dir`` resolved.
+    cache: CacheConfig = attrs.field(factory=CacheConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -217,6 +225,7 @@ class _TopLevel:
     scrubber: dict[str, Any] = attrs.field(factory=dict)
     notifications: dict[str, Any] = attrs.field(factory=dict)
     image_format: dict[str, Any] = attrs.field(factory=dict)
+    cache: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -251,6 +260,9 @@ def load(
     root = Path(chosen_dir).expanduser().absolute()
     imports = _import_config(resolve_env(raw_import, env, where=source), root, source)
     scrubber = build(ScrubberConfig, top.scrubber, where=f"{source} [scrubber]")
+    cache = build(CacheConfig, top.cache, where=f"{source} [cache]")
+    cache_dir = root / "cache" if cache.dir is None else cache.dir.expanduser().absolute()
+    cache = attrs.evolve(cache, dir=cache_dir)
     stores = top.stores or {"file": {"datadir": str(root / "images")}}
     default_store = top.default_store
     if default_store is None:
@@ -269,6 +281,7 @@ def load(
         scrubber=scrubber,
         notifications=top.notifications,
         image_format=image_format,
+        cache=cache,
     )
 
 

@@ -81,6 +81,8 @@ def main(
         if config.scrubber.in_api:
             scrubber = InApiScrubber(service, config.scrubber)
             scrubber.start()
+        if service.prefetcher is not None:
+            service.prefetcher.start()
         app = make_app(service, api_config, imports, console)
         server = make_server(
             app,
