@@ -172,3 +172,27 @@ def test_ids_are_never_paths(cache: ImageCache) -> None:
         cache.queue("../../etc/passwd")
     (cache.dir / "queue" / "not-an-id").touch()
     assert cache.queued() == []
+
+
+def test_prefetcher_runs_again_in_a_forked_child(tmp_path: Path) -> None:
+    """tank-api's pre-forked workers: the queue is served in the child too."""
+    from tank import config
+    from tank.cache.prefetch import Prefetcher
+    from tank.service import ImageService
+
+    cfg = config.load(None, data_dir=tmp_path, environ={})
+    with ImageService.from_config(cfg) as service:
+        service.attach_cache(ImageCache(tmp_path / "c", max_size=1 << 20, stall_time=60), [])
+        prefetcher = service.prefetcher
+        assert isinstance(prefetcher, Prefetcher)
+        prefetcher.start()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its own thread, alive
+            thread = prefetcher._thread
+            os.write(write, b"1" if thread is not None and thread.is_alive() else b"0")
+            os._exit(0)
+        os.close(write)
+        assert os.read(read, 1) == b"1"
+        os.waitpid(pid, 0)
+        os.close(read)

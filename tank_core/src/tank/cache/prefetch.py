@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from tank import errors
@@ -70,7 +72,8 @@ def prefetch_once(service: ImageService) -> int:
 
 class Prefetcher:
     """A daemon thread running :func:`prefetch_once` every ``interval`` seconds, and at
-    once on :meth:`wake`."""
+    once on :meth:`wake`. A started prefetcher starts again in a forked child (tank-api's
+    pre-forked workers each prefetch; the ``O_EXCL`` claim keeps their fills apart)."""
 
     def __init__(self, service: ImageService, interval: float) -> None:
         self.service = service
@@ -78,10 +81,21 @@ class Prefetcher:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._started = False
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart(ref))
+
+    def _after_fork(self) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+        if self._started:
+            self.start()
 
     def start(self) -> None:
         if self.service.cache is None or self._thread is not None:
             return
+        self._started = True
         self._thread = threading.Thread(target=self._run, name="tank-cache-prefetch", daemon=True)
         self._thread.start()
 
@@ -89,6 +103,7 @@ class Prefetcher:
         self._wake.set()
 
     def close(self) -> None:
+        self._started = False
         self._stop.set()
         self._wake.set()
         thread, self._thread = self._thread, None
@@ -103,3 +118,9 @@ class Prefetcher:
             except Exception:
                 log.exception("image cache: prefetch pass failed")
             self._wake.wait(self.interval)
+
+
+def _restart(ref: weakref.ref[Prefetcher]) -> None:
+    prefetcher = ref()
+    if prefetcher is not None:
+        prefetcher._after_fork()
