@@ -9,6 +9,8 @@ on. One image of ``--size`` random-looking bytes is uploaded; then, with ``curl 
 
 * the first download: streamed from Swift and into the cache at once (verified with MD5
   and renamed into place at the end);
+* downloads of the same bytes from a ``file`` store of the same tank-api (the path the
+  cache shares: a control for what the server itself costs);
 * downloads with the image's copy cached (``sendfile`` from the cache file, which is in
   the page cache after the fill), against nginx serving that same file with sendfile;
 * downloads from Swift: the same tank-api with its copy removed before each run through
@@ -45,6 +47,8 @@ from _common import (
 )
 
 CONFIG = """\
+default_store = "swift"
+
 [registry]
 connection = "sqlite:///{registry}"
 
@@ -54,6 +58,10 @@ auth_address = "{auth}"
 user = "{user}"
 key = "{key}"
 container = "{container}"
+
+[stores.local]
+type = "file"
+datadir = "{local}"
 
 [cache]
 enabled = {enabled}
@@ -104,6 +112,7 @@ def main() -> None:
             container=container,
             enabled=str(enabled).lower(),
             cache=work / "cache",
+            local=work / "local",
             max_size=4 * args.size,
         )
 
@@ -118,9 +127,11 @@ def main() -> None:
             seconds, image = cached.upload_v2(source, "bench-cache")
             image_id = image["id"]
             print(f"upload to Swift: {seconds:.2f} s")
+            _, local = cached.upload(source, "bench-local", store="local")
+            cached.download_v2(local["id"])  # into the page cache (uploads bypass it)
             source.unlink()
             entry = work / "cache" / "entries" / image_id
-            fills, swift, hits, direct = [], [], [], []
+            fills, swift, hits, direct, fs = [], [], [], [], []
             first = cached.download_v2(image_id)
             if not entry.exists():
                 time.sleep(1)
@@ -128,9 +139,13 @@ def main() -> None:
                 sys.exit(f"the first download did not cache the image:\n{cached.log.read_text()}")
             print(f"first download (Swift -> client + cache): {args.size / MiB / first:.0f} MiB/s")
             with nginx(entry.parent, work / "nginx") as nginx_url:
-                for _ in range(args.runs):
+                for run in range(args.runs):
+                    if run % 2:  # take turns going first
+                        direct.append(curl("-o", "/dev/null", f"{nginx_url}/{image_id}")[0])
                     hits.append(cached.download_v2(image_id))
-                    direct.append(curl("-o", "/dev/null", f"{nginx_url}/{image_id}")[0])
+                    if not run % 2:
+                        direct.append(curl("-o", "/dev/null", f"{nginx_url}/{image_id}")[0])
+                    fs.append(cached.download_v2(local["id"]))
                     swift.append(plain.download_v2(image_id))
                     curl("-X", "DELETE", f"{cached.url}/v2/cache/{image_id}")
                     fills.append(cached.download_v2(image_id))
@@ -150,6 +165,7 @@ def main() -> None:
     ratio = rate(hits) / rate(direct)
     print(f"cached (sendfile from the cache):  {rate(hits):8.0f} MiB/s")
     print(f"nginx sendfile, same file:         {rate(direct):8.0f} MiB/s")
+    print(f"the same tank-api, a file store:   {rate(fs):8.0f} MiB/s (its own sendfile path)")
     print(f"Swift, cache off:                  {rate(swift):8.0f} MiB/s")
     print(f"Swift, filling the cache:          {rate(fills):8.0f} MiB/s")
     print(f"cached / nginx = {ratio:.2f} (target >= 0.90: {verdict(ratio >= 0.9)})")

@@ -261,7 +261,7 @@ class ImageService:
         if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
         cache = self.cache
-        if cache is not None and self._cacheable(image):
+        if cache is not None and self.cacheable(image):
             hit = cache.open(image, offset, length)
             if hit is not None:
                 return hit
@@ -270,7 +270,8 @@ class ImageService:
                 return cache.fill(image, result, lambda: self._still_cacheable(image))
         return self._read_locations(image, offset, length)
 
-    def _cacheable(self, image: Image) -> bool:
+    def cacheable(self, image: Image) -> bool:
+        """``image`` is kept in a store whose images are cached (``[cache] stores``)."""
         if image.size is None:
             return False
         for location in image.locations:

@@ -379,11 +379,13 @@ class _Fill(Iterator[bytes]):
             return
         fd, self.fd = self.fd, None
         try:
-            os.close(fd)
+            os.fdatasync(fd)  # on disk before its name says it is whole
         except OSError as exc:
-            log.warning("image cache: closing the copy of image %s failed: %s", image.id, exc)
+            os.close(fd)
+            log.warning("image cache: writing the copy of image %s failed: %s", image.id, exc)
             self.cache._unlink(self.cache._path("incomplete", image.id))
             return
+        os.close(fd)
         try:
             wanted = self.still_wanted()
         except Exception:

@@ -51,7 +51,7 @@ def prefetch_once(service: ImageService) -> int:
         if cache.is_cached(image_id):
             cache.dequeue(image_id)
             continue
-        if not service._cacheable(image):
+        if not service.cacheable(image):
             log.info("image cache: image %s is not in a cached store: dequeued", image_id)
             cache.dequeue(image_id)
             continue

@@ -83,7 +83,7 @@ def queue(config_path: Path | None, data_dir: Path | None, image_id: str, now: b
                 f"only active images can be queued (image {image.id} is "
                 f"{'deleted' if image.deleted else image.status})"
             )
-        if not service._cacheable(image):
+        if not service.cacheable(image):
             raise click.ClickException(f"image {image.id} is in no store the cache serves")
         service.cache.queue(image.id)
         if now:

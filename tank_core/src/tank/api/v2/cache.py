@@ -64,7 +64,7 @@ def queue(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
         raise errors.Invalid(
             f"only active images can be queued for caching (image {image.id} is {image.status})"
         )
-    if not api.service._cacheable(image):
+    if not api.service.cacheable(image):
         raise errors.Invalid(f"image {image.id} is in no store the cache serves")
     cache.queue(image.id)
     if api.service.prefetcher is not None:
