@@ -257,7 +257,8 @@ class ImageService:
         """A stream of the data of ``image`` (from :meth:`with_data`, which checked the
         caller may see it), from its first location that can be read; the next ones
         are tried when a store is unreachable or lost the data. Data whose size is not
-        the image's is never served."""
+        the image's is never served. With ``[cache]``, a cached image is read from its
+        local copy, and a whole read of an active image not yet cached fills it."""
         if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
         cache = self.cache
