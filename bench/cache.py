@@ -91,6 +91,17 @@ def wipe(auth: str, user: str, key: str, container: str) -> None:
         pass
 
 
+def wait_for(entry: Path) -> bool:
+    """The fill's copy is in place: it is flushed (fdatasync) after the client got the
+    last byte, so it may take a moment."""
+    deadline = time.monotonic() + 120
+    while not entry.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=parse_size, default=parse_size("1G"), help="1G")
@@ -133,9 +144,7 @@ def main() -> None:
             entry = work / "cache" / "entries" / image_id
             fills, swift, hits, direct, fs = [], [], [], [], []
             first = cached.download_v2(image_id)
-            if not entry.exists():
-                time.sleep(1)
-            if not entry.exists():
+            if not wait_for(entry):
                 sys.exit(f"the first download did not cache the image:\n{cached.log.read_text()}")
             print(f"first download (Swift -> client + cache): {args.size / MiB / first:.0f} MiB/s")
             with nginx(entry.parent, work / "nginx") as nginx_url:
@@ -149,10 +158,8 @@ def main() -> None:
                     swift.append(plain.download_v2(image_id))
                     curl("-X", "DELETE", f"{cached.url}/v2/cache/{image_id}")
                     fills.append(cached.download_v2(image_id))
-                    for _ in range(50):
-                        if entry.exists():
-                            break
-                        time.sleep(0.1)
+                    if not wait_for(entry):
+                        sys.exit(f"a fill was not kept:\n{cached.log.read_text()[-3000:]}")
             state = json.loads(curl(f"{cached.url}/v2/cache")[1])
             assert [c["image_id"] for c in state["cached_images"]] == [image_id], state
     finally:
