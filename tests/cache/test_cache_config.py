@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,28 @@ def test_unknown_store_is_named(tmp_path: Path) -> None:
     said = str(info.value)
     assert "[cache] stores" in said and "'swift'" not in said and "swift" in said
     assert "configured stores: file" in said
+
+
+@pytest.mark.parametrize("delayed", [False, True])
+def test_delete_evicts_also_with_delayed_delete(tmp_path: Path, delayed: bool) -> None:
+    """In-process, caching the file store on purpose: a delete (pending_delete with
+    ``delayed_delete``) removes the copy, and the restored image is not served stale."""
+    from tank.model import Context
+
+    cfg = load(
+        tmp_path,
+        f'[cache]\nenabled = true\nstores = ["file"]\n'
+        f"[scrubber]\ndelayed_delete = {str(delayed).lower()}\n",
+    )
+    ctx = Context.admin()
+    data = os.urandom(100_000)
+    with ImageService.from_config(cfg) as service:
+        assert service.cache is not None
+        image = service.create(
+            {"name": "c", "disk_format": "raw", "container_format": "bare"}, [data], context=ctx
+        )
+        with service.download(image.id, context=ctx)[1] as result:
+            assert b"".join(result.chunks) == data
+        assert service.cache.entry_path(image.id).read_bytes() == data
+        service.delete(image.id, context=ctx)
+        assert not service.cache.is_cached(image.id)
