@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 #: stores, import steps) are found through the plugin manager instead.
 CORE_SECTIONS = {
     "api": "tank.api.app:ApiConfig",
+    "cache": "tank.cache.config:CacheConfig",
     "console": "tank.console:ConsoleConfig",
     "import": "tank.config:ImportConfig",
     "scrubber": "tank.config:ScrubberConfig",

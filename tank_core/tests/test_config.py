@@ -57,8 +57,8 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
 
 
 TOP_KEYS = (
-    "api, console, data_dir, default_store, image_format, image_size_cap, notifications, "
-    "quotas, registry, scrubber, stores"
+    "api, cache, console, data_dir, default_store, image_format, image_size_cap, "
+    "notifications, quotas, registry, scrubber, stores"
 )
 
 

@@ -24,6 +24,10 @@ delayed_delete = false              # DELETE keeps the data as pending_delete ..
 scrub_time = 0                      # ... for this many seconds, then a scrub removes it
 orphan_grace = 86400                # seconds before unreferenced data is an orphan
 
+[cache]                             # local copies of remote images (tank.cache)
+enabled = true
+max_size = 10737418240              # bytes
+
 [notifications]                     # Glance's events (tank.notify)
 sinks = ["log", "webhook"]
 [notifications.webhook]
@@ -55,12 +59,14 @@ from typing import Any, TypeVar
 
 import attrs
 
+from tank.cache.config import CacheConfig
 from tank.errors import ConfigError
 from tank.model import RESERVED_PREFIX
 from tank.structure import FromEnv, Mismatch, build_fields, env_values, kind
 from tank.validators import between, http_url, not_negative, one_of, positive, power_of_two
 
 __all__ = [
+    "CacheConfig",
     "ImageFormatConfig",
     "ImportConfig",
     "QuotaLimits",
@@ -262,6 +268,8 @@ class TankConfig:
     notifications: Mapping[str, Any] = attrs.field(factory=dict)
     image_format: ImageFormatConfig = attrs.field(factory=ImageFormatConfig)
     quotas: QuotasConfig = attrs.field(factory=QuotasConfig)
+    #: ``[cache]``, with ``dir`` resolved.
+    cache: CacheConfig = attrs.field(factory=CacheConfig)
 
     def where(self, section: str, key: str | None = None) -> str:
         """``file [section] key``: the prefix of every configuration error message."""
@@ -289,6 +297,7 @@ class _TopLevel:
     notifications: dict[str, Any] = attrs.field(factory=dict)
     image_format: dict[str, Any] = attrs.field(factory=dict)
     quotas: dict[str, Any] = attrs.field(factory=dict)
+    cache: dict[str, Any] = attrs.field(factory=dict)
 
 
 def load(
@@ -323,6 +332,9 @@ def load(
     root = Path(chosen_dir).expanduser().absolute()
     imports = _import_config(resolve_env(raw_import, env, where=source), root, source)
     scrubber = build(ScrubberConfig, top.scrubber, where=f"{source} [scrubber]")
+    cache = build(CacheConfig, top.cache, where=f"{source} [cache]")
+    cache_dir = root / "cache" if cache.dir is None else cache.dir.expanduser().absolute()
+    cache = attrs.evolve(cache, dir=cache_dir)
     stores = top.stores or {"file": {"datadir": str(root / "images")}}
     default_store = top.default_store
     if default_store is None:
@@ -343,6 +355,7 @@ def load(
         notifications=top.notifications,
         image_format=image_format,
         quotas=quotas,
+        cache=cache,
     )
 
 

@@ -46,6 +46,8 @@ from tank.streams import DataSource
 from tank.upload_lease import DEFAULT_LEASE, HEARTBEAT, UploadLeases, heartbeat_now
 
 if TYPE_CHECKING:
+    from tank.cache import ImageCache
+    from tank.cache.prefetch import Prefetcher
     from tank.notify.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -132,6 +134,12 @@ class ImageService:
         self.notifier: Notifier | None = None
         #: ``[quotas]``: the limits of each project (:mod:`tank.quotas`).
         self.quota_config = quota_config or QuotasConfig()
+        #: Local copies of images in remote stores (:meth:`attach_cache`).
+        self.cache: ImageCache | None = None
+        #: Names of the stores whose images are cached.
+        self.cached_stores: frozenset[str] = frozenset()
+        #: Fills the cache with queued images; tank-api starts it.
+        self.prefetcher: Prefetcher | None = None
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins | None = None) -> ImageService:
@@ -165,7 +173,25 @@ class ImageService:
         )
         if notifier is not None:
             service.attach_notifier(notifier)
+        if config.cache.enabled:
+            from tank.cache.hooks import cache_from_config
+
+            cache, names = cache_from_config(config, stores)
+            service.attach_cache(cache, names, prefetch_interval=config.cache.prefetch_interval)
         return service
+
+    def attach_cache(
+        self, cache: ImageCache, stores: Iterable[str], *, prefetch_interval: float = 300.0
+    ) -> None:
+        """Serve the images of ``stores`` through ``cache`` (``[cache]``); their copies
+        are evicted when an image is deleted or deactivated."""
+        from tank.cache.hooks import CacheEviction
+        from tank.cache.prefetch import Prefetcher
+
+        self.cache = cache
+        self.cached_stores = frozenset(stores)
+        self.prefetcher = Prefetcher(self, prefetch_interval)
+        self.plugins.pm.register(CacheEviction(cache), name=f"cache-{id(cache):x}")
 
     def attach_notifier(self, notifier: Notifier) -> None:
         """Send Glance's events (``[notifications]``) from this service's hooks; the
@@ -174,6 +200,8 @@ class ImageService:
         self.notifier = notifier
 
     def close(self) -> None:
+        if self.prefetcher is not None:
+            self.prefetcher.close()
         notifier, self.notifier = self.notifier, None
         if notifier is not None:
             self.plugins.pm.unregister(notifier)
@@ -263,9 +291,50 @@ class ImageService:
         """A stream of the data of ``image`` (from :meth:`with_data`, which checked the
         caller may see it), from its first location that can be read; the next ones
         are tried when a store is unreachable or lost the data. Data whose size is not
-        the image's is never served."""
+        the image's is never served. With ``[cache]``, a cached image is read from its
+        local copy, and a whole read of an active image not yet cached fills it."""
         if not image.has_data:
             raise errors.NotFound(f"image {image.id} has no data")
+        cache = self.cache
+        if cache is not None and self.cacheable(image):
+            hit = cache.open(image, offset, length)
+            if hit is not None:
+                return hit
+            if offset == 0 and length is None and image.status is Status.ACTIVE:
+                result = self._read_locations(image, offset, length)
+                return cache.fill(image, result, lambda: self._still_cacheable(image))
+        return self._read_locations(image, offset, length)
+
+    def cacheable(self, image: Image) -> bool:
+        """``image`` is kept in a store whose images are cached (``[cache] stores``)."""
+        if image.size is None:
+            return False
+        for location in image.locations:
+            name = location.store
+            if name is None:
+                try:
+                    name = self.stores.for_location(location.url).name
+                except errors.TankError:
+                    continue
+            if name in self.cached_stores:
+                return True
+        return False
+
+    def _still_cacheable(self, image: Image) -> bool:
+        """The image a fill started from is still active with the same data."""
+        try:
+            now = self.registry.get(image.id, context=Context.admin())
+        except errors.NotFound:
+            return False
+        return (
+            now.status is Status.ACTIVE
+            and not now.deleted
+            and now.size == image.size
+            and now.checksum == image.checksum
+            and now.os_hash_value == image.os_hash_value
+        )
+
+    def _read_locations(self, image: Image, offset: int, length: int | None) -> ReadResult:
         failure: errors.TankError | None = None
         for n, location in enumerate(image.locations, 1):
             try:

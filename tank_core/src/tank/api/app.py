@@ -18,6 +18,7 @@ import attrs
 from tank import errors
 from tank.api import health, images, members
 from tank.api.context import check_identity_encoding, context_from_headers
+from tank.api.v2 import cache as v2_cache
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
 from tank.api.v2 import images as v2_images
@@ -160,6 +161,11 @@ V2.add("/schemas/{name}", GET=discovery.schema)
 V2.add("/info/import", GET=discovery.import_info)
 V2.add("/info/stores", GET=discovery.stores_info)
 V2.add("/info/usage", GET=discovery.usage_info)
+# Glance's cache API (tank.cache)
+V2.add("/cache", GET=v2_cache.state, DELETE=v2_cache.clear)
+V2.add("/cache/clean", POST=v2_cache.clean)
+V2.add("/cache/prune", POST=v2_cache.prune)
+V2.add("/cache/{image_id}", PUT=v2_cache.queue, DELETE=v2_cache.remove)
 
 
 class Api(WebApp):

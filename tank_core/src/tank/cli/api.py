@@ -294,6 +294,8 @@ def _running_tank(
         if config.scrubber.in_api and duties:  # one process a host; a registry lease overall
             scrubber = InApiScrubber(service, config.scrubber)
             scrubber.start()
+        if service.prefetcher is not None:
+            service.prefetcher.start()
         server.app = make_app(
             service,
             api_config,

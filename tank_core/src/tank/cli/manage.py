@@ -97,3 +97,8 @@ def restore(config_path: Path | None, data_dir: Path | None, image_id: str) -> N
     from tank.cli import scrubbing
 
     scrubbing.restore(load_config(config_path, data_dir), image_id)
+
+
+from tank.cli.cache import cache  # noqa: E402  (after main: keeps additions local)
+
+main.add_command(cache)
