@@ -99,7 +99,8 @@ def test_data_not_matching_the_checksum_is_not_cached(
 def test_concurrent_first_readers_make_one_fill(
     cache_tank: CacheTank, http: Http, upload: Upload
 ) -> None:
-    image_id, data = upload(24 << 20)
+    # large enough that socket buffers cannot take the rest while the first reader waits
+    image_id, data = upload(128 << 20)
     first = http.session.get(f"{http.url}/v2/images/{image_id}/file", stream=True, timeout=60)
     head = first.raw.read(1 << 20)  # the first reader is mid-download: its fill holds the claim
     incomplete = cache_tank.cache_dir / "incomplete" / image_id
