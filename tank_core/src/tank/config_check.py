@@ -13,6 +13,7 @@ from tank.config import TankConfig
 from tank.errors import ConfigError
 from tank.notify import notifier as notifier_mod
 from tank.plugins import Plugins
+from tank.service import registry_config_of
 from tank.stores import unknown_store_type
 
 
@@ -27,17 +28,7 @@ def check_sections(config: TankConfig, plugins: Plugins) -> None:
         if cls is None:
             raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
         config_mod.build(cls.Config, section, where=where)
-    registry = dict(config.registry)
-    if "url" in registry and "connection" in registry:
-        raise ConfigError(
-            f"{config.where('registry')}: give url (a remote registry over HTTP) or "
-            "connection (an SQL database), not both"
-        )
-    kind = registry.pop("kind", "http" if "url" in registry else "sql")
-    registry_cls = plugins.registry_types().get(kind)
-    if registry_cls is None:
-        raise ConfigError(f"{config.where('registry')} kind: no installed registry {kind!r}")
-    config_mod.build(registry_cls.Config, registry, where=config.where("registry"))
+    registry_config_of(config, plugins)
     settings = notifier_mod.load_config(config.notifications, config.source)
     sink_types = plugins.sink_types()
     for name in settings.sinks:

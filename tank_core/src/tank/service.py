@@ -60,9 +60,9 @@ _CREATE_ONLY = {"id"}
 _DELAYABLE = frozenset({Status.ACTIVE, Status.DEACTIVATED})
 
 
-def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
-    """Build the registry named by ``[registry] kind`` (``http`` if ``url`` is set, else
-    ``sql``) from the rest of the ``[registry]`` section."""
+def registry_config_of(config: TankConfig, plugins: Plugins) -> tuple[type[Registry], Any]:
+    """The registry class ``[registry]`` names and its built config, without opening it
+    (tank-api's reload check uses this too: :mod:`tank.config_check`)."""
     section = dict(config.registry)
     where = config.where("registry")
     if "url" in section and "connection" in section:
@@ -79,11 +79,18 @@ def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
             f"{where} kind: no installed registry of kind {kind!r}{hint}; installed: {installed}"
         )
     registry_cls = types[kind]
-    registry_config = config_mod.build(registry_cls.Config, section, where=where)
+    return registry_cls, config_mod.build(registry_cls.Config, section, where=where)
+
+
+def open_registry(config: TankConfig, plugins: Plugins) -> Registry:
+    """Build the registry named by ``[registry] kind`` (``http`` if ``url`` is set, else
+    ``sql``) from the rest of the ``[registry]`` section."""
+    registry_cls, registry_config = registry_config_of(config, plugins)
     try:
         return registry_cls(registry_config, data_dir=config.data_dir)
     except errors.ConfigError as exc:  # found on connecting, e.g. a missing driver
         said = str(exc)  # "[registry] key: why" or just "why": add the file
+        where = config.where("registry")
         raise errors.ConfigError(
             f"{config.source} {said}" if said.startswith("[") else f"{where}: {said}"
         ) from None
