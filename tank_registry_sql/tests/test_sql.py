@@ -271,6 +271,82 @@ def test_listings_use_indexes(sqlite_registry: SqlRegistry, query: ListQuery, in
     assert index in " ".join(row[-1] for row in plan), plan
 
 
+def _bulk_images(registry: SqlRegistry, count: int) -> None:
+    """``count`` images in one executemany: one in 500 ``killed`` and tagged ``rare``,
+    the rest ``active``; every one tagged ``common``."""
+    from tank_registry_sql.schema import ImageRow, TagRow
+
+    registry.list(ListQuery(), context=ADMIN)  # migrate
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    rows, tags = [], []
+    for i in range(count):
+        image = Image(name=f"bulk-{i:05d}", created_at=base + dt.timedelta(seconds=i))
+        rare = i % 500 == 7
+        row = attrs.asdict(image, recurse=False)
+        row.pop("properties")
+        row.update(status="killed" if rare else "active", visibility="private", locations="[]")
+        row["tags"] = '["common","rare"]' if rare else '["common"]'
+        rows.append(row)
+        tags += [{"image_id": image.id, "tag": "common"}]
+        tags += [{"image_id": image.id, "tag": "rare"}] if rare else []
+    with registry._engine.begin() as conn:
+        conn.execute(sa.insert(ImageRow), rows)
+        conn.execute(sa.insert(TagRow), tags)
+
+
+def _every_page(registry: SqlRegistry, filters: dict[str, Any]) -> list[Image]:
+    images: list[Image] = []
+    marker = None
+    while True:
+        page = registry.list(ListQuery(filters=filters, limit=100, marker=marker), context=ADMIN)
+        images += page
+        if len(page) < 100:
+            return images
+        marker = page[-1].id
+
+
+@pytest.mark.parametrize(
+    "filters,index",
+    [
+        # matches everywhere: walk the sort order, the page fills at once
+        ({"status": "active"}, "SCAN images USING INDEX ix_images_created_at_id"),
+        ({"tags": ("common",)}, "SCAN images USING INDEX ix_images_created_at_id"),
+        # matches a few: start from the filter's index, sort the few
+        ({"status": "killed"}, "USING INDEX ix_images_status_id (status=?)"),
+        ({"status": "saving"}, "USING INDEX ix_images_status_id (status=?)"),
+        ({"tags": ("rare",)}, "USING INDEX ix_image_tags_tag (tag=?)"),
+        ({"status": "active", "tags": ("rare",)}, "USING INDEX ix_image_tags_tag (tag=?)"),
+        ({"status": "killed", "tags": ("common",)}, "USING INDEX ix_images_status_id"),
+    ],
+)
+def test_sqlite_listings_start_from_a_rare_filter_and_walk_the_order_for_a_common_one(
+    sqlite_registry: SqlRegistry, filters: dict[str, Any], index: str
+) -> None:
+    """SQLite has no statistics to tell a filter that matches most images from one that
+    matches a few (tank_registry_sql.planning); either way the page is the same."""
+    from tank_registry_sql import planning, queries
+
+    _bulk_images(sqlite_registry, 5000)
+    query = ListQuery(filters=filters, limit=25)
+    with sqlite_registry._engine.connect() as conn:
+        plan = planning.plan(conn, query.filters, query.limit)
+        stmt = queries.list_statement(query, ADMIN, None, dialect="sqlite", plan=plan)
+        compiled = stmt.compile(sqlite_registry._engine)
+        steps = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+        ).all()
+    assert index in " | ".join(row[-1] for row in steps), steps
+    # the same images as a filter over every image, in the same order, page after page
+    wanted = [
+        i.id
+        for i in _every_page(sqlite_registry, {})
+        if ("status" not in filters or i.status.value == filters["status"])
+        and set(filters.get("tags", ())) <= set(i.tags)
+    ]
+    got = [i.id for i in _every_page(sqlite_registry, filters)]
+    assert got == wanted
+
+
 def test_timestamps_survive_a_non_utc_postgres_session(
     pg_migrated_url: str, tmp_path: Path
 ) -> None:

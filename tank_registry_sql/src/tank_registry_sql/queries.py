@@ -15,14 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from tank.model import FIELDS, Context, Image, ListQuery, Location, Status, Visibility
+from tank_registry_sql.planning import Plan
 from tank_registry_sql.schema import (
-    VALUE_PREFIX,
     VISIBLE_TO_ALL,
     ImageRow,
     MemberRow,
     PropertyRow,
     TagRow,
-    value_prefix,
+    property_value_is,
 )
 
 IMAGE_COLUMNS = tuple(ImageRow.__table__.c)
@@ -157,8 +157,14 @@ def select_visible(image_id: str, context: Context) -> sa.Select[Any]:
 
 
 def list_statement(
-    query: ListQuery, context: Context, marker: sa.Row[Any] | None, *, dialect: str
+    query: ListQuery,
+    context: Context,
+    marker: sa.Row[Any] | None,
+    *,
+    dialect: str,
+    plan: Plan | None = None,
 ) -> sa.Select[Any]:
+    """The listing's SELECT; ``plan``: which filter leads (:mod:`.planning`, SQLite)."""
     filters = dict(query.filters)
     with_deleted = bool(filters.pop("deleted", False)) and context.is_admin
     member_status = filters.pop("member_status", None)
@@ -170,7 +176,7 @@ def list_statement(
             member_status=member_status,
         )
     ]
-    where.extend(_filter_conditions(filters))
+    where.extend(_filter_conditions(filters, plan))
     table = ImageRow.__table__
     sort = [(table.c[key], direction == "asc", key in NULLABLE) for key, direction in query.sort]
     if marker is not None:
@@ -200,19 +206,15 @@ _COMPARE = {
 }
 
 
-def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[bool]]:
+def _filter_conditions(
+    filters: Mapping[str, Any], plan: Plan | None
+) -> Iterable[sa.ColumnElement[bool]]:
     table = ImageRow.__table__
     for key, value in filters.items():
-        if key in (
-            "id",
-            "name",
-            "disk_format",
-            "container_format",
-            "status",
-            "owner",
-            "checksum",
-            "os_hash_value",
-        ):
+        if key in ("disk_format", "container_format", "status", "owner"):
+            condition = _column_filter(table.c[key], value)
+            yield plan.wrap(key, condition) if plan else condition
+        elif key in ("id", "name", "checksum", "os_hash_value"):
             yield _column_filter(table.c[key], value)
         elif key == "visibility":
             if value != "all":
@@ -224,7 +226,7 @@ def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[
                 yield _COMPARE[op](table.c[key], when)
         elif key == "tags":
             for tag in value:
-                yield ImageRow.id.in_(sa.select(TagRow.image_id).where(TagRow.tag == tag))
+                yield _has(TagRow, [TagRow.tag == tag], f"tags:{tag}", plan)
         elif key == "size_min":
             yield ImageRow.size >= value
         elif key == "size_max":
@@ -235,24 +237,23 @@ def _filter_conditions(filters: Mapping[str, Any]) -> Iterable[sa.ColumnElement[
                 yield public if value else sa.not_(public)
         elif key.startswith("property-"):
             name = key[len("property-") :]
-            yield ImageRow.id.in_(
-                sa.select(PropertyRow.image_id).where(PropertyRow.name == name, *_equals(value))
-            )
+            match = [PropertyRow.name == name, *property_value_is(value)]
+            yield _has(PropertyRow, match, key, plan)
         else:  # ListQuery validated the keys; a new one must be handled here
             raise AssertionError(f"unhandled list filter {key!r}")
 
 
-def _equals(value: str) -> list[sa.ColumnElement[bool]]:
-    """``PropertyRow.value == value``, in a form the ``(name, value prefix)`` index serves.
-
-    A value shorter than the indexed prefix is equal exactly when the prefix is. Longer
-    ones need the full comparison too (SQLite then propagates ``value = ?`` into the
-    prefix expression and uses the index for the name only; fine for rare long values).
-    """
-    prefix = value_prefix(PropertyRow.value)
-    if len(value) < VALUE_PREFIX:
-        return [prefix == value]
-    return [prefix == value[:VALUE_PREFIX], PropertyRow.value == value]
+def _has(
+    row: Any, match: list[sa.ColumnElement[bool]], name: str, plan: Plan | None
+) -> sa.ColumnElement[bool]:
+    """Images with a ``row`` (tag, property) that ``match``es: as ``id IN (list)`` where
+    the filter leads (or nothing was planned), else correlated, looked up per image by
+    the row table's ``(image_id, ...)`` key instead of listing every match first."""
+    if plan is None or plan.leads(name):
+        condition = ImageRow.id.in_(sa.select(row.image_id).where(*match))
+        return plan.wrap(name, condition) if plan else condition
+    correlated = sa.exists().where(row.image_id == ImageRow.id, *match)
+    return plan.wrap(name, correlated)
 
 
 _SortKey = tuple[Any, bool, bool]  # (column, ascending, nullable)

@@ -40,7 +40,7 @@ from tank.model import (
 )
 from tank.quotas import QuotaCheck
 from tank.registry import Registry
-from tank_registry_sql import database, migrate, queries
+from tank_registry_sql import database, migrate, planning, queries
 from tank_registry_sql import quota as quota_sql
 from tank_registry_sql.schema import ImageRow, LeaseRow, MemberRow, PropertyRow, TagRow
 
@@ -260,7 +260,10 @@ class SqlRegistry(Registry):
                 marker = conn.execute(queries.select_visible(query.marker, context)).first()
                 if marker is None:
                     raise errors.NotFound(f"marker image {query.marker} not found")
-            stmt = queries.list_statement(query, context, marker, dialect=self._dialect)
+            plan = None
+            if self._dialect == "sqlite":
+                plan = planning.plan(conn, query.filters, query.limit)
+            stmt = queries.list_statement(query, context, marker, dialect=self._dialect, plan=plan)
             return queries.load_images(conn, conn.execute(stmt).all())
 
     def _load(

@@ -60,6 +60,19 @@ def value_prefix(column: Any) -> sa.ColumnElement[str]:
     return sa.func.substr(column, sa.literal_column("1"), sa.literal_column(str(VALUE_PREFIX)))
 
 
+def property_value_is(value: str) -> list[sa.ColumnElement[bool]]:
+    """``PropertyRow.value == value``, in a form the ``(name, value prefix)`` index serves.
+
+    A value shorter than the indexed prefix is equal exactly when the prefix is. Longer
+    ones need the full comparison too (SQLite then propagates ``value = ?`` into the
+    prefix expression and uses the index for the name only; fine for rare long values).
+    """
+    prefix = value_prefix(PropertyRow.value)
+    if len(value) < VALUE_PREFIX:
+        return [prefix == value]
+    return [prefix == value[:VALUE_PREFIX], PropertyRow.value == value]
+
+
 class ImageRow(Base):
     __tablename__ = "images"
 
