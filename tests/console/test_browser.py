@@ -461,3 +461,29 @@ def test_drop_a_file_to_upload(tank: ApiServer, alice: Caller, open_console: Ope
     assert page.locator(".upload-progress .checksum").inner_text() == expected
     image = Api(tank, alice).get(page.locator(".upload-progress").get_attribute("data-image"))
     assert (image["name"], image["status"], image["size"]) == ("dropped", "active", 70000)
+
+
+def test_first_listing_is_asked_for_once_and_never_served_stale(
+    tank: ApiServer, alice: Caller, open_console: Open
+) -> None:
+    """index.html preloads the default view's listing while the scripts load: the page
+    takes it (one request, not two), and a console that started elsewhere still lists
+    what is there when it comes to the images later, not that early answer."""
+    api = Api(tank, alice)
+    first = api.create(name=f"first-{uuid.uuid4().hex[:8]}")
+    console = open_console(tank, alice)
+    page = console.goto("images")
+    assert first["name"] in wait_rows(page)
+    listings = page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".map(e => e.name).filter(n => n.includes('/v2/images?'))"
+    )
+    assert len(listings) == 1, listings
+    # started on another page: the preloaded (now stale) listing is not what shows later
+    page = console.goto("upload")
+    page.reload()
+    page.wait_for_selector("form[data-form=upload]")
+    later = api.create(name=f"later-{uuid.uuid4().hex[:8]}")
+    page = console.goto("images")
+    names = wait_rows(page)
+    assert later["name"] in names and first["name"] in names

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.client
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tank.console import STATIC_DIR
-from tank.console.assets import CSP
+from tank.console import STATIC_DIR, assets
+from tank.console.assets import CSP, IMMUTABLE
 from tank.testing.api_server import ApiServer
 
 from .conftest import start_tank, stop_tank, tenant
@@ -46,7 +47,9 @@ def test_index_and_assets_with_types_and_security_headers(server: ApiServer) -> 
     assert "frame-ancestors 'none'" in CSP and "unsafe-inline" not in CSP
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "Set-Cookie" not in page.headers
-    assert '<script type="module" src="js/main.js">' in page.text
+    version = assets.assets_version()
+    assert f'<script type="module" src="/console/v/{version}/js/main.js">' in page.text
+    assert "{{" not in page.text
     assert "<script>" not in page.text  # no inline script anywhere
     for path, ctype in [
         ("js/main.js", "text/javascript; charset=utf-8"),
@@ -89,6 +92,46 @@ def test_etag_and_last_modified_revalidate(server: ApiServer) -> None:
         f"{server.url}/console/js/api.js", headers={"If-None-Match": '"other"'}, timeout=10
     )
     assert other.status_code == 200 and other.content == first.content
+
+
+def test_versioned_files_are_immutable_and_the_page_names_the_current_version(
+    server: ApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A later visit asks for index.html only (revalidated), whose script URLs carry a
+    digest of the files: cached for a year, and new the moment a file changes."""
+    version = assets.assets_version()
+    page = requests.get(f"{server.url}/console/", timeout=10)
+    assert page.headers["Cache-Control"] == "no-cache"
+    for path in ("js/main.js", "js/images.js", "console.css", "favicon.svg"):
+        assert f"/console/v/{version}/{path}" in page.text
+        response = requests.get(f"{server.url}/console/v/{version}/{path}", timeout=10)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == IMMUTABLE
+        assert response.content == (STATIC_DIR / path).read_bytes()
+        assert response.headers["Content-Security-Policy"] == CSP
+    # an old page's version: the current file, not to be kept
+    stale = requests.get(f"{server.url}/console/v/0123456789abcdef/js/main.js", timeout=10)
+    assert stale.status_code == 200 and stale.headers["Cache-Control"] == "no-cache"
+    assert raw_get(server, f"/console/v/{version}/../../assets.py").status in (400, 404)
+    assert raw_get(server, f"/console/v/{version}/").status == 404
+    # index.html revalidates by an ETag that holds the version (its own date is not enough)
+    again = requests.get(
+        f"{server.url}/console/", headers={"If-None-Match": page.headers["ETag"]}, timeout=10
+    )
+    assert again.status_code == 304
+    dated = requests.get(
+        f"{server.url}/console/",
+        headers={"If-Modified-Since": page.headers["Last-Modified"]},
+        timeout=10,
+    )
+    assert dated.status_code == 200
+    # any file's change is a new version
+    copy = tmp_path / "static"
+    shutil.copytree(STATIC_DIR, copy)
+    monkeypatch.setattr(assets, "STATIC_DIR", copy)
+    before = assets.assets_version()
+    (copy / "js" / "format.js").write_text((copy / "js" / "format.js").read_text() + "\n")
+    assert assets.assets_version() != before
 
 
 def test_redirect_and_methods(server: ApiServer) -> None:

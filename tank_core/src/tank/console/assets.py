@@ -4,12 +4,20 @@ Files come only from :data:`STATIC_DIR`: a path segment that is empty, ``.``, ``
 hidden, or holds a backslash or NUL (percent-encoded or not) is a 404, and the resolved
 file must still lie inside the folder (no symlink out). Every answer carries a strict
 Content-Security-Policy (no inline script, requests only to this origin), an ETag and
-Last-Modified (``Cache-Control: no-cache``: revalidated each time, 304 when unchanged).
+Last-Modified.
+
+``index.html`` is revalidated on every visit (``Cache-Control: no-cache``) and names the
+other files under ``/console/v/<version>/``, where ``<version>`` is a digest of every
+file's name, size and modification time: those answers are ``immutable`` for a year,
+so a later visit asks for the page and its data only, never again for the scripts, and
+a changed file gets a new URL at once. The same files stay reachable without the
+version (``no-cache``, as for index.html).
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +44,10 @@ CSP = (
     "default-src 'self'; script-src 'self'; connect-src 'self'; style-src 'self'; "
     "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+#: Answers under ``/console/v/<current version>/``: never asked for again.
+IMMUTABLE = "public, max-age=31536000, immutable"
+#: What ``index.html`` writes where the versioned folder goes.
+VERSIONED_PLACEHOLDER = b"{{versioned}}"
 SECURITY_HEADERS = [
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
@@ -55,6 +67,9 @@ def console_match(path: str, method: str, *, quoted: bool) -> Match:
     if rest in ("", "/"):
         return Match(serve_asset, {"relative": rest and "index.html"})
     segments = rest[1:].split("/")
+    version = None
+    if len(segments) > 2 and segments[0] == "v":
+        version, segments = segments[1], segments[2:]
     if quoted:
         try:
             segments = [urllib.parse.unquote(s, errors="strict") for s in segments]
@@ -63,7 +78,7 @@ def console_match(path: str, method: str, *, quoted: bool) -> Match:
     for segment in segments:
         if not segment or segment.startswith(".") or any(c in segment for c in "/\\\0"):
             raise errors.NotFound(f"no such console file: {rest[:200]}")
-    return Match(serve_asset, {"relative": "/".join(segments)})
+    return Match(serve_asset, {"relative": "/".join(segments), "version": version})
 
 
 def whoami(api: Api, req: Request, ctx: Context) -> Response:
@@ -81,8 +96,9 @@ def whoami(api: Api, req: Request, ctx: Context) -> Response:
     return response
 
 
-def serve_asset(req: Request, relative: str) -> Response:
-    """One static file (``/console/`` is ``index.html``; ``/console`` redirects there)."""
+def serve_asset(req: Request, relative: str, version: str | None = None) -> Response:
+    """One static file (``/console/`` is ``index.html``; ``/console`` redirects there);
+    ``version``: the digest in a ``/console/v/<version>/`` URL."""
     if relative == "":
         return Response(
             301,
@@ -91,17 +107,22 @@ def serve_asset(req: Request, relative: str) -> Response:
         )
     file = _find(relative)
     stat = file.stat()
-    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    current = assets_version()
+    index = relative == "index.html"
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}{f"-{current}" if index else ""}"'
     modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
+    cache = IMMUTABLE if version == current else "no-cache"
     headers = [
         ("ETag", etag),
         ("Last-Modified", modified),
-        ("Cache-Control", "no-cache"),
+        ("Cache-Control", cache),
         *SECURITY_HEADERS,
     ]
-    if _not_modified(req, etag, stat.st_mtime):
+    if _not_modified(req, etag, stat.st_mtime, weak_dates=index):
         return Response(304, headers, [])
     data = file.read_bytes()  # a few KiB each
+    if index:
+        data = data.replace(VERSIONED_PLACEHOLDER, f"{PREFIX}/v/{current}".encode())
     return Response(
         200,
         [
@@ -126,10 +147,25 @@ def _find(relative: str) -> Path:
     return file
 
 
-def _not_modified(req: Request, etag: str, mtime: float) -> bool:
+def assets_version() -> str:
+    """A digest of every served file's path, size and modification time."""
+    digest = hashlib.sha256()
+    for path in sorted(STATIC_DIR.rglob("*")):
+        if path.suffix in CONTENT_TYPES and path.is_file():
+            stat = path.stat()
+            name = path.relative_to(STATIC_DIR).as_posix()
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:16]
+
+
+def _not_modified(req: Request, etag: str, mtime: float, *, weak_dates: bool = False) -> bool:
+    """``weak_dates``: the answer depends on more than the file's own date (index.html
+    names the version of every other file), so only the ETag can say it is unchanged."""
     match = req.headers.get("if-none-match")
     if match is not None:
         return etag in [tag.strip() for tag in match.split(",")] or match.strip() == "*"
+    if weak_dates:
+        return False
     since = req.headers.get("if-modified-since")
     if since:
         try:

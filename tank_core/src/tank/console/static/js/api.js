@@ -33,9 +33,9 @@ export function errorMessage(status, statusText, text) {
  * answers the parsed JSON, or null for an empty answer. Throws ApiError with a readable
  * message for any answer that is not 2xx, and for a network failure.
  */
-export async function api(method, path, { json, contentType, signal, headers } = {}) {
+export async function api(method, path, { json, contentType, signal, headers, cache } = {}) {
   const init = { method, headers: { Accept: "application/json", ...(headers || {}) }, signal };
-  init.cache = "no-store";
+  init.cache = cache || "no-store";
   init.credentials = "same-origin";
   if (json !== undefined) {
     init.headers["Content-Type"] = contentType || "application/json";

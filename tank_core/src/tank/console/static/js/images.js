@@ -26,6 +26,32 @@ const COLUMNS = [
 /** Markers of the pages before this one (Back through pages; reset by any filter). */
 let previousMarkers = [];
 
+/** The listing of the first view, asked for before the page is built: ``{url, answer}``. */
+let early = null;
+
+/**
+ * At start-up, whatever the route: take the listing index.html preloads (the default
+ * view's, ``<link rel=preload>``, asked for while the scripts load), and keep it if the
+ * images page at ``query`` shows that view, or ask for the view's own listing at once.
+ * The preload is taken either way: an untaken one would answer the first request for
+ * its URL, however much later and however stale.
+ */
+export function prefetch(path, query) {
+  const preloaded = api("GET", listUrl(currentState(new URLSearchParams())), { cache: "default" });
+  preloaded.catch(() => {}); // seen (and shown) by the view that takes it
+  if (path !== "images") return;
+  const url = listUrl(currentState(query));
+  const answer = url === listUrl(currentState(new URLSearchParams())) ? preloaded : api("GET", url);
+  answer.catch(() => {});
+  early = { url, answer };
+}
+
+function takePrefetched(url) {
+  const found = early && early.url === url ? early.answer : null;
+  early = null;
+  return found;
+}
+
 export function statusBadge(status) {
   return h("span", { class: ["status", `status-${status}`] }, status);
 }
@@ -228,7 +254,8 @@ export async function render(container, params, query) {
     status.textContent = "Loading…";
     let body;
     try {
-      body = await api("GET", listUrl(state), { signal: mine.signal });
+      const url = listUrl(state);
+      body = await (takePrefetched(url) || api("GET", url, { signal: mine.signal }));
     } catch (exc) {
       if (exc.name === "AbortError") return;
       table.classList.remove("loading");
@@ -283,6 +310,7 @@ export async function render(container, params, query) {
       }
     })
     .catch(() => {}); // the selects keep what the URL asked for; the table shows any API error
+  replace(table, header()); // the headings paint while the rows are on their way
   await load();
   return () => {
     clearTimeout(typing);

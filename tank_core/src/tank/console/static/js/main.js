@@ -2,8 +2,10 @@
 
 import { whoami } from "./api.js";
 import { h, replace } from "./dom.js";
+import { prefetch as prefetchImages } from "./images.js";
 
-// Each page's module is loaded when first shown (index.html preloads the images page's).
+// Each page's module is loaded when first shown; the images page's, the one most visits
+// start on, is part of this module's graph (its listing is asked for at once, below).
 const ROUTES = [
   [/^images$/, () => import("./images.js"), "images"],
   [/^images\/([^/]+)$/, () => import("./detail.js"), "images"],
@@ -108,5 +110,6 @@ window.addEventListener("hashchange", show);
 window.addEventListener("unhandledrejection", (event) => {
   notify(`Unexpected error: ${event.reason && event.reason.message ? event.reason.message : event.reason}`);
 });
+prefetchImages(...parseHash()); // before anything else: the images page's data
 showIdentity();
 show();
