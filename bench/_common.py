@@ -227,7 +227,13 @@ class TankApi:
             config_path = data_dir / "tank.toml"
             config_path.write_text(config)
             args += ["--config", str(config_path)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
+        # the caller's TANK_* settings stay out, except which plugins to leave unloaded
+        # (a baseline revision may predate an installed plugin's kind)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("TANK_") or k == "TANK_DISABLE_PLUGINS"
+        }
         if pythonpath:
             env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
         with open(self.log, "wb") as log:
