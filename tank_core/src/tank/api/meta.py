@@ -15,26 +15,15 @@ from tank import errors
 from tank.locations import redact
 from tank.model import BRIEF_FIELDS, Image, Visibility, parse_bool
 from tank.upload_lease import HEARTBEAT
+from tank.v1_headers import META_PREFIX, PROPERTY_PREFIX, SETTABLE_FIELDS
 from tank.web.headers import to_wire
 
-META = "x-image-meta-"
-PROPERTY = "x-image-meta-property-"
+META = META_PREFIX
+PROPERTY = PROPERTY_PREFIX
 
-#: Fields a client may set in headers, plus ``id`` on create. ``size``, ``checksum``,
-#: ``store`` and ``location`` describe the data. ``is_public`` is v1's view of
-#: ``visibility`` (see :func:`visibility_of`).
-USER_FIELDS = frozenset(
-    {
-        "name",
-        "disk_format",
-        "container_format",
-        "is_public",
-        "owner",
-        "min_ram",
-        "min_disk",
-        "protected",
-    }
-)
+#: Fields a client may set in headers, plus ``id`` on create (``is_public``: see
+#: :func:`visibility_of`).
+USER_FIELDS = SETTABLE_FIELDS
 DATA_FIELDS = frozenset({"size", "checksum", "store", "location"})
 #: Read-only fields clients echo back from a HEAD (python-glanceclient does): accepted
 #: and ignored, as Glance v1 did.

@@ -15,28 +15,14 @@ import attrs
 
 from tank.errors import ValidationError
 from tank.model import FIELDS, Image, Member, parse_bool, parse_image_id
+from tank.v1_headers import META_PREFIX, PROPERTY_PREFIX, SETTABLE_FIELDS
 from tank.web.headers import from_wire
 
-META_PREFIX = "x-image-meta-"
-PROPERTY_PREFIX = "x-image-meta-property-"
 PURGE_PROPS_HEADER = "x-glance-registry-purge-props"
 
 #: Fields the client may send when creating an image (besides data, size, checksum...):
 #: Glance v1's, where ``is_public`` stands for ``visibility``.
-CREATE_FIELDS = frozenset(
-    {
-        "id",
-        "name",
-        "disk_format",
-        "container_format",
-        "is_public",
-        "owner",
-        "min_ram",
-        "min_disk",
-        "protected",
-        "properties",
-    }
-)
+CREATE_FIELDS = SETTABLE_FIELDS | {"id", "properties"}
 UPDATE_FIELDS = CREATE_FIELDS - {"id"}
 
 #: RFC 9110 token: what a header name may contain.
