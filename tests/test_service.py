@@ -185,6 +185,53 @@ def test_update_and_purge(service: ImageService, recorder) -> None:  # type: ign
     assert recorder.events[-1][0] == "updated"
 
 
+@pytest.mark.parametrize("status", ["active", "saving", "importing", "deactivated", "killed"])
+def test_formats_change_only_while_queued(service: ImageService, status: str) -> None:
+    """Both APIs: a format change of an image with (or getting) data is 403 and changes
+    nothing; sending the current value back is no change (v1 clients echo HEAD)."""
+    path = {"active": [], "deactivated": ["deactivated"]}.get(status)
+    if path is None:  # from queued, with no data
+        image, path = service.create(META, context=ADMIN), [status]
+    else:
+        image = service.create(META, data=iter([b"data"]), context=ADMIN)
+    for step in path:
+        image = service.registry.update(image.id, {"status": step}, context=ADMIN)
+    assert image.status == status
+    for attribute, value in (("disk_format", "qcow2"), ("container_format", "ovf")):
+        with pytest.raises(errors.Forbidden, match=f"{attribute} can be only replaced.*{status}"):
+            service.update(image.id, {"name": "renamed", attribute: value}, context=ADMIN)
+    assert service.get(image.id, context=ADMIN) == image
+    same = service.update(
+        image.id,
+        {"name": "renamed", "disk_format": "raw", "container_format": "bare"},
+        context=ADMIN,
+    )
+    assert (same.name, same.disk_format, same.container_format) == ("renamed", "raw", "bare")
+
+
+def test_formats_of_a_queued_image_change(service: ImageService) -> None:
+    image = service.create(META, context=ADMIN)
+    image = service.update(
+        image.id, {"disk_format": "qcow2", "container_format": "ovf"}, context=ADMIN
+    )
+    assert (image.disk_format, image.container_format, image.status) == ("qcow2", "ovf", "queued")
+
+
+def test_a_format_change_racing_an_upload_changes_nothing(
+    service: ImageService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen queued, but an upload started (and chose its inspection) before the change
+    was written: the change is conditional on the image still being queued."""
+    queued = service.create(META, context=ADMIN)
+    saving = service.registry.update(queued.id, {"status": Status.SAVING}, context=ADMIN)
+    real_get = service.registry.get
+    monkeypatch.setattr(service.registry, "get", lambda *a, **k: queued)
+    with pytest.raises(errors.Conflict):
+        service.update(queued.id, {"disk_format": "qcow2"}, context=ADMIN)
+    monkeypatch.setattr(service.registry, "get", real_get)
+    assert service.get(queued.id, context=ADMIN) == saving
+
+
 def test_delete(service: ImageService, data_dir: Path, recorder) -> None:  # type: ignore[no-untyped-def]
     image = service.create(META, data=iter([b"bytes"]), context=ADMIN)
     assert stored_files(data_dir) == [image.id]

@@ -225,6 +225,32 @@ def test_update_purges_or_merges_properties(api: ApiServer) -> None:
     assert body["name"] == "renamed" and body["properties"] == {}
 
 
+def test_formats_of_an_active_image_cannot_change(api: ApiServer) -> None:
+    """Glance v1 let any user relabel an active image's formats (only size and checksum
+    were fixed); Tank applies v2's rule to both APIs: the data was inspected as the
+    format it was uploaded with. Echoing the current formats (as from a HEAD) is fine."""
+    image = create(api, "relabel", b"payload")
+    url = f"{api.url}/v1/images/{image['id']}"
+    before = requests.head(url, timeout=5).headers
+    for header, value in (("disk_format", "qcow2"), ("container_format", "ovf")):
+        headers = {"x-image-meta-name": "renamed", f"x-image-meta-{header}": value}
+        message = error(requests.put(url, headers=headers, timeout=5), 403)
+        assert f"{header} can be only replaced for a queued image" in message
+        assert "active" in message
+    after = requests.head(url, timeout=5).headers
+    assert {k: v for k, v in after.items() if k.lower().startswith("x-image-meta-")} == {
+        k: v for k, v in before.items() if k.lower().startswith("x-image-meta-")
+    }
+    echoed = requests.put(url, headers={**RAW, "x-image-meta-name": "renamed"}, timeout=5)
+    assert echoed.status_code == 200, echoed.text
+    assert echoed.json()["image"]["name"] == "renamed"
+    queued = create(api, "relabel-queued")
+    qurl = f"{api.url}/v1/images/{queued['id']}"
+    resp = requests.put(qurl, headers={"x-image-meta-disk_format": "qcow2"}, timeout=5)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["image"]["disk_format"] == "qcow2"
+
+
 def test_delete_and_protected(api: ApiServer) -> None:
     image = create(api, "doomed", b"bytes", **{"x-image-meta-protected": "True"})
     url = f"{api.url}/v1/images/{image['id']}"

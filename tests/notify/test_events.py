@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -440,12 +441,83 @@ def test_web_download_imports_send_upload_events_and_errors(
         files.shutdown()
         files.server_close()
     assert sequence(events, good) == [
-        "image.create", "image.upload", "image.activate", "image.update",
+        "image.create", "image.prepare", "image.upload", "image.activate", "image.update",
     ]  # fmt: skip
+    prepare = next(e["payload"] for e in events if e["event_type"] == "image.prepare"
+                   and about(good)(e))  # fmt: skip
+    assert set(prepare) == IMAGE_KEYS | IMPORT_KEYS | {"backend"}  # as an upload's
+    assert (prepare["status"], prepare["backend"], prepare["size"]) == ("importing", "file", None)
+    assert prepare["os_glance_importing_to_stores"] == ["file"]
+    assert prepare["os_glance_failed_import"] == []
     upload = next(e["payload"] for e in events if e["event_type"] == "image.upload"
                   and about(good)(e))  # fmt: skip
     assert upload["checksum"] == hashlib.md5(IMPORTED).hexdigest()
+    # the download failed: nothing was written to a store, so no image.prepare
     assert sequence(events, bad) == ["image.create", "image.upload:ERROR", "image.update"]
     restored = [e["payload"] for e in events if about(bad)(e)][-1]
     assert restored["status"] == "queued"
     assert restored["properties"]["os_glance_failed_import"] == "file"
+
+
+def test_imports_send_image_prepare_once_per_store(
+    notifying_api: Callable[..., ApiServer], receiver: Receiver, tmp_path: Path
+) -> None:
+    """Glance's import sets the data store by store through its notifying proxy: an
+    ``image.prepare`` before each store's write, the stores still to do listed in it;
+    copy-image too (its image stays active: no image.activate)."""
+    stores = "".join(
+        f'[stores.{name}]\ntype = "file"\ndatadir = "{tmp_path / name}"\n'
+        for name in ("file", "second", "third")
+    )
+    api = notifying_api(
+        "--auth",
+        more='[import]\nallow_private_networks = true\nmethods = ["web-download", "copy-image"]\n'
+        + stores,
+    )
+    files = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    v2 = api.url + "/v2"
+    admin = who("admin", "admin-user", "admin")
+    body = {"name": "stores", "disk_format": "raw", "container_format": "bare"}
+    try:
+        iid = requests.post(v2 + "/images", json=body, headers=ALICE, timeout=10).json()["id"]
+        uri = f"http://127.0.0.1:{files.server_address[1]}/image.raw"
+        started = requests.post(
+            f"{v2}/images/{iid}/import",
+            json={"method": {"name": "web-download", "uri": uri}, "stores": ["file", "second"]},
+            headers=ALICE,
+            timeout=10,
+        )
+        assert started.status_code == 202, started.text
+        receiver.wait_for(lambda got: "image.activate" in sequence(got, iid))
+    finally:
+        files.shutdown()
+        files.server_close()
+    copy = {"method": {"name": "copy-image"}, "stores": ["third"]}
+    started = requests.post(f"{v2}/images/{iid}/import", json=copy, headers=admin, timeout=10)
+    assert started.status_code == 202, started.text
+    events = receiver.wait_for(lambda got: sequence(got, iid).count("image.prepare") == 3)
+
+    assert sequence(events, iid)[:7] == [
+        "image.create",
+        "image.prepare",  # file
+        "image.prepare",  # second
+        "image.upload",
+        "image.activate",
+        "image.update",
+        "image.prepare",  # third (copy-image)
+    ]
+    assert "image.activate" not in sequence(events, iid)[6:]
+    prepares = [
+        e["payload"] for e in events if e["event_type"] == "image.prepare" and about(iid)(e)
+    ]
+    for payload in prepares:
+        assert set(payload) == IMAGE_KEYS | IMPORT_KEYS | {"backend"}
+        assert payload["os_glance_failed_import"] == []
+        assert (payload["disk_format"], payload["container_format"]) == ("raw", "bare")
+    assert [(p["backend"], p["status"], p["os_glance_importing_to_stores"]) for p in prepares] == [
+        ("file", "importing", ["file", "second"]),
+        ("second", "importing", ["second"]),
+        ("third", "active", ["third"]),
+    ]
+    assert prepares[2]["checksum"] == hashlib.md5(IMPORTED).hexdigest()

@@ -107,6 +107,11 @@ def test_glance_cli_image_lifecycle(glance_cli: Any, api: ApiServer, tmp_path: P
     assert field(updated, "shape") == "square"
     assert "colour" not in updated
 
+    # only a queued image changes formats (Glance's rule): the CLI fails with the message
+    refused = glance_cli("image-update", "--disk-format", "qcow2", image_id, ok=False)
+    assert "disk_format can be only replaced for a queued image" in refused, refused
+    assert field(glance_cli("image-show", image_id), "disk_format") == "raw"
+
     url = f"{api.url}/v2/images/{image_id}"
     glance_cli("image-tag-update", image_id, "golden")
     assert requests.get(url, timeout=10).json()["tags"] == ["golden"]

@@ -194,6 +194,64 @@ def test_patch_that_fails_changes_nothing(glance_a: Any, http_a: Http, name: str
     assert http_a.image(image.id)["name"] == name
 
 
+def _upload_raw(glance: Any, name: str) -> Any:
+    image = glance.images.create(name=name, disk_format="raw", container_format="bare")
+    glance.images.upload(image.id, io.BytesIO(b"\0" * 4096))
+    return image
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"), [("disk_format", "qcow2"), ("container_format", "ovf")]
+)
+def test_formats_of_an_active_image_cannot_change(
+    glance_a: Any, http_a: Http, name: str, attribute: str, value: str
+) -> None:
+    """Glance's rule: only a queued image changes formats (its data was inspected as
+    the format it was uploaded with: a qcow2 label on raw data would skip that)."""
+    image = _upload_raw(glance_a, name)
+    before = http_a.image(image.id)
+    assert before["status"] == "active"
+    resp = http_a(
+        "PATCH",
+        f"/v2/images/{image.id}",
+        json=[
+            {"op": "replace", "path": "/name", "value": "renamed"},
+            {"op": "replace", "path": f"/{attribute}", "value": value},
+        ],
+        headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+    )
+    assert resp.status_code == 403, resp.text
+    assert f"Attribute {attribute} can be only replaced for a queued image" in resp.text
+    assert "active" in resp.text
+    assert http_a.image(image.id) == before
+
+
+def test_clients_cannot_change_formats_of_an_active_image(
+    sdk_a: openstack.connection.Connection, glance_a: Any, http_a: Http, name: str
+) -> None:
+    image = _upload_raw(glance_a, name)
+    with pytest.raises(glanceclient.exc.HTTPForbidden, match="disk_format can be only replaced"):
+        glance_a.images.update(image.id, disk_format="qcow2")
+    with pytest.raises(sdk_exc.ForbiddenException, match="container_format can be only"):
+        sdk_a.image.update_image(image.id, container_format="ovf")
+    shown = http_a.image(image.id)
+    assert (shown["disk_format"], shown["container_format"]) == ("raw", "bare")
+
+
+def test_formats_of_a_queued_image_change(
+    sdk_a: openstack.connection.Connection, glance_a: Any, http_a: Http, name: str
+) -> None:
+    image = glance_a.images.create(name=name, disk_format="raw", container_format="bare")
+    glance_a.images.update(image.id, disk_format="qcow2")
+    sdk_a.image.update_image(image.id, container_format="ovf")
+    shown = http_a.image(image.id)
+    assert (shown["disk_format"], shown["container_format"], shown["status"]) == (
+        "qcow2",
+        "ovf",
+        "queued",
+    )
+
+
 def test_tags_add_and_remove(
     sdk_a: openstack.connection.Connection, glance_a: Any, http_a: Http, name: str
 ) -> None:

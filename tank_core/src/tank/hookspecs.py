@@ -173,9 +173,14 @@ def tank_image_killed(image: Image, reason: str, context: Context) -> None:
 
 @hookspec
 def tank_image_upload_started(image: Image, store: str, context: Context) -> None:
-    """An upload began: the image is now ``saving`` and its data goes to ``store``.
+    """Image data began to go into ``store``: an upload (the image is now ``saving``),
+    or an import writing to one of its target stores (called once per store, as
+    Glance's import sets the data store by store; the image is ``importing``, or
+    ``active`` for copy-image).
 
-    :param image: the image as recorded (status ``saving``).
+    :param image: the image as recorded (status ``saving``; for an import ``importing``
+        or ``active``, with the formats its data is written as, and
+        ``os_glance_importing_to_stores`` still listing ``store``).
     :param store: the name of the store the data is written to.
     :param context: who asked.
     :return: ignored.

@@ -58,6 +58,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _CREATE_ONLY = {"id"}
 #: Statuses whose data a delayed delete keeps (those that have data).
 _DELAYABLE = frozenset({Status.ACTIVE, Status.DEACTIVATED})
+#: Attributes that decide how an image's data is inspected (:meth:`ImageService.format_check`).
+FORMAT_FIELDS = ("disk_format", "container_format")
 
 
 def registry_config_of(config: TankConfig, plugins: Plugins) -> tuple[type[Registry], Any]:
@@ -678,7 +680,16 @@ class ImageService:
         if "properties" in fields:
             merged = previous.update({"properties": fields["properties"]}, purge_props=purge_props)
             _check_property_count(merged.properties)
-        image = self.registry.update(image_id, fields, context=context, purge_props=purge_props)
+        # a format change is conditional on the status it was allowed in: an upload that
+        # starts meanwhile has chosen its inspection by the old formats
+        reformat = check_format_change(previous, fields)
+        image = self.registry.update(
+            image_id,
+            fields,
+            context=context,
+            purge_props=purge_props,
+            **({"expected_status": Status.QUEUED} if reformat else {}),
+        )
         self.plugins.image_updated(image=image, previous=previous, context=context)
         return image
 
@@ -899,3 +910,24 @@ class ImageService:
                         "are set by Tank itself"
                     )
         return fields
+
+
+def check_format_change(image: Image, changes: Mapping[str, Any]) -> bool:
+    """Whether ``changes`` change ``image``'s disk or container format; Forbidden (403)
+    unless it is queued. Glance allows ``importing`` too (its conversion step sets the
+    format through the same setter); Tank's import chooses its inspection by the formats
+    the image had when it started and its steps write theirs directly, so a client's
+    change during an import would make the image active in a format its data was never
+    inspected as. Resending the current value is no change (v1 clients echo HEAD)."""
+    changed = [k for k in FORMAT_FIELDS if k in changes and changes[k] != getattr(image, k)]
+    if changed and image.status is not Status.QUEUED:
+        raise errors.Forbidden(format_change_refused(changed[0], image.status))
+    return bool(changed)
+
+
+def format_change_refused(attribute: str, status: Status | str) -> str:
+    """The 403 message for a format change of an image in ``status`` (Glance's, with why)."""
+    return (
+        f"Attribute {attribute} can be only replaced for a queued image (this one is "
+        f"{status}): the data is checked against its format when it is uploaded"
+    )

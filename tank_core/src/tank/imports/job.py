@@ -220,6 +220,12 @@ def _write(service: ImportService, task: Task, name: str, final: Data, image: Im
     changes applied): its formats decide the inspection, as Glance's import does."""
     backend = service.images.stores.get(name)
     check = service.images.format_check(image)
+    formats = {k: getattr(image, k) for k in ("disk_format", "container_format")}
+    service.images.plugins.image_upload_started(  # Glance's image.prepare, per store
+        image=attrs.evolve(service.registry_get(task.image_id), **formats),
+        store=name,
+        context=service.admin,
+    )
     with final.path.open("rb") as f:
         stored = backend.add(
             task.image_id,

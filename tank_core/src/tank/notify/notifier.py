@@ -8,6 +8,9 @@ Which events, as Glance sends them (``glance/notifier.py``, ``glance/api/v2/``):
   ``image.upload``, ``image.activate`` and ``image.update`` (now ``active``) once the
   image is recorded active; if it fails, ``image.upload`` at ERROR priority (its payload
   a message, as Glance's) and ``image.update`` (``queued`` again, or ``killed``);
+* an import: ``image.prepare`` as it starts writing to each of its stores (Glance's
+  import sets the data through the same notifying proxy, once per store), then as an
+  upload's end (copy-image: no ``image.upload``/``image.activate``, the image was active);
 * ``image.update`` for every change of metadata, tags, deactivate and reactivate;
 * ``image.delete`` (``deleted`` true, ``deleted_at`` set);
 * ``image.send`` when a download ends (ERROR if fewer bytes went out than announced);
@@ -29,7 +32,7 @@ import attrs
 import tank
 from tank import config as config_mod
 from tank.errors import ConfigError
-from tank.model import Context, Image, Location, Member
+from tank.model import Context, Image, Location, Member, Status
 from tank.notify import events
 from tank.notify.events import ERROR, Event
 from tank.notify.sink import Sink
@@ -174,7 +177,8 @@ class Notifier:
 
     @tank.hookimpl
     def tank_image_upload_started(self, image: Image, store: str) -> None:
-        self.emit("image.update", events.image_payload(image))
+        if image.status is Status.SAVING:  # an upload's status change (an import's: none)
+            self.emit("image.update", events.image_payload(image))
         payload = {**events.image_payload(image), **events.import_state(image), "backend": store}
         self.emit("image.prepare", payload)
 

@@ -9,7 +9,8 @@ nothing: a patch is applied whole or not at all.
 Glance's rules: ``add`` sets a value, existing or not (v2.1; in v2.0 ``add`` of an existing
 one is a 409); ``replace`` and ``remove`` of a missing property are a 409; base
 attributes cannot be removed (403); ``/tags`` is replaced whole (``/tags/-`` is refused,
-Glance never implemented it); only queued (or importing) images change formats.
+Glance never implemented it); only queued images change formats (Glance: or importing;
+see :func:`tank.service.check_format_change`).
 Where Glance is sloppy Tank answers the right 4xx instead (noted at each place).
 """
 
@@ -29,7 +30,8 @@ from tank.api.v2.bodies import (
 )
 from tank.api.v2.schemas import IMAGE_SCHEMA, check_image_value, check_value
 from tank.errors import Conflict, Forbidden, UnsupportedMediaType, ValidationError
-from tank.model import RESERVED_PREFIX, Image
+from tank.model import RESERVED_PREFIX, Image, Status
+from tank.service import FORMAT_FIELDS, format_change_refused
 
 PATCH_V2_0 = "application/openstack-images-v2.0-json-patch"
 PATCH_V2_1 = "application/openstack-images-v2.1-json-patch"
@@ -64,7 +66,6 @@ ATTRIBUTES = frozenset(
 )
 #: Path depth each operation takes on ``/locations`` (``/locations/0``); 1 elsewhere.
 _DEPTH = {"locations": {"add": 2, "remove": 2, "replace": 1}}
-_FORMAT_STATUSES = frozenset({"queued", "importing"})
 
 
 @attrs.frozen
@@ -245,10 +246,8 @@ def _apply_attribute(op: Op, changed: dict[str, Any], *, status: str, is_admin: 
         check_visibility(op.value, is_admin=is_admin)
     if op.op == "add" and op.draft == 4:
         raise Conflict(f"Property {root} already present.")
-    if root in ("disk_format", "container_format") and status not in _FORMAT_STATUSES:
-        raise Forbidden(
-            f"Attribute {root} can be only replaced for a queued image (this one is {status})."
-        )
+    if root in FORMAT_FIELDS and status != Status.QUEUED:  # Glance: or importing (see service)
+        raise Forbidden(format_change_refused(root, status))
     if root in ("min_ram", "min_disk"):
         check_min(root, op.value)
     changed[root] = op.value
