@@ -14,8 +14,9 @@ handed-over locations) run in worker slot 0 only (they are safe to run anywhere,
 conditional registry updates, but once per host is enough).
 
 tank-api refuses to start (exit status 2, one line saying why) when its data directory
-cannot be written, the registry does not answer, or the default store cannot be
-written; a bad configuration file is exit status 1.
+cannot be written, the registry does not answer, the default store cannot be
+written, or two stores would share a local directory (:mod:`tank.store_dirs`); a bad
+configuration file is exit status 1.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tank.cli.registry import is_loopback
 from tank.config import TankConfig
 from tank.config_check import check_sections
 from tank.console import ConsoleConfig
-from tank.errors import TankError
+from tank.errors import SharedStoreDirectory, TankError
 from tank.imports.service import ImportService
 from tank.model import Context, ListQuery
 from tank.plugins import make_plugin_manager
@@ -90,6 +91,8 @@ class Settings:
             api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
             console_config(config)  # checked here, before any worker starts
             check_sections(config, make_plugin_manager())  # the workers' sections too
+        except SharedStoreDirectory as exc:
+            raise StartupError(str(exc)) from None
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
         changes: dict[str, Any] = {}
