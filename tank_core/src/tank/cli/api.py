@@ -324,15 +324,18 @@ def _serve_here(
     api_config: ApiConfig,
     what: str,
 ) -> None:
-    """``--workers 0``: serve in this process until SIGTERM/SIGINT (SIGHUP reopens the
-    log file; the rest of the configuration is read at start only)."""
+    """``--workers 0``: serve in this process until SIGTERM/SIGINT. SIGHUP reopens the
+    log file and checks the configuration, but does not reload it: that would mean
+    opening a second registry, stores, import pool and sweepers beside the ones serving,
+    and closing those under requests in flight (the supervisor does it by replacing
+    whole worker processes). It says so in the log (:func:`_hup_in_one_process`)."""
     signalled = catch_signals()
     metrics = metrics_mod.Metrics() if api_config.metrics else None
     with _running_tank(sock, config, api_config, duties=True, metrics=metrics) as (
         server,
         service,
     ):
-        hup = lambda: _reopen_logs(settings)  # noqa: E731
+        hup = lambda: _hup_in_one_process(settings, api_config)  # noqa: E731
         what = f"{what}, {_registry_and_store(service)}, 1 process"
         _serve_until_signalled(server, what, signalled, on_hup=hup)
         sd_notify("STOPPING=1")
@@ -346,13 +349,32 @@ def _registry_and_store(service: ImageService) -> str:
     return f"registry {where}, default store {service.stores.default}"
 
 
-def _reopen_logs(settings: Settings) -> None:
+def _hup_in_one_process(settings: Settings, running: ApiConfig) -> None:
+    """SIGHUP with ``--workers 0``: reopen the log (logrotate's SIGHUP) with the new
+    configuration's log settings if it is valid, else with the running ones; warn that
+    nothing else is reloaded (and why a new configuration is bad, if it is)."""
     try:
-        _, api_config = settings.load()
-        logs.setup(api_config.log_level, api_config.log_file, api_config.log_format)
-        log.info("SIGHUP: log reopened")
-    except (click.ClickException, OSError) as exc:
+        _, new_api = settings.load()  # checked as the supervisor checks it
+    except click.ClickException as exc:
+        new_api = None
+        why = exc.format_message()
+    try:
+        use = new_api or running
+        logs.setup(use.log_level, use.log_file, use.log_format)
+    except OSError as exc:
         log.error("SIGHUP: could not reopen the log: %s", exc)
+    else:
+        log.info("SIGHUP: log reopened")
+    if new_api is None:
+        log.error(
+            "SIGHUP: the configuration is not valid, still running on the one read at start: %s",
+            why,
+        )
+    log.warning(
+        "SIGHUP: configuration not reloaded: with --workers 0 tank-api reads it at start "
+        "only (log settings aside); restart it, or run it with --workers >= 1 to reload "
+        "on SIGHUP"
+    )
 
 
 def catch_signals() -> list[int]:
