@@ -210,6 +210,59 @@ def test_delete_keeps_the_data_restore_brings_it_back_scrub_removes_it(site: Sit
     assert unknown.returncode == 1 and f"No image found with ID {missing}" in unknown.stderr
 
 
+def test_restore_refuses_to_take_the_owner_over_a_quota_unless_forced(site: Site) -> None:
+    api = site.start("tank-api")
+    first = upload(api, os.urandom(700_000), "first")
+    resp = requests.delete(f"{api.url}/v2/images/{first}", headers=ALICE, timeout=10)
+    assert resp.status_code == 204, resp.text
+    second = upload(api, os.urandom(700_000), "second")  # fits once first is pending_delete
+
+    def restore_under(quota: str, *args: str) -> subprocess.CompletedProcess[str]:
+        path = site.write(site.root / "quota.toml")
+        path.write_text(f"{path.read_text()}[quotas]\n{quota}")
+        return site.manage("restore", first, *args, config=path)
+
+    def status(image_id: str) -> str:
+        return str(v1_head(api, image_id, ADMIN).headers["x-image-meta-status"])
+
+    over_size = restore_under("image_size_total = 1\n")
+    assert over_size.returncode == 1, over_size.stdout
+    assert (
+        f"image {first} not restored: quota exceeded: image_size_total is 1 MiB (1048576 bytes) "
+        "for project alice, 0.67 MiB (700000 bytes) in use; 0.67 MiB (700000 bytes) more "
+        "requested (--force restores it anyway)"
+    ) in over_size.stderr
+    over_count = restore_under("image_count_total = 1\n")
+    assert over_count.returncode == 1, over_count.stdout
+    assert (
+        "quota exceeded: image_count_total is 1 image for project alice, 1 image in use; "
+        "1 image more requested"
+    ) in over_count.stderr
+    assert status(first) == "pending_delete"  # nothing changed
+    assert site.files() == sorted([first, second])
+
+    # another project's limit, or one the restore stays within, does not stop it
+    fits = restore_under("image_count_total = 2\n[quotas.projects.bob]\nimage_count_total = 0\n")
+    assert fits.returncode == 0, fits.stderr
+    resp = requests.delete(f"{api.url}/v2/images/{first}", headers=ALICE, timeout=10)
+    assert resp.status_code == 204, resp.text
+
+    forced = restore_under("image_count_total = 1\n", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert f"image {first} restored: active" in forced.stdout
+    assert status(first) == "active"
+    usage = requests.get(f"{api.url}/v2/info/usage", headers=ALICE, timeout=10).json()
+    assert usage["usage"]["image_count_total"]["usage"] == 2
+
+
+def test_restore_help_documents_force(sqlite_site: Site) -> None:
+    exe = find_script("tank-manage")
+    assert exe is not None
+    shown = subprocess.run([exe, "restore", "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "--force" in shown.stdout and "[quotas] limit" in shown.stdout
+
+
 def test_a_store_that_fails_leaves_it_pending_delete_for_a_later_pass(
     tmp_path: Path,
 ) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -145,3 +148,78 @@ def test_a_forked_worker_delivers_through_a_thread_and_connection_of_its_own(
     events = receiver.wait_for(lambda got: len(got) == 3)
     sink.close(10)
     assert sorted(e["payload"]["from"] for e in events) == ["child", "parent", "parent again"]
+
+
+class SilentReceiver:
+    """A webhook endpoint that accepts every connection and never answers."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hook"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            self.held.append(conn)  # read nothing, say nothing
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+def drop_warnings(log: Path) -> list[str]:
+    return [line for line in log.read_text().splitlines() if "queue full" in line]
+
+
+def test_a_hung_receiver_drops_are_warned_about_in_summary(tmp_path: Path) -> None:
+    silent = SilentReceiver()
+    config = tmp_path / "tank.toml"
+    config.write_text(
+        '[notifications]\nsinks = ["webhook"]\n[notifications.webhook]\n'
+        f'url = "{silent.url}"\nqueue_size = 2\ntimeout = 120\ndrop_warning_interval = 3\n'
+    )
+    log = tmp_path / "tank-api.log"
+    api = ApiServer(tmp_path / "data", log, ["--config", str(config), "--workers", "0"])
+    try:
+
+        def create(n: int) -> None:
+            resp = requests.post(
+                api.url + "/v2/images", json={**IMAGE, "name": f"d{n}"}, timeout=10
+            )
+            assert resp.status_code == 201, resp.text
+
+        create(0)  # delivered to the silent socket: stuck there from now on
+        deadline = time.monotonic() + 10
+        while not silent.held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert silent.held
+        started = time.monotonic()
+        for n in range(1, 31):  # 2 queued, 28 dropped
+            create(n)
+        assert time.monotonic() - started < 3  # all within one interval
+        time.sleep(0.5)
+        lines = drop_warnings(log)
+        assert len(lines) == 1, lines  # the first drop at once, the others held back
+        assert "image.create event dropped (further drops are summarised" in lines[0]
+        time.sleep(max(0.0, started + 3.2 - time.monotonic()))
+        create(31)  # the next drop after the interval tells how many there were
+        lines = drop_warnings(log)
+        assert len(lines) == 2, lines
+        assert (
+            "queue full (2 events): 28 events dropped since the last warning "
+            "(the last: image.create)"
+        ) in lines[1]
+        text = requests.get(api.url + "/metrics", timeout=10).text
+        line = 'tank_notification_events_total{outcome="dropped_queue_full",sink="webhook"}'
+        assert f"{line} 29.0" in text.splitlines()
+    finally:
+        api.stop()
+        silent.close()
+    assert len(drop_warnings(log)) == 2

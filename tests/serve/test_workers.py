@@ -280,6 +280,49 @@ def test_workers_0_serves_in_one_process(start_api) -> None:  # type: ignore[no-
     assert requests.get(f"{api.url}/v2/images/{image_id}", timeout=10).status_code == 404
 
 
+def test_workers_0_sighup_reopens_the_log_and_says_it_does_not_reload(
+    start_api, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    log_file = tmp_path / "api.log"
+    config = tmp_path / "tank.toml"
+    config.write_text(f'[api]\nlog_file = "{log_file}"\nlog_level = "INFO"\n')
+    api = start_api("--workers", "0", "--config", str(config))
+    api.log_path = log_file
+    rotated = tmp_path / "api.log.1"
+    log_file.rename(rotated)  # as logrotate does
+    config.write_text(f'[api]\nlog_file = "{log_file}"\nlog_level = "INFO"\nthreads = 3\n')
+    api.proc.send_signal(signal.SIGHUP)
+    wait_for("the warning", lambda: log_file.exists() and "not reloaded" in log_file.read_text())
+    text = log_file.read_text()  # the new file: reopened under its name
+    assert "SIGHUP: log reopened" in text
+    assert (
+        "SIGHUP: configuration not reloaded: with --workers 0 tank-api reads it at start "
+        "only (log settings aside); restart it, or run it with --workers >= 1 to reload "
+        "on SIGHUP"
+    ) in text
+    assert "not valid" not in text
+    assert requests.get(f"{api.url}/healthcheck", timeout=10).text == "OK"
+    assert "SIGHUP" not in rotated.read_text()
+    # a bad configuration: said why; the log is still reopened, the server keeps serving
+    log_file.rename(rotated)
+    config.write_text(
+        f'[api]\nlog_file = "{log_file}"\n[stores.file]\ndatadir = "{tmp_path}/i"\nbogus = 1\n'
+    )
+    api.proc.send_signal(signal.SIGHUP)
+    wait_for("the warning", lambda: log_file.exists() and "not reloaded" in log_file.read_text())
+    text = log_file.read_text()
+    assert "SIGHUP: log reopened" in text
+    assert (
+        "SIGHUP: the configuration is not valid, still running on the one read at start: " in text
+    )
+    assert "bogus: unknown key" in text
+    assert children(api.proc.pid) == set()
+    r = requests.get(f"{api.url}/healthcheck?detail", timeout=30)
+    assert r.json()["pid"] == api.proc.pid
+    api.proc.send_signal(signal.SIGTERM)
+    assert api.proc.wait(60) == 0
+
+
 def test_systemd_hears_ready_reloading_and_stopping(start_api, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Type=notify: READY=1 once every worker serves, RELOADING=1 and READY=1 around a
     SIGHUP, STOPPING=1 at SIGTERM; on $NOTIFY_SOCKET, as systemd sets it."""

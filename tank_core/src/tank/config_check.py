@@ -14,20 +14,12 @@ from tank.errors import ConfigError
 from tank.notify import notifier as notifier_mod
 from tank.plugins import Plugins
 from tank.service import registry_config_of
-from tank.stores import unknown_store_type
+from tank.stores import store_configs
 
 
 def check_sections(config: TankConfig, plugins: Plugins) -> None:
     """ConfigError (file, section, key) for the first bad plugin section."""
-    types = plugins.store_types()
-    for name, raw in config.stores.items():
-        section = dict(raw)
-        type_name = section.pop("type", name)
-        where = config.where(f"stores.{name}")
-        cls = types.get(type_name)
-        if cls is None:
-            raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
-        config_mod.build(cls.Config, section, where=where)
+    store_configs(config, plugins)  # sections, and local directories that clash
     registry_config_of(config, plugins)
     settings = notifier_mod.load_config(config.notifications, config.source)
     sink_types = plugins.sink_types()

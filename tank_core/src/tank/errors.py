@@ -200,6 +200,11 @@ class ConfigError(TankError):
     """Tank's configuration file or environment is wrong; names file, section and key."""
 
 
+class SharedStoreDirectory(ConfigError):
+    """Two stores, or a store and tank-api's cache or staging area, would share a local
+    directory (:mod:`tank.store_dirs`): tank-api refuses to start (exit status 2)."""
+
+
 class PluginLoadError(TankError):
     """A plugin could not be imported or registered; names the plugin and its distribution."""
 

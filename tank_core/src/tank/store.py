@@ -34,6 +34,7 @@ import string
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import attrs
@@ -323,6 +324,15 @@ class Backend(abc.ABC):
         RBD snapshot instead of downloading), or None. Shown only to admins, only
         when ``[api] show_image_direct_url`` is on (as Glance). Never with secrets."""
         return None
+
+    @classmethod
+    def local_dirs(cls, config: Any) -> tuple[Path, ...]:
+        """Local directories a store with ``config`` keeps its data in and takes as its
+        own (its :meth:`list_items` looks there, so the orphan scan would remove what
+        another store left there): start-up refuses two stores whose directories are
+        the same or nested (:mod:`tank.store_dirs`). Stores with no local directory
+        keep the default, none."""
+        return ()
 
     def check_writable(self) -> None:
         """Probe the target once at start-up; raise BadStoreConfig to disable writes."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from tank import config as config_mod
 from tank.config import TankConfig
@@ -19,6 +20,7 @@ from tank.errors import BadStoreConfig, ConfigError, UnknownScheme, UnknownStore
 from tank.locations import redact, scheme_of
 from tank.plugins import Plugins
 from tank.store import Backend
+from tank.store_dirs import check_store_dirs
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,24 @@ def unknown_store_type(type_name: str, name: str, types: Mapping[str, object]) -
     return said + hint
 
 
+def store_configs(config: TankConfig, plugins: Plugins) -> list[tuple[str, type[Backend], Any]]:
+    """(name, store class, built ``Config``) of every ``[stores.<name>]``, nothing
+    opened; ConfigError for an unknown type, a bad section, or stores whose local
+    directories clash (:mod:`tank.store_dirs`)."""
+    types = plugins.store_types()
+    out: list[tuple[str, type[Backend], Any]] = []
+    for name, raw in config.stores.items():
+        section = dict(raw)
+        type_name = section.pop("type", name)
+        where = config.where(f"stores.{name}")
+        backend_cls = types.get(type_name)
+        if backend_cls is None:
+            raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
+        out.append((name, backend_cls, config_mod.build(backend_cls.Config, section, where=where)))
+    check_store_dirs(config, out)
+    return out
+
+
 class StoreSet:
     """Name → configured :class:`~tank.store.Backend`, plus the default store's name."""
 
@@ -66,16 +86,10 @@ class StoreSet:
 
     @classmethod
     def from_config(cls, config: TankConfig, plugins: Plugins) -> StoreSet:
-        types = plugins.store_types()
+        configured = store_configs(config, plugins)
         stores: dict[str, Backend] = {}
-        for name, raw in config.stores.items():
-            section = dict(raw)
-            type_name = section.pop("type", name)
+        for name, backend_cls, store_config in configured:
             where = config.where(f"stores.{name}")
-            backend_cls = types.get(type_name)
-            if backend_cls is None:
-                raise ConfigError(f"{where}: {unknown_store_type(type_name, name, types)}")
-            store_config = config_mod.build(backend_cls.Config, section, where=where)
             try:
                 backend = backend_cls(store_config, name=name)
             except BadStoreConfig as exc:

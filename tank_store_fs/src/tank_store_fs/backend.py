@@ -108,6 +108,11 @@ class FilesystemBackend(Backend):
     #: Use unnamed O_TMPFILE files for writes when the filesystem supports them.
     use_tmpfile: ClassVar[bool] = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
 
+    @classmethod
+    def local_dirs(cls, config: FilesystemBackend.Config) -> tuple[Path, ...]:
+        """``datadir``: every ``<image id>`` file directly in it is this store's."""
+        return (config.datadir,)
+
     def __init__(self, config: FilesystemBackend.Config, *, name: str | None = None) -> None:
         super().__init__(config, name=name)
         self.datadir: Path = config.datadir

@@ -14,8 +14,9 @@ handed-over locations) run in worker slot 0 only (they are safe to run anywhere,
 conditional registry updates, but once per host is enough).
 
 tank-api refuses to start (exit status 2, one line saying why) when its data directory
-cannot be written, the registry does not answer, or the default store cannot be
-written; a bad configuration file is exit status 1.
+cannot be written, the registry does not answer, the default store cannot be
+written, or two stores would share a local directory (:mod:`tank.store_dirs`); a bad
+configuration file is exit status 1.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from tank.cli.registry import is_loopback
 from tank.config import TankConfig
 from tank.config_check import check_sections
 from tank.console import ConsoleConfig
-from tank.errors import TankError
+from tank.errors import SharedStoreDirectory, TankError
 from tank.imports.service import ImportService
 from tank.model import Context, ListQuery
 from tank.plugins import make_plugin_manager
@@ -90,6 +91,8 @@ class Settings:
             api_config = config_mod.build(ApiConfig, config.api, where=config.where("api"))
             console_config(config)  # checked here, before any worker starts
             check_sections(config, make_plugin_manager())  # the workers' sections too
+        except SharedStoreDirectory as exc:
+            raise StartupError(str(exc)) from None
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
         changes: dict[str, Any] = {}
@@ -321,15 +324,18 @@ def _serve_here(
     api_config: ApiConfig,
     what: str,
 ) -> None:
-    """``--workers 0``: serve in this process until SIGTERM/SIGINT (SIGHUP reopens the
-    log file; the rest of the configuration is read at start only)."""
+    """``--workers 0``: serve in this process until SIGTERM/SIGINT. SIGHUP reopens the
+    log file and checks the configuration, but does not reload it: that would mean
+    opening a second registry, stores, import pool and sweepers beside the ones serving,
+    and closing those under requests in flight (the supervisor does it by replacing
+    whole worker processes). It says so in the log (:func:`_hup_in_one_process`)."""
     signalled = catch_signals()
     metrics = metrics_mod.Metrics() if api_config.metrics else None
     with _running_tank(sock, config, api_config, duties=True, metrics=metrics) as (
         server,
         service,
     ):
-        hup = lambda: _reopen_logs(settings)  # noqa: E731
+        hup = lambda: _hup_in_one_process(settings, api_config)  # noqa: E731
         what = f"{what}, {_registry_and_store(service)}, 1 process"
         _serve_until_signalled(server, what, signalled, on_hup=hup)
         sd_notify("STOPPING=1")
@@ -343,13 +349,32 @@ def _registry_and_store(service: ImageService) -> str:
     return f"registry {where}, default store {service.stores.default}"
 
 
-def _reopen_logs(settings: Settings) -> None:
+def _hup_in_one_process(settings: Settings, running: ApiConfig) -> None:
+    """SIGHUP with ``--workers 0``: reopen the log (logrotate's SIGHUP) with the new
+    configuration's log settings if it is valid, else with the running ones; warn that
+    nothing else is reloaded (and why a new configuration is bad, if it is)."""
     try:
-        _, api_config = settings.load()
-        logs.setup(api_config.log_level, api_config.log_file, api_config.log_format)
-        log.info("SIGHUP: log reopened")
-    except (click.ClickException, OSError) as exc:
+        _, new_api = settings.load()  # checked as the supervisor checks it
+    except click.ClickException as exc:
+        new_api = None
+        why = exc.format_message()
+    try:
+        use = new_api or running
+        logs.setup(use.log_level, use.log_file, use.log_format)
+    except OSError as exc:
         log.error("SIGHUP: could not reopen the log: %s", exc)
+    else:
+        log.info("SIGHUP: log reopened")
+    if new_api is None:
+        log.error(
+            "SIGHUP: the configuration is not valid, still running on the one read at start: %s",
+            why,
+        )
+    log.warning(
+        "SIGHUP: configuration not reloaded: with --workers 0 tank-api reads it at start "
+        "only (log settings aside); restart it, or run it with --workers >= 1 to reload "
+        "on SIGHUP"
+    )
 
 
 def catch_signals() -> list[int]:

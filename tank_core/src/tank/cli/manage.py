@@ -92,11 +92,19 @@ def scrub(
 @main.command()
 @config_options
 @click.argument("image_id")
-def restore(config_path: Path | None, data_dir: Path | None, image_id: str) -> None:
-    """Restore a pending_delete image to active (its data is still there)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore it even if that takes its owner over a [quotas] limit "
+    "(without it, such a restore is refused with exit status 1).",
+)
+def restore(config_path: Path | None, data_dir: Path | None, image_id: str, force: bool) -> None:
+    """Restore a pending_delete image to active (its data is still there). An active
+    image counts for its owner's quotas again: a restore that would exceed one is
+    refused unless --force."""
     from tank.cli import scrubbing
 
-    scrubbing.restore(load_config(config_path, data_dir), image_id)
+    scrubbing.restore(load_config(config_path, data_dir), image_id, force=force)
 
 
 from tank.cli.cache import cache  # noqa: E402  (after main: keeps additions local)

@@ -13,7 +13,7 @@ from types import FrameType
 import click
 
 from tank.config import TankConfig
-from tank.errors import TankError
+from tank.errors import QuotaExceeded, TankError
 from tank.scrubber import daemon, scrub_pass
 from tank.scrubber import restore as restoring
 from tank.service import ImageService
@@ -81,10 +81,14 @@ def run_daemon(config: TankConfig) -> None:
     log.info("scrubber stopped")
 
 
-def restore(config: TankConfig, image_id: str) -> None:
+def restore(config: TankConfig, image_id: str, *, force: bool = False) -> None:
     with _service(config) as service:
         try:
-            image = restoring.restore(service, image_id)
+            image = restoring.restore(service, image_id, force=force)
+        except QuotaExceeded as exc:
+            raise click.ClickException(
+                f"image {image_id} not restored: {exc} (--force restores it anyway)"
+            ) from None
         except TankError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(f"image {image.id} restored: {image.status}")

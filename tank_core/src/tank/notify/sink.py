@@ -5,7 +5,10 @@ A sink receives every :class:`~tank.notify.events.Event` through :meth:`Sink.sen
 the thread of the request that caused it: ``send`` must return at once and never raise.
 :class:`QueuedSink` gives a sink a bounded queue and a thread of its own that calls
 :meth:`QueuedSink.deliver` with retries and exponential backoff; a full queue drops the
-event (counted in :mod:`tank.notify.metrics`), it never blocks the request.
+event (counted in :mod:`tank.notify.metrics`), it never blocks the request. Drops are
+warned about in summary: the first at once, then at most one warning every
+``drop_warning_interval`` seconds saying how many were dropped since the last one (a
+hung receiver drops hundreds of events a second: one line each would flood the log).
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ class QueueConfig:
     max_backoff: float = attrs.field(default=30.0, validator=between(0.0, 3600))
     #: Seconds one delivery attempt may take.
     timeout: float = attrs.field(default=10.0, validator=between(0.001, 3600))
+    #: Seconds at least between two warnings about events dropped on a full queue (the
+    #: first drop is warned about at once; the next warning counts those since).
+    drop_warning_interval: float = attrs.field(default=60.0, validator=between(0.0, 86400))
 
 
 class Permanent(Exception):
@@ -96,6 +102,11 @@ class QueuedSink(Sink):
         self._busy = False
         #: Set by :meth:`close`: cuts a backoff short (the event is then given up).
         self._stop = threading.Event()
+        #: Events dropped on a full queue since the last warning, and the last's type.
+        self._unwarned = 0
+        self._unwarned_type = ""
+        #: When (monotonic) the next drop warning may be logged.
+        self._warn_after = 0.0
 
     # --- called by the notifier ----------------------------------------------------
 
@@ -117,12 +128,41 @@ class QueuedSink(Sink):
                 self._ready.notify()
         if full:
             metrics.count(self.name, "dropped_queue_full")
+            with self._lock:
+                self._unwarned += 1
+                self._unwarned_type = event.event_type
+            self._warn_drops()
+
+    def _warn_drops(self, *, at_close: bool = False) -> None:
+        """Log the drops not warned about yet, if the interval since the last warning
+        has passed (or ``at_close``)."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._unwarned or (now < self._warn_after and not at_close):
+                return
+            count, last = self._unwarned, self._unwarned_type
+            first = self._warn_after == 0.0
+            self._unwarned = 0
+            self._warn_after = now + self.config.drop_warning_interval
+        if first and count == 1:
             log.warning(
-                "notification sink %s: queue full (%d events): %s event dropped",
+                "notification sink %s: queue full (%d events): %s event dropped (further "
+                "drops are summarised, at most one warning every %g s)",
                 self.name,
                 self.config.queue_size,
-                event.event_type,
+                last,
+                self.config.drop_warning_interval,
             )
+            return
+        log.warning(
+            "notification sink %s: queue full (%d events): %d event%s dropped since the "
+            "last warning (the last: %s)",
+            self.name,
+            self.config.queue_size,
+            count,
+            "" if count == 1 else "s",
+            last,
+        )
 
     def close(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -138,6 +178,7 @@ class QueuedSink(Sink):
                 self._ready.wait(left)
             left_over = len(self._queue)
             self._queue.clear()
+        self._warn_drops(at_close=True)
         if left_over:
             metrics.count(self.name, "dropped_at_exit", left_over)
             log.warning("notification sink %s: %d events not delivered", self.name, left_over)
@@ -183,6 +224,7 @@ class QueuedSink(Sink):
                 with self._lock:
                     self._busy = False
                     self._ready.notify_all()
+            self._warn_drops()  # drops during a slow delivery, even if no more come
         self.disconnect()
 
     def _attempt(self, event: Event) -> None:
