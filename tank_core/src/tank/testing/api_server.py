@@ -137,3 +137,11 @@ class ApiServer:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+def stop_checked(server: ApiServer) -> None:
+    """Stop ``server``; its whole log must show no 500 (each is logged as an
+    "unexpected error")."""
+    server.stop()
+    log = server.log_path.read_text(errors="replace")
+    assert "unexpected error" not in log, "tank-api answered 500:\n" + log[-6000:]
