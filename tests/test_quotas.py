@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tank.testing.api_server import ApiServer
+from tank.testing.api_server import ApiServer, stop_all
 from tank.testing.postgresql import db_upgrade, pg_schema
 
 MIB = 1 << 20
@@ -77,9 +77,7 @@ class Site:
         return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-            assert "unexpected error" not in server.log(), server.log()[-4000:]
+        stop_all(self.servers)
 
 
 class Caller:

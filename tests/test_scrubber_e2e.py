@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tank.testing import require_env
-from tank.testing.api_server import ApiServer, find_script
+from tank.testing.api_server import ApiServer, find_script, stop_all
 from tank.testing.ports import free_port
 from tank.testing.postgresql import pg_schema
 
@@ -83,9 +83,7 @@ def make_site(root: Path, kind: str, **kwargs: Any) -> Iterator[Site]:
 
 def _serve(site: Site) -> Iterator[Site]:
     yield site
-    for server in site.servers:
-        server.stop()
-        assert "unexpected error" not in server.log(), server.log()
+    stop_all(site.servers)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

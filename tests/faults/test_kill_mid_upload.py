@@ -26,7 +26,7 @@ from tank.config import load
 from tank.model import Context, Image
 from tank.service import ImageService
 from tank.testing import api_server, require_env
-from tank.testing.api_server import ApiServer
+from tank.testing.api_server import ApiServer, stop_all
 from tank.testing.postgresql import db_upgrade, pg_schema
 from tank.upload_lease import HEARTBEAT
 
@@ -78,9 +78,7 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
 
 def _serve(site: Site) -> Iterator[Site]:
     yield site
-    for server in site.servers:
-        server.stop()
-        assert "unexpected error" not in server.log(), server.log()
+    stop_all(site.servers)
 
 
 def create(server: ApiServer, name: str) -> str:
