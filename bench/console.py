@@ -33,7 +33,6 @@ import functools
 import html
 import http.server
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -46,20 +45,11 @@ from typing import Any
 import requests
 from _common import TankApi, curl, human, load_average, make_file, parse_size
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.console.seeding
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.console
 
+from tests.console.chromium import CHROMIUM_ARGS, chromium_path
 from tests.console.seeding import seed
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TARGET_MS = 300.0
 TARGET_RATIO = 0.8
 
@@ -270,7 +260,7 @@ def main() -> None:
         from playwright.sync_api import sync_playwright
     except ImportError:
         sys.exit("playwright is missing: pip install -e 'tank_core[testing]'")
-    exe = os.environ.get("TANK_CHROMIUM") or shutil.which("chromium")
+    exe = chromium_path()
     if exe is None:
         sys.exit("no Chromium: apt-get install chromium (or set TANK_CHROMIUM)")
     work = Path(tempfile.mkdtemp(prefix="tank-bench-console-", dir=args.dir))

@@ -7,7 +7,6 @@ for the last slots without ever overshooting.
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
@@ -18,10 +17,9 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
-from tank.testing import require_env
-from tank.testing.api_server import ApiServer, find_script
+from tank.testing.api_server import ApiServer, stop_all
+from tank.testing.postgresql import db_upgrade, pg_schema
 
 MIB = 1 << 20
 #: The project with the default limits, and one with its own.
@@ -79,9 +77,7 @@ class Site:
         return sorted(p.name for p in staging.iterdir()) if staging.exists() else []
 
     def stop(self) -> None:
-        for server in self.servers:
-            server.stop()
-            assert "unexpected error" not in server.log(), server.log()[-4000:]
+        stop_all(self.servers)
 
 
 class Caller:
@@ -346,30 +342,12 @@ def test_web_download_is_held_to_the_staging_and_store_quotas(
 
 @pytest.fixture
 def pg_site(tmp_path: Path) -> Iterator[Site]:
-    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
-    schema = f"quota_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        dsn = f"{url}?options=-csearch_path%3D{schema}"
+    with pg_schema("quota") as dsn:
         site = Site(tmp_path, f'\n[registry]\nconnection = "{dsn}"\n')
-        manage = find_script("tank-manage")
-        assert manage is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
-        subprocess.run(
-            [manage, "db", "upgrade", "--config", str(site.config)],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
+        db_upgrade(site.config)
         site.start("one"), site.start("two")
         yield site
         site.stop()
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def race(count: int, work: Callable[[int], requests.Response]) -> list[requests.Response]:

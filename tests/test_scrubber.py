@@ -339,28 +339,15 @@ def test_a_deleted_image_cannot_be_updated(delayed_service: ImageService) -> Non
 @pytest.fixture
 def pg_config(tmp_path: Path) -> Iterator[Any]:
     """A config on a PostgreSQL schema of the test's own (``TANK_TEST_PG_URL``)."""
-    import uuid
+    from tank.testing.postgresql import pg_schema
 
-    import sqlalchemy as sa
-
-    from tank.testing import require_env
-
-    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
-    schema = f"scrub_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with pg_schema("scrub") as dsn:
         path = tmp_path / "tank.toml"
         path.write_text(
-            f'[registry]\nconnection = "{url}?options=-csearch_path%3D{schema}"\n'
+            f'[registry]\nconnection = "{dsn}"\n'
             "auto_upgrade = true\n[scrubber]\ndelayed_delete = true\n"
         )
         yield load(path, data_dir=tmp_path / "data", environ={})
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def test_scrubs_and_restores_racing_on_postgresql(pg_config: Any) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from tank.testing import require_env
-from tank.testing.api_server import ApiServer, find_script
+from tank.testing.api_server import ApiServer, find_script, stop_all
 from tank.testing.ports import free_port
+from tank.testing.postgresql import pg_schema
 
 ALICE = {"X-Identity-Status": "Confirmed", "X-Tenant-Id": "alice", "X-Roles": "member"}
 ADMIN = {"X-Identity-Status": "Confirmed", "X-Tenant-Id": "ops", "X-Roles": "admin"}
@@ -69,28 +69,13 @@ class Site:
         return sorted(p.name for p in self.store_dir.iterdir()) if self.store_dir.exists() else []
 
 
-def pg_schema(prefix: str) -> Iterator[str]:
-    """A PostgreSQL schema of the test's own: the ``[registry]`` section using it."""
-    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
-    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f'[registry]\nconnection = "{url}?options=-csearch_path%3D{schema}"\n'
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-
 def make_site(root: Path, kind: str, **kwargs: Any) -> Iterator[Site]:
     if kind == "sqlite":
         site = Site(root, **kwargs)
         yield from _serve(site)
         return
-    for registry in pg_schema("scrub"):
-        site = Site(root, registry, **kwargs)
+    with pg_schema("scrub") as dsn:
+        site = Site(root, f'[registry]\nconnection = "{dsn}"\n', **kwargs)
         done = site.manage("db", "upgrade")
         assert done.returncode == 0, done.stderr
         yield from _serve(site)
@@ -98,9 +83,7 @@ def make_site(root: Path, kind: str, **kwargs: Any) -> Iterator[Site]:
 
 def _serve(site: Site) -> Iterator[Site]:
     yield site
-    for server in site.servers:
-        server.stop()
-        assert "unexpected error" not in server.log(), server.log()
+    stop_all(site.servers)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

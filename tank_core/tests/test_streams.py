@@ -5,13 +5,22 @@ import io
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from tank.checksums import HASH_ALGORITHMS, StreamHasher
 from tank.errors import BadLocation, ConfigError
 from tank.locations import redact, scheme_of
-from tank.streams import ChunkQueue, ReadAhead, iter_chunks, rechunk, slice_chunks
+from tank.streams import (
+    ChunkQueue,
+    FileChunks,
+    FileTruncated,
+    ReadAhead,
+    iter_chunks,
+    rechunk,
+    slice_chunks,
+)
 
 
 def test_iter_chunks_from_file_and_iterable() -> None:
@@ -265,3 +274,48 @@ def test_chunk_queue_ends_from_either_side() -> None:
     stopped.stop()
     waiting.join(5)
     assert results == [False] and stopped.queued == 0
+
+
+def _fd_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_file_chunks_reads_the_range_then_closes_the_file(tmp_path: Path) -> None:
+    data = os.urandom(1000)
+    (tmp_path / "f").write_bytes(data)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    chunks = FileChunks(fd, 100, 900, error=lambda exc: AssertionError(exc), chunk_size=300)
+    assert [len(c) for c in chunks] == [300, 300, 200]
+    assert not _fd_open(fd)
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    chunks = FileChunks(fd, 0, 1000, error=lambda exc: AssertionError(exc))
+    assert next(chunks) == data
+    chunks.close()
+    assert not _fd_open(fd)
+
+
+def test_file_chunks_errors_are_the_callers(tmp_path: Path) -> None:
+    """A file that ends before the range is a FileTruncated, a failed read the OSError;
+    each raised as what ``error`` makes of it, with the file closed."""
+    (tmp_path / "f").write_bytes(b"x" * 100)
+    seen: list[OSError] = []
+
+    def error(exc: OSError) -> ValueError:
+        seen.append(exc)
+        return ValueError(str(exc))
+
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    chunks = FileChunks(fd, 0, 200, error=error)
+    assert next(chunks) == b"x" * 100
+    with pytest.raises(ValueError, match="truncated"):
+        next(chunks)
+    assert isinstance(seen[-1], FileTruncated) and not _fd_open(fd)
+    fd = os.open(tmp_path / "f", os.O_WRONLY)  # pread on it fails: EBADF
+    with pytest.raises(ValueError) as info:
+        next(FileChunks(fd, 0, 100, error=error))
+    assert info.value.__cause__ is seen[-1] and not isinstance(seen[-1], FileTruncated)
+    assert not _fd_open(fd)

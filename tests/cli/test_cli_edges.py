@@ -8,25 +8,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-from click.testing import CliRunner, Result
-
-from tank.cli.main import cli
+from .conftest import FORMATS, run
 
 ApiServer = Any  # tests/cli/conftest.py: .url, .data_dir
-FORMATS = ("disk_format=raw", "container_format=bare")
-
-
-@pytest.fixture(autouse=True)
-def _speak(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    if "api_version" in request.fixturenames:
-        monkeypatch.setenv("TANK_API_VERSION", request.getfixturevalue("api_version"))
-
-
-def run(url: str, *args: str, input: bytes | None = None, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, ["--url", url, *args], input=input)
-    assert result.exit_code == code, (result.output, result.stderr, result.exception)
-    return result
 
 
 def test_json_after_the_subcommand(api: ApiServer, api_version: str) -> None:

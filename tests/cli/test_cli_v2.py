@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from tank.cli.main import cli
 from tank.client import Client
 
-from .test_cli import FORMATS, ApiServer, error_line, identity, run, run_json
+from .conftest import FORMATS, run
+from .test_cli import ApiServer, error_line, identity, run_json
 from .test_client_v2 import import_config
 
 

@@ -15,28 +15,20 @@ would, and it must not add any of its own.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tank.testing.api_server import ApiServer
+from tank.testing import identity
+from tank.testing.api_server import ApiServer, stop_checked
+from tank.testing.identity import Caller
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from .chromium import CHROMIUM_ARGS, chromium_path
+
 #: The fs store's folder inside each server's root.
 CONFIG = """\
 [stores.file]
@@ -47,30 +39,9 @@ allow_private_networks = true
 """
 
 
-def chromium_path() -> str | None:
-    return os.environ.get("TANK_CHROMIUM") or shutil.which("chromium")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who the front proxy says a browser user is."""
-
-    project: str
-    roles: tuple[str, ...] = ("member", "reader")
-    user: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-Identity-Status": "Confirmed",
-            "X-Project-Id": self.project,
-            "X-User-Id": self.user,
-            "X-Roles": ",".join(self.roles),
-        }
-
-
 def tenant(role: str = "member") -> Caller:
-    roles = ("admin", "member", "reader") if role == "admin" else ("member", "reader")
-    return Caller(project=f"p-{uuid.uuid4().hex[:12]}", roles=roles)
+    """A user of a new project whose id is short (``p-`` and 12 hex digits)."""
+    return identity.tenant(role, project=f"p-{uuid.uuid4().hex[:12]}")
 
 
 def start_tank(root: Path, *args: str, extra_config: str = "") -> ApiServer:
@@ -78,12 +49,6 @@ def start_tank(root: Path, *args: str, extra_config: str = "") -> ApiServer:
     config = root / "tank.toml"
     config.write_text(CONFIG.format(root=root) + extra_config)
     return ApiServer(root / "data", root / "tank-api.log", ["--config", str(config), *args])
-
-
-def stop_tank(server: ApiServer) -> None:
-    server.stop()
-    log = server.log_path.read_text(errors="replace")
-    assert "unexpected error" not in log, "tank-api answered 500:\n" + log[-6000:]
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +82,7 @@ def tank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """The module's tank-api, with ``--auth`` (identities come from the proxy)."""
     server = start_tank(tmp_path_factory.mktemp("tank-console"), "--auth")
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 @pytest.fixture(scope="module")

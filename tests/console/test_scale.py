@@ -12,7 +12,7 @@ import requests
 
 from tank.testing.api_server import ApiServer
 
-from .conftest import start_tank, stop_tank
+from .conftest import start_tank, stop_checked
 from .seeding import seed
 
 COUNT = 10_000
@@ -27,7 +27,7 @@ def crowded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     assert requests.get(f"{server.url}/v2/images", timeout=10).status_code == 200  # schema
     seed(server.data_dir, COUNT)
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 def measure(page: Any, name: str) -> float:

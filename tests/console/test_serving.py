@@ -16,14 +16,14 @@ from tank.console import STATIC_DIR, assets
 from tank.console.assets import CSP, IMMUTABLE
 from tank.testing.api_server import ApiServer
 
-from .conftest import start_tank, stop_tank, tenant
+from .conftest import start_tank, stop_checked, tenant
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     server = start_tank(tmp_path_factory.mktemp("console-serving"))
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 def raw_get(
@@ -191,7 +191,7 @@ def test_whoami_reports_the_proxy_identity(tmp_path: Path) -> None:
         # the static files need no identity (they hold no data)
         assert requests.get(f"{server.url}/console/", timeout=10).status_code == 200
     finally:
-        stop_tank(server)
+        stop_checked(server)
 
 
 def test_whoami_without_auth_is_the_admin_every_request_is(server: ApiServer) -> None:
@@ -207,7 +207,7 @@ def test_disabled_console_is_404(tmp_path: Path) -> None:
             assert response.status_code == 404, path
         assert requests.get(f"{server.url}/v2/images", timeout=10).status_code == 200
     finally:
-        stop_tank(server)
+        stop_checked(server)
 
 
 def test_unknown_console_key_stops_tank_api(tmp_path: Path) -> None:

@@ -11,9 +11,7 @@ The lease is 2 s here, so each tank-api sweeps every second.
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,14 +20,14 @@ from typing import Any
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from tank import upload_lease
 from tank.config import load
 from tank.model import Context, Image
 from tank.service import ImageService
 from tank.testing import api_server, require_env
-from tank.testing.api_server import ApiServer, find_script
+from tank.testing.api_server import ApiServer, stop_all
+from tank.testing.postgresql import db_upgrade, pg_schema
 from tank.upload_lease import HEARTBEAT
 
 LEASE = 2
@@ -72,35 +70,15 @@ def site(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Site]:
     if request.param == "sqlite":
         yield from _serve(Site(tmp_path))
         return
-    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
-    schema = f"lease_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        dsn = f"{url}?options=-csearch_path%3D{schema}"
+    with pg_schema("lease") as dsn:
         site = Site(tmp_path, f'[registry]\nconnection = "{dsn}"\n')
-        manage = find_script("tank-manage")
-        assert manage is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
-        subprocess.run(
-            [manage, "db", "upgrade", "--config", str(site.config)],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
+        db_upgrade(site.config)
         yield from _serve(site)
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 def _serve(site: Site) -> Iterator[Site]:
     yield site
-    for server in site.servers:
-        server.stop()
-        assert "unexpected error" not in server.log(), server.log()
+    stop_all(site.servers)
 
 
 def create(server: ApiServer, name: str) -> str:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,6 +24,7 @@ from tank.registry_http.server import make_registry_app
 from tank.service import open_registry
 from tank.testing import free_port
 from tank.testing.api_server import find_script
+from tank.testing.postgresql import db_upgrade, pg_schema
 from tank.web.server import HttpServer
 
 
@@ -101,36 +101,15 @@ def start_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryProcess]]:
 def pg_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     """A tank-registry on PostgreSQL, in a schema of its own that ``tank-manage db
     upgrade`` migrates first (as an operator would)."""
-    from tank.testing import require_env
-
-    url = require_env("TANK_TEST_PG_URL")["TANK_TEST_PG_URL"]
-    import sqlalchemy as sa
-
-    root = tmp_path_factory.mktemp("pg-registry")
-    schema = f"http_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
+    with pg_schema("http") as dsn:
+        root = tmp_path_factory.mktemp("pg-registry")
         config = root / "tank.toml"
-        config.write_text(f'[registry]\nconnection = "{url}?options=-csearch_path%3D{schema}"\n')
-        manage = find_script("tank-manage")
-        assert manage is not None
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TANK_")}
-        subprocess.run(
-            [manage, "db", "upgrade", "--config", str(config)],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
+        config.write_text(f'[registry]\nconnection = "{dsn}"\n')
+        db_upgrade(config)
         server = RegistryProcess(root / "data", "--config", str(config))
         yield server
         server.stop()
         server.check_log()
-    finally:
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
 
 
 @contextlib.contextmanager

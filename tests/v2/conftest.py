@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,8 @@ import pytest
 import requests
 from keystoneauth1 import loading, session
 
-from tank.testing.api_server import ApiServer
+from tank.testing.api_server import ApiServer, stop_checked
+from tank.testing.identity import Caller, tenant
 
 #: Two fs stores, so that copy-image has somewhere to copy to; ``fast`` is the default.
 CONFIG = """\
@@ -39,29 +39,6 @@ datadir = "{root}/slow"
 """
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who a client speaks for: the headers auth_token middleware would set."""
-
-    project: str
-    roles: tuple[str, ...] = ("member", "reader")
-    user: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-Identity-Status": "Confirmed",
-            "X-Project-Id": self.project,
-            "X-User-Id": self.user,
-            "X-Roles": ",".join(self.roles),
-        }
-
-
-def tenant(role: str = "member") -> Caller:
-    """A new project with one user holding ``role`` (``admin`` for a cloud admin)."""
-    roles = ("admin", "member", "reader") if role == "admin" else ("member", "reader")
-    return Caller(project=uuid.uuid4().hex, roles=roles)
-
-
 def start_tank(root: Path, extra_config: str = "") -> ApiServer:
     """A tank-api with ``--auth`` and the two stores, its config file under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -70,19 +47,12 @@ def start_tank(root: Path, extra_config: str = "") -> ApiServer:
     return ApiServer(root / "data", root / "tank-api.log", ["--auth", "--config", str(config)])
 
 
-def stop_tank(server: ApiServer) -> None:
-    """Stop it; its whole log must show no 500."""
-    server.stop()
-    log = server.log_path.read_text(errors="replace")
-    assert "unexpected error" not in log, "tank-api answered 500:\n" + log[-6000:]
-
-
 @pytest.fixture(scope="module")
 def tank_v2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     """The module's tank-api: ``--auth``, stores ``fast`` (default) and ``slow``."""
     server = start_tank(tmp_path_factory.mktemp("tank-v2"))
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import requests
 
 from tank.testing.api_server import ApiServer
 
-from .conftest import Caller, Http, glance, start_tank, stop_tank, stored_files
+from .conftest import Caller, Http, glance, start_tank, stop_checked, stored_files
 from .test_import import Source, settled
 
 MIB = 1 << 20
@@ -114,7 +114,7 @@ def tank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         tmp_path_factory.mktemp("tank-format"), "\n[import]\nallow_private_networks = true\n"
     )
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,7 @@ def lax(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         "\n[image_format]\nrequire_image_format_match = false\n",
     )
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 @pytest.fixture(scope="module")

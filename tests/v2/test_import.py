@@ -18,7 +18,7 @@ import pytest
 
 from tank.testing.api_server import ApiServer
 
-from .conftest import Caller, Http, glance, sdk, start_tank, stop_tank, stored_files
+from .conftest import Caller, Http, glance, sdk, start_tank, stop_checked, stored_files
 
 MIB = 1 << 20
 
@@ -159,7 +159,7 @@ def private_tank(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer
     root = tmp_path_factory.mktemp("private-tank")
     server = start_tank(root, "\n[import]\nallow_private_networks = true\n")
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 def test_web_download_fetches_the_uri(

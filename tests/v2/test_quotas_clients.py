@@ -15,7 +15,7 @@ import pytest
 
 from tank.testing.api_server import ApiServer
 
-from .conftest import Http, glance, sdk, start_tank, stop_tank, tenant
+from .conftest import Http, glance, sdk, start_tank, stop_checked, tenant
 
 PROJECT = tenant()
 #: A project allowed no images at all.
@@ -36,7 +36,7 @@ def tank_quota(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         f"\n[quotas.projects.{TWO_COPIES.project}]\nimage_size_total = 2\n",
     )
     yield server
-    stop_tank(server)
+    stop_checked(server)
 
 
 def test_glanceclient_users_read_the_413(tank_quota: ApiServer) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tank.testing.api_server import ApiServer
+from tank.testing.api_server import ApiServer, stop_all
 
 JSON = {"Content-Type": "application/json"}
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -202,9 +202,7 @@ def start_tank(tmp_path: Path) -> Iterator[Callable[..., Tank]]:
         return Tank(server, root)
 
     yield start
-    for server in servers:
-        server.stop()
-        assert "unexpected error" not in server.log(), server.log()
+    stop_all(servers)
 
 
 @pytest.fixture

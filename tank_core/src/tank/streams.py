@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import errno
 import logging
+import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO, Generic, Protocol, TypeVar, runtime_checkable
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,65 @@ def slice_chunks(chunks: Iterable[bytes], skip: int, length: int | None) -> Iter
                 chunk = chunk[:remaining]
             remaining -= len(chunk)
         yield chunk
+
+
+class FileTruncated(OSError):
+    """A file ended before the byte range being read from it did."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EIO, "file was truncated while being read")
+
+
+class FileChunks(Iterator[bytes]):
+    """The chunks of one byte range of an open file, read with ``pread``. Owns the descriptor.
+
+    Each chunk is a new ``bytes`` object (consumers may keep them). The file is closed
+    at the end of the range, on :meth:`close`, or when the iterator is collected. An
+    OSError while reading, or a :class:`FileTruncated` when the file ends early, is
+    raised as what ``error`` makes of it.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        start: int,
+        end: int,
+        *,
+        error: Callable[[OSError], BaseException],
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
+        self._fd = fd
+        self._pos = start
+        self._end = end
+        self._chunk_size = chunk_size
+        self._error = error
+
+    def __iter__(self) -> FileChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        want = min(self._chunk_size, self._end - self._pos)
+        if want <= 0 or self._fd < 0:
+            self.close()
+            raise StopIteration
+        try:
+            data = os.pread(self._fd, want, self._pos)
+        except OSError as exc:
+            self.close()
+            raise self._error(exc) from exc
+        if not data:
+            self.close()
+            raise self._error(FileTruncated())
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class ChunkQueue(Generic[_Chunk]):

@@ -23,7 +23,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
@@ -41,7 +41,7 @@ from tank.store import (
     image_id_named,
     utc_timestamp,
 )
-from tank.streams import all_zero
+from tank.streams import FileChunks, all_zero
 from tank_store_fs.direct import DirectWriter, write_all
 from tank_store_fs.location import FileLocation, location_example
 from tank_store_fs.writeback import start_writeback
@@ -239,8 +239,8 @@ class FilesystemBackend(Backend):
         except BaseException:
             os.close(fd)
             raise
-        on_error = functools.partial(translate, store=self.name, location=location)
-        chunks = FileChunks(fd, start, end, self.read_chunk_size, on_error)
+        on_error = functools.partial(translate, doing="reading", store=self.name, location=location)
+        chunks = FileChunks(fd, start, end, error=on_error, chunk_size=self.read_chunk_size)
         return ReadResult(size=end - start, total_size=total, chunks=chunks, fd=fd, offset=start)
 
     def size_of(self, location: str) -> int:
@@ -569,55 +569,6 @@ class FileWriter(Writer):
 
     def _error(self, exc: OSError, doing: str) -> errors.TankError:
         return translate(exc, doing, store=self._store, location=self._location, reading=False)
-
-
-class FileChunks(Iterator[bytes]):
-    """The chunks of one byte range of an open file. Owns the descriptor.
-
-    Each chunk is a new ``bytes`` object (consumers may keep them). The file is closed
-    at the end of the range, on :meth:`close`, or when the iterator is collected.
-    """
-
-    def __init__(
-        self,
-        fd: int,
-        start: int,
-        end: int,
-        chunk_size: int,
-        error: Callable[[OSError, str], errors.TankError],
-    ) -> None:
-        self._fd = fd
-        self._pos = start
-        self._end = end
-        self._chunk_size = chunk_size
-        self._error = error
-
-    def __iter__(self) -> FileChunks:
-        return self
-
-    def __next__(self) -> bytes:
-        want = min(self._chunk_size, self._end - self._pos)
-        if want <= 0 or self._fd < 0:
-            self.close()
-            raise StopIteration
-        try:
-            data = os.pread(self._fd, want, self._pos)
-        except OSError as exc:
-            self.close()
-            raise self._error(exc, "reading") from exc
-        if not data:
-            self.close()
-            raise self._error(OSError(errno.EIO, "file was truncated while being read"), "reading")
-        self._pos += len(data)
-        return data
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
 
 
 def translate(

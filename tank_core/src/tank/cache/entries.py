@@ -30,10 +30,10 @@ from tank import errors
 from tank.checksums import DEFAULT_HASH_ALGO
 from tank.model import Image, parse_image_id
 from tank.store import ReadResult
+from tank.streams import FileChunks, FileTruncated
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 _SUBDIRS = ("entries", "incomplete", "hits", "queue")
 
 
@@ -105,7 +105,7 @@ class ImageCache:
             os.close(fd)
             raise
         self._hit(image.id)
-        chunks = _FileChunks(fd, start, end)
+        chunks = FileChunks(fd, start, end, error=_read_error)
         return ReadResult(size=end - start, total_size=total, chunks=chunks, fd=fd, offset=start)
 
     def _hit(self, image_id: str) -> None:
@@ -416,38 +416,7 @@ class _Fill(Iterator[bytes]):
             self._discard("the download ended early")
 
 
-class _FileChunks(Iterator[bytes]):
-    """The chunks of one byte range of a cached copy. Owns the descriptor (closed at
-    the end of the range or on :meth:`close`)."""
-
-    def __init__(self, fd: int, start: int, end: int) -> None:
-        self._fd = fd
-        self._pos = start
-        self._end = end
-
-    def __iter__(self) -> _FileChunks:
-        return self
-
-    def __next__(self) -> bytes:
-        want = min(_CHUNK, self._end - self._pos)
-        if want <= 0 or self._fd < 0:
-            self.close()
-            raise StopIteration
-        try:
-            data = os.pread(self._fd, want, self._pos)
-        except OSError as exc:
-            self.close()
-            raise errors.StoreError(f"reading the cached copy failed: {exc.strerror}") from exc
-        if not data:
-            self.close()
-            raise errors.StoreError("the cached copy was truncated while being read")
-        self._pos += len(data)
-        return data
-
-    def close(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
+def _read_error(exc: OSError) -> errors.StoreError:
+    if isinstance(exc, FileTruncated):
+        return errors.StoreError("the cached copy was truncated while being read")
+    return errors.StoreError(f"reading the cached copy failed: {exc.strerror}")

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pytest
@@ -137,3 +137,19 @@ class ApiServer:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
+
+
+def stop_checked(server: ApiServer) -> None:
+    """Stop ``server``; its whole log must show no 500 (each is logged as an
+    "unexpected error")."""
+    server.stop()
+    log = server.log_path.read_text(errors="replace")
+    assert "unexpected error" not in log, "tank-api answered 500:\n" + log[-6000:]
+
+
+def stop_all(servers: Iterable[ApiServer]) -> None:
+    """Stop each of ``servers``; the end of each one's log (:meth:`ApiServer.log`) must
+    show no 500."""
+    for server in servers:
+        server.stop()
+        assert "unexpected error" not in server.log(), server.log()
