@@ -135,3 +135,50 @@ def test_an_upload_trickled_below_the_floor_gets_408_and_the_image_is_killed(
     assert status_of(api, image_id) == "killed"
     assert not (api.data_dir / "images" / image_id).exists()
     assert requests.get(f"{api.url}/v1/images", timeout=5).status_code == 200
+
+
+def test_slow_uploads_leave_threads_for_requests_without_a_body(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """The outside probe's finding (session 6): 60 uploads each sending just above
+    ``min_rate`` held every worker thread, and the API and the console answered nobody
+    until they ended. Bodies may take ``body_threads`` (3 of 4 here); one more upload gets
+    503 at once, while listings, the console and downloads are still served."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 4\nmin_rate = 64\nrate_window = 5\n")
+    api = start_api("--config", str(config))
+    stop = threading.Event()
+    trickling = []
+    for _ in range(3):
+        conn = RawHttp(api.port)
+        conn.send(post(1 << 20, image_id=str(uuid.uuid4())))
+        trickling.append(conn)
+
+    def trickle() -> None:  # 1 KiB/s each: well above the floor, for as long as the test
+        while not stop.wait(0.1):
+            for conn in trickling:
+                conn.send(b"x" * 100)
+
+    feeder = threading.Thread(target=trickle, daemon=True)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the three are being read once a fourth body is refused
+            extra = RawHttp(api.port)
+            extra.send(post(1 << 20, image_id=str(uuid.uuid4())))
+            status, _, body = extra.answer(timeout=5)
+            extra.close()
+            if status == 503 or time.monotonic() > deadline:
+                break
+        assert status == 503, body
+        assert "already reading 3 request bodies" in json.loads(body)["error"]["message"]
+        for _ in range(5):  # everyone else: answered, and quickly (not after the uploads)
+            started = time.monotonic()
+            assert requests.get(f"{api.url}/v2/images", timeout=5).status_code == 200
+            assert requests.get(f"{api.url}/console/", timeout=5).status_code == 200
+            assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        feeder.join()
+        for conn in trickling:
+            conn.close()

@@ -67,6 +67,17 @@ class ApiConfig:
     #: Open connections allowed per client address; 0 is no cap (behind a proxy, every
     #: client has the proxy's address).
     max_connections_per_client: int = attrs.field(default=0, validator=not_negative)
+    #: Threads that may be reading request bodies (uploads, creates, updates) at once;
+    #: another request with a body then gets 503 at once, and the remaining threads stay
+    #: free for requests without one (listings, downloads, the console), however many
+    #: slow uploads are open. Default: three quarters of ``threads``, leaving at least one.
+    body_threads: int | None = attrs.field(default=None)
+
+    @body_threads.validator
+    def _fits_threads(self, attribute: attrs.Attribute[Any], value: int | None) -> None:
+        if value is not None and not 1 <= value <= self.threads:
+            raise ValueError(f"body_threads must be from 1 to threads ({self.threads})")
+
     #: The multihash of every upload (``os_hash_algo``/``os_hash_value``): a hashlib
     #: name (Glance's key). The service reads it (:meth:`ImageService.from_config`);
     #: it is declared here so that ``[api]`` is checked as one section at start-up.

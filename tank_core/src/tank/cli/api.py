@@ -205,6 +205,7 @@ def _server(sock: socket.socket, api_config: ApiConfig) -> HttpServer:
         header_timeout=api_config.header_timeout,
         idle_timeout=api_config.idle_timeout,
         max_connections_per_client=api_config.max_connections_per_client,
+        body_threads=api_config.body_threads,
         min_rate=api_config.min_rate,
         rate_window=api_config.rate_window,
         shutdown_timeout=api_config.shutdown_timeout,

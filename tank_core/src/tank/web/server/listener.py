@@ -61,6 +61,12 @@ def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
+def default_body_threads(threads: int) -> int:
+    """Three quarters of ``threads`` may read bodies: at least one, and one thread is left
+    for requests without a body whenever there are two or more."""
+    return max(1, min(threads - 1, threads - threads // 4))
+
+
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
 
@@ -96,6 +102,7 @@ class HttpServer:
         rate_window: float = 30.0,
         max_head_size: int = 64 << 10,
         max_connections_per_client: int = 0,
+        body_threads: int | None = None,
         shutdown_timeout: float = 5.0,
         name: str = "tank",
         after_large_transfer: Callable[[], None] | None = None,
@@ -114,6 +121,14 @@ class HttpServer:
         self.floor = (int(min_rate * rate_window), rate_window) if min_rate > 0 else None
         self.max_head_size = max_head_size
         self.max_connections_per_client = max_connections_per_client
+        #: Threads that may be reading request bodies at once: a client meeting the rate
+        #: floor may keep its upload open for as long as the body lasts, so without a cap
+        #: enough slow uploads would take every thread and nobody else would be answered.
+        #: The rest stay for requests without a body (listings, downloads, deletes).
+        self.body_threads = default_body_threads(threads) if body_threads is None else body_threads
+        if not 1 <= self.body_threads <= threads:
+            raise ValueError(f"body_threads must be between 1 and threads ({threads})")
+        self._bodies = 0
         self.shutdown_timeout = shutdown_timeout
         self.name = name
         self.after_large_transfer = after_large_transfer
@@ -417,7 +432,23 @@ class HttpServer:
                 self.after_large_transfer,
                 self.floor,
             )
-            keep = exchange.run() and not self._stopping.is_set()
+            with_body = bool(head.length)  # a length, or -1: chunked
+            if with_body and not self._take_body_thread():
+                send_error(
+                    sock,
+                    "HTTP/1.1",
+                    503,
+                    f"this server is already reading {self.body_threads} request bodies"
+                    " (uploads) at once; retry later",
+                )
+                self._finish(channel, keep=False)
+                return
+            try:
+                keep = exchange.run() and not self._stopping.is_set()
+            finally:
+                if with_body:
+                    with self._lock:
+                        self._bodies -= 1
             channel.served += 1
             if not keep:
                 self._finish(channel, keep=False)
@@ -431,6 +462,13 @@ class HttpServer:
                 return
             head_bytes = bytes(pending[:end])
             del pending[:end]
+
+    def _take_body_thread(self) -> bool:
+        with self._lock:
+            if self._bodies >= self.body_threads:
+                return False
+            self._bodies += 1
+            return True
 
     def _finish(self, channel: Channel, *, keep: bool) -> None:
         if keep:
