@@ -1,0 +1,83 @@
+"""The console says what is true and offers what the caller can do: a failed upload or
+import reports the image as the API has it, shared images can be found while pending,
+dot-segment ids ask nothing, owner-only controls are not offered to others, the identity
+follows the proxy, and bidirectional controls in API text are shown, not obeyed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tank.testing.api_server import ApiServer
+
+from .conftest import Api, Caller, Console
+
+expect = pytest.importorskip(
+    "playwright.sync_api",
+    reason="playwright is not installed (pip install -e 'tank_core[testing]')",
+).expect
+
+MIB = 1 << 20
+Open = Callable[..., Console]
+
+
+def throttle(console: Console, upload_bytes_per_second: int) -> None:
+    """Slow the browser's uploads (DevTools network emulation)."""
+    cdp = console.context.new_cdp_session(console.page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": upload_bytes_per_second,
+        },
+    )
+
+
+def test_failed_upload_says_what_became_of_the_image(
+    tank: ApiServer, alice: Caller, open_console: Open, tmp_path: Path
+) -> None:
+    api = Api(tank, alice)
+    # refused by the server: bytes that are no qcow2, sent as qcow2 (uploads are inspected)
+    junk = tmp_path / "junk.qcow2"
+    junk.write_bytes(bytes(range(256)) * 400)
+    console = open_console(tank, alice)
+    page = console.goto("upload")
+    page.set_input_files("input[type=file]", str(junk))
+    page.select_option("select[name=disk_format]", "qcow2")
+    page.click("form[data-form=upload] button[type=submit]")
+    view = page.locator(".upload-progress[data-outcome]")
+    view.wait_for()
+    assert view.get_attribute("data-outcome") == "failed"
+    status = api.get(view.get_attribute("data-image"))["status"]
+    expect(view).to_have_attribute("data-image-status", status)
+    text = view.locator(".state").inner_text()
+    assert f"The image is {status}" in text and "holds no data" in text, text
+    page.click("[data-action=delete-failed]")
+    expect(view.locator(".state")).to_have_text("The image was deleted.")
+    assert api("GET", f"/v2/images/{view.get_attribute('data-image')}").status_code == 404
+
+    # deleted by someone else mid-upload: the server answers 409, the image is gone
+    big = tmp_path / "slow.raw"
+    big.write_bytes(b"\0" * (12 * MIB))
+    page = console.goto("upload")
+    page.wait_for_selector("form[data-form=upload]")
+    throttle(console, 2 * MIB)
+    page.set_input_files("input[type=file]", str(big))
+    page.click("form[data-form=upload] button[type=submit]")
+    expect(page.locator(".upload-progress .numbers")).to_contain_text("MiB of")
+    image_id = page.locator(".upload-progress").get_attribute("data-image")
+    assert api("DELETE", f"/v2/images/{image_id}").status_code == 204
+    view = page.locator(".upload-progress[data-outcome]")
+    view.wait_for(timeout=30_000)
+    assert view.get_attribute("data-outcome") == "failed"
+    assert view.get_attribute("data-image-status") == "gone"
+    text = view.locator(".state").inner_text()
+    assert "no longer exists" in text and "queued" not in text, text
+    assert view.locator("[data-action=delete-failed]").count() == 0
+    console.errors.clear()  # the browser logs the refused PUTs and the 404 as errors
+    assert not console.dialogs
