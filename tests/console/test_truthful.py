@@ -5,8 +5,11 @@ follows the proxy, and bidirectional controls in API text are shown, not obeyed.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +84,42 @@ def test_failed_upload_says_what_became_of_the_image(
     assert view.locator("[data-action=delete-failed]").count() == 0
     console.errors.clear()  # the browser logs the refused PUTs and the 404 as errors
     assert not console.dialogs
+
+
+def wait_rows(page: Any) -> list[str]:
+    page.wait_for_selector("table.images:not(.loading) tbody", state="attached")
+    return page.locator("table.images tbody td.name").all_inner_texts()  # type: ignore[no-any-return]
+
+
+def test_shared_with_me_finds_pending_shares(
+    tank: ApiServer, alice: Caller, bob: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    name = f"offered-{uuid.uuid4().hex[:8]}"
+    image = api.create(name=name, visibility="shared")
+    answer = api("POST", f"/v2/images/{image['id']}/members", json={"member": bob.project})
+    assert answer.status_code == 200, answer.text
+    bobs = open_console(tank, bob)
+    page = bobs.goto(f"images?name={name}")
+    assert wait_rows(page) == []  # v2 lists shares once accepted only
+    page.select_option("select[name=member_status]", "pending")
+    page.wait_for_url(re.compile("member_status=pending"))
+    assert wait_rows(page) == [name]
+    assert page.locator("select[name=visibility]").is_disabled()
+    # kept in the URL: a reload shows the same view
+    page.reload()
+    assert wait_rows(page) == [name]
+    assert page.input_value("select[name=member_status]") == "pending"
+    page.click(f"table.images a:text-is('{name}')")
+    page.click(f"tr[data-member='{bob.project}'] [data-action=accepted]")
+    expect(page.locator(f"tr[data-member='{bob.project}'] .member-status")).to_have_text("accepted")
+    page.go_back()
+    assert wait_rows(page) == []  # no longer pending
+    page.select_option("select[name=member_status]", "all")
+    page.wait_for_url(re.compile("member_status=all"))
+    assert wait_rows(page) == [name]
+    page.select_option("select[name=member_status]", "")  # accepted: the default
+    page.wait_for_url(lambda url: "member_status" not in url)
+    assert wait_rows(page) == [name]
+    assert not page.locator("select[name=visibility]").is_disabled()
+    assert not bobs.errors and not bobs.dialogs
