@@ -123,3 +123,24 @@ def test_shared_with_me_finds_pending_shares(
     assert wait_rows(page) == [name]
     assert not page.locator("select[name=visibility]").is_disabled()
     assert not bobs.errors and not bobs.dialogs
+
+
+def test_refused_import_deletes_the_image_it_created(
+    tank: ApiServer, alice: Caller, open_console: Open
+) -> None:
+    console = open_console(tank, alice)
+    page = console.goto("import")
+    name = f"refused-{uuid.uuid4().hex[:8]}"
+    page.fill("input[name=uri]", "file:///etc/passwd")
+    page.fill("input[name=name]", name)
+    page.select_option("select[name=disk_format]", "raw")
+    page.click("form[data-form=import] button[type=submit]")
+    alert = page.locator(".message.error")
+    alert.wait_for()
+    text = alert.inner_text()
+    assert "The import could not start" in text and "(400" in text, text
+    assert "The image created for it was deleted." in text, text
+    listed = Api(tank, alice)("GET", "/v2/images", params={"name": name}).json()["images"]
+    assert listed == []
+    console.errors.clear()  # the browser logs the refused request as an error
+    assert not console.dialogs

@@ -1,6 +1,6 @@
-// Import from a URL: create the image, ask for a web-download import, then follow the
-// image's status until it is active (or the import failed: the image is queued again and
-// os_glance_failed_import names the stores it failed for).
+// Import from a URL: create the image, ask for a web-download import (refused: the image is
+// deleted again), then follow its status until it is active (or the import failed: the image
+// is queued again and os_glance_failed_import names the stores it failed for).
 
 import { api, formats, imagePath } from "./api.js";
 import { h, replace, routeHref } from "./dom.js";
@@ -59,11 +59,20 @@ export async function render(container) {
       image = await api("POST", "/v2/images", {
         json: { name: name.value.trim(), disk_format: disk.value, container_format: cont.value, visibility: visibility.value },
       });
+    } catch (exc) {
+      notify(`The image could not be created: ${exc.message}`);
+      return;
+    }
+    try {
       await api("POST", imagePath(image.id, "import"), { json: { method: { name: "web-download", uri: url.value.trim() } } });
     } catch (exc) {
-      notify(`The import could not start: ${exc.message}`);
-      if (image) {
-        panel.replaceChildren(h("p", {}, "The image was created without data: ", h("a", { href: routeHref("images", image.id) }, image.name || image.id)));
+      // the import was refused: the image just created would stay queued and empty
+      try {
+        await api("DELETE", imagePath(image.id));
+        notify(`The import could not start: ${exc.message}. The image created for it was deleted.`);
+      } catch (gone) {
+        notify(`The import could not start: ${exc.message}. The image created for it is left without data (deleting it failed: ${gone.message}).`);
+        panel.replaceChildren(h("p", {}, "Delete it from its page: ", h("a", { href: routeHref("images", image.id) }, image.name || image.id)));
       }
       return;
     }
