@@ -144,3 +144,18 @@ def test_refused_import_deletes_the_image_it_created(
     assert listed == []
     console.errors.clear()  # the browser logs the refused request as an error
     assert not console.dialogs
+
+
+@pytest.mark.parametrize("route", ["images/.", "images/..", "images/%2E", "images/%2e%2E"])
+def test_dot_ids_are_no_image_and_ask_nothing(
+    tank: ApiServer, alice: Caller, open_console: Open, route: str
+) -> None:
+    console = open_console(tank, alice)
+    asked: list[str] = []
+    console.page.on("request", lambda request: asked.append(request.url))
+    page = console.goto(route)
+    text = page.locator(".error-page").inner_text()
+    assert "could not be shown" in text and "there is no image" in text, text
+    assert page.locator("h1.image-name, table.images").count() == 0
+    assert [url for url in asked if "/v2/images/" in url] == []
+    assert not console.errors and not console.dialogs
