@@ -159,3 +159,61 @@ def test_dot_ids_are_no_image_and_ask_nothing(
     assert page.locator("h1.image-name, table.images").count() == 0
     assert [url for url in asked if "/v2/images/" in url] == []
     assert not console.errors and not console.dialogs
+
+
+OWNER_ONLY = [
+    "[data-action=protect]",
+    "[data-action=delete]",
+    "[data-action=deactivate]",
+    "form.attributes button[type=submit]",
+    "[data-action=save-property]",
+    "[data-action=remove-property]",
+    "[data-form=add-property]",
+    "[data-form=add-tag]",
+    "li.tag button.remove",
+    "[data-form=add-member]",
+    "[data-action=remove-member]",
+]
+
+
+def test_image_page_offers_only_what_the_caller_may_do(
+    tank: ApiServer, alice: Caller, bob: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    image = api.create(
+        name=f"offered-{uuid.uuid4().hex[:8]}", visibility="shared", tags=["t1"], colour="red"
+    )
+    api.upload(image["id"], b"x" * 2048)
+    assert api("POST", f"/v2/images/{image['id']}/members", json={"member": bob.project}).ok
+    route = f"images/{image['id']}"
+    owner = open_console(tank, alice)
+    page = owner.goto(route)
+    page.wait_for_selector("[data-section=members] tr[data-member]")
+    for selector in OWNER_ONLY:
+        assert page.locator(selector).count() >= 1, selector
+    assert page.locator("a.button", has_text="Download").count() == 1
+    # bob, a member: he reads it and answers the share, nothing else
+    member = open_console(tank, bob)
+    bpage = member.goto(route)
+    bpage.wait_for_selector(f"tr[data-member='{bob.project}'] [data-action=accepted]")
+    for selector in OWNER_ONLY:
+        assert bpage.locator(selector).count() == 0, selector
+    assert bpage.locator("form.attributes input[name=min_ram]").is_disabled()
+    assert bpage.locator("[data-property-row=colour] td").inner_text() == "red"
+    assert bpage.locator("li.tag[data-tag=t1]").count() == 1
+    assert bpage.locator("a.button", has_text="Download").count() == 1  # active: his to read
+    # an admin of another project may change it
+    admin = open_console(tank, Caller(project="admins", roles=("admin",)))
+    apage = admin.goto(route)
+    apage.wait_for_selector("[data-section=members] tr[data-member]")
+    for selector in OWNER_ONLY:
+        assert apage.locator(selector).count() >= 1, selector
+    # no data yet: no download link, and the reason is given
+    empty = api.create(name=f"empty-{uuid.uuid4().hex[:8]}")
+    page = owner.goto(f"images/{empty['id']}")
+    page.wait_for_selector("[data-section=members]")
+    assert page.locator("a", has_text="Download").count() == 0
+    button = page.locator("[data-action=download]")
+    assert button.is_disabled() and "queued" in button.get_attribute("title")
+    for console in (owner, member, admin):
+        assert not console.errors and not console.dialogs
