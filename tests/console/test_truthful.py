@@ -217,3 +217,20 @@ def test_image_page_offers_only_what_the_caller_may_do(
     assert button.is_disabled() and "queued" in button.get_attribute("title")
     for console in (owner, member, admin):
         assert not console.errors and not console.dialogs
+
+
+def test_identity_is_asked_again_on_each_route(
+    tank: ApiServer, alice: Caller, bob: Caller, open_console: Open
+) -> None:
+    console = open_console(tank, alice)
+    page = console.goto("images")
+    identity = page.locator("#identity")
+    expect(identity).to_contain_text(f"project {alice.project}")
+    # the proxy now says this browser is bob (another sign-in behind the same proxy)
+    console.context.set_extra_http_headers(bob.headers())
+    page.click("nav a[data-nav=upload]")
+    expect(identity).to_contain_text(f"project {bob.project}")
+    console.context.set_extra_http_headers(Caller(project="admins", roles=("admin",)).headers())
+    page.click("nav a[data-nav=images]")
+    expect(identity).to_have_text("project admins · admin")
+    assert not console.errors and not console.dialogs

@@ -111,13 +111,18 @@ export async function formats() {
 }
 
 let identity = null;
-/** Who the API takes this caller for (``/console/whoami``); never guessed by the page. */
-export async function whoami() {
-  if (!identity) {
-    identity = api("GET", "/console/whoami").catch((exc) => {
-      identity = null;
+/**
+ * Who the API takes this caller for (``/console/whoami``); never guessed by the page.
+ * ``fresh``: ask again (behind an authenticating proxy the identity may change between
+ * pages); else the latest answer, or the request in flight.
+ */
+export function whoami({ fresh = false } = {}) {
+  if (!identity || fresh) {
+    const asked = api("GET", "/console/whoami").catch((exc) => {
+      if (identity === asked) identity = null;
       throw exc;
     });
+    identity = asked;
   }
   return identity;
 }

@@ -60,6 +60,7 @@ async function show() {
     cleanup = null;
   }
   clearMessages();
+  showIdentity(); // asked again on every route: a proxy may have changed who this is
   if (pending) {
     notify(pending, "ok");
     pending = null;
@@ -90,10 +91,13 @@ async function show() {
   replace(page, h("p", { class: "error-page" }, "No such page. "), h("a", { href: "#/images" }, "Go to the images."));
 }
 
+let asking = 0;
 async function showIdentity() {
   const el = document.getElementById("identity");
+  const mine = ++asking;
   try {
-    const who = await whoami();
+    const who = await whoami({ fresh: true });
+    if (mine !== asking) return; // a later route asked again
     if (!who.auth) {
       el.textContent = "admin (tank-api runs without --auth)";
     } else {
@@ -101,6 +105,7 @@ async function showIdentity() {
       el.textContent = `project ${who.tenant || "—"} · ${roles}`;
     }
   } catch (exc) {
+    if (mine !== asking) return;
     el.textContent = exc.status === 401 ? "not signed in" : "identity unknown";
     notify(`Who you are could not be determined: ${exc.message}`);
   }
@@ -111,5 +116,4 @@ window.addEventListener("unhandledrejection", (event) => {
   notify(`Unexpected error: ${event.reason && event.reason.message ? event.reason.message : event.reason}`);
 });
 prefetchImages(...parseHash()); // before anything else: the images page's data
-showIdentity();
 show();
