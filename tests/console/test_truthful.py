@@ -234,3 +234,45 @@ def test_identity_is_asked_again_on_each_route(
     page.click("nav a[data-nav=images]")
     expect(identity).to_have_text("project admins · admin")
     assert not console.errors and not console.dialogs
+
+
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068"]
+BIDI += ["\u2069", "\u200e", "\u200f", "\u061c"]
+
+
+def test_bidirectional_controls_are_shown_not_obeyed(
+    tank: ApiServer, alice: Caller, bob: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    tag = f"bidi-{uuid.uuid4().hex[:6]}"
+    image = api.create(
+        name="\u202egnp.exe",
+        tags=[tag, "\u202egnp.exe"],
+        visibility="community",
+        **{"note\u2067": "".join(BIDI) + "x"},
+    )
+    console = open_console(tank, alice)
+    page = console.goto(f"images?tag={tag}")
+    assert wait_rows(page) == ["⟨U+202E⟩gnp.exe"]
+    chips = page.locator("table.images tbody .tag").all_inner_texts()
+    assert sorted(chips) == sorted([tag, "⟨U+202E⟩gnp.exe"]), chips
+    page.goto(f"{tank.url}/console/#/images/{image['id']}")
+    page.wait_for_selector("[data-section=tags] li.tag")
+    assert page.locator("h1.image-name").inner_text() == "⟨U+202E⟩gnp.exe"
+    tags = page.locator("li.tag span").all_inner_texts()
+    assert sorted(tags) == sorted([tag, "⟨U+202E⟩gnp.exe"]), tags
+    assert page.locator("[data-section=properties] th").inner_text() == "note⟨U+2067⟩"
+    labels = page.locator("li.tag button.remove").evaluate_all(
+        "buttons => buttons.map(b => b.getAttribute('aria-label'))"
+    )
+    assert "Remove tag ⟨U+202E⟩gnp.exe" in labels, labels
+    shown = page.locator("body").inner_text()
+    assert not any(c in shown for c in BIDI), [c for c in BIDI if c in shown]
+    # bob sees the property's value as text (not his to edit): each control marked
+    others = open_console(tank, bob)
+    bpage = others.goto(f"images/{image['id']}")
+    value = bpage.locator("[data-section=properties] td")
+    markers = "".join(f"⟨U+{ord(c):04X}⟩" for c in BIDI)
+    expect(value).to_have_text(markers + "x")
+    assert not console.errors and not console.dialogs
+    assert not others.errors and not others.dialogs

@@ -3,7 +3,7 @@
 // is queued again and os_glance_failed_import names the stores it failed for).
 
 import { api, formats, imagePath } from "./api.js";
-import { h, replace, routeHref } from "./dom.js";
+import { h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration } from "./format.js";
 import { notify } from "./main.js";
 
@@ -86,7 +86,7 @@ export async function render(container) {
       try {
         now = await api("GET", imagePath(image.id));
       } catch (exc) {
-        state.textContent = `The image could not be read: ${exc.message}`;
+        state.textContent = visible(`The image could not be read: ${exc.message}`);
         view.dataset.outcome = "failed";
         return;
       }
@@ -105,7 +105,7 @@ export async function render(container) {
         view.dataset.outcome = "failed";
         return;
       }
-      state.textContent = `${now.status}${now.os_glance_importing_to_stores ? ` to ${now.os_glance_importing_to_stores}` : ""} · ${elapsed}`;
+      state.textContent = visible(`${now.status}${now.os_glance_importing_to_stores ? ` to ${now.os_glance_importing_to_stores}` : ""} · ${elapsed}`);
       timer = setTimeout(poll, POLL_MS);
     };
     timer = setTimeout(poll, 300);

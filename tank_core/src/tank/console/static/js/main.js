@@ -1,7 +1,7 @@
 // The console's shell: hash routes to pages, the identity line, messages.
 
 import { whoami } from "./api.js";
-import { h, replace } from "./dom.js";
+import { h, replace, visible } from "./dom.js";
 import { prefetch as prefetchImages } from "./images.js";
 
 // Each page's module is loaded when first shown; the images page's, the one most visits
@@ -102,7 +102,7 @@ async function showIdentity() {
       el.textContent = "admin (tank-api runs without --auth)";
     } else {
       const roles = who.roles.length ? who.roles.join(", ") : "no roles";
-      el.textContent = `project ${who.tenant || "—"} · ${roles}`;
+      el.textContent = visible(`project ${who.tenant || "—"} · ${roles}`);
     }
   } catch (exc) {
     if (mine !== asking) return;

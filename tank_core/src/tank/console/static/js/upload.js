@@ -6,7 +6,7 @@
 
 import { api, formats, imagePath, patchImage } from "./api.js";
 import { errorMessage } from "./api.js";
-import { h, replace, routeHref } from "./dom.js";
+import { h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration, rate } from "./format.js";
 import { notify } from "./main.js";
 
@@ -95,7 +95,7 @@ export async function render(container) {
   let file = null;
   function choose(f) {
     file = f || null;
-    chosen.textContent = file ? `${file.name} (${bytes(file.size)})` : "No file chosen.";
+    chosen.textContent = file ? visible(`${file.name} (${bytes(file.size)})`) : "No file chosen.";
     if (!file) return;
     if (!name.value) name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
     if (!disk.value) {
@@ -265,7 +265,7 @@ async function start(file, meta, protect, store, panel) {
       state.textContent = "Upload cancelled: the image was deleted, nothing is stored.";
       view.dataset.outcome = "cancelled";
     } catch (exc) {
-      state.textContent = `Upload cancelled, but the image could not be deleted: ${exc.message}`;
+      state.textContent = visible(`Upload cancelled, but the image could not be deleted: ${exc.message}`);
       view.dataset.outcome = "cancel-failed";
     }
     return;
