@@ -65,7 +65,20 @@ export async function api(method, path, { json, contentType, signal, headers, ca
   }
 }
 
+/** A dot segment (``.`` or ``..``, encoded or not) is one the browser resolves away:
+ * ``/v2/images/.`` would ask for the listing, ``.../tags/..`` for the image itself. */
+function isDotSegment(part) {
+  return part === "." || part === "..";
+}
+
+/** ``/v2/images/{id}/...``; throws ApiError, asking nothing, for a dot segment (the id's:
+ * 404, no image has that id; another part's: 400, it cannot be sent in a URL). */
 export function imagePath(id, ...rest) {
+  if (isDotSegment(String(id))) throw new ApiError(404, `there is no image "${id}"`, "GET", "/v2/images");
+  const bad = rest.find((part) => isDotSegment(String(part)));
+  if (bad !== undefined) {
+    throw new ApiError(400, `"${bad}" cannot be sent as part of a URL (browsers resolve it as a path step)`, "", "");
+  }
   return ["/v2/images", encodeURIComponent(id), ...rest.map(encodeURIComponent)].join("/");
 }
 
@@ -98,13 +111,18 @@ export async function formats() {
 }
 
 let identity = null;
-/** Who the API takes this caller for (``/console/whoami``); never guessed by the page. */
-export async function whoami() {
-  if (!identity) {
-    identity = api("GET", "/console/whoami").catch((exc) => {
-      identity = null;
+/**
+ * Who the API takes this caller for (``/console/whoami``); never guessed by the page.
+ * ``fresh``: ask again (behind an authenticating proxy the identity may change between
+ * pages); else the latest answer, or the request in flight.
+ */
+export function whoami({ fresh = false } = {}) {
+  if (!identity || fresh) {
+    const asked = api("GET", "/console/whoami").catch((exc) => {
+      if (identity === asked) identity = null;
       throw exc;
     });
+    identity = asked;
   }
   return identity;
 }

@@ -46,6 +46,9 @@ export async function render(container, [id]) {
   ]);
   const base = new Set(Object.keys(schema.properties || {}));
   let alive = true;
+  /** Whether the caller may change ``image`` (owner or admin): others are not offered
+   * what the API would refuse. Unknown identity: everything is offered, the API decides. */
+  const mayChange = (image) => !who || !who.auth || who.is_admin || (Boolean(who.tenant) && who.tenant === image.owner);
 
   async function refresh() {
     let image;
@@ -94,8 +97,15 @@ export async function render(container, [id]) {
 
   function head(image) {
     const actions = h("div", { class: "actions" });
-    if (image.status === "active" || image.status === "deactivated") {
+    // a deactivated image's data is for admins only; other images have none to download
+    if (image.status === "active" || (image.status === "deactivated" && who && who.is_admin)) {
       actions.append(h("a", { class: "button", href: imagePath(id, "file"), download: image.name || id }, "Download"));
+    } else {
+      const why = image.status === "deactivated" ? "only an admin may download a deactivated image" : `no data to download: the image is ${image.status}`;
+      actions.append(h("button", { type: "button", "data-action": "download", disabled: true, title: why }, "Download"));
+    }
+    if (!mayChange(image)) {
+      return headWith(image, actions);
     }
     if (image.status === "active") {
       actions.append(h("button", { type: "button", "data-action": "deactivate", onclick: () => act("Deactivating", "deactivate") }, "Deactivate"));
@@ -126,6 +136,10 @@ export async function render(container, [id]) {
         "Delete",
       ),
     );
+    return headWith(image, actions);
+  }
+
+  function headWith(image, actions) {
     return h(
       "div",
       { class: "page-head" },
@@ -212,6 +226,7 @@ export async function render(container, [id]) {
       } else {
         input = h("input", { type: NUMBERS.has(key) ? "number" : "text", min: NUMBERS.has(key) ? 0 : null, name: key, value: image[key] ?? "" });
       }
+      input.disabled = !mayChange(image);
       inputs[key] = input;
       rows.push(h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, input)));
     }
@@ -223,7 +238,7 @@ export async function render(container, [id]) {
       if (!base.has(key) || EDITABLE.includes(key) || READ_ONLY.includes(key) || key === "tags" || key === "locations") continue;
       rows.push(h("tr", { "data-key": key }, h("th", { scope: "row" }, key), h("td", {}, shown(key, image[key]))));
     }
-    form.append(h("table", { class: "kv" }, h("tbody", {}, rows)), h("button", { type: "submit" }, "Save attributes"));
+    form.append(h("table", { class: "kv" }, h("tbody", {}, rows)), mayChange(image) ? h("button", { type: "submit" }, "Save attributes") : null);
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
       const ops = [];
@@ -247,6 +262,10 @@ export async function render(container, [id]) {
   function properties(image) {
     const extra = Object.keys(image).filter((k) => !base.has(k)).sort();
     const body = h("tbody", {});
+    if (!mayChange(image)) {
+      for (const key of extra) body.append(h("tr", { "data-property-row": key }, h("th", { scope: "row" }, key), h("td", {}, shown(key, image[key]))));
+      return section("Properties", extra.length ? h("table", { class: "kv properties" }, body) : h("p", { class: "muted" }, "No properties."));
+    }
     for (const key of extra) {
       const value = h("input", { type: "text", value: image[key], "aria-label": `Value of ${key}`, "data-property": key });
       body.append(
@@ -301,7 +320,7 @@ export async function render(container, [id]) {
           "li",
           { class: "tag", "data-tag": tag },
           h("span", {}, tag),
-          h("button", {
+          mayChange(image) && h("button", {
             type: "button", class: "remove", "aria-label": `Remove tag ${tag}`,
             onclick: async () => {
               await attempt(`Removing tag ${tag}`, () => api("DELETE", imagePath(id, "tags", tag)));
@@ -311,6 +330,8 @@ export async function render(container, [id]) {
         ),
       ),
     );
+    const none = (image.tags || []).length ? list : h("p", { class: "muted" }, "No tags.");
+    if (!mayChange(image)) return section("Tags", none);
     const input = h("input", { type: "text", name: "tag", placeholder: "new tag", "aria-label": "New tag", required: true });
     const form = h("form", { class: "inline", "data-form": "add-tag" }, input, h("button", { type: "submit" }, "Add tag"));
     form.addEventListener("submit", async (e) => {
@@ -322,7 +343,7 @@ export async function render(container, [id]) {
       }
       await refresh();
     });
-    return section("Tags", (image.tags || []).length ? list : h("p", { class: "muted" }, "No tags."), form);
+    return section("Tags", none, form);
   }
 
   function locations(image, stored) {
@@ -362,7 +383,7 @@ export async function render(container, [id]) {
       return section("Members", h("p", { class: "muted" }, `Only images with visibility "shared" have members; this one is ${image.visibility}.`));
     }
     const mine = who && who.tenant;
-    const isOwner = !who || who.is_admin || !who.auth || (mine && mine === image.owner);
+    const isOwner = mayChange(image);
     const parts = [];
     if (error) parts.push(h("p", { class: "error-text", role: "alert" }, `The members could not be listed: ${error}`));
     if (members && members.length) {

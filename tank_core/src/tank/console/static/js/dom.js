@@ -3,6 +3,15 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
+/** Bidirectional controls (marks, embeddings, overrides, isolates): in a name or tag they
+ * would reorder what is shown ("\u202Egnp.exe" reads "exe.png"). */
+const BIDI_CONTROLS = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/g;
+
+/** ``text`` with each bidirectional control shown as a marker such as ⟨U+202E⟩. */
+export function visible(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `⟨U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}⟩`);
+}
+
 function build(el, attrs, children) {
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value === undefined || value === null || value === false) continue;
@@ -14,6 +23,8 @@ function build(el, attrs, children) {
       Object.assign(el.dataset, value);
     } else if (key === "value" || key === "checked" || key === "disabled" || key === "selected") {
       el[key] = value;
+    } else if (key === "title" || key === "aria-label") {
+      el.setAttribute(key, visible(value)); // read by people, as the text is
     } else {
       el.setAttribute(key, value === true ? "" : String(value));
     }
@@ -22,11 +33,12 @@ function build(el, attrs, children) {
   return el;
 }
 
-/** Append children: nodes as they are, strings and numbers as text, arrays flattened. */
+/** Append children: nodes as they are, strings and numbers as text (bidirectional
+ * controls made visible), arrays flattened. */
 export function append(el, children) {
   for (const child of [children].flat(Infinity)) {
     if (child === undefined || child === null || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    el.append(child instanceof Node ? child : document.createTextNode(visible(child)));
   }
   return el;
 }

@@ -10,7 +10,10 @@ export const STATUSES = [
 ];
 const VISIBILITIES = ["public", "private", "shared", "community", "all"];
 const PAGE_SIZES = [25, 50, 100, 200];
-const FILTERS = ["name", "status", "visibility", "tag", "disk_format", "container_format"];
+/** ``member_status``: which images shared with the caller (v2 lists only accepted ones
+ * unless asked); any of them lists ``visibility=shared``. */
+const MEMBER_STATUSES = ["pending", "rejected", "all"];
+const FILTERS = ["name", "status", "visibility", "member_status", "tag", "disk_format", "container_format"];
 const COLUMNS = [
   { key: "name", label: "Name", sort: "name", dir: "asc" },
   { key: "status", label: "Status", sort: "status", dir: "asc" },
@@ -92,6 +95,10 @@ export function listUrl(state) {
   for (const key of ["status", "visibility", "tag", "disk_format", "container_format"]) {
     if (state[key]) q.set(key, state[key]);
   }
+  if (MEMBER_STATUSES.includes(state.member_status)) {
+    q.set("visibility", "shared");
+    q.set("member_status", state.member_status);
+  }
   q.set("sort", state.sort);
   q.set("limit", String(state.limit));
   if (state.marker) q.set("marker", state.marker);
@@ -131,6 +138,7 @@ export async function render(container, params, query) {
     h("label", {}, h("span", {}, "Name"), nameInput),
     select("status", "Status", STATUSES, state.status, "any"),
     select("visibility", "Visibility", VISIBILITIES, state.visibility, "default"),
+    select("member_status", "Shared with me", MEMBER_STATUSES, state.member_status, "accepted"),
     h("label", {}, h("span", {}, "Tag"), tagInput),
     select("disk_format", "Disk format", state.disk_format ? [state.disk_format] : [], state.disk_format, "any"),
     select("container_format", "Container", state.container_format ? [state.container_format] : [], state.container_format, "any"),
@@ -173,9 +181,20 @@ export async function render(container, params, query) {
     go(next, { push: false });
   }
 
+  // images shared with the caller are those of visibility shared: that select follows
+  const visibilitySelect = form.querySelector("select[name=visibility]");
+  const memberSelect = form.querySelector("select[name=member_status]");
+  function sharedOnly() {
+    visibilitySelect.disabled = Boolean(memberSelect.value);
+    if (memberSelect.value) visibilitySelect.value = "shared";
+    visibilitySelect.title = memberSelect.value ? "Shared with me lists shared images" : "";
+  }
+  sharedOnly();
+
   let typing = null;
   form.addEventListener("change", (e) => {
     if (e.target === nameInput || e.target === tagInput) return;
+    if (e.target === memberSelect) sharedOnly();
     filterChanged();
   });
   for (const input of [nameInput, tagInput]) {

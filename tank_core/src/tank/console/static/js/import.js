@@ -1,9 +1,9 @@
-// Import from a URL: create the image, ask for a web-download import, then follow the
-// image's status until it is active (or the import failed: the image is queued again and
-// os_glance_failed_import names the stores it failed for).
+// Import from a URL: create the image, ask for a web-download import (refused: the image is
+// deleted again), then follow its status until it is active (or the import failed: the image
+// is queued again and os_glance_failed_import names the stores it failed for).
 
 import { api, formats, imagePath } from "./api.js";
-import { h, replace, routeHref } from "./dom.js";
+import { h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration } from "./format.js";
 import { notify } from "./main.js";
 
@@ -59,11 +59,20 @@ export async function render(container) {
       image = await api("POST", "/v2/images", {
         json: { name: name.value.trim(), disk_format: disk.value, container_format: cont.value, visibility: visibility.value },
       });
+    } catch (exc) {
+      notify(`The image could not be created: ${exc.message}`);
+      return;
+    }
+    try {
       await api("POST", imagePath(image.id, "import"), { json: { method: { name: "web-download", uri: url.value.trim() } } });
     } catch (exc) {
-      notify(`The import could not start: ${exc.message}`);
-      if (image) {
-        panel.replaceChildren(h("p", {}, "The image was created without data: ", h("a", { href: routeHref("images", image.id) }, image.name || image.id)));
+      // the import was refused: the image just created would stay queued and empty
+      try {
+        await api("DELETE", imagePath(image.id));
+        notify(`The import could not start: ${exc.message}. The image created for it was deleted.`);
+      } catch (gone) {
+        notify(`The import could not start: ${exc.message}. The image created for it is left without data (deleting it failed: ${gone.message}).`);
+        panel.replaceChildren(h("p", {}, "Delete it from its page: ", h("a", { href: routeHref("images", image.id) }, image.name || image.id)));
       }
       return;
     }
@@ -77,7 +86,7 @@ export async function render(container) {
       try {
         now = await api("GET", imagePath(image.id));
       } catch (exc) {
-        state.textContent = `The image could not be read: ${exc.message}`;
+        state.textContent = visible(`The image could not be read: ${exc.message}`);
         view.dataset.outcome = "failed";
         return;
       }
@@ -96,7 +105,7 @@ export async function render(container) {
         view.dataset.outcome = "failed";
         return;
       }
-      state.textContent = `${now.status}${now.os_glance_importing_to_stores ? ` to ${now.os_glance_importing_to_stores}` : ""} · ${elapsed}`;
+      state.textContent = visible(`${now.status}${now.os_glance_importing_to_stores ? ` to ${now.os_glance_importing_to_stores}` : ""} · ${elapsed}`);
       timer = setTimeout(poll, POLL_MS);
     };
     timer = setTimeout(poll, 300);

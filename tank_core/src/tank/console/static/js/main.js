@@ -1,7 +1,7 @@
 // The console's shell: hash routes to pages, the identity line, messages.
 
 import { whoami } from "./api.js";
-import { h, replace } from "./dom.js";
+import { h, replace, visible } from "./dom.js";
 import { prefetch as prefetchImages } from "./images.js";
 
 // Each page's module is loaded when first shown; the images page's, the one most visits
@@ -60,6 +60,7 @@ async function show() {
     cleanup = null;
   }
   clearMessages();
+  showIdentity(); // asked again on every route: a proxy may have changed who this is
   if (pending) {
     notify(pending, "ok");
     pending = null;
@@ -90,17 +91,21 @@ async function show() {
   replace(page, h("p", { class: "error-page" }, "No such page. "), h("a", { href: "#/images" }, "Go to the images."));
 }
 
+let asking = 0;
 async function showIdentity() {
   const el = document.getElementById("identity");
+  const mine = ++asking;
   try {
-    const who = await whoami();
+    const who = await whoami({ fresh: true });
+    if (mine !== asking) return; // a later route asked again
     if (!who.auth) {
       el.textContent = "admin (tank-api runs without --auth)";
     } else {
       const roles = who.roles.length ? who.roles.join(", ") : "no roles";
-      el.textContent = `project ${who.tenant || "—"} · ${roles}`;
+      el.textContent = visible(`project ${who.tenant || "—"} · ${roles}`);
     }
   } catch (exc) {
+    if (mine !== asking) return;
     el.textContent = exc.status === 401 ? "not signed in" : "identity unknown";
     notify(`Who you are could not be determined: ${exc.message}`);
   }
@@ -111,5 +116,4 @@ window.addEventListener("unhandledrejection", (event) => {
   notify(`Unexpected error: ${event.reason && event.reason.message ? event.reason.message : event.reason}`);
 });
 prefetchImages(...parseHash()); // before anything else: the images page's data
-showIdentity();
 show();

@@ -1,13 +1,12 @@
 // Uploading an image: create it (POST /v2/images), then send the file with
 // PUT /v2/images/{id}/file. XMLHttpRequest rather than fetch: it reports upload progress,
 // and like fetch it streams a File from disk (a file of many GiB is never read into
-// memory). Cancel aborts the transfer and deletes the image: the API puts an image whose
-// upload broke off back to "queued" with no data stored, and the delete removes that
-// empty record too, so nothing is left behind.
+// memory). Cancel aborts the transfer and deletes the image, so nothing is left behind.
+// A failed upload is reported with what the API then says of the image.
 
 import { api, formats, imagePath, patchImage } from "./api.js";
 import { errorMessage } from "./api.js";
-import { h, replace, routeHref } from "./dom.js";
+import { h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration, rate } from "./format.js";
 import { notify } from "./main.js";
 
@@ -96,7 +95,7 @@ export async function render(container) {
   let file = null;
   function choose(f) {
     file = f || null;
-    chosen.textContent = file ? `${file.name} (${bytes(file.size)})` : "No file chosen.";
+    chosen.textContent = file ? visible(`${file.name} (${bytes(file.size)})`) : "No file chosen.";
     if (!file) return;
     if (!name.value) name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
     if (!disk.value) {
@@ -149,6 +148,50 @@ export async function render(container) {
       submit.disabled = false;
     }
   });
+}
+
+/**
+ * After a failed upload, say what is true of the image: the API is asked again, as it may
+ * be queued (the server refused the data), still ``saving`` (the server did not see the
+ * connection break; it kills the image when the upload's lease expires), or deleted by
+ * someone else meanwhile (the server's 409). ``view.dataset.imageStatus``: what was found.
+ */
+async function explainFailure(image, why, state, view) {
+  const failed = h("span", { class: "error-text", role: "alert" }, `The upload failed: ${why}. `);
+  const remove = h("button", {
+    type: "button",
+    "data-action": "delete-failed",
+    onclick: async () => {
+      try {
+        await api("DELETE", imagePath(image.id));
+        state.textContent = "The image was deleted.";
+      } catch (exc) {
+        notify(`The image could not be deleted: ${exc.message}`);
+      }
+    },
+  }, "Delete the empty image");
+  let now;
+  try {
+    now = await api("GET", imagePath(image.id));
+  } catch (exc) {
+    view.dataset.imageStatus = exc.status === 404 ? "gone" : "unknown";
+    if (exc.status === 404) {
+      replace(state, failed, "The image no longer exists (it was deleted meanwhile); nothing is left to clean up.");
+    } else {
+      replace(state, failed, `What became of the image could not be read (${exc.message}). `, remove);
+    }
+    return;
+  }
+  view.dataset.imageStatus = now.status;
+  const link = h("a", { href: routeHref("images", image.id) }, "Open the image");
+  const says = {
+    queued: "The image is queued and holds no data: delete it, or upload its data again. ",
+    saving: "The server still counts the upload as running (status saving); when its lease expires the image is killed. It holds no data: delete it. ",
+    killed: "The image is killed and holds no data: delete it. ",
+    active: "Yet the image is active: its data arrived. ",
+  };
+  const text = says[now.status] || `The image is ${now.status}. `;
+  replace(state, failed, text, now.status === "active" ? link : remove);
 }
 
 async function start(file, meta, protect, store, panel) {
@@ -222,31 +265,16 @@ async function start(file, meta, protect, store, panel) {
       state.textContent = "Upload cancelled: the image was deleted, nothing is stored.";
       view.dataset.outcome = "cancelled";
     } catch (exc) {
-      state.textContent = `Upload cancelled, but the image could not be deleted: ${exc.message}`;
+      state.textContent = visible(`Upload cancelled, but the image could not be deleted: ${exc.message}`);
       view.dataset.outcome = "cancel-failed";
     }
     return;
   }
   if (xhr.status < 200 || xhr.status >= 300) {
     const why = xhr.status === 0 ? "the connection to the server broke" : errorMessage(xhr.status, xhr.statusText, xhr.responseText);
-    replace(
-      state,
-      h("span", { class: "error-text", role: "alert" }, `The upload failed: ${why}. The image is queued again without data. `),
-      h("button", {
-        type: "button",
-        "data-action": "delete-failed",
-        onclick: async () => {
-          try {
-            await api("DELETE", imagePath(image.id));
-            state.textContent = "The empty image was deleted.";
-          } catch (exc) {
-            notify(`The image could not be deleted: ${exc.message}`);
-          }
-        },
-      }, "Delete the empty image"),
-    );
     view.dataset.outcome = "failed";
     notify(`The upload of ${image.name || image.id} failed: ${why}`);
+    await explainFailure(image, why, state, view);
     return;
   }
   bar.value = bar.max;
