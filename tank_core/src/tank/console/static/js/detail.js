@@ -153,17 +153,18 @@ export async function render(container, [id]) {
     );
   }
 
+  // The page is shown again before the outcome is told: a message that came first
+  // would invite typing into forms the refresh is about to replace.
   async function act(what, action) {
-    if (await attempt(what, () => api("POST", imagePath(id, "actions", action))) !== undefined) {
-      notify(`${what} done.`, "ok");
-    }
+    const done = (await attempt(what, () => api("POST", imagePath(id, "actions", action)))) !== undefined;
     await refresh();
+    if (done) notify(`${what} done.`, "ok");
   }
 
   async function change(what, ops) {
     const result = await attempt(what, () => patchImage(id, ops));
-    if (result !== undefined) notify(`${what}: saved.`, "ok");
     await refresh();
+    if (result !== undefined) notify(`${what}: saved.`, "ok");
     return result !== undefined;
   }
 
@@ -338,10 +339,9 @@ export async function render(container, [id]) {
       e.preventDefault();
       const tag = input.value.trim();
       if (!tag) return;
-      if (await attempt(`Adding tag ${tag}`, () => api("PUT", imagePath(id, "tags", tag))) !== undefined) {
-        notify(`Tag ${tag} added.`, "ok");
-      }
+      const added = (await attempt(`Adding tag ${tag}`, () => api("PUT", imagePath(id, "tags", tag)))) !== undefined;
       await refresh();
+      if (added) notify(`Tag ${tag} added.`, "ok");
     });
     return section("Tags", none, form);
   }
@@ -439,10 +439,9 @@ export async function render(container, [id]) {
         e.preventDefault();
         const member = input.value.trim();
         if (!member) return;
-        if (await attempt(`Sharing with ${member}`, () => api("POST", imagePath(id, "members"), { json: { member } })) !== undefined) {
-          notify(`Shared with ${member}; they must accept it to see it in their list.`, "ok");
-        }
+        const shared = (await attempt(`Sharing with ${member}`, () => api("POST", imagePath(id, "members"), { json: { member } }))) !== undefined;
         await refresh();
+        if (shared) notify(`Shared with ${member}; they must accept it to see it in their list.`, "ok");
       });
       parts.push(form);
     }
