@@ -23,7 +23,9 @@ loopback server) gives this browser's own floor: the time to paint that table at
 Upload: the same ``--size`` file sent by the console's upload page (XMLHttpRequest PUT
 of a File) and by ``curl -T`` to ``PUT /v2/images/<id>/file``, interleaved, best of
 ``--runs`` each (the image record is created beforehand in both cases; only the data
-transfer is timed). Targets (issue #17): each paint <= 300 ms, browser / curl >= 0.8.
+transfer is timed). Beside them, the same XHR PUT to a loopback server that only reads the
+body: the browser's own ceiling here. Targets (issue #17): each paint <= 300 ms, browser /
+curl >= 0.8.
 """
 
 from __future__ import annotations
@@ -136,13 +138,60 @@ def static_table(folder: Path, url: str) -> None:
     )
 
 
+#: The null sink's page: a file input and an XHR PUT of its file, timed as the console's.
+SINK_PAGE = b"""<!doctype html><html><body><input type=file id=f><script>
+window.put = () => new Promise((done) => { const x = new XMLHttpRequest();
+  const t0 = performance.now(); x.open("PUT", "/sink");
+  x.onloadend = () => done((performance.now() - t0) / 1000);
+  x.send(document.getElementById("f").files[0]); });
+</script></body></html>"""
+
+
 def serve_folder(folder: Path) -> str:
-    """A loopback HTTP server of ``folder`` in a thread; its URL."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
+    """A loopback HTTP server of ``folder`` in a thread; its URL. It also serves
+    ``/sink.html`` (:data:`SINK_PAGE`) and takes a PUT to ``/sink``, reading the body and
+    keeping none of it: the browser's upload with nothing behind it."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path != "/sink.html":
+                return super().do_GET()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(SINK_PAGE)))
+            self.end_headers()
+            self.wfile.write(SINK_PAGE)
+
+        def do_PUT(self) -> None:
+            left = int(self.headers["Content-Length"])
+            buffer = memoryview(bytearray(1 << 20))
+            while left and (got := self.rfile.readinto(buffer[: min(left, 1 << 20)])):
+                left -= got
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    handler = functools.partial(Quiet, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def sink_upload(browser: Any, url: str, path: Path) -> float:
+    """Seconds of the same XHR PUT of ``path`` to a server that only reads it."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/sink.html")
+        page.set_input_files("#f", str(path))
+        return float(page.evaluate("() => window.put()"))
+    finally:
+        context.close()
 
 
 def static_paint(browser: Any, url: str) -> float:
@@ -298,10 +347,11 @@ def main() -> None:
                 return
             source = work / "upload.raw"
             make_file(source, args.size)
-            browser_s, curl_s = [], []
+            browser_s, curl_s, sink_s = [], [], []
             for _ in range(args.upload_runs):
                 browser_s.append(browser_upload(browser, api.url, source))
                 curl_s.append(curl_upload(api.url, source))
+                sink_s.append(sink_upload(browser, static_url, source))
             browser.close()
             best_b, best_c = min(browser_s), min(curl_s)
             rate_b, rate_c = args.size / best_b / 2**20, args.size / best_c / 2**20
@@ -311,6 +361,10 @@ def main() -> None:
             print(f"  curl -T                      {best_c:6.2f} s  {rate_c:7.1f} MiB/s")
             print(f"  browser / curl               {ratio:6.2f}  target >= {TARGET_RATIO}"
                   f"  {verdict(ratio >= TARGET_RATIO)}")  # fmt: skip
+            best_s = min(sink_s)
+            rate_s = args.size / best_s / 2**20
+            print(f"  browser to a null sink       {best_s:6.2f} s  {rate_s:7.1f} MiB/s"
+                  "  [this browser's own ceiling: nothing behind the socket]")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"load average after: {load_average()}")
