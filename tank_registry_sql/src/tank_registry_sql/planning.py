@@ -21,13 +21,14 @@ is left to its own planner.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 
-from tank_registry_sql.schema import ImageRow, PropertyRow, TagRow, property_value_is
+from tank_registry_sql.queries import column_filter, property_match, tag_match
+from tank_registry_sql.schema import ImageRow, PropertyRow, TagRow
 
 #: Image columns whose equality filters are counted (each has an index of its own);
 #: ``id``, ``name`` and the checksums are selective enough to lead whatever they match.
@@ -73,22 +74,17 @@ def plan(conn: sa.Connection, filters: Mapping[str, Any], limit: int) -> Plan | 
     return Plan(lead)
 
 
-def _countable(filters: Mapping[str, Any]) -> Any:
-    """``(name, select of one row per match)`` for each counted filter."""
+def _countable(filters: Mapping[str, Any]) -> Iterator[tuple[str, sa.Select[Any]]]:
+    """``(name, select of one row per match)`` for each counted filter: the same
+    conditions the listing uses (:mod:`.queries`), on the filter's own table."""
     table = ImageRow.__table__
     for key in COUNTED_COLUMNS:
         if key in filters:
-            column = table.c[key]
-            value = filters[key]
-            match = (
-                column.in_([str(v) for v in value])
-                if isinstance(value, tuple)
-                else column == str(value)
-            )
+            match = column_filter(table.c[key], filters[key])
             yield key, sa.select(sa.literal(1)).select_from(ImageRow).where(match)
     for tag in filters.get("tags", ()):
-        yield f"tags:{tag}", sa.select(sa.literal(1)).select_from(TagRow).where(TagRow.tag == tag)
+        yield f"tags:{tag}", sa.select(sa.literal(1)).select_from(TagRow).where(*tag_match(tag))
     for key, value in filters.items():
         if key.startswith("property-"):
-            match = [PropertyRow.name == key[len("property-") :], *property_value_is(value)]
-            yield key, sa.select(sa.literal(1)).select_from(PropertyRow).where(*match)
+            rows = sa.select(sa.literal(1)).select_from(PropertyRow)
+            yield key, rows.where(*property_match(key, value))

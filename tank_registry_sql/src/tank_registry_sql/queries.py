@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from tank.model import FIELDS, Context, Image, ListQuery, Location, Status, Visibility
-from tank_registry_sql.planning import Plan
 from tank_registry_sql.schema import (
     VISIBLE_TO_ALL,
     ImageRow,
@@ -24,6 +23,9 @@ from tank_registry_sql.schema import (
     TagRow,
     property_value_is,
 )
+
+if TYPE_CHECKING:
+    from tank_registry_sql.planning import Plan
 
 IMAGE_COLUMNS = tuple(ImageRow.__table__.c)
 COLUMN_NAMES = tuple(c.name for c in IMAGE_COLUMNS)
@@ -190,7 +192,8 @@ def list_statement(
     )
 
 
-def _column_filter(column: Any, value: Any) -> sa.ColumnElement[bool]:
+def column_filter(column: Any, value: Any) -> sa.ColumnElement[bool]:
+    """``column`` equal to ``value``, or to any of a tuple of values."""
     if isinstance(value, tuple):
         return column.in_([str(v) for v in value])
     return column == str(value)
@@ -212,10 +215,10 @@ def _filter_conditions(
     table = ImageRow.__table__
     for key, value in filters.items():
         if key in ("disk_format", "container_format", "status", "owner"):
-            condition = _column_filter(table.c[key], value)
+            condition = column_filter(table.c[key], value)
             yield plan.wrap(key, condition) if plan else condition
         elif key in ("id", "name", "checksum", "os_hash_value"):
-            yield _column_filter(table.c[key], value)
+            yield column_filter(table.c[key], value)
         elif key == "visibility":
             if value != "all":
                 yield ImageRow.visibility == value.value
@@ -226,7 +229,7 @@ def _filter_conditions(
                 yield _COMPARE[op](table.c[key], when)
         elif key == "tags":
             for tag in value:
-                yield _has(TagRow, [TagRow.tag == tag], f"tags:{tag}", plan)
+                yield _has(TagRow, tag_match(tag), f"tags:{tag}", plan)
         elif key == "size_min":
             yield ImageRow.size >= value
         elif key == "size_max":
@@ -236,11 +239,19 @@ def _filter_conditions(
                 public = ImageRow.visibility == Visibility.PUBLIC.value
                 yield public if value else sa.not_(public)
         elif key.startswith("property-"):
-            name = key[len("property-") :]
-            match = [PropertyRow.name == name, *property_value_is(value)]
-            yield _has(PropertyRow, match, key, plan)
+            yield _has(PropertyRow, property_match(key, value), key, plan)
         else:  # ListQuery validated the keys; a new one must be handled here
             raise AssertionError(f"unhandled list filter {key!r}")
+
+
+def tag_match(tag: str) -> list[sa.ColumnElement[bool]]:
+    """The ``image_tags`` rows of ``tag``."""
+    return [TagRow.tag == tag]
+
+
+def property_match(key: str, value: str) -> list[sa.ColumnElement[bool]]:
+    """The ``image_properties`` rows a ``property-<name>`` filter ``key`` matches."""
+    return [PropertyRow.name == key[len("property-") :], *property_value_is(value)]
 
 
 def _has(
