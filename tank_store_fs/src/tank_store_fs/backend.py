@@ -247,7 +247,11 @@ class FilesystemBackend(Backend):
         return self._stat(location).st_size
 
     def remove(self, location: str) -> None:
-        name = self._name_of(location)
+        self._unlink(self._name_of(location), location)
+
+    def _unlink(self, name: str, location: str) -> None:
+        """Delete the regular file ``name`` of the data directory (``location`` names it
+        in errors); a link or anything else there is refused, not followed."""
         try:
             with self._dir() as dir_fd:
                 self._regular(_lstat(name, dir_fd), location)
@@ -325,13 +329,7 @@ class FilesystemBackend(Backend):
         name = item.handle
         if not isinstance(name, str) or not _TEMP_NAME.fullmatch(name):
             raise errors.Invalid(f"store {self.name!r} did not list {item.name}")
-        location = self._location(name)
-        try:
-            with self._dir() as dir_fd:
-                self._regular(_lstat(name, dir_fd), location)
-                os.unlink(name, dir_fd=dir_fd)
-        except OSError as exc:
-            raise self._error(exc, "deleting", location) from exc
+        self._unlink(name, self._location(name))
 
     def canonical_location(self, location: str) -> str:
         """``file://<datadir>/<name>``, however the file was spelled (``FILE://``,
