@@ -31,6 +31,7 @@ curl >= 0.8.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import html
 import http.server
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.console
 from tests.console.chromium import CHROMIUM_ARGS, chromium_path
 from tests.console.seeding import seed
 
+#: Every paint is timed in a window of this size.
+VIEWPORT = {"width": 1280, "height": 800}
 TARGET_MS = 300.0
 TARGET_RATIO = 0.8
 
@@ -182,36 +186,37 @@ def serve_folder(folder: Path) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
+@contextlib.contextmanager
+def fresh_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A page in a new browser context (empty cache, no cookies), closed after; every
+    timed run starts in one."""
+    context = browser.new_context(**options)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def sink_upload(browser: Any, url: str, path: Path) -> float:
     """Seconds of the same XHR PUT of ``path`` to a server that only reads it."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
+    with fresh_page(browser) as page:
         page.goto(f"{url}/sink.html")
         page.set_input_files("#f", str(path))
         return float(page.evaluate("() => window.put()"))
-    finally:
-        context.close()
 
 
 def static_paint(browser: Any, url: str) -> float:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
+    with fresh_page(browser, viewport=VIEWPORT) as page:
         page.goto(f"{url}/index.html")
         times = page.evaluate(ELEMENT_TIMES, "static-table")
-        if "static-table" not in times:
-            sys.exit("the static table was not painted")
-        return float(times["static-table"])
-    finally:
-        context.close()
+    if "static-table" not in times:
+        sys.exit("the static table was not painted")
+    return float(times["static-table"])
 
 
 def page_timings(browser: Any, url: str) -> dict[str, float]:
     """One fresh context: the images page, a status filter, a tag filter, a sort."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
+    with fresh_page(browser, viewport=VIEWPORT) as page:
         page.goto(f"{url}/console/#/images")
         first_rendered(page)
         fcp = page.evaluate(
@@ -232,8 +237,6 @@ def page_timings(browser: Any, url: str) -> dict[str, float]:
         rendered(page, 4)
         out["sort by name → painted"] = paint_of(page, 4) - last_filter_start(page)
         return out
-    finally:
-        context.close()
 
 
 #: The listing each measured view asks the API for (as the console builds it).
@@ -259,9 +262,7 @@ def api_ms(url: str, query: str, runs: int) -> float:
 
 def browser_upload(browser: Any, url: str, path: Path) -> float:
     """Seconds of the console's PUT of ``path`` (from its own timing of the XHR)."""
-    context = browser.new_context()
-    try:
-        page = context.new_page()
+    with fresh_page(browser) as page:
         page.goto(f"{url}/console/#/upload")
         page.set_input_files("input[type=file]", str(path))
         page.fill("input[name=name]", "bench-browser")
@@ -273,8 +274,6 @@ def browser_upload(browser: Any, url: str, path: Path) -> float:
             sys.exit(f"browser upload failed: {view.inner_text()}")
         image_id = view.get_attribute("data-image")
         seconds = float(view.get_attribute("data-seconds"))
-    finally:
-        context.close()
     requests.delete(f"{url}/v2/images/{image_id}", timeout=60)
     return seconds
 
