@@ -423,15 +423,6 @@ class HttpServer:
                 send_error(sock, "HTTP/1.1", exc.status, exc.message)
                 self._finish(channel, keep=False)
                 return
-            exchange = Exchange(
-                self.app,
-                channel,
-                head,
-                (self.host, self.port),
-                self.name,
-                self.after_large_transfer,
-                self.floor,
-            )
             with_body = bool(head.length)  # a length, or -1: chunked
             if with_body and not self._take_body_thread():
                 send_error(
@@ -443,6 +434,15 @@ class HttpServer:
                 )
                 self._finish(channel, keep=False)
                 return
+            exchange = Exchange(
+                self.app,
+                channel,
+                head,
+                (self.host, self.port),
+                self.name,
+                self.after_large_transfer,
+                self.floor,
+            )
             try:
                 keep = exchange.run() and not self._stopping.is_set()
             finally:
