@@ -46,6 +46,10 @@ class Recorder:
         self.events.append(("upload_started", image.id, store))
 
     @hookimpl
+    def tank_image_data_stored(self, image, store):  # type: ignore[no-untyped-def]
+        self.events.append(("data_stored", image.id, store))
+
+    @hookimpl
     def tank_image_upload_failed(self, image, reason):  # type: ignore[no-untyped-def]
         self.events.append(("upload_failed", image.id, reason))
 

@@ -31,6 +31,7 @@ LIFECYCLE = {
     "deleted",
     "killed",
     "upload_started",
+    "data_stored",
     "upload_failed",
     "sent",
 }
@@ -96,6 +97,11 @@ class Wrapper:
     @hookimpl(wrapper=True)
     def tank_image_upload_started(self, image):  # type: ignore[no-untyped-def]
         self._saw("tank_image_upload_started", image)
+        return (yield)
+
+    @hookimpl(wrapper=True)
+    def tank_image_data_stored(self, image):  # type: ignore[no-untyped-def]
+        self._saw("tank_image_data_stored", image)
         return (yield)
 
     @hookimpl(wrapper=True)
@@ -170,6 +176,7 @@ def test_each_event_is_one_hook_call(traced) -> None:  # type: ignore[no-untyped
     assert events == [
         ("created", image.id),
         ("upload_started", image.id),
+        ("data_stored", image.id),
         ("activated", image.id),
         ("updated", image.id),
         ("sent", image.id),

@@ -44,7 +44,9 @@ def test_upload_download_round_trip(service: ImageService, recorder) -> None:  #
     assert image.store == "file" and image.location.startswith("file://")
     assert read_all(service, image.id) == data
     assert read_all(service, image.id, offset=10, length=100) == data[10:110]
-    assert [e[0] for e in recorder.events] == ["created", "upload_started", "activated"]
+    assert [e[0] for e in recorder.events] == [
+        "created", "upload_started", "data_stored", "activated",
+    ]  # fmt: skip
     assert service.get(image.id, context=ADMIN).checksum == image.checksum
 
 

@@ -197,7 +197,7 @@ def test_the_documented_hooks_are_the_real_ones() -> None:
     """As datasette's docs test: the README's table lists exactly the hooks of
     tank.hookspecs, each with its arguments, in order."""
     specified = specified_hooks()
-    assert len(specified) == 15
+    assert len(specified) == 16
     assert documented_hooks() == specified
     plugins = make_plugin_manager(autoload=False)
     assert sorted(n for n in dir(plugins.pm.hook) if n.startswith("tank_")) == sorted(specified)

@@ -432,17 +432,20 @@ def test_web_download_imports_send_upload_events_and_errors(
             ids.append(image["id"])
         good, bad = ids
         events = receiver.wait_for(
-            lambda got: (
-                sequence(got, good)[-1:] == ["image.update"]
-                and sequence(got, bad)[-1:] == ["image.update"]
+            lambda got: (  # the import's start is an image.update too
+                sequence(got, good)[-2:] == ["image.activate", "image.update"]
+                and sequence(got, bad)[-2:] == ["image.upload:ERROR", "image.update"]
             )
         )
     finally:
         files.shutdown()
         files.server_close()
     assert sequence(events, good) == [
-        "image.create", "image.prepare", "image.upload", "image.activate", "image.update",
+        "image.create", "image.update", "image.prepare", "image.upload", "image.activate",
+        "image.update",
     ]  # fmt: skip
+    started_update = [e["payload"] for e in events if about(good)(e)][1]
+    assert started_update["status"] == "importing"
     prepare = next(e["payload"] for e in events if e["event_type"] == "image.prepare"
                    and about(good)(e))  # fmt: skip
     assert set(prepare) == IMAGE_KEYS | IMPORT_KEYS | {"backend"}  # as an upload's
@@ -453,17 +456,20 @@ def test_web_download_imports_send_upload_events_and_errors(
                   and about(good)(e))  # fmt: skip
     assert upload["checksum"] == hashlib.md5(IMPORTED).hexdigest()
     # the download failed: nothing was written to a store, so no image.prepare
-    assert sequence(events, bad) == ["image.create", "image.upload:ERROR", "image.update"]
+    assert sequence(events, bad) == [
+        "image.create", "image.update", "image.upload:ERROR", "image.update",
+    ]  # fmt: skip
     restored = [e["payload"] for e in events if about(bad)(e)][-1]
     assert restored["status"] == "queued"
     assert restored["properties"]["os_glance_failed_import"] == "file"
 
 
-def test_imports_send_image_prepare_once_per_store(
+def test_imports_send_image_prepare_and_upload_once_per_store(
     notifying_api: Callable[..., ApiServer], receiver: Receiver, tmp_path: Path
 ) -> None:
-    """Glance's import sets the data store by store through its notifying proxy: an
-    ``image.prepare`` before each store's write, the stores still to do listed in it;
+    """Glance's import saves the image as it starts (``image.update``) and sets the data
+    store by store through its notifying proxy: an ``image.prepare`` before and an
+    ``image.upload`` after each store's write, the stores still to do listed in each;
     copy-image too (its image stays active: no image.activate)."""
     stores = "".join(
         f'[stores.{name}]\ntype = "file"\ndatadir = "{tmp_path / name}"\n'
@@ -496,18 +502,21 @@ def test_imports_send_image_prepare_once_per_store(
     copy = {"method": {"name": "copy-image"}, "stores": ["third"]}
     started = requests.post(f"{v2}/images/{iid}/import", json=copy, headers=admin, timeout=10)
     assert started.status_code == 202, started.text
-    events = receiver.wait_for(lambda got: sequence(got, iid).count("image.prepare") == 3)
+    events = receiver.wait_for(lambda got: sequence(got, iid).count("image.upload") == 3)
 
-    assert sequence(events, iid)[:7] == [
+    assert sequence(events, iid) == [
         "image.create",
+        "image.update",  # importing
         "image.prepare",  # file
+        "image.upload",
         "image.prepare",  # second
         "image.upload",
         "image.activate",
         "image.update",
-        "image.prepare",  # third (copy-image)
+        "image.update",  # copy-image starts
+        "image.prepare",  # third
+        "image.upload",
     ]
-    assert "image.activate" not in sequence(events, iid)[6:]
     prepares = [
         e["payload"] for e in events if e["event_type"] == "image.prepare" and about(iid)(e)
     ]
@@ -521,3 +530,16 @@ def test_imports_send_image_prepare_once_per_store(
         ("third", "active", ["third"]),
     ]
     assert prepares[2]["checksum"] == hashlib.md5(IMPORTED).hexdigest()
+    uploads = [e["payload"] for e in events if e["event_type"] == "image.upload" and about(iid)(e)]
+    for payload in uploads:
+        assert set(payload) == IMAGE_KEYS | IMPORT_KEYS  # as an upload's: no backend
+        assert payload["checksum"] == hashlib.md5(IMPORTED).hexdigest()
+    # each as recorded once its store holds the data: that store no longer to do
+    assert [(p["status"], p["os_glance_importing_to_stores"]) for p in uploads] == [
+        ("importing", ["second"]),
+        ("importing", []),
+        ("active", []),
+    ]
+    copying = [e["payload"] for e in events if about(iid)(e)][8]
+    assert copying["status"] == "active"
+    assert copying["properties"]["os_glance_importing_to_stores"] == "third"

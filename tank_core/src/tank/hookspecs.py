@@ -141,7 +141,8 @@ def tank_image_activated(image: Image, context: Context) -> None:
 
 @hookspec
 def tank_image_updated(image: Image, previous: Image, context: Context) -> None:
-    """An image's metadata was changed by a user (not by the upload lifecycle).
+    """An image's metadata was changed by a user (not by the upload lifecycle), or an
+    import began (status ``importing``, or the stores a copy-image writes to listed).
 
     :param image: the image after the change.
     :param previous: the image before the change.
@@ -182,6 +183,23 @@ def tank_image_upload_started(image: Image, store: str, context: Context) -> Non
         or ``active``, with the formats its data is written as, and
         ``os_glance_importing_to_stores`` still listing ``store``).
     :param store: the name of the store the data is written to.
+    :param context: who asked.
+    :return: ignored.
+    """
+
+
+@hookspec
+def tank_image_data_stored(image: Image, store: str, context: Context) -> None:
+    """An image's data was written to ``store`` and recorded: an upload's, just before
+    :func:`tank_image_activated`; an import's, once per target store (copy-image
+    included), as Glance's import sets the data store by store. Not called for a
+    location registered or handed over (Tank wrote no data).
+
+    :param image: the image as recorded with the new location (an upload's: ``active``;
+        an import's: ``importing``, or ``active`` for copy-image, with
+        ``os_glance_importing_to_stores`` no longer listing ``store``, and the size,
+        checksums and formats of the data written, which an import records as it ends).
+    :param store: the name of the store the data was written to.
     :param context: who asked.
     :return: ignored.
     """

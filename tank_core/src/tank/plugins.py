@@ -186,6 +186,9 @@ class Plugins:
             self.pm.hook.tank_image_upload_started, image=image, store=store, context=context
         )
 
+    def image_data_stored(self, *, image: Image, store: str, context: Context) -> None:
+        self._notify(self.pm.hook.tank_image_data_stored, image=image, store=store, context=context)
+
     def image_upload_failed(self, *, image: Image, reason: str, context: Context) -> None:
         self._notify(
             self.pm.hook.tank_image_upload_failed, image=image, reason=reason, context=context

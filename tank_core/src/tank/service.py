@@ -553,6 +553,7 @@ class ImageService:
             self._discard(backend.name, stored.location)
             self._kill(image, context, exc, failed)
             raise
+        self.plugins.image_data_stored(image=image, store=backend.name, context=context)
         self.plugins.image_activated(image=image, context=context)
         return image
 

@@ -252,7 +252,7 @@ def _write(service: ImportService, task: Task, name: str, final: Data, image: Im
     task.written.append(location)
     try:
         image = service.registry_get(task.image_id)
-        service.record(
+        recorded = service.record(
             task,
             locations=(*image.locations, location),
             props={state.IMPORTING: _left(task, name)},
@@ -261,6 +261,11 @@ def _write(service: ImportService, task: Task, name: str, final: Data, image: Im
         task.written.remove(location)
         _delete(service, location)
         raise
+    data = {"size": final.size, "checksum": final.md5}
+    data.update(os_hash_algo=final.hash_algo, os_hash_value=final.hash_value, **formats)
+    service.images.plugins.image_data_stored(  # Glance's image.upload, per store
+        image=attrs.evolve(recorded, **data), store=name, context=service.admin
+    )
 
 
 def _left(task: Task, done: str, failed: Iterable[str] = ()) -> str:

@@ -380,7 +380,7 @@ class ImportService:
             },
         )
         with self._claiming(image.id, task.id) as live:
-            self.images.registry.update(
+            claimed = self.images.registry.update(
                 image.id,
                 changes,
                 context=self.admin,
@@ -388,6 +388,9 @@ class ImportService:
                 expected_status=image.status,
                 **({} if check is None else {"quota": check}),
             )
+            # Glance saves the image through its notifying repository here: image.update,
+            # before the job's own events
+            self.images.plugins.image_updated(image=claimed, previous=image, context=context)
             try:
                 future = self.runner.submit(image.id, lambda: job.run(self, task))
             except BaseException:

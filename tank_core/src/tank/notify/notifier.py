@@ -8,9 +8,13 @@ Which events, as Glance sends them (``glance/notifier.py``, ``glance/api/v2/``):
   ``image.upload``, ``image.activate`` and ``image.update`` (now ``active``) once the
   image is recorded active; if it fails, ``image.upload`` at ERROR priority (its payload
   a message, as Glance's) and ``image.update`` (``queued`` again, or ``killed``);
-* an import: ``image.prepare`` as it starts writing to each of its stores (Glance's
-  import sets the data through the same notifying proxy, once per store), then as an
-  upload's end (copy-image: no ``image.upload``/``image.activate``, the image was active);
+* an import: ``image.update`` as it starts (now ``importing``; copy-image: the stores it
+  writes to listed), then, as Glance's import sets the data through the same notifying
+  proxy store by store, ``image.prepare`` before and ``image.upload`` after each store's
+  write, and ``image.activate`` and ``image.update`` once the image is active
+  (copy-image: no ``image.activate``, the image was active already);
+* a location registered or handed over: ``image.activate`` and ``image.update``, no
+  ``image.upload`` (Tank received no data);
 * ``image.update`` for every change of metadata, tags, deactivate and reactivate;
 * ``image.delete`` (``deleted`` true, ``deleted_at`` set);
 * ``image.send`` when a download ends (ERROR if fewer bytes went out than announced);
@@ -32,7 +36,7 @@ import attrs
 import tank
 from tank import config as config_mod
 from tank.errors import ConfigError
-from tank.model import Context, Image, Location, Member, Status
+from tank.model import Context, Image, Member, Status
 from tank.notify import events
 from tank.notify.events import ERROR, Event
 from tank.notify.sink import Sink
@@ -177,15 +181,17 @@ class Notifier:
 
     @tank.hookimpl
     def tank_image_upload_started(self, image: Image, store: str) -> None:
-        if image.status is Status.SAVING:  # an upload's status change (an import's: none)
+        if image.status is Status.SAVING:  # an upload's status change (an import's: its own)
             self.emit("image.update", events.image_payload(image))
         payload = {**events.image_payload(image), **events.import_state(image), "backend": store}
         self.emit("image.prepare", payload)
 
     @tank.hookimpl
+    def tank_image_data_stored(self, image: Image) -> None:
+        self.emit("image.upload", {**events.image_payload(image), **events.import_state(image)})
+
+    @tank.hookimpl
     def tank_image_activated(self, image: Image) -> None:
-        if any(_written(loc) for loc in image.locations):  # not for a registered location
-            self.emit("image.upload", {**events.image_payload(image), **events.import_state(image)})
         self.emit("image.activate", events.image_payload(image))
         self.emit("image.update", events.image_payload(image))
 
@@ -220,7 +226,3 @@ class Notifier:
     @tank.hookimpl
     def tank_member_deleted(self, member: Member) -> None:
         self.emit("image.member.delete", events.member_payload(member, deleted=True))
-
-
-def _written(location: Location) -> bool:
-    return location.owned
