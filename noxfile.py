@@ -2,9 +2,9 @@
 
 Nothing is listed by hand: every top-level ``tank_*/pyproject.toml`` is a distribution.
 
-    nox -s lint docs tests_all # what CI runs (and the README's test command)
+    nox -s lint typecheck docs tests_all # what CI runs (and the README's test command)
     nox -s "tests(package='tank_store_s3')"
-    nox -s example typecheck compat
+    nox -s example compat
     nox -s build               # every wheel and sdist into dist/
 
 ``tests_all`` starts the project's throwaway test servers (PostgreSQL, Swift, Ceph, RabbitMQ) with

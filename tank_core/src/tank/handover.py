@@ -178,7 +178,7 @@ class LocationHandover:
             changes,
             context=context,
             expected_status=Status.QUEUED,
-            **({} if check is None else {"quota": check}),
+            **quotas.quota_kwargs(check),
         )
         log.info(
             "image %s: location %s in store %s handed over (%d bytes); verifying",

@@ -195,6 +195,12 @@ def check_for(limits: Mapping[str, int], **reserve: int) -> QuotaCheck | None:
     )
 
 
+def quota_kwargs(check: QuotaCheck | None) -> dict[str, Any]:
+    """``quota=check`` for :meth:`Registry.update`, or nothing when nothing is limited
+    (a registry without quota support is then never handed the argument)."""
+    return {} if check is None else {"quota": check}
+
+
 def metered(
     data: DataSource,
     registry: Registry,

@@ -498,7 +498,7 @@ class ImageService:
                     {"status": Status.SAVING, "properties": {HEARTBEAT: heartbeat_now()}},
                     context=context,
                     expected_status=Status.QUEUED,
-                    **({} if check is None else {"quota": check}),
+                    **quotas.quota_kwargs(check),
                 )
             except errors.QuotaExceeded as exc:
                 if failed is Status.KILLED:  # v1: a failed upload kills its image
@@ -506,7 +506,7 @@ class ImageService:
                 raise
             self.plugins.image_upload_started(image=image, store=backend.name, context=context)
             try:
-                check = self.format_check(image)
+                inspection = self.format_check(image)
                 stored = backend.add(
                     image.id,
                     lease.stream(
@@ -523,15 +523,15 @@ class ImageService:
                     checksum=checksum,
                     max_size=self.image_size_cap,
                     hash_algo=self.hashing_algorithm,
-                    check=check,
+                    check=inspection,
                 )
             except BaseException as exc:
                 lease.end()
                 self._kill(image, context, exc, failed)
                 raise
         inspected = {}
-        if check is not None and check.virtual_size and image.disk_format:
-            inspected["virtual_size"] = check.virtual_size
+        if inspection is not None and inspection.virtual_size and image.disk_format:
+            inspected["virtual_size"] = inspection.virtual_size
         try:
             image = self.registry.update(
                 image.id,
@@ -684,12 +684,9 @@ class ImageService:
         # a format change is conditional on the status it was allowed in: an upload that
         # starts meanwhile has chosen its inspection by the old formats
         reformat = check_format_change(previous, fields)
+        condition: dict[str, Any] = {"expected_status": Status.QUEUED} if reformat else {}
         image = self.registry.update(
-            image_id,
-            fields,
-            context=context,
-            purge_props=purge_props,
-            **({"expected_status": Status.QUEUED} if reformat else {}),
+            image_id, fields, context=context, purge_props=purge_props, **condition
         )
         self.plugins.image_updated(image=image, previous=previous, context=context)
         return image

@@ -56,7 +56,7 @@ def usage(
     size_res = sa.orm.aliased(ReservationRow)
     stage_res = sa.orm.aliased(ReservationRow)
     copying_prop = sa.orm.aliased(PropertyRow)
-    locations: sa.ColumnElement[Any] = ImageRow.locations
+    locations: Any = ImageRow.locations  # a column, cast to JSON on PostgreSQL
     if conn.dialect.name == "postgresql":
         locations = sa.cast(locations, sa.JSON)
     count = sa.func.json_array_length(locations)

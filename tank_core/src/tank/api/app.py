@@ -212,9 +212,11 @@ class Api(WebApp):
 
     def route(self, req: Request, path: str, quoted: bool) -> Match | None:
         """The handler; its template (a metrics label) names the API version."""
+        match: Match | None
         if self.console.enabled and (path == "/console" or path.startswith("/console/")):
-            match = console_match(path, req.method, quoted=quoted)
-            return None if match is None else attrs.evolve(match, template="/console/")
+            return attrs.evolve(
+                console_match(path, req.method, quoted=quoted), template="/console/"
+            )
         if path == "/v2" or path.startswith("/v2/"):
             match = V2.match(path[3:] or "/", req.method, quoted=quoted)
             return None if match is None else attrs.evolve(match, template="/v2" + match.template)

@@ -272,7 +272,7 @@ class ImportService:
                 },
                 context=self.admin,
                 expected_status=Status.QUEUED,
-                **({} if check is None else {"quota": check}),
+                **quotas.quota_kwargs(check),
             )
             try:
                 chunks = quotas.metered(
@@ -386,7 +386,7 @@ class ImportService:
                 context=self.admin,
                 purge_props=True,
                 expected_status=image.status,
-                **({} if check is None else {"quota": check}),
+                **quotas.quota_kwargs(check),
             )
             # Glance saves the image through its notifying repository here: image.update,
             # before the job's own events
@@ -477,7 +477,7 @@ class ImportService:
             # the import's last write ends its quota reservations (copy-image keeps
             # its status, which would end them otherwise; an import failed by recovery
             # no longer knows whether it held any)
-            extra = {"quota": RELEASE} if final else {}
+            extra: dict[str, Any] = {"quota": RELEASE} if final else {}
             return self.images.registry.update(
                 task.image_id,
                 changes,

@@ -37,7 +37,7 @@ class MethodNotAllowed(errors.TankError):
 @attrs.frozen
 class Match:
     handler: Handler
-    params: dict[str, str]
+    params: dict[str, Any]
     #: The route's path template (``/images/{image_id}``): a label for metrics.
     template: str = ""
 

@@ -16,7 +16,7 @@ from tank.web.server import HttpServer, WSGIApp
 
 
 def make_server(
-    app: WSGIApp, host: str, port: int, *, threads: int, name: str, **options: float
+    app: WSGIApp, host: str, port: int, *, threads: int, name: str, **options: float | None
 ) -> HttpServer:
     """The HTTP server for one of Tank's commands: glibc tuned for big transfers
     (fewer arenas, if the command did not cap them earlier; free memory handed back after
