@@ -182,3 +182,56 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
         feeder.join()
         for conn in trickling:
             conn.close()
+
+
+def test_stalled_downloads_leave_threads_for_everyone_else(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """Downloads are capped as uploads are: readers that stop reading a large image hold
+    at most ``download_threads`` (3 of 4 here); one more download gets 503 at once, in
+    both APIs, while listings and the console are still answered; once the stalled
+    readers hang up, their threads are free again and a download goes through whole."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 4\nmin_rate = 0\n")  # stalled readers stay
+    api = start_api("--config", str(config))
+    data = os.urandom(1 << 20) * 48  # more than loopback's socket buffers hold
+    body = {"name": "big", "disk_format": "raw", "container_format": "bare"}
+    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
+    put = requests.put(
+        f"{api.url}/v2/images/{image_id}/file",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
+    assert put.status_code == 204, put.text
+    stalled = []
+    try:
+        for _ in range(3):  # each reads the head, then nothing more
+            conn = RawHttp(api.port)
+            conn.send(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: tank\r\n\r\n".encode())
+            status, _ = conn.head(timeout=10)
+            assert status == 200
+            stalled.append(conn)
+        refused = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=10)
+        assert refused.status_code == 503, refused.text[:300]
+        assert "already sending image data to 3 clients" in refused.json()["error"]["message"]
+        assert requests.get(f"{api.url}/v1/images/{image_id}", timeout=10).status_code == 503
+        for _ in range(5):  # everyone else: answered, and quickly
+            started = time.monotonic()
+            assert requests.get(f"{api.url}/v2/images", timeout=5).status_code == 200
+            assert requests.get(f"{api.url}/console/", timeout=5).status_code == 200
+            assert requests.head(f"{api.url}/v1/images/{image_id}", timeout=5).status_code == 200
+            assert time.monotonic() - started < 5
+    finally:
+        for conn in stalled:
+            conn.close()
+    deadline = time.monotonic() + 15
+    while True:  # the server learns of the hang-ups as its sends fail
+        got = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=30)
+        if got.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert got.status_code == 200, got.text[:300]
+    assert hashlib.md5(got.content).hexdigest() == hashlib.md5(data).hexdigest()
+    for _ in range(4):  # no slot leaked: more downloads than the cap, one after another
+        assert requests.get(f"{api.url}/v1/images/{image_id}", timeout=30).status_code == 200

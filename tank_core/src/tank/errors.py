@@ -177,6 +177,13 @@ class StoreUnavailable(TankError):
     http_status = 503
 
 
+class Busy(TankError):
+    """This server is already doing as much of this kind of work as it may at once (image
+    data going out to ``download_threads`` clients); the client may retry later."""
+
+    http_status = 503
+
+
 class ShuttingDown(TankError):
     """The server is stopping and ended this request (an upload still running after the
     grace period); the client did nothing wrong and may retry."""

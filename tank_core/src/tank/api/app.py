@@ -18,6 +18,7 @@ import attrs
 from tank import errors
 from tank.api import health, images, members
 from tank.api.context import check_identity_encoding, context_from_headers
+from tank.api.transfer import Slots
 from tank.api.v2 import cache as v2_cache
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
@@ -35,6 +36,7 @@ from tank.service import ImageService
 from tank.web import Match, Request, Response, Router, WebApp
 from tank.web.app import ENV_CONTEXT
 from tank.web.routing import unquote_segment
+from tank.web.server import default_transfer_threads
 
 if TYPE_CHECKING:
     from tank.api.metrics import Metrics
@@ -73,10 +75,16 @@ class ApiConfig:
     #: slow uploads are open. Default: three quarters of ``threads``, leaving at least one.
     body_threads: int | None = attrs.field(default=None)
 
+    #: Threads that may be sending image data (downloads, v1 and v2) at once; another
+    #: download then gets 503 at once, so slow readers of large images cannot take every
+    #: thread either. Default: three quarters of ``threads``, leaving at least one.
+    download_threads: int | None = attrs.field(default=None)
+
     @body_threads.validator
+    @download_threads.validator
     def _fits_threads(self, attribute: attrs.Attribute[Any], value: int | None) -> None:
         if value is not None and not 1 <= value <= self.threads:
-            raise ValueError(f"body_threads must be from 1 to threads ({self.threads})")
+            raise ValueError(f"{attribute.name} must be from 1 to threads ({self.threads})")
 
     #: The multihash of every upload (``os_hash_algo``/``os_hash_value``): a hashlib
     #: name (Glance's key). The service reads it (:meth:`ImageService.from_config`);
@@ -200,6 +208,10 @@ class Api(WebApp):
         #: Prometheus metrics of this process (None: not recorded, /metrics is 404).
         self.metrics = metrics
         self.handover = LocationHandover(service)
+        #: The downloads this process may send at once (``download_threads``).
+        self.downloads = Slots(
+            self.config.download_threads or default_transfer_threads(self.config.threads)
+        )
         #: Interoperable import; None: not offered (stage and import answer 404).
         self.imports = imports
 

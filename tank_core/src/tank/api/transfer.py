@@ -1,12 +1,14 @@
-"""Image data in responses, shared by both APIs: Range, and sendfile when the store
-offers a file descriptor."""
+"""Image data in responses, shared by both APIs: Range, sendfile when the store offers
+a file descriptor, and at most ``download_threads`` downloads at once."""
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from tank import errors
 from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import Context, Image
 from tank.store import ReadResult
@@ -35,7 +37,16 @@ def data_response(
             ],
         )
     offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
-    result = api.service.read(image, offset=offset, length=length)
+    if not api.downloads.take():
+        raise errors.Busy(
+            f"this server is already sending image data to {api.downloads.limit} clients"
+            " at once; retry later"
+        )
+    try:
+        result = api.service.read(image, offset=offset, length=length)
+    except BaseException:
+        api.downloads.give_back()
+        raise
     headers = [
         *headers,
         ("Content-Type", "application/octet-stream"),
@@ -46,7 +57,8 @@ def data_response(
         headers.append(("Content-Range", wanted.content_range(result.total_size)))
     expected = result.size
 
-    def sent(count: int) -> None:
+    def sent(count: int) -> None:  # once, when the server is done with the body
+        api.downloads.give_back()
         api.service.plugins.image_sent(
             image=image, bytes_sent=count, expected=expected, context=ctx
         )
@@ -59,6 +71,27 @@ def data_response(
             local.on_sent = sent
             body = local
     return Response(206 if wanted else 200, headers, body)
+
+
+class Slots:
+    """A count of things under way, at most ``limit``: :meth:`take` says whether one more
+    may start, without waiting; :meth:`give_back` when it ends."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.taken >= self.limit:
+                return False
+            self.taken += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.taken -= 1
 
 
 def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:

@@ -9,7 +9,15 @@ framing), :mod:`~tank.web.server.bodies` (request bodies as ``wsgi.input``, defe
 
 from tank.web.server.bodies import BadChunking, BodyIncomplete
 from tank.web.server.exchange import WSGIApp
-from tank.web.server.listener import HttpServer, listen_socket
+from tank.web.server.listener import HttpServer, default_transfer_threads, listen_socket
 from tank.web.server.responses import FileWrapper
 
-__all__ = ["BadChunking", "BodyIncomplete", "FileWrapper", "HttpServer", "WSGIApp", "listen_socket"]
+__all__ = [
+    "BadChunking",
+    "BodyIncomplete",
+    "FileWrapper",
+    "HttpServer",
+    "WSGIApp",
+    "default_transfer_threads",
+    "listen_socket",
+]

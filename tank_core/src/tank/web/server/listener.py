@@ -61,9 +61,10 @@ def listen_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
-def default_body_threads(threads: int) -> int:
-    """Three quarters of ``threads`` may read bodies: at least one, and one thread is left
-    for requests without a body whenever there are two or more."""
+def default_transfer_threads(threads: int) -> int:
+    """Three quarters of ``threads`` may read request bodies (or, in tank-api, send image
+    data): at least one, and one thread is left for other requests whenever there are two
+    or more."""
     return max(1, min(threads - 1, threads - threads // 4))
 
 
@@ -125,7 +126,9 @@ class HttpServer:
         #: floor may keep its upload open for as long as the body lasts, so without a cap
         #: enough slow uploads would take every thread and nobody else would be answered.
         #: The rest stay for requests without a body (listings, downloads, deletes).
-        self.body_threads = default_body_threads(threads) if body_threads is None else body_threads
+        self.body_threads = (
+            default_transfer_threads(threads) if body_threads is None else body_threads
+        )
         if not 1 <= self.body_threads <= threads:
             raise ValueError(f"body_threads must be between 1 and threads ({threads})")
         self._bodies = 0
