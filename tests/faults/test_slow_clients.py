@@ -171,7 +171,8 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
             if status == 503 or time.monotonic() > deadline:
                 break
         assert status == 503, body
-        assert "already reading 3 request bodies" in json.loads(body)["error"]["message"]
+        message = json.loads(body)["error"]["message"]
+        assert "busy with 3 uploads" in message and "at most 3 request bodies" in message
         for _ in range(5):  # everyone else: answered, and quickly (not after the uploads)
             started = time.monotonic()
             assert requests.get(f"{api.url}/v2/images", timeout=5).status_code == 200
@@ -189,8 +190,9 @@ def test_stalled_downloads_leave_threads_for_everyone_else(
 ) -> None:
     """Downloads are capped as uploads are: readers that stop reading a large image hold
     at most ``download_threads`` (3 of 4 here); one more download gets 503 at once, in
-    both APIs, while listings and the console are still answered; once the stalled
-    readers hang up, their threads are free again and a download goes through whole."""
+    both APIs, and so does an upload (uploads and downloads together take at most 3),
+    while listings and the console are still answered; once the stalled readers hang up,
+    their threads are free again and a download goes through whole."""
     config = tmp_path / "tank.toml"
     config.write_text("[api]\nthreads = 4\nmin_rate = 0\n")  # stalled readers stay
     api = start_api("--config", str(config))
@@ -214,8 +216,15 @@ def test_stalled_downloads_leave_threads_for_everyone_else(
             stalled.append(conn)
         refused = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=10)
         assert refused.status_code == 503, refused.text[:300]
-        assert "already sending image data to 3 clients" in refused.json()["error"]["message"]
+        message = refused.json()["error"]["message"]
+        assert "busy with 3 downloads" in message and "to at most 3 clients" in message
         assert requests.get(f"{api.url}/v1/images/{image_id}", timeout=10).status_code == 503
+        upload = RawHttp(api.port)  # a thread for its body is one more long transfer
+        upload.send(post(1 << 20, image_id=str(uuid.uuid4())))
+        status, _, answer = upload.answer(timeout=5)
+        upload.close()
+        assert status == 503, answer
+        assert "at most 3 uploads and downloads together" in json.loads(answer)["error"]["message"]
         for _ in range(5):  # everyone else: answered, and quickly
             started = time.monotonic()
             assert requests.get(f"{api.url}/v2/images", timeout=5).status_code == 200

@@ -18,7 +18,6 @@ import attrs
 from tank import errors
 from tank.api import health, images, members
 from tank.api.context import check_identity_encoding, context_from_headers
-from tank.api.transfer import Slots
 from tank.api.v2 import cache as v2_cache
 from tank.api.v2 import data as v2_data
 from tank.api.v2 import discovery
@@ -36,7 +35,7 @@ from tank.service import ImageService
 from tank.web import Match, Request, Response, Router, WebApp
 from tank.web.app import ENV_CONTEXT
 from tank.web.routing import unquote_segment
-from tank.web.server import default_transfer_threads
+from tank.web.server import Transfers, default_transfer_threads
 
 if TYPE_CHECKING:
     from tank.api.metrics import Metrics
@@ -208,10 +207,13 @@ class Api(WebApp):
         #: Prometheus metrics of this process (None: not recorded, /metrics is 404).
         self.metrics = metrics
         self.handover = LocationHandover(service)
-        #: The downloads this process may send at once (``download_threads``).
-        self.downloads = Slots(
-            self.config.download_threads or default_transfer_threads(self.config.threads)
+        #: The downloads this process may send at once (``download_threads``), counted
+        #: with the server's uploads when the server offers its count (tank-api's does),
+        #: else in :attr:`transfers`.
+        self.download_threads = self.config.download_threads or default_transfer_threads(
+            self.config.threads
         )
+        self.transfers = Transfers(self.download_threads)
         #: Interoperable import; None: not offered (stage and import answer 404).
         self.imports = imports
 

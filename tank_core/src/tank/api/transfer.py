@@ -1,10 +1,10 @@
 """Image data in responses, shared by both APIs: Range, sendfile when the store offers
-a file descriptor, and at most ``download_threads`` downloads at once."""
+a file descriptor, and at most ``download_threads`` downloads at once (counted with the
+server's uploads, :mod:`tank.web.server.transfers`)."""
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -13,6 +13,10 @@ from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import Context, Image
 from tank.store import ReadResult
 from tank.web import FileBody, Request, Response
+from tank.web.server.transfers import ENVIRON_KEY, Transfers
+
+#: The kind :class:`Transfers` counts downloads as.
+DOWNLOAD = "download"
 
 if TYPE_CHECKING:
     from tank.api.app import Api
@@ -37,15 +41,18 @@ def data_response(
             ],
         )
     offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
-    if not api.downloads.take():
+    transfers: Transfers = req.environ.get(ENVIRON_KEY) or api.transfers
+    cap = api.download_threads
+    if not transfers.take(DOWNLOAD, cap):
         raise errors.Busy(
-            f"this server is already sending image data to {api.downloads.limit} clients"
-            " at once; retry later"
+            f"this server is already busy with {transfers.busy()} (it sends image data to"
+            f" at most {cap} clients at once, and runs at most {transfers.limit} uploads and"
+            " downloads together); retry later"
         )
     try:
         result = api.service.read(image, offset=offset, length=length)
     except BaseException:
-        api.downloads.give_back()
+        transfers.give_back(DOWNLOAD)
         raise
     headers = [
         *headers,
@@ -58,7 +65,7 @@ def data_response(
     expected = result.size
 
     def sent(count: int) -> None:  # once, when the server is done with the body
-        api.downloads.give_back()
+        transfers.give_back(DOWNLOAD)
         api.service.plugins.image_sent(
             image=image, bytes_sent=count, expected=expected, context=ctx
         )
@@ -71,27 +78,6 @@ def data_response(
             local.on_sent = sent
             body = local
     return Response(206 if wanted else 200, headers, body)
-
-
-class Slots:
-    """A count of things under way, at most ``limit``: :meth:`take` says whether one more
-    may start, without waiting; :meth:`give_back` when it ends."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.taken = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        with self._lock:
-            if self.taken >= self.limit:
-                return False
-            self.taken += 1
-            return True
-
-    def give_back(self) -> None:
-        with self._lock:
-            self.taken -= 1
 
 
 def _file_body(store_fd: int, offset: int, size: int) -> FileBody | None:

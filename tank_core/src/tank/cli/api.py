@@ -55,7 +55,7 @@ from tank.scrubber.in_api import InApiScrubber
 from tank.service import ImageService
 from tank.web import malloc
 from tank.web.prefork import StartError, Supervisor, sd_notify
-from tank.web.server import HttpServer, listen_socket
+from tank.web.server import HttpServer, default_transfer_threads, listen_socket
 from tank.web.serving import make_server
 
 log = logging.getLogger("tank.api")
@@ -193,6 +193,12 @@ def preload() -> None:
         raise StartupError(str(exc)) from None
 
 
+def transfer_threads(api_config: ApiConfig) -> int:
+    """Uploads and downloads together: at most the larger of their two caps."""
+    default = default_transfer_threads(api_config.threads)
+    return max(api_config.body_threads or default, api_config.download_threads or default)
+
+
 def _server(sock: socket.socket, api_config: ApiConfig) -> HttpServer:
     """This process's HTTP server on the shared listening socket (its app set later)."""
     host, port = sock.getsockname()[:2]
@@ -206,6 +212,7 @@ def _server(sock: socket.socket, api_config: ApiConfig) -> HttpServer:
         idle_timeout=api_config.idle_timeout,
         max_connections_per_client=api_config.max_connections_per_client,
         body_threads=api_config.body_threads,
+        transfer_threads=transfer_threads(api_config),
         min_rate=api_config.min_rate,
         rate_window=api_config.rate_window,
         shutdown_timeout=api_config.shutdown_timeout,

@@ -11,12 +11,14 @@ from tank.web.server.bodies import BadChunking, BodyIncomplete
 from tank.web.server.exchange import WSGIApp
 from tank.web.server.listener import HttpServer, default_transfer_threads, listen_socket
 from tank.web.server.responses import FileWrapper
+from tank.web.server.transfers import Transfers
 
 __all__ = [
     "BadChunking",
     "BodyIncomplete",
     "FileWrapper",
     "HttpServer",
+    "Transfers",
     "WSGIApp",
     "default_transfer_threads",
     "listen_socket",

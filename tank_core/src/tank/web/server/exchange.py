@@ -15,6 +15,8 @@ from tank.web.server.channel import Channel
 from tank.web.server.heads import RequestHead
 from tank.web.server.pace import Pace
 from tank.web.server.responses import FileWrapper, ResponseWriter, send_error
+from tank.web.server.transfers import ENVIRON_KEY as TRANSFERS_KEY
+from tank.web.server.transfers import Transfers
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,11 @@ class Exchange:
         server_name: str,
         after_large_transfer: Callable[[], None] | None = None,
         floor: tuple[int, float] | None = None,
+        transfers: Transfers | None = None,
     ) -> None:
         self.app = app
+        #: The server's count of long transfers, for the application (WSGI environ).
+        self.transfers = transfers
         #: (bytes, seconds): the least a transfer must move per window of waiting.
         self.floor = floor
         self.channel = channel
@@ -100,6 +105,8 @@ class Exchange:
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
         }
+        if self.transfers is not None:
+            env[TRANSFERS_KEY] = self.transfers
         for name, value in head.fields:
             if name == "content-type":
                 env["CONTENT_TYPE"] = value

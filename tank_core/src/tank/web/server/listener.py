@@ -38,6 +38,10 @@ from tank.web.server.channel import Channel
 from tank.web.server.exchange import Exchange, WSGIApp
 from tank.web.server.heads import HeadError, head_end, parse_head
 from tank.web.server.responses import send_error
+from tank.web.server.transfers import Transfers
+
+#: The kind :class:`Transfers` counts request bodies as.
+BODY = "upload"
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,7 @@ class HttpServer:
         max_head_size: int = 64 << 10,
         max_connections_per_client: int = 0,
         body_threads: int | None = None,
+        transfer_threads: int | None = None,
         shutdown_timeout: float = 5.0,
         name: str = "tank",
         after_large_transfer: Callable[[], None] | None = None,
@@ -131,7 +136,13 @@ class HttpServer:
         )
         if not 1 <= self.body_threads <= threads:
             raise ValueError(f"body_threads must be between 1 and threads ({threads})")
-        self._bodies = 0
+        #: Bodies and the application's own long transfers (downloads) together take at
+        #: most ``transfer_threads`` (default: the larger of body_threads and three quarters).
+        if transfer_threads is None:
+            transfer_threads = max(self.body_threads, default_transfer_threads(threads))
+        if not 1 <= transfer_threads <= threads:
+            raise ValueError(f"transfer_threads must be between 1 and threads ({threads})")
+        self.transfers = Transfers(transfer_threads)
         self.shutdown_timeout = shutdown_timeout
         self.name = name
         self.after_large_transfer = after_large_transfer
@@ -427,13 +438,14 @@ class HttpServer:
                 self._finish(channel, keep=False)
                 return
             with_body = bool(head.length)  # a length, or -1: chunked
-            if with_body and not self._take_body_thread():
+            if with_body and not self.transfers.take(BODY, self.body_threads):
                 send_error(
                     sock,
                     "HTTP/1.1",
                     503,
-                    f"this server is already reading {self.body_threads} request bodies"
-                    " (uploads) at once; retry later",
+                    f"this server is already busy with {self.transfers.busy()} (it reads at"
+                    f" most {self.body_threads} request bodies at once, and runs at most"
+                    f" {self.transfers.limit} uploads and downloads together); retry later",
                 )
                 self._finish(channel, keep=False)
                 return
@@ -445,13 +457,13 @@ class HttpServer:
                 self.name,
                 self.after_large_transfer,
                 self.floor,
+                self.transfers,
             )
             try:
                 keep = exchange.run() and not self._stopping.is_set()
             finally:
                 if with_body:
-                    with self._lock:
-                        self._bodies -= 1
+                    self.transfers.give_back(BODY)
             channel.served += 1
             if not keep:
                 self._finish(channel, keep=False)
@@ -465,13 +477,6 @@ class HttpServer:
                 return
             head_bytes = bytes(pending[:end])
             del pending[:end]
-
-    def _take_body_thread(self) -> bool:
-        with self._lock:
-            if self._bodies >= self.body_threads:
-                return False
-            self._bodies += 1
-            return True
 
     def _finish(self, channel: Channel, *, keep: bool) -> None:
         if keep:
