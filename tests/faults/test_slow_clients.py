@@ -161,6 +161,10 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
 
     feeder = threading.Thread(target=trickle, daemon=True)
     feeder.start()
+    # workers take body threads in parallel: had the fourth upload's worker taken one
+    # before a trickle's, that trickle would be refused and the fourth would wait for
+    # a body that never comes
+    time.sleep(0.5)
     try:
         deadline = time.monotonic() + 10
         while True:  # the three are being read once a fourth body is refused
@@ -173,10 +177,21 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
         assert status == 503, body
         message = json.loads(body)["error"]["message"]
         assert "busy with 3 uploads" in message and "at most 3 request bodies" in message
-        for _ in range(5):  # everyone else: answered, and quickly (not after the uploads)
+        for n in range(5):  # everyone else: answered, and quickly (not after the uploads)
             started = time.monotonic()
             assert requests.get(f"{api.url}/v2/images", timeout=5).status_code == 200
             assert requests.get(f"{api.url}/console/", timeout=5).status_code == 200
+            # small bodies (creates, edits: the outside probe's second finding) are read
+            # with their heads and need no body thread
+            made = requests.post(f"{api.url}/v2/images", json={"name": f"n{n}"}, timeout=5)
+            assert made.status_code == 201, made.text
+            edited = requests.patch(
+                f"{api.url}/v2/images/{made.json()['id']}",
+                data=json.dumps([{"op": "replace", "path": "/name", "value": "edited"}]),
+                headers={"Content-Type": "application/openstack-images-v2.1-json-patch"},
+                timeout=5,
+            )
+            assert edited.status_code == 200, edited.text
             assert time.monotonic() - started < 5
     finally:
         stop.set()
@@ -244,3 +259,40 @@ def test_stalled_downloads_leave_threads_for_everyone_else(
     assert hashlib.md5(got.content).hexdigest() == hashlib.md5(data).hexdigest()
     for _ in range(4):  # no slot leaked: more downloads than the cap, one after another
         assert requests.get(f"{api.url}/v1/images/{image_id}", timeout=30).status_code == 200
+
+
+def test_a_small_body_is_read_with_its_head_and_has_a_deadline(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """A create whose small body stalls holds no worker thread: with every thread's worth
+    of such requests open, the API still answers; each gets 408 once ``header_timeout``
+    has passed since its head, and creates nothing."""
+    config = tmp_path / "tank.toml"
+    config.write_text(f"[api]\nthreads = 2\nheader_timeout = {HEADER_TIMEOUT}\n")
+    api = start_api("--config", str(config))
+    body = json.dumps({"name": "stalled"}).encode()
+    head = (
+        f"POST /v2/images HTTP/1.1\r\nHost: tank\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    stalled = []
+    for _ in range(6):  # three times the threads
+        conn = RawHttp(api.port)
+        conn.send(head + body[:5])
+        stalled.append(conn)
+    opened = time.monotonic()
+    try:
+        for _ in range(3):
+            assert requests.get(f"{api.url}/v2/images", timeout=2).status_code == 200
+            made = requests.post(f"{api.url}/v2/images", json={"name": "quick"}, timeout=2)
+            assert made.status_code == 201, made.text
+        for conn in stalled:
+            status, _, answer = conn.answer(timeout=HEADER_TIMEOUT + 5)
+            assert status == 408, answer
+            assert "request body did not arrive" in json.loads(answer)["error"]["message"]
+        assert time.monotonic() - opened < HEADER_TIMEOUT + 5
+    finally:
+        for conn in stalled:
+            conn.close()
+    names = [i["name"] for i in requests.get(f"{api.url}/v2/images", timeout=5).json()["images"]]
+    assert "stalled" not in names and names.count("quick") == 3

@@ -13,9 +13,11 @@ mean a thousand events a second, each taking the GIL from the workers that move
 uploads: a byte without a line end cannot end a head and is only appended, and
 deadlines sit in a heap (the next one to pass is looked at, not every connection).
 
-Workers do the blocking part: the body, the application, the response (``sendfile``
-for file bodies). Pipelined requests that already arrived are served by the same
-worker in turn.
+A small request body (up to :data:`SMALL_BODY`: a create, an edit) is read here too,
+with its head and under a deadline of its own, so slow small requests hold no worker and
+never wait for a body thread. Workers do the blocking part: a larger body, the
+application, the response (``sendfile`` for file bodies). Pipelined requests that
+already arrived are served by the same worker in turn.
 """
 
 from __future__ import annotations
@@ -72,10 +74,30 @@ def default_transfer_threads(threads: int) -> int:
     return max(1, min(threads - 1, threads - threads // 4))
 
 
+#: Request bodies up to this size are read by the listener with their head, so a slow
+#: client of a small request (a create, an edit) holds no worker thread either, and such
+#: requests never wait for a body thread while uploads hold them all.
+SMALL_BODY = 64 << 10
+
+
+def _small_body(head: bytes | bytearray) -> int:
+    """The length of the head's body if the listener should read it before a worker
+    takes the request: a Content-Length of at most :data:`SMALL_BODY`, not waiting for
+    ``100 Continue``; else 0 (no body, chunked, large, or a head the worker will refuse)."""
+    try:
+        parsed = parse_head(bytes(head))
+    except HeadError:
+        return 0
+    length = parsed.length
+    if length is None or not 0 < length <= SMALL_BODY or parsed.expects_continue:
+        return 0
+    return length
+
+
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
 
-    __slots__ = ("address", "buf", "deadline", "idle", "sock")
+    __slots__ = ("address", "buf", "deadline", "idle", "need", "sock")
 
     def __init__(
         self, sock: socket.socket, address: Any, buf: bytes, deadline: float, idle: bool = False
@@ -87,6 +109,8 @@ class _Waiting:
         #: Kept alive between requests: the first byte of the next head starts its
         #: deadline (a new connection's head deadline runs from the accept).
         self.idle = idle
+        #: Bytes the head and its small body take (0: the head is not whole yet).
+        self.need = 0
 
 
 class HttpServer:
@@ -318,6 +342,10 @@ class HttpServer:
         buf = waiting.buf
         searched = len(buf) - 3 if len(buf) > 3 else 0  # an end may straddle two reads
         buf += data
+        if waiting.need:  # a whole head, its small body arriving
+            if len(buf) >= waiting.need:
+                self._consider(waiting)
+            return
         # A head ends with a line feed: bytes without one cannot have ended it (the
         # fast path for a head dripped a byte at a time).
         if b"\n" in data or len(buf) > self.max_head_size:
@@ -341,6 +369,12 @@ class HttpServer:
                 limit = self.max_head_size
                 self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
             return
+        if not waiting.need:
+            body = _small_body(buf[:end])
+            if body and len(buf) < end + body:  # read here too: no worker waits for it
+                waiting.need = end + body
+                self._set_deadline(waiting, time.monotonic() + self.header_timeout)
+                return
         self._selector.unregister(waiting.sock)
         del self._waiting[waiting.sock]
         with self._lock:
@@ -353,7 +387,13 @@ class HttpServer:
             deadline, _, waiting = heapq.heappop(heap)
             if waiting.deadline != deadline or self._waiting.get(waiting.sock) is not waiting:
                 continue  # a deadline moved since, or the connection left the listener
-            if waiting.buf:
+            if waiting.need:
+                self._answer(
+                    waiting,
+                    408,
+                    f"the request body did not arrive within {self.header_timeout} s of its head",
+                )
+            elif waiting.buf:
                 self._answer(
                     waiting, 408, f"the request head did not arrive within {self.header_timeout} s"
                 )
@@ -437,7 +477,8 @@ class HttpServer:
                 send_error(sock, "HTTP/1.1", exc.status, exc.message)
                 self._finish(channel, keep=False)
                 return
-            with_body = bool(head.length)  # a length, or -1: chunked
+            # a length, or -1: chunked; a body already here whole takes no thread time
+            with_body = bool(head.length) and not 0 < head.length <= len(channel.pending)
             if with_body and not self.transfers.take(BODY, self.body_threads):
                 send_error(
                     sock,
