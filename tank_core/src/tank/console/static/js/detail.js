@@ -2,7 +2,7 @@
 // deactivate/reactivate, protect, delete (confirmed), download.
 
 import { api, formats, imagePath, imageSchema, patchImage, pointer, whoami } from "./api.js";
-import { h, replace } from "./dom.js";
+import { clip, guarded, h, replace } from "./dom.js";
 import { bytes, when } from "./format.js";
 import { statusBadge } from "./images.js";
 import { navigate, notify } from "./main.js";
@@ -229,7 +229,7 @@ export async function render(container, [id]) {
       }
       input.disabled = !mayChange(image);
       inputs[key] = input;
-      rows.push(h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, input)));
+      rows.push(h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, key === "name" ? guarded(input) : input)));
     }
     for (const key of READ_ONLY) {
       if (!(key in image)) continue;
@@ -274,7 +274,7 @@ export async function render(container, [id]) {
           "tr",
           { "data-property-row": key },
           h("th", { scope: "row" }, key),
-          h("td", {}, value),
+          h("td", {}, guarded(value)),
           h(
             "td",
             { class: "row-actions" },

@@ -6,7 +6,7 @@
 
 import { api, formats, imagePath, patchImage } from "./api.js";
 import { errorMessage } from "./api.js";
-import { h, replace, routeHref, visible } from "./dom.js";
+import { clip, guarded, h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration, rate } from "./format.js";
 import { notify } from "./main.js";
 
@@ -75,13 +75,13 @@ export async function render(container) {
     h(
       "div",
       { class: "grid" },
-      field("Name", name),
+      field("Name", guarded(name)),
       field("Disk format", disk),
       field("Container format", containerFormat),
       field("Visibility", visibility),
       field("Min disk (GiB)", minDisk),
       field("Min RAM (MiB)", minRam),
-      field("Tags", tags, "comma separated"),
+      field("Tags", guarded(tags), "comma separated"),
       store ? field("Store", store) : null,
       h("label", { class: "field check" }, protectedBox, h("span", {}, "Protected (cannot be deleted)")),
     ),
@@ -97,7 +97,10 @@ export async function render(container) {
     file = f || null;
     chosen.textContent = file ? visible(`${file.name} (${bytes(file.size)})`) : "No file chosen.";
     if (!file) return;
-    if (!name.value) name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
+    if (!name.value) {
+      name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
+      name.dispatchEvent(new Event("input")); // its direction controls warned about
+    }
     if (!disk.value) {
       const guess = GUESSES.find(([re]) => re.test(file.name));
       if (guess && formatList.disk.includes(guess[1])) disk.value = guess[1];

@@ -1,0 +1,74 @@
+"""Values that try to mislead or swamp the page: direction controls in editable fields are
+kept (they are what gets saved) and warned about, a huge value cannot make a message cover
+the page, a row of many long tags stays a row, and a name with nothing visible in it still
+has a link that can be seen and clicked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tank.testing.api_server import ApiServer
+
+from .conftest import Api, Caller, Console
+
+expect = pytest.importorskip(
+    "playwright.sync_api",
+    reason="playwright is not installed (pip install -e 'tank_core[testing]')",
+).expect
+
+Open = Callable[..., Console]
+
+
+def test_direction_controls_in_inputs_are_kept_and_warned_about(
+    tank: ApiServer, alice: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    name = "nm\u202eevil"
+    value = "abc\u202edcba\u2066x"
+    image = api.create(name=name, hostile=value, plain="abc")
+    console = open_console(tank, alice)
+    page = console.goto(f"images/{image['id']}")
+    box = page.locator("form.attributes input[name=name]")
+    assert box.input_value() == name  # the raw value: it is what gets saved
+    assert box.get_attribute("dir") == "ltr"
+    warning = page.locator("form.attributes tr:has(input[name=name]) .bidi-warning")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("⟨U+202E⟩ at 3")
+    row = page.locator("[data-property-row=hostile]")
+    assert row.locator("input").input_value() == value
+    expect(row.locator(".bidi-warning")).to_contain_text("⟨U+202E⟩ at 4")
+    expect(row.locator(".bidi-warning")).to_contain_text("⟨U+2066⟩ at 9")
+    expect(page.locator("[data-property-row=plain] .bidi-warning")).to_be_hidden()
+    # the warning follows what is typed
+    box.fill("clean")
+    expect(warning).to_be_hidden()
+    box.fill("a\u202eb")
+    expect(warning).to_contain_text("⟨U+202E⟩ at 2")
+    # what is saved is the raw value, not what is shown
+    row.locator("input").fill("x\u202ey")
+    expect(row.locator(".bidi-warning")).to_have_text(
+        "contains Unicode direction controls: ⟨U+202E⟩ at 2"
+    )
+    page.click("[data-property-row=hostile] [data-action=save-property]")
+    expect(page.locator(".message.ok")).to_contain_text("saved")
+    assert api.get(image["id"])["hostile"] == "x\u202ey"
+
+    # the upload page fills the name from the file's name: warned the same way
+    page = console.goto("upload")
+    page.wait_for_selector("form[data-form=upload]")
+    page.set_input_files(
+        "input[type=file]",
+        files=[
+            {"name": "nm\u202eevil.raw", "mimeType": "application/octet-stream", "buffer": b"x"}
+        ],
+    )
+    upload_name = page.locator("form[data-form=upload] input[name=name]")
+    assert upload_name.input_value() == name
+    assert upload_name.get_attribute("dir") == "ltr"
+    upload_warning = page.locator("form[data-form=upload] .bidi-warning").first
+    expect(upload_warning).to_contain_text("⟨U+202E⟩ at 3")
+    upload_name.fill("plain-name")
+    expect(upload_warning).to_be_hidden()
+    assert not console.errors and not console.dialogs
