@@ -5,6 +5,7 @@ has a link that can be seen and clicked."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -72,3 +73,30 @@ def test_direction_controls_in_inputs_are_kept_and_warned_about(
     upload_name.fill("plain-name")
     expect(upload_warning).to_be_hidden()
     assert not console.errors and not console.dialogs
+
+
+def test_a_huge_value_cannot_make_messages_cover_the_page(
+    tank: ApiServer, alice: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    image = api.create(name=f"huge-{uuid.uuid4().hex[:8]}")
+    console = open_console(tank, alice)
+    page = console.goto(f"images/{image['id']}")
+    page.wait_for_selector("[data-form=add-tag]")
+    page.fill("[data-form=add-tag] input[name=tag]", "t" * 100_000)
+    page.click("[data-form=add-tag] button[type=submit]")
+    error = page.locator("#messages .message.error")
+    error.wait_for()
+    shown = error.inner_text()
+    assert len(shown) < 500, len(shown)
+    assert "…" in shown and "failed" in shown, shown[:400]
+    bar = page.locator("#messages").bounding_box()
+    assert bar is not None and bar["height"] < 250, bar
+    # the page under it still works: no force, Playwright checks nothing covers the button
+    page.fill("[data-form=add-tag] input[name=tag]", "after")
+    page.click("[data-form=add-tag] button[type=submit]", timeout=5_000)
+    expect(page.locator("li.tag[data-tag=after]")).to_have_count(1)
+    bar = page.locator("#messages").bounding_box()
+    assert bar is not None and bar["height"] < 250, bar
+    console.errors.clear()  # the browser logs the refused request as an error
+    assert not console.dialogs

@@ -276,7 +276,7 @@ async function start(file, meta, protect, store, panel) {
   if (xhr.status < 200 || xhr.status >= 300) {
     const why = xhr.status === 0 ? "the connection to the server broke" : errorMessage(xhr.status, xhr.statusText, xhr.responseText);
     view.dataset.outcome = "failed";
-    notify(`The upload of ${image.name || image.id} failed: ${why}`);
+    notify(`The upload of ${clip(image.name || image.id)} failed: ${why}`);
     await explainFailure(image, why, state, view);
     return;
   }
@@ -296,5 +296,5 @@ async function start(file, meta, protect, store, panel) {
     h("a", { href: routeHref("images", image.id) }, "Open the image"),
   );
   view.dataset.outcome = "done";
-  notify(`Upload of ${image.name || image.id} finished.`, "ok");
+  notify(`Upload of ${clip(image.name || image.id)} finished.`, "ok");
 }
