@@ -5,6 +5,7 @@ has a link that can be seen and clicked."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
@@ -100,3 +101,56 @@ def test_a_huge_value_cannot_make_messages_cover_the_page(
     assert bar is not None and bar["height"] < 250, bar
     console.errors.clear()  # the browser logs the refused request as an error
     assert not console.dialogs
+
+
+def test_many_long_tags_keep_a_row_a_row(
+    tank: ApiServer, alice: Caller, open_console: Open
+) -> None:
+    api = Api(tank, alice)
+    name = f"tagged-{uuid.uuid4().hex[:8]}"
+    tags = [f"{i:03d}" + "x" * 252 for i in range(128)]
+    image = api.create(name=name, tags=tags)
+    console = open_console(tank, alice)
+    page = console.goto(f"images?name={name}")
+    row = page.locator(f"table.images tbody tr[data-id='{image['id']}']")
+    row.wait_for()
+    box = row.bounding_box()
+    assert box is not None and box["height"] < 100, box
+    chips = row.locator(".tag:not(.more)")
+    assert chips.count() == 5
+    for chip in chips.all():
+        text = chip.inner_text()
+        assert len(text) <= 41 and text.endswith("…"), text
+        assert chip.get_attribute("title") in tags
+    expect(row.locator(".tag.more")).to_have_text("+123 more")
+    # the image's page shows every tag, broken to fit the page
+    page.click(f"table.images a[href$='{image['id']}']")
+    page.wait_for_selector("[data-section=tags] li.tag")
+    assert page.locator("li.tag").count() == 128
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280, width
+    assert not console.errors and not console.dialogs
+
+
+@pytest.mark.parametrize("name", ["   ", "\u200b\u200b", "\u2060\ufeff \u200d"])
+def test_a_name_with_nothing_visible_has_a_visible_link(
+    tank: ApiServer, alice: Caller, open_console: Open, name: str
+) -> None:
+    api = Api(tank, alice)
+    tag = f"blank-{uuid.uuid4().hex[:8]}"
+    image = api.create(name=name, tags=[tag])
+    unnamed = api.create(tags=[tag])
+    console = open_console(tank, alice)
+    page = console.goto(f"images?tag={tag}")
+    link = page.locator(f"table.images tbody tr[data-id='{image['id']}'] td.name a")
+    link.wait_for()
+    expect(link).to_have_text("(blank name)")
+    box = link.bounding_box()
+    assert box is not None and box["width"] > 20, box
+    assert image["id"] in (link.get_attribute("title") or "")
+    none = page.locator(f"table.images tbody tr[data-id='{unnamed['id']}'] td.name a")
+    expect(none).to_have_text("(no name)")
+    link.click()
+    page.wait_for_url(re.compile(f"images/{image['id']}$"))
+    expect(page.locator("form.attributes input[name=name]")).to_have_value(name)
+    assert not console.errors and not console.dialogs
