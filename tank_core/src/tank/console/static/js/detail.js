@@ -2,7 +2,7 @@
 // deactivate/reactivate, protect, delete (confirmed), download.
 
 import { api, formats, imagePath, imageSchema, patchImage, pointer, whoami } from "./api.js";
-import { h, replace } from "./dom.js";
+import { clip, guarded, h, replace } from "./dom.js";
 import { bytes, when } from "./format.js";
 import { statusBadge } from "./images.js";
 import { navigate, notify } from "./main.js";
@@ -194,7 +194,7 @@ export async function render(container, [id]) {
               close();
               const done = await attempt("Deleting the image", () => api("DELETE", imagePath(id)));
               if (done !== undefined) {
-                navigate("#/images", `Image ${image.name || image.id} deleted.`);
+                navigate("#/images", `Image ${clip(image.name || image.id)} deleted.`);
               } else {
                 await refresh();
               }
@@ -229,7 +229,7 @@ export async function render(container, [id]) {
       }
       input.disabled = !mayChange(image);
       inputs[key] = input;
-      rows.push(h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, input)));
+      rows.push(h("tr", {}, h("th", { scope: "row" }, key), h("td", {}, key === "name" ? guarded(input) : input)));
     }
     for (const key of READ_ONLY) {
       if (!(key in image)) continue;
@@ -274,17 +274,17 @@ export async function render(container, [id]) {
           "tr",
           { "data-property-row": key },
           h("th", { scope: "row" }, key),
-          h("td", {}, value),
+          h("td", {}, guarded(value)),
           h(
             "td",
             { class: "row-actions" },
             h("button", {
               type: "button", "data-action": "save-property",
-              onclick: () => change(`Saving property ${key}`, [{ op: "replace", path: pointer(key), value: value.value }]),
+              onclick: () => change(`Saving property ${clip(key)}`, [{ op: "replace", path: pointer(key), value: value.value }]),
             }, "Save"),
             h("button", {
               type: "button", class: "danger", "data-action": "remove-property",
-              onclick: () => change(`Removing property ${key}`, [{ op: "remove", path: pointer(key) }]),
+              onclick: () => change(`Removing property ${clip(key)}`, [{ op: "remove", path: pointer(key) }]),
             }, "Remove"),
           ),
         ),
@@ -303,7 +303,7 @@ export async function render(container, [id]) {
       e.preventDefault();
       const key = newKey.value.trim();
       if (!key) return;
-      await change(`Adding property ${key}`, [{ op: "add", path: pointer(key), value: newValue.value }]);
+      await change(`Adding property ${clip(key)}`, [{ op: "add", path: pointer(key), value: newValue.value }]);
     });
     return section(
       "Properties",
@@ -324,7 +324,7 @@ export async function render(container, [id]) {
           mayChange(image) && h("button", {
             type: "button", class: "remove", "aria-label": `Remove tag ${tag}`,
             onclick: async () => {
-              await attempt(`Removing tag ${tag}`, () => api("DELETE", imagePath(id, "tags", tag)));
+              await attempt(`Removing tag ${clip(tag)}`, () => api("DELETE", imagePath(id, "tags", tag)));
               await refresh();
             },
           }, "×"),
@@ -339,9 +339,9 @@ export async function render(container, [id]) {
       e.preventDefault();
       const tag = input.value.trim();
       if (!tag) return;
-      const added = (await attempt(`Adding tag ${tag}`, () => api("PUT", imagePath(id, "tags", tag)))) !== undefined;
+      const added = (await attempt(`Adding tag ${clip(tag)}`, () => api("PUT", imagePath(id, "tags", tag)))) !== undefined;
       await refresh();
-      if (added) notify(`Tag ${tag} added.`, "ok");
+      if (added) notify(`Tag ${clip(tag)} added.`, "ok");
     });
     return section("Tags", none, form);
   }
@@ -412,7 +412,7 @@ export async function render(container, [id]) {
                 buttons.push(h("button", {
                   type: "button", class: "danger", "data-action": "remove-member",
                   onclick: async () => {
-                    await attempt(`Removing member ${m.member_id}`, () => api("DELETE", imagePath(id, "members", m.member_id)));
+                    await attempt(`Removing member ${clip(m.member_id)}`, () => api("DELETE", imagePath(id, "members", m.member_id)));
                     await refresh();
                   },
                 }, "Remove"));
@@ -439,9 +439,9 @@ export async function render(container, [id]) {
         e.preventDefault();
         const member = input.value.trim();
         if (!member) return;
-        const shared = (await attempt(`Sharing with ${member}`, () => api("POST", imagePath(id, "members"), { json: { member } }))) !== undefined;
+        const shared = (await attempt(`Sharing with ${clip(member)}`, () => api("POST", imagePath(id, "members"), { json: { member } }))) !== undefined;
         await refresh();
-        if (shared) notify(`Shared with ${member}; they must accept it to see it in their list.`, "ok");
+        if (shared) notify(`Shared with ${clip(member)}; they must accept it to see it in their list.`, "ok");
       });
       parts.push(form);
     }

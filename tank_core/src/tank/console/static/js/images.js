@@ -2,7 +2,7 @@
 // registry of 100,000 images costs one page per view, never the whole list).
 
 import { api, formats } from "./api.js";
-import { h, replace, routeHref } from "./dom.js";
+import { blank, h, replace, routeHref } from "./dom.js";
 import { bytes, when } from "./format.js";
 
 export const STATUSES = [
@@ -59,8 +59,31 @@ export function statusBadge(status) {
   return h("span", { class: ["status", `status-${status}`] }, status);
 }
 
+/** Tags shown in a row of the table, and the characters shown of each: an image may have
+ * a hundred tags of 255 characters, and its row must stay a row. */
+const ROW_TAGS = 5;
+const TAG_CHARS = 40;
+
+/** The first tags, each shortened (all of it in its title), then "+N more". */
 export function tagChips(tags) {
-  return h("span", { class: "tags" }, (tags || []).map((t) => h("span", { class: "tag" }, t)));
+  const all = tags || [];
+  const chips = all.slice(0, ROW_TAGS).map((t) => {
+    const shown = [...t].length > TAG_CHARS ? [...t].slice(0, TAG_CHARS - 1).join("") + "…" : t;
+    return h("span", { class: "tag", title: shown === t ? null : t }, shown);
+  });
+  const more = all.length - chips.length;
+  if (more > 0) chips.push(h("span", { class: "tag more", title: `${more} more tags: see the image` }, `+${more} more`));
+  return h("span", { class: "tags" }, chips);
+}
+
+/** A name as the table's link: "(no name)" if it has none, "(blank name)" if nothing in
+ * it can be seen (spaces, zero-width characters), which would leave nothing to click. */
+function nameLink(image) {
+  if (!image.name) return h("a", { href: routeHref("images", image.id), title: image.id }, h("span", { class: "muted" }, "(no name)"));
+  if (blank(image.name)) {
+    return h("a", { href: routeHref("images", image.id), title: `"${image.name}" (${image.id})` }, h("span", { class: "muted" }, "(blank name)"));
+  }
+  return h("a", { href: routeHref("images", image.id), title: image.id }, image.name);
 }
 
 /** Mark ``el`` for the Element Timing API: when the browser paints render ``n`` of the
@@ -249,11 +272,10 @@ export async function render(container, params, query) {
 
   let renders = 0;
   function row(image, index) {
-    const name = image.name ? image.name : h("span", { class: "muted" }, "(no name)");
     return h(
       "tr",
       { "data-id": image.id },
-      h("td", { class: "name" }, h("a", { href: routeHref("images", image.id), title: image.id }, name)),
+      h("td", { class: "name" }, nameLink(image)),
       h("td", {}, index === 0 ? timed(statusBadge(image.status), renders) : statusBadge(image.status)),
       h("td", {}, image.visibility),
       h("td", {}, image.disk_format || "—"),

@@ -1,7 +1,7 @@
 // The console's shell: hash routes to pages, the identity line, messages.
 
 import { whoami } from "./api.js";
-import { h, replace, visible } from "./dom.js";
+import { clip, h, replace, visible } from "./dom.js";
 import { prefetch as prefetchImages } from "./images.js";
 
 // Each page's module is loaded when first shown; the images page's, the one most visits
@@ -17,13 +17,20 @@ const ROUTES = [
 let cleanup = null;
 let generation = 0;
 
-/** Show a message above the page (``kind``: error or ok); errors stay until closed. */
+/** How much of a message is shown: a value quoted in it (a tag, an API's answer) may be
+ * of any length, and the bar above the page must stay small. */
+const MESSAGE_CHARS = 300;
+
+/** Show a message above the page (``kind``: error or ok); errors stay until closed. A long
+ * one shows its start and end, all of it in its title. */
 export function notify(text, kind = "error") {
   const box = document.getElementById("messages");
+  const full = String(text);
+  const shown = clip(full, MESSAGE_CHARS);
   const item = h(
     "div",
     { class: ["message", kind], role: kind === "error" ? "alert" : "status" },
-    h("span", {}, text),
+    h("span", { title: shown === full ? null : full }, shown),
     h("button", { type: "button", class: "close", "aria-label": "Dismiss", onclick: () => item.remove() }, "×"),
   );
   box.append(item);

@@ -6,7 +6,7 @@
 
 import { api, formats, imagePath, patchImage } from "./api.js";
 import { errorMessage } from "./api.js";
-import { h, replace, routeHref, visible } from "./dom.js";
+import { clip, guarded, h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration, rate } from "./format.js";
 import { notify } from "./main.js";
 
@@ -75,13 +75,13 @@ export async function render(container) {
     h(
       "div",
       { class: "grid" },
-      field("Name", name),
+      field("Name", guarded(name)),
       field("Disk format", disk),
       field("Container format", containerFormat),
       field("Visibility", visibility),
       field("Min disk (GiB)", minDisk),
       field("Min RAM (MiB)", minRam),
-      field("Tags", tags, "comma separated"),
+      field("Tags", guarded(tags), "comma separated"),
       store ? field("Store", store) : null,
       h("label", { class: "field check" }, protectedBox, h("span", {}, "Protected (cannot be deleted)")),
     ),
@@ -97,7 +97,10 @@ export async function render(container) {
     file = f || null;
     chosen.textContent = file ? visible(`${file.name} (${bytes(file.size)})`) : "No file chosen.";
     if (!file) return;
-    if (!name.value) name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
+    if (!name.value) {
+      name.value = file.name.replace(/\.[^.]+$/, "") || file.name;
+      name.dispatchEvent(new Event("input")); // its direction controls warned about
+    }
     if (!disk.value) {
       const guess = GUESSES.find(([re]) => re.test(file.name));
       if (guess && formatList.disk.includes(guess[1])) disk.value = guess[1];
@@ -273,7 +276,7 @@ async function start(file, meta, protect, store, panel) {
   if (xhr.status < 200 || xhr.status >= 300) {
     const why = xhr.status === 0 ? "the connection to the server broke" : errorMessage(xhr.status, xhr.statusText, xhr.responseText);
     view.dataset.outcome = "failed";
-    notify(`The upload of ${image.name || image.id} failed: ${why}`);
+    notify(`The upload of ${clip(image.name || image.id)} failed: ${why}`);
     await explainFailure(image, why, state, view);
     return;
   }
@@ -293,5 +296,5 @@ async function start(file, meta, protect, store, panel) {
     h("a", { href: routeHref("images", image.id) }, "Open the image"),
   );
   view.dataset.outcome = "done";
-  notify(`Upload of ${image.name || image.id} finished.`, "ok");
+  notify(`Upload of ${clip(image.name || image.id)} finished.`, "ok");
 }
