@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tank import errors
-from tank.api import health, images, members
+from tank.api import csrf, health, images, members
 from tank.api.context import check_identity_encoding, context_from_headers
 from tank.api.v2 import cache as v2_cache
 from tank.api.v2 import data as v2_data
@@ -245,6 +245,9 @@ class Api(WebApp):
         return attrs.evolve(match, template="/v1" + match.template)
 
     def call(self, req: Request, match: Match) -> Response:
+        refused = csrf.refusal(req)
+        if refused is not None:
+            raise errors.Forbidden(refused)
         if match.handler is discovery.versions:  # before authentication, as in Glance
             return discovery.versions(self, req, Context())
         if match.handler is serve_asset:  # static files: no data, no identity needed
