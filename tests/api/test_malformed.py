@@ -253,3 +253,47 @@ def test_an_announced_size_beats_the_content_length(api: ApiServer) -> None:
     assert upload.status_code == 400 and "10" in upload.json()["error"]["message"]
     head = requests.head(f"{api.url}{V1}/{image_id}", timeout=5)
     assert head.headers["x-image-meta-status"] == "killed"
+
+
+def test_property_names_with_line_breaks_are_refused_and_v1_headers_stay_valid(
+    api: ApiServer,
+) -> None:
+    """The outside probe's finding (session 7): v2 took a property named "x\\r\\ny", and
+    v1 then sent the header line ``x-image-meta-property-x  y: k``. Names with control
+    characters are refused (as tags); names v2 allows but a header cannot carry ("trait:X",
+    "a b") are left out of v1's headers, never sent as a broken line."""
+    body = {"name": "props", "disk_format": "raw", "container_format": "bare"}
+    image_id = requests.post(api.url + "/v2/images", json=body, timeout=5).json()["id"]
+    patch = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
+    for name in ("x\r\ny", "tab\there", "nul\x00", "del\x7f"):
+        ops = [
+            {"op": "add", "path": "/" + name.replace("~", "~0").replace("/", "~1"), "value": "k"}
+        ]
+        resp = requests.patch(
+            f"{api.url}/v2/images/{image_id}", data=json.dumps(ops), headers=patch, timeout=5
+        )
+        assert resp.status_code == 400, (name, resp.text)
+        assert "control characters" in resp.json()["error"]["message"] or "NUL" in resp.text
+    made = requests.post(api.url + "/v2/images", json={**body, "bad\nname": "v"}, timeout=5)
+    assert made.status_code == 400, made.text
+    ops = [
+        {"op": "add", "path": "/trait:CUSTOM_X", "value": "required"},
+        {"op": "add", "path": "/a b", "value": "spaced"},
+        {"op": "add", "path": "/os_distro", "value": "debian"},
+    ]
+    resp = requests.patch(
+        f"{api.url}/v2/images/{image_id}", data=json.dumps(ops), headers=patch, timeout=5
+    )
+    assert resp.status_code == 200, resp.text
+    with socket.create_connection(("127.0.0.1", api.port), timeout=5) as sock:
+        sock.sendall(f"HEAD /v1/images/{image_id} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            raw += sock.recv(65536)
+    lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    for line in lines:  # every header line: a token, a colon, a value
+        name = line.split(b":", 1)[0]
+        assert name and not any(c in b' \t"(),/:;<=>?@[\\]{}' for c in name), line
+    assert b"x-image-meta-property-os_distro: debian" in [line.lower() for line in lines]
+    v2 = requests.get(f"{api.url}/v2/images/{image_id}", timeout=5).json()
+    assert (v2["trait:CUSTOM_X"], v2["a b"]) == ("required", "spaced")  # v2 shows them all

@@ -108,6 +108,16 @@ def _check_property_count(properties: Mapping[str, Any]) -> None:
         )
 
 
+def _check_property_names(properties: Mapping[str, Any]) -> None:
+    """Names of properties being set carry no control characters (as tags): a line
+    break in one would end a v1 ``x-image-meta-property-*`` header early."""
+    for key, value in properties.items():
+        if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in str(key)):
+            raise errors.ValidationError(
+                "properties", f"a property name must not contain control characters: {key[:80]!r}"
+            )
+
+
 class ImageService:
     """Create, upload, download, update, delete and list images; manage members."""
 
@@ -423,6 +433,7 @@ class ImageService:
                 backend.require(Capability.WRITE)
         fields.setdefault("owner", context.tenant)
         if isinstance(fields.get("properties"), Mapping):
+            _check_property_names(fields["properties"])
             _check_property_count(fields["properties"])
         if location is not None:
             return self._create_with_location(fields, location, context, size, checksum)
@@ -679,6 +690,7 @@ class ImageService:
             raise errors.Forbidden(f"image {previous.id} is deleted: it cannot be updated")
         fields = self._user_fields(changes, context, allowed=MUTABLE_FIELDS, previous=previous)
         if "properties" in fields:
+            _check_property_names(fields["properties"])
             merged = previous.update({"properties": fields["properties"]}, purge_props=purge_props)
             _check_property_count(merged.properties)
         # a format change is conditional on the status it was allowed in: an upload that

@@ -6,6 +6,7 @@ fields (store, location) are never shown: all here, for every endpoint.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +132,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+#: What cannot be part of a header name: a separator (a colon would split the line),
+#: white space or a control character. v2 allows any property name ("trait:X", "a b");
+#: v1 leaves such properties out of its headers rather than send a broken line.
+_NOT_IN_HEADER_NAMES = re.compile(r'[\x00-\x20\x7f"(),/:;<=>?@\[\\\]{}]')
+
+
+def _header_name_safe(key: str) -> bool:
+    return _NOT_IN_HEADER_NAMES.search(key) is None
+
+
 def image_headers(image: Image) -> list[tuple[str, str]]:
     """``x-image-meta-*`` headers for HEAD and GET (Glance style: ``True``/``False``).
 
@@ -145,7 +156,7 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
     out += [
         (to_wire(PROPERTY + key), to_wire(value))
         for key, value in sorted(image.properties.items())
-        if key != HEARTBEAT
+        if key != HEARTBEAT and _header_name_safe(key)
     ]
     if image.checksum:
         out.append(("ETag", image.checksum))
