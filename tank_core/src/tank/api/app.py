@@ -55,7 +55,8 @@ class ApiConfig:
     #: Worker threads of the HTTP server (requests served at once). Connections waiting
     #: for their request head, or idle between requests, hold no thread.
     threads: int = attrs.field(default=16, validator=between(1, 4096))
-    #: Seconds a client has to send a whole request head, from its first byte.
+    #: Seconds a client has to send a whole request head, from its first byte; and a
+    #: body of up to 64 KiB (a create, an edit), from the end of its head.
     header_timeout: float = attrs.field(default=10.0, validator=between(0.001, 3600))
     #: Seconds an idle kept-alive connection stays open.
     idle_timeout: float = attrs.field(default=60.0, validator=between(0.001, 86400))
