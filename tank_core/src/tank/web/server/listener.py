@@ -478,7 +478,9 @@ class HttpServer:
                 self._finish(channel, keep=False)
                 return
             # a length, or -1: chunked; a body already here whole takes no thread time
-            with_body = bool(head.length) and not 0 < head.length <= len(channel.pending)
+            length = head.length
+            whole = length is not None and 0 < length <= len(channel.pending)
+            with_body = bool(length) and not whole
             if with_body and not self.transfers.take(BODY, self.body_threads):
                 send_error(
                     sock,
