@@ -6,7 +6,14 @@ import urllib.parse
 from typing import TYPE_CHECKING
 
 from tank import errors
-from tank.api.meta import brief_json, image_headers, image_json, model_fields, parse_headers
+from tank.api.meta import (
+    brief_json,
+    hidden_from_v1,
+    image_headers,
+    image_json,
+    model_fields,
+    parse_headers,
+)
 from tank.api.paths import image_id_of
 from tank.api.transfer import data_response
 from tank.model import (
@@ -190,6 +197,9 @@ def update(api: Api, req: Request, ctx: Context, image_id: str) -> Response:
     purge = parse_bool(PURGE_PROPS, req.headers.get(PURGE_PROPS, "true"))
     image = None
     fields = model_fields(meta.fields, current)
+    if purge and not upload and (hidden := hidden_from_v1(current.properties)):
+        # v1 never showed these, so a client replacing the properties did not drop them
+        fields["properties"] = {**hidden, **fields.get("properties", {})}
     if fields or (purge and not upload):
         image = api.service.update(image_id, fields, context=ctx, purge_props=purge and not upload)
     if upload:

@@ -132,14 +132,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-#: What cannot be part of a header name: a separator (a colon would split the line),
-#: white space or a control character. v2 allows any property name ("trait:X", "a b");
-#: v1 leaves such properties out of its headers rather than send a broken line.
-_NOT_IN_HEADER_NAMES = re.compile(r'[\x00-\x20\x7f"(),/:;<=>?@\[\\\]{}]')
+#: A header name is a token (RFC 9110): ASCII letters, digits and ``!#$%&'*+-.^_`|~``.
+#: v2 allows any property name ("trait:X", "a b", "ü"); v1 leaves a property whose name
+#: is not a token out of its headers rather than send a line strict clients refuse, and
+#: a v1 PUT keeps it (:func:`hidden_from_v1`), since no v1 client could have sent it back.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _header_name_safe(key: str) -> bool:
-    return _NOT_IN_HEADER_NAMES.search(key) is None
+def header_name_safe(key: str) -> bool:
+    return _HEADER_NAME.fullmatch(key) is not None
+
+
+def hidden_from_v1(properties: Mapping[str, str]) -> dict[str, str]:
+    """The properties v1's headers leave out (their names are not tokens)."""
+    return {k: v for k, v in properties.items() if not header_name_safe(k)}
 
 
 def image_headers(image: Image) -> list[tuple[str, str]]:
@@ -156,7 +162,7 @@ def image_headers(image: Image) -> list[tuple[str, str]]:
     out += [
         (to_wire(PROPERTY + key), to_wire(value))
         for key, value in sorted(image.properties.items())
-        if key != HEARTBEAT and _header_name_safe(key)
+        if key != HEARTBEAT and header_name_safe(key)
     ]
     if image.checksum:
         out.append(("ETag", image.checksum))
