@@ -132,7 +132,18 @@ def test_many_long_tags_keep_a_row_a_row(
     assert not console.errors and not console.dialogs
 
 
-@pytest.mark.parametrize("name", ["   ", "\u200b\u200b", "\u2060\ufeff \u200d"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "   ",
+        "\u200b\u200b",
+        "\u2060\ufeff \u200d",
+        "\u0301\u0301",  # marks with nothing to sit on (the second outside probe)
+        "\u034f",
+        "\ufe0f\ufe0f",
+        "\u17b4",
+    ],
+)
 def test_a_name_with_nothing_visible_has_a_visible_link(
     tank: ApiServer, alice: Caller, open_console: Open, name: str
 ) -> None:

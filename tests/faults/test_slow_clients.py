@@ -296,3 +296,62 @@ def test_a_small_body_is_read_with_its_head_and_has_a_deadline(
             conn.close()
     names = [i["name"] for i in requests.get(f"{api.url}/v2/images", timeout=5).json()["images"]]
     assert "stalled" not in names and names.count("quick") == 3
+
+
+def test_one_thread_stays_free_whatever_the_caps_say(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """Caps equal to ``threads`` (the second outside probe) still leave one thread for
+    everything else: stalled downloads take at most ``threads - 1``; HEAD of the data takes
+    no download slot at all."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 3\nbody_threads = 3\ndownload_threads = 3\nmin_rate = 0\n")
+    api = start_api("--config", str(config))
+    data = os.urandom(1 << 20) * 48
+    body = {"name": "big", "disk_format": "raw", "container_format": "bare"}
+    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
+    file = f"{api.url}/v2/images/{image_id}/file"
+    octet = {"Content-Type": "application/octet-stream"}
+    assert requests.put(file, data=data, headers=octet, timeout=60).status_code == 204
+    stalled = []
+    try:
+        for _ in range(2):
+            conn = RawHttp(api.port)
+            conn.send(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: tank\r\n\r\n".encode())
+            assert conn.head(timeout=10)[0] == 200
+            stalled.append(conn)
+        assert requests.get(file, timeout=10).status_code == 503
+        for _ in range(3):
+            assert requests.get(f"{api.url}/healthcheck", timeout=5).status_code == 200
+            assert requests.head(file, timeout=5).status_code == 200
+    finally:
+        for conn in stalled:
+            conn.close()
+
+
+def test_a_burst_of_fast_downloads_is_served_on_the_defaults(
+    start_api: Callable[..., ApiServer],
+) -> None:
+    """Twenty clients downloading at once, on tank-api's default threads and two worker
+    processes (the second outside probe saw 503s with 16 threads a worker): all served."""
+    api = start_api("--workers", "2")
+    data = os.urandom(1 << 20) * 8
+    body = {"name": "burst", "disk_format": "raw", "container_format": "bare"}
+    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
+    file = f"{api.url}/v2/images/{image_id}/file"
+    octet = {"Content-Type": "application/octet-stream"}
+    assert requests.put(file, data=data, headers=octet, timeout=60).status_code == 204
+    results: list[tuple[int, str]] = []
+
+    def fetch() -> None:
+        got = requests.get(file, timeout=60)
+        results.append((got.status_code, hashlib.md5(got.content).hexdigest()))
+
+    for _ in range(3):
+        results.clear()
+        workers = [threading.Thread(target=fetch) for _ in range(20)]
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
+        assert results == [(200, hashlib.md5(data).hexdigest())] * 20

@@ -54,7 +54,7 @@ class ApiConfig:
     show_image_direct_url: bool = False
     #: Worker threads of the HTTP server (requests served at once). Connections waiting
     #: for their request head, or idle between requests, hold no thread.
-    threads: int = attrs.field(default=16, validator=between(1, 4096))
+    threads: int = attrs.field(default=64, validator=between(1, 4096))
     #: Seconds a client has to send a whole request head, from its first byte; and a
     #: body of up to 64 KiB (a create, an edit), from the end of its head.
     header_timeout: float = attrs.field(default=10.0, validator=between(0.001, 3600))
@@ -72,7 +72,9 @@ class ApiConfig:
     #: Threads that may be reading request bodies (uploads, creates, updates) at once;
     #: another request with a body then gets 503 at once, and the remaining threads stay
     #: free for requests without one (listings, downloads, the console), however many
-    #: slow uploads are open. Default: three quarters of ``threads``, leaving at least one.
+    #: slow uploads are open. Default: three quarters of ``threads``. Uploads and downloads
+    #: together take at most the larger of this and ``download_threads``, and never the
+    #: last thread.
     body_threads: int | None = attrs.field(default=None)
 
     #: Threads that may be sending image data (downloads, v1 and v2) at once; another

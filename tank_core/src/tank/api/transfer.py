@@ -43,7 +43,8 @@ def data_response(
     offset, length = (wanted.offset, wanted.length) if wanted else (0, None)
     transfers: Transfers = req.environ.get(ENVIRON_KEY) or api.transfers
     cap = api.download_threads
-    if not transfers.take(DOWNLOAD, cap):
+    counted = req.method != "HEAD"  # the server sends no data for HEAD
+    if counted and not transfers.take(DOWNLOAD, cap):
         raise errors.Busy(
             f"this server is already busy with {transfers.busy()} (it sends image data to"
             f" at most {cap} clients at once, and runs at most {transfers.limit} uploads and"
@@ -52,7 +53,8 @@ def data_response(
     try:
         result = api.service.read(image, offset=offset, length=length)
     except BaseException:
-        transfers.give_back(DOWNLOAD)
+        if counted:
+            transfers.give_back(DOWNLOAD)
         raise
     headers = [
         *headers,
@@ -65,7 +67,8 @@ def data_response(
     expected = result.size
 
     def sent(count: int) -> None:  # once, when the server is done with the body
-        transfers.give_back(DOWNLOAD)
+        if counted:
+            transfers.give_back(DOWNLOAD)
         api.service.plugins.image_sent(
             image=image, bytes_sent=count, expected=expected, context=ctx
         )

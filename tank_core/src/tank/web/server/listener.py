@@ -166,7 +166,8 @@ class HttpServer:
             transfer_threads = max(self.body_threads, default_transfer_threads(threads))
         if not 1 <= transfer_threads <= threads:
             raise ValueError(f"transfer_threads must be between 1 and threads ({threads})")
-        self.transfers = Transfers(transfer_threads)
+        # whatever was configured, one thread always stays for other requests
+        self.transfers = Transfers(min(transfer_threads, threads - 1) if threads > 1 else 1)
         self.shutdown_timeout = shutdown_timeout
         self.name = name
         self.after_large_transfer = after_large_transfer

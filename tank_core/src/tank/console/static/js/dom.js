@@ -25,9 +25,10 @@ export function directionControls(text) {
   return found;
 }
 
-/** Nothing a reader could see or click: spaces, zero-width and other format characters
+/** Nothing a reader could see or click: spaces, zero-width and other format characters,
+ * and marks with no base letter to sit on (combining accents, variation selectors)
  * (bidirectional controls are shown as markers, so they count as visible). */
-const INVISIBLE = /[\s\p{Cf}\u115F\u1160\u3164\uFFA0\u2800]/gu;
+const INVISIBLE = /[\s\p{Cf}\p{M}\u115F\u1160\u3164\uFFA0\u2800]/gu;
 
 /** Whether ``text``, as shown, has nothing visible in it. */
 export function blank(text) {
