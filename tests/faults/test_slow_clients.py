@@ -355,3 +355,36 @@ def test_a_burst_of_fast_downloads_is_served_on_the_defaults(
         for t in workers:
             t.join()
         assert results == [(200, hashlib.md5(data).hexdigest())] * 20
+
+
+def test_a_small_body_held_back_for_100_continue_needs_no_body_thread(
+    start_api: Callable[..., ApiServer], tmp_path: Path
+) -> None:
+    """``Expect: 100-continue`` on a create (the second outside probe: 503 while uploads
+    held every body thread): the listener says 100 Continue at once, reads the small body
+    and the create is served; the worker does not say it again."""
+    config = tmp_path / "tank.toml"
+    config.write_text("[api]\nthreads = 2\nbody_threads = 1\nmin_rate = 0\n")
+    api = start_api("--config", str(config))
+    upload = RawHttp(api.port)  # holds the one body thread
+    upload.send(post(1 << 20, image_id=str(uuid.uuid4())) + b"x" * 1000)
+    try:
+        time.sleep(0.5)
+        body = json.dumps({"name": "expecting"}).encode()
+        conn = RawHttp(api.port)
+        conn.send(
+            b"POST /v2/images HTTP/1.1\r\nHost: tank\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        conn.sock.settimeout(5)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += conn.sock.recv(4096)
+        assert got == b"HTTP/1.1 100 Continue\r\n\r\n"
+        conn.send(body)
+        status, _, answer = conn.answer(timeout=5)
+        conn.close()
+        assert status == 201, answer
+        assert json.loads(answer)["name"] == "expecting"
+    finally:
+        upload.close()

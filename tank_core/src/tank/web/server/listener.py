@@ -15,9 +15,11 @@ deadlines sit in a heap (the next one to pass is looked at, not every connection
 
 A small request body (up to :data:`SMALL_BODY`: a create, an edit) is read here too,
 with its head and under a deadline of its own, so slow small requests hold no worker and
-never wait for a body thread. Workers do the blocking part: a larger body, the
-application, the response (``sendfile`` for file bodies). Pipelined requests that
-already arrived are served by the same worker in turn.
+never wait for a body thread (``Expect: 100-continue`` is then answered at once: holding
+back a body that small saves nothing; a chunked body is a worker's, whatever its size).
+Workers do the blocking part: a larger body, the application, the response
+(``sendfile`` for file bodies). Pipelined requests that already arrived are served by
+the same worker in turn.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tank.web.server.transfers import Transfers
 
 #: The kind :class:`Transfers` counts request bodies as.
 BODY = "upload"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 log = logging.getLogger(__name__)
 
@@ -80,18 +83,19 @@ def default_transfer_threads(threads: int) -> int:
 SMALL_BODY = 64 << 10
 
 
-def _small_body(head: bytes | bytearray) -> int:
+def _small_body(head: bytes | bytearray) -> tuple[int, bool]:
     """The length of the head's body if the listener should read it before a worker
-    takes the request: a Content-Length of at most :data:`SMALL_BODY`, not waiting for
-    ``100 Continue``; else 0 (no body, chunked, large, or a head the worker will refuse)."""
+    takes the request (a Content-Length of at most :data:`SMALL_BODY`; else 0: no body,
+    chunked, large, or a head the worker will refuse), and whether the client waits for
+    ``100 Continue`` before sending it."""
     try:
         parsed = parse_head(bytes(head))
     except HeadError:
-        return 0
+        return 0, False
     length = parsed.length
-    if length is None or not 0 < length <= SMALL_BODY or parsed.expects_continue:
-        return 0
-    return length
+    if length is None or not 0 < length <= SMALL_BODY:
+        return 0, False
+    return length, parsed.expects_continue
 
 
 class _Waiting:
@@ -371,8 +375,14 @@ class HttpServer:
                 self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
             return
         if not waiting.need:
-            body = _small_body(buf[:end])
+            body, expects = _small_body(buf[:end])
             if body and len(buf) < end + body:  # read here too: no worker waits for it
+                if expects:  # a small body: no reason to hold it back (the worker won't ask)
+                    try:
+                        waiting.sock.send(CONTINUE)
+                    except OSError:
+                        self._drop(waiting)
+                        return
                 waiting.need = end + body
                 self._set_deadline(waiting, time.monotonic() + self.header_timeout)
                 return
@@ -503,6 +513,8 @@ class HttpServer:
                 self.floor,
                 self.transfers,
             )
+            if whole:  # read by the listener, which said 100 Continue if it was asked to
+                exchange.continue_pending = False
             try:
                 keep = exchange.run() and not self._stopping.is_set()
             finally:
