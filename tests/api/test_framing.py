@@ -89,6 +89,25 @@ def test_transfer_encoding_from_http10_is_refused(api: ApiServer) -> None:
     assert listed == []
 
 
+@pytest.mark.parametrize(
+    "chunks",
+    [b"4\nabcd\r\n0\r\n\r\n", b"4\r\nabcd\n0\r\n\r\n", b"4\r\nabcd\r\n0\n\n"],
+)
+def test_chunk_lines_ending_in_a_bare_lf_are_refused(api: ApiServer, chunks: bytes) -> None:
+    """As in heads (the second outside probe found them accepted in chunked bodies)."""
+    raw = exchange(
+        api.port,
+        b"POST /v1/images HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Type: application/octet-stream\r\nx-image-meta-name: bare-lf\r\n"
+        b"Connection: close\r\n\r\n" + chunks,
+    )
+    answers = responses(raw)
+    assert [a[0] for a in answers] == [400], raw[:300]
+    assert b"bare LF" in answers[0][2]
+    listed = requests.get(api.url + V1 + "/detail", params={"name": "bare-lf"}, timeout=5)
+    assert {i["status"] for i in listed.json()["images"]} <= {"killed"}  # v1: no data kept
+
+
 def test_oversized_chunked_json_is_refused_before_it_is_all_sent(api: ApiServer) -> None:
     image = requests.post(api.url + V1, headers={"x-image-meta-name": "m"}, timeout=5).json()
     path = f"{V1}/{image['image']['id']}/members"

@@ -168,6 +168,8 @@ class ChunkedBody(Body):
             raise BodyIncomplete(
                 f"the client closed the connection after {self.received} bytes of a chunked body"
             )
+        if not line.endswith(b"\r\n"):  # as heads: a bare LF is refused, never guessed at
+            raise BadChunking("chunked body: a line ends with a bare LF, not CRLF")
         return line
 
     def _next_chunk(self) -> bool:
