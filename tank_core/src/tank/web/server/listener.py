@@ -40,7 +40,7 @@ from typing import Any
 
 from tank.web.server.channel import Channel
 from tank.web.server.exchange import Exchange, WSGIApp
-from tank.web.server.heads import HeadError, head_end, parse_head
+from tank.web.server.heads import HeadError, RequestHead, head_end, parse_head
 from tank.web.server.responses import send_error
 from tank.web.server.transfers import Transfers
 
@@ -83,25 +83,32 @@ def default_transfer_threads(threads: int) -> int:
 SMALL_BODY = 64 << 10
 
 
-def _small_body(head: bytes | bytearray) -> tuple[int, bool]:
-    """The length of the head's body if the listener should read it before a worker
-    takes the request (a Content-Length of at most :data:`SMALL_BODY`; else 0: no body,
-    chunked, large, or a head the worker will refuse), and whether the client waits for
-    ``100 Continue`` before sending it."""
+def _parsed(head: bytes) -> RequestHead | HeadError:
+    """The head parsed once, by the listener; the refusal a worker sends if it is bad."""
     try:
-        parsed = parse_head(bytes(head))
-    except HeadError:
-        return 0, False
-    length = parsed.length
-    if length is None or not 0 < length <= SMALL_BODY:
-        return 0, False
-    return length, parsed.expects_continue
+        return parse_head(head)
+    except HeadError as exc:
+        return exc
+
+
+def _small_body(head: RequestHead | HeadError) -> int:
+    """The length of the head's body if the listener should read it before a worker
+    takes the request: a Content-Length of at most :data:`SMALL_BODY`; else 0 (no body,
+    chunked, large, or a head the worker will refuse)."""
+    if isinstance(head, HeadError) or head.length is None:
+        return 0
+    return head.length if 0 < head.length <= SMALL_BODY else 0
+
+
+#: A connection for a worker: its socket, address, request head, the bytes after the
+#: head, and the head as the listener parsed it.
+_Work = tuple[socket.socket, Any, bytes, bytes, RequestHead | HeadError | None]
 
 
 class _Waiting:
     """A connection in the listener's hands: between requests, or its head arriving."""
 
-    __slots__ = ("address", "buf", "deadline", "idle", "need", "sock")
+    __slots__ = ("address", "buf", "deadline", "head", "idle", "need", "sock")
 
     def __init__(
         self, sock: socket.socket, address: Any, buf: bytes, deadline: float, idle: bool = False
@@ -113,7 +120,9 @@ class _Waiting:
         #: Kept alive between requests: the first byte of the next head starts its
         #: deadline (a new connection's head deadline runs from the accept).
         self.idle = idle
-        #: Bytes the head and its small body take (0: the head is not whole yet).
+        #: The whole head, parsed (None: not whole yet), handed to the worker with it.
+        self.head: RequestHead | HeadError | None = None
+        #: Bytes the head and its small body take (0: no small body to wait for).
         self.need = 0
 
 
@@ -181,9 +190,7 @@ class HttpServer:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._returned: collections.deque[Channel] = collections.deque()
-        self._work: queue.SimpleQueue[tuple[socket.socket, Any, bytes, bytes] | None] = (
-            queue.SimpleQueue()
-        )
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._waiting: dict[socket.socket, _Waiting] = {}
         #: (deadline, tie-breaker, connection), earliest first; an entry whose deadline
         #: is no longer its connection's (moved, or the connection left) is skipped.
@@ -374,10 +381,12 @@ class HttpServer:
                 limit = self.max_head_size
                 self._answer(waiting, 431, f"the request headers are larger than {limit} bytes")
             return
-        if not waiting.need:
-            body, expects = _small_body(buf[:end])
+        if waiting.head is None:
+            head = waiting.head = _parsed(bytes(buf[:end]))
+            body = _small_body(head)
             if body and len(buf) < end + body:  # read here too: no worker waits for it
-                if expects:  # a small body: no reason to hold it back (the worker won't ask)
+                # a small body: no reason to hold it back (the worker won't ask)
+                if isinstance(head, RequestHead) and head.expects_continue:
                     try:
                         waiting.sock.send(CONTINUE)
                     except OSError:
@@ -390,7 +399,9 @@ class HttpServer:
         del self._waiting[waiting.sock]
         with self._lock:
             self._busy[waiting.sock] = None
-        self._work.put((waiting.sock, waiting.address, bytes(buf[:end]), bytes(buf[end:])))
+        self._work.put(
+            (waiting.sock, waiting.address, bytes(buf[:end]), bytes(buf[end:]), waiting.head)
+        )
 
     def _expire(self, now: float) -> None:
         heap = self._deadlines
@@ -466,16 +477,25 @@ class HttpServer:
             item = self._work.get()
             if item is None:
                 return
-            sock, address, head, rest = item
+            sock, address, head, rest, parsed = item
             try:
-                self._serve(sock, address, head, rest)
+                self._serve(sock, address, head, rest, parsed)
             except Exception:
                 log.exception("%s: connection from %s failed", self.name, address[0])
                 with self._lock:
                     self._busy.pop(sock, None)
                 self._close(sock, address)
 
-    def _serve(self, sock: socket.socket, address: Any, head_bytes: bytes, rest: bytes) -> None:
+    def _serve(
+        self,
+        sock: socket.socket,
+        address: Any,
+        head_bytes: bytes,
+        rest: bytes,
+        parsed: RequestHead | HeadError | None = None,
+    ) -> None:
+        """Serve the requests of one connection: the first as the listener parsed it
+        (``parsed``), any pipelined after it parsed here."""
         sock.setblocking(True)
         sock.settimeout(self.io_timeout)
         channel = Channel(sock, address, rest, self.io_timeout)
@@ -483,11 +503,14 @@ class HttpServer:
             self._busy[sock] = channel
         while True:
             try:
-                head = parse_head(head_bytes)
+                if isinstance(parsed, HeadError):
+                    raise parsed
+                head = parsed or parse_head(head_bytes)
             except HeadError as exc:
                 send_error(sock, "HTTP/1.1", exc.status, exc.message)
                 self._finish(channel, keep=False)
                 return
+            parsed = None  # the next pipelined head is parsed by this worker
             # a length, or -1: chunked; a body already here whole takes no thread time
             length = head.length
             whole = length is not None and 0 < length <= len(channel.pending)
