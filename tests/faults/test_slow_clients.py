@@ -200,6 +200,32 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
             conn.close()
 
 
+def stored_image(api: ApiServer, data: bytes, name: str) -> str:
+    """A new active image holding ``data``: its id."""
+    body = {"name": name, "disk_format": "raw", "container_format": "bare"}
+    image_id = str(requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"])
+    put = requests.put(
+        f"{api.url}/v2/images/{image_id}/file",
+        data=data,
+        headers={"Content-Type": "application/octet-stream"},
+        timeout=60,
+    )
+    assert put.status_code == 204, put.text
+    return image_id
+
+
+def stall_downloads(api: ApiServer, image_id: str, count: int) -> list[RawHttp]:
+    """``count`` downloads of the image that read its answer's head, then nothing more."""
+    stalled = []
+    for _ in range(count):
+        conn = RawHttp(api.port)
+        stalled.append(conn)
+        conn.send(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: tank\r\n\r\n".encode())
+        status, _ = conn.head(timeout=10)
+        assert status == 200
+    return stalled
+
+
 def test_stalled_downloads_leave_threads_for_everyone_else(
     start_api: Callable[..., ApiServer], tmp_path: Path
 ) -> None:
@@ -212,23 +238,9 @@ def test_stalled_downloads_leave_threads_for_everyone_else(
     config.write_text("[api]\nthreads = 4\nmin_rate = 0\n")  # stalled readers stay
     api = start_api("--config", str(config))
     data = os.urandom(1 << 20) * 48  # more than loopback's socket buffers hold
-    body = {"name": "big", "disk_format": "raw", "container_format": "bare"}
-    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
-    put = requests.put(
-        f"{api.url}/v2/images/{image_id}/file",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=60,
-    )
-    assert put.status_code == 204, put.text
-    stalled = []
+    image_id = stored_image(api, data, "big")
+    stalled = stall_downloads(api, image_id, 3)
     try:
-        for _ in range(3):  # each reads the head, then nothing more
-            conn = RawHttp(api.port)
-            conn.send(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: tank\r\n\r\n".encode())
-            status, _ = conn.head(timeout=10)
-            assert status == 200
-            stalled.append(conn)
         refused = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=10)
         assert refused.status_code == 503, refused.text[:300]
         message = refused.json()["error"]["message"]
@@ -307,19 +319,10 @@ def test_one_thread_stays_free_whatever_the_caps_say(
     config = tmp_path / "tank.toml"
     config.write_text("[api]\nthreads = 3\nbody_threads = 3\ndownload_threads = 3\nmin_rate = 0\n")
     api = start_api("--config", str(config))
-    data = os.urandom(1 << 20) * 48
-    body = {"name": "big", "disk_format": "raw", "container_format": "bare"}
-    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
+    image_id = stored_image(api, os.urandom(1 << 20) * 48, "big")
     file = f"{api.url}/v2/images/{image_id}/file"
-    octet = {"Content-Type": "application/octet-stream"}
-    assert requests.put(file, data=data, headers=octet, timeout=60).status_code == 204
-    stalled = []
+    stalled = stall_downloads(api, image_id, 2)
     try:
-        for _ in range(2):
-            conn = RawHttp(api.port)
-            conn.send(f"GET /v2/images/{image_id}/file HTTP/1.1\r\nHost: tank\r\n\r\n".encode())
-            assert conn.head(timeout=10)[0] == 200
-            stalled.append(conn)
         assert requests.get(file, timeout=10).status_code == 503
         for _ in range(3):
             assert requests.get(f"{api.url}/healthcheck", timeout=5).status_code == 200
@@ -336,11 +339,7 @@ def test_a_burst_of_fast_downloads_is_served_on_the_defaults(
     processes (the second outside probe saw 503s with 16 threads a worker): all served."""
     api = start_api("--workers", "2")
     data = os.urandom(1 << 20) * 8
-    body = {"name": "burst", "disk_format": "raw", "container_format": "bare"}
-    image_id = requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"]
-    file = f"{api.url}/v2/images/{image_id}/file"
-    octet = {"Content-Type": "application/octet-stream"}
-    assert requests.put(file, data=data, headers=octet, timeout=60).status_code == 204
+    file = f"{api.url}/v2/images/{stored_image(api, data, 'burst')}/file"
     results: list[tuple[int, str]] = []
 
     def fetch() -> None:
