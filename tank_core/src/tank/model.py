@@ -195,6 +195,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def has_control(text: str) -> bool:
+    """Whether ``text`` holds an ASCII control character (a line break, a tab, NUL, DEL):
+    refused in tags, members, store names and property names, which end up in headers
+    and on single lines."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
 def _text(field: str, value: Any, max_len: int) -> str:
     if not isinstance(value, str):
         raise ValidationError(field, f"expected a string, got {value!r}")
@@ -274,7 +281,7 @@ def parse_tag(value: Any, field: str = "tags") -> str:
     tag = _text(field, value, MAX_NAME)
     if not tag.strip():
         raise ValidationError(field, "a tag must not be empty")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in tag):
+    if has_control(tag):
         raise ValidationError(field, f"a tag must not contain control characters: {tag[:80]!r}")
     return tag
 
@@ -573,7 +580,7 @@ class Member:
     def _nonempty(self, attribute: Any, value: str) -> None:
         if not value.strip():
             raise ValidationError("member", "must not be empty")
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        if has_control(value):
             raise ValidationError("member", "must not contain control characters")
         if value in (".", "..") or "/" in value:
             # a tenant id never is; in a URL path such ids become other paths wherever

@@ -35,6 +35,7 @@ from tank.model import (
     MemberStatus,
     Status,
     Visibility,
+    has_control,
     parse_int,
     utcnow,
 )
@@ -112,7 +113,7 @@ def _check_property_names(properties: Mapping[str, Any]) -> None:
     """Names of properties being set carry no control characters (as tags): a line
     break in one would end a v1 ``x-image-meta-property-*`` header early."""
     for key, value in properties.items():
-        if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in str(key)):
+        if value is not None and has_control(str(key)):
             raise errors.ValidationError(
                 "properties", f"a property name must not contain control characters: {key[:80]!r}"
             )

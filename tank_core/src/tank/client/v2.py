@@ -42,7 +42,15 @@ from tank.client.wire_v2 import (
     stores_from_v2,
 )
 from tank.errors import ValidationError
-from tank.model import MAX_LIMIT, Image, Member, Status, parse_image_id, parse_member_status
+from tank.model import (
+    MAX_LIMIT,
+    Image,
+    Member,
+    Status,
+    has_control,
+    parse_image_id,
+    parse_member_status,
+)
 from tank.streams import DataSource
 
 #: Import methods Glance defines (the server says which it has enabled).
@@ -493,7 +501,7 @@ def _name(field: str, value: Any) -> str:
     """A store name: a non-empty string fit for a header and a JSON body."""
     if not isinstance(value, str) or not value.strip() or value != value.strip():
         raise ValidationError(field, f"expected a store name, got {value!r}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if has_control(value):
         raise ValidationError(field, "a store name has no control characters")
     return value
 
