@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -268,25 +269,29 @@ def _drain(queue: str, count: int) -> list[tuple[dict[str, Any], dict[str, Any]]
 
 
 def test_a_broker_that_is_down_never_holds_up_a_request(free_port: int) -> None:
-    """Nothing listens at the transport URL: events are retried in the sink's thread,
-    then dropped and counted; sending takes no time."""
-    sink = AmqpSink(
-        AmqpConfig(
-            transport_url=f"rabbit://tank:s3cret-pass@127.0.0.1:{free_port}/",
-            retries=1,
-            backoff=0.05,
-            timeout=1.0,
+    """A broker that takes connections and never answers (a hung one): each delivery
+    attempt waits out ``timeout`` in the sink's thread, while sending only queues the
+    event; the events are then dropped and counted."""
+    with socket.create_server(("127.0.0.1", free_port)):  # listens, never accepts
+        sink = AmqpSink(
+            AmqpConfig(
+                transport_url=f"rabbit://tank:s3cret-pass@127.0.0.1:{free_port}/",
+                retries=1,
+                backoff=0.05,
+                timeout=3.0,
+            )
         )
-    )
-    before = metrics.dropped("amqp")
-    started = time.monotonic()
-    for n in range(5):
-        sink.send(Event(event_type="image.update", payload={"n": n}))
-    assert time.monotonic() - started < 0.1
-    sink.close(10)
-    deadline = time.monotonic() + WAIT  # one event may still be in its last attempt
-    while metrics.dropped("amqp") - before < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        before = metrics.dropped("amqp")
+        for n in range(5):
+            sink.send(Event(event_type="image.update", payload={"n": n}))
+        # a send that waited for its delivery would have seen two attempts time out and
+        # the event dropped: all five are still queued (or in their first attempt)
+        assert sink.pending() == 5
+        assert metrics.dropped("amqp") == before
+        sink.close(0)  # gives up what is queued; the attempt under way ends by its timeout
+        deadline = time.monotonic() + WAIT
+        while metrics.dropped("amqp") - before < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert metrics.dropped("amqp") - before == 5
     assert "s3cret" not in sink.describe() and str(free_port) in sink.describe()
 
