@@ -29,12 +29,12 @@ function shown(key, value) {
 }
 
 /** Run an action; its failure becomes a readable message, never a blank page. */
-async function attempt(what, action) {
+/** What ``action`` came to: ``{ value }``, or ``{ error }`` if it threw. */
+async function outcome(action) {
   try {
-    return await action();
-  } catch (exc) {
-    notify(`${what} failed: ${exc.message}`);
-    return undefined;
+    return { value: await action() };
+  } catch (error) {
+    return { error };
   }
 }
 
@@ -153,19 +153,24 @@ export async function render(container, [id]) {
     );
   }
 
-  // The page is shown again before the outcome is told: a message that came first
-  // would invite typing into forms the refresh is about to replace.
-  async function act(what, action) {
-    const done = (await attempt(what, () => api("POST", imagePath(id, "actions", action)))) !== undefined;
+  /** Run ``action``, show the page again (the image may have changed either way), and
+   * only then tell how it went (``ok``: the message if it worked). A message that came
+   * first, failures' too, would invite typing into forms the refresh is about to replace.
+   * Whether it worked. */
+  async function perform(what, action, ok) {
+    const { error } = await outcome(action);
     await refresh();
-    if (done) notify(`${what} done.`, "ok");
+    if (error) notify(`${what} failed: ${error.message}`);
+    else if (ok) notify(ok, "ok");
+    return !error;
+  }
+
+  async function act(what, action) {
+    await perform(what, () => api("POST", imagePath(id, "actions", action)), `${what} done.`);
   }
 
   async function change(what, ops) {
-    const result = await attempt(what, () => patchImage(id, ops));
-    await refresh();
-    if (result !== undefined) notify(`${what}: saved.`, "ok");
-    return result !== undefined;
+    return perform(what, () => patchImage(id, ops), `${what}: saved.`);
   }
 
   function confirmDelete(image) {
@@ -192,11 +197,12 @@ export async function render(container, [id]) {
             "data-action": "confirm-delete",
             onclick: async () => {
               close();
-              const done = await attempt("Deleting the image", () => api("DELETE", imagePath(id)));
-              if (done !== undefined) {
+              const { error } = await outcome(() => api("DELETE", imagePath(id)));
+              if (!error) {
                 navigate("#/images", `Image ${clip(image.name || image.id)} deleted.`);
               } else {
                 await refresh();
+                notify(`Deleting the image failed: ${error.message}`);
               }
             },
           },
@@ -324,8 +330,7 @@ export async function render(container, [id]) {
           mayChange(image) && h("button", {
             type: "button", class: "remove", "aria-label": `Remove tag ${tag}`,
             onclick: async () => {
-              await attempt(`Removing tag ${clip(tag)}`, () => api("DELETE", imagePath(id, "tags", tag)));
-              await refresh();
+              await perform(`Removing tag ${clip(tag)}`, () => api("DELETE", imagePath(id, "tags", tag)));
             },
           }, "×"),
         ),
@@ -339,9 +344,7 @@ export async function render(container, [id]) {
       e.preventDefault();
       const tag = input.value.trim();
       if (!tag) return;
-      const added = (await attempt(`Adding tag ${clip(tag)}`, () => api("PUT", imagePath(id, "tags", tag)))) !== undefined;
-      await refresh();
-      if (added) notify(`Tag ${clip(tag)} added.`, "ok");
+      await perform(`Adding tag ${clip(tag)}`, () => api("PUT", imagePath(id, "tags", tag)), `Tag ${clip(tag)} added.`);
     });
     return section("Tags", none, form);
   }
@@ -402,8 +405,7 @@ export async function render(container, [id]) {
                   buttons.push(h("button", {
                     type: "button", "data-action": value, disabled: m.status === value,
                     onclick: async () => {
-                      await attempt(`${label}ing the image`, () => api("PUT", imagePath(id, "members", m.member_id), { json: { status: value } }));
-                      await refresh();
+                      await perform(`${label}ing the image`, () => api("PUT", imagePath(id, "members", m.member_id), { json: { status: value } }));
                     },
                   }, label));
                 }
@@ -412,8 +414,7 @@ export async function render(container, [id]) {
                 buttons.push(h("button", {
                   type: "button", class: "danger", "data-action": "remove-member",
                   onclick: async () => {
-                    await attempt(`Removing member ${clip(m.member_id)}`, () => api("DELETE", imagePath(id, "members", m.member_id)));
-                    await refresh();
+                    await perform(`Removing member ${clip(m.member_id)}`, () => api("DELETE", imagePath(id, "members", m.member_id)));
                   },
                 }, "Remove"));
               }
@@ -439,9 +440,11 @@ export async function render(container, [id]) {
         e.preventDefault();
         const member = input.value.trim();
         if (!member) return;
-        const shared = (await attempt(`Sharing with ${clip(member)}`, () => api("POST", imagePath(id, "members"), { json: { member } }))) !== undefined;
-        await refresh();
-        if (shared) notify(`Shared with ${clip(member)}; they must accept it to see it in their list.`, "ok");
+        await perform(
+          `Sharing with ${clip(member)}`,
+          () => api("POST", imagePath(id, "members"), { json: { member } }),
+          `Shared with ${clip(member)}; they must accept it to see it in their list.`,
+        );
       });
       parts.push(form);
     }
