@@ -170,11 +170,12 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
         while True:  # the three are being read once a fourth body is refused
             extra = RawHttp(api.port)
             extra.send(post(1 << 20, image_id=str(uuid.uuid4())))
-            status, _, body = extra.answer(timeout=5)
+            status, headers, body = extra.answer(timeout=5)
             extra.close()
             if status == 503 or time.monotonic() > deadline:
                 break
         assert status == 503, body
+        assert headers["retry-after"] == "2"  # a thread frees when any upload ends
         message = json.loads(body)["error"]["message"]
         assert "busy with 3 uploads" in message and "at most 3 request bodies" in message
         for n in range(5):  # everyone else: answered, and quickly (not after the uploads)
@@ -243,14 +244,17 @@ def test_stalled_downloads_leave_threads_for_everyone_else(
     try:
         refused = requests.get(f"{api.url}/v2/images/{image_id}/file", timeout=10)
         assert refused.status_code == 503, refused.text[:300]
+        assert refused.headers["Retry-After"] == "2"
         message = refused.json()["error"]["message"]
         assert "busy with 3 downloads" in message and "to at most 3 clients" in message
-        assert requests.get(f"{api.url}/v1/images/{image_id}", timeout=10).status_code == 503
+        refused = requests.get(f"{api.url}/v1/images/{image_id}", timeout=10)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
         upload = RawHttp(api.port)  # a thread for its body is one more long transfer
         upload.send(post(1 << 20, image_id=str(uuid.uuid4())))
-        status, _, answer = upload.answer(timeout=5)
+        status, headers, answer = upload.answer(timeout=5)
         upload.close()
         assert status == 503, answer
+        assert headers["retry-after"] == "2"
         assert "at most 3 uploads and downloads together" in json.loads(answer)["error"]["message"]
         for _ in range(5):  # everyone else: answered, and quickly
             started = time.monotonic()

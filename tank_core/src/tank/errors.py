@@ -23,12 +23,15 @@ class TankError(Exception):
         *,
         store: str | None = None,
         location: str | None = None,
+        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.store = store
         #: Always a redacted location, safe to show to a user.
         self.location = location
+        #: Seconds a client should wait before it tries again, sent as ``Retry-After``.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.message

@@ -13,7 +13,7 @@ from tank.api.ranges import Unsatisfiable, parse_range
 from tank.model import Context, Image
 from tank.store import ReadResult
 from tank.web import FileBody, Request, Response
-from tank.web.server.transfers import ENVIRON_KEY, Transfers
+from tank.web.server.transfers import ENVIRON_KEY, RETRY_AFTER, Transfers
 
 #: The kind :class:`Transfers` counts downloads as.
 DOWNLOAD = "download"
@@ -48,7 +48,8 @@ def data_response(
         raise errors.Busy(
             f"this server is already busy with {transfers.busy()} (it sends image data to"
             f" at most {cap} clients at once, and runs at most {transfers.limit} uploads and"
-            " downloads together); retry later"
+            " downloads together); retry later",
+            retry_after=RETRY_AFTER,
         )
     try:
         result = api.service.read(image, offset=offset, length=length)

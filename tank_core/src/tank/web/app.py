@@ -100,7 +100,10 @@ class WebApp:
             return response
         except errors.TankError as exc:
             environ[ENV_ERROR] = exc
-            return self.error(exc.http_status, str(exc), exc)
+            response = self.error(exc.http_status, str(exc), exc)
+            if exc.retry_after is not None:
+                response.headers.append(("Retry-After", str(exc.retry_after)))
+            return response
         except Exception as exc:
             environ[ENV_ERROR] = exc
             log.exception(

@@ -42,7 +42,7 @@ from tank.web.server.channel import Channel
 from tank.web.server.exchange import Exchange, WSGIApp
 from tank.web.server.heads import HeadError, RequestHead, head_end, parse_head
 from tank.web.server.responses import send_error
-from tank.web.server.transfers import Transfers
+from tank.web.server.transfers import RETRY_AFTER, Transfers
 
 #: The kind :class:`Transfers` counts request bodies as.
 BODY = "upload"
@@ -523,6 +523,7 @@ class HttpServer:
                     f"this server is already busy with {self.transfers.busy()} (it reads at"
                     f" most {self.body_threads} request bodies at once, and runs at most"
                     f" {self.transfers.limit} uploads and downloads together); retry later",
+                    retry_after=RETRY_AFTER,
                 )
                 self._finish(channel, keep=False)
                 return

@@ -53,12 +53,15 @@ def error_document(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "title": reason(status), "message": message}}
 
 
-def send_error(sock: socket.socket, version: str, status: int, message: str) -> None:
+def send_error(
+    sock: socket.socket, version: str, status: int, message: str, retry_after: int | None = None
+) -> None:
     """Answer with a JSON error in the API's shape, best effort, for what the server
     answers itself (malformed heads, timeouts, a failed application) before or instead of
-    any application response. The connection is to be closed after."""
+    any application response. The connection is to be closed after. ``retry_after``:
+    seconds, sent as ``Retry-After``."""
     try:
-        answer = _error_message(version, status, message, http_date())
+        answer = _error_message(version, status, message, http_date(), retry_after)
         # a request id of its own, as every answer of the applications has
         request_id = f"\r\nX-Openstack-Request-Id: req-{uuid.uuid4()}\r\nDate:".encode()
         sock.send(answer.replace(b"\r\nDate:", request_id, 1))
@@ -67,7 +70,9 @@ def send_error(sock: socket.socket, version: str, status: int, message: str) -> 
 
 
 @functools.lru_cache(maxsize=64)
-def _error_message(version: str, status: int, message: str, date: str) -> bytes:
+def _error_message(
+    version: str, status: int, message: str, date: str, retry_after: int | None
+) -> bytes:
     """The bytes of an error answer; the same answer to many connections at once (a
     deadline passing for a thousand slow heads) is built once (a second)."""
     body = json.dumps(error_document(status, message), separators=(",", ":")).encode()
@@ -76,7 +81,8 @@ def _error_message(version: str, status: int, message: str, date: str) -> bytes:
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
         f"Date: {date}\r\n"
-        "Connection: close\r\n\r\n"
+        + ("" if retry_after is None else f"Retry-After: {retry_after}\r\n")
+        + "Connection: close\r\n\r\n"
     )
     return head.encode("latin-1") + body
 

@@ -16,6 +16,9 @@ import threading
 
 #: Where the server's :class:`Transfers` is in the WSGI environ.
 ENVIRON_KEY = "tank.transfers"
+#: ``Retry-After`` (seconds) of a refusal because a cap is reached: a thread frees when
+#: any one of the transfers ends, so soon, but not at once.
+RETRY_AFTER = 2
 
 
 class Transfers:
