@@ -16,6 +16,8 @@ class TankError(Exception):
     """Base of every error Tank raises on purpose."""
 
     http_status: int = 500
+    #: Seconds a client should wait before it tries again, sent as ``Retry-After``.
+    retry_after: int | None = None
 
     def __init__(
         self,
@@ -23,15 +25,12 @@ class TankError(Exception):
         *,
         store: str | None = None,
         location: str | None = None,
-        retry_after: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.store = store
         #: Always a redacted location, safe to show to a user.
         self.location = location
-        #: Seconds a client should wait before it tries again, sent as ``Retry-After``.
-        self.retry_after = retry_after
 
     def __str__(self) -> str:
         return self.message
@@ -182,9 +181,14 @@ class StoreUnavailable(TankError):
 
 class Busy(TankError):
     """This server is already doing as much of this kind of work as it may at once (image
-    data going out to ``download_threads`` clients); the client may retry later."""
+    data going out to ``download_threads`` clients); the client may retry after
+    ``retry_after`` seconds."""
 
     http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ShuttingDown(TankError):
