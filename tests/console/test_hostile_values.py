@@ -75,6 +75,16 @@ def test_direction_controls_in_inputs_are_kept_and_warned_about(
     expect(upload_warning).to_contain_text("⟨U+202E⟩ at 3")
     upload_name.fill("plain-name")
     expect(upload_warning).to_be_hidden()
+
+    # so does the import page, from the URL's last part
+    page = console.goto("import")
+    page.wait_for_selector("form input[name=uri]")
+    page.fill("input[name=uri]", "https://example.com/images/nm\u202eevil.qcow2")
+    page.locator("input[name=uri]").dispatch_event("change")
+    import_name = page.locator("input[name=name]")
+    assert import_name.input_value() == name
+    assert import_name.get_attribute("dir") == "ltr"
+    expect(page.locator(".bidi-warning").first).to_contain_text("⟨U+202E⟩ at 3")
     assert not console.errors and not console.dialogs
 
 

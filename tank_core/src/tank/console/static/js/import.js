@@ -3,7 +3,7 @@
 // is queued again and os_glance_failed_import names the stores it failed for).
 
 import { api, formats, imagePath } from "./api.js";
-import { h, replace, routeHref, visible } from "./dom.js";
+import { guarded, h, replace, routeHref, visible } from "./dom.js";
 import { bytes, duration } from "./format.js";
 import { notify } from "./main.js";
 
@@ -41,13 +41,16 @@ export async function render(container) {
   const form = h(
     "form",
     { class: "import-form", "data-form": "import" },
-    h("div", { class: "grid" }, field("URL", url), field("Name", name), field("Disk format", disk), field("Container format", cont), field("Visibility", visibility)),
+    h("div", { class: "grid" }, field("URL", url), field("Name", guarded(name)), field("Disk format", disk), field("Container format", cont), field("Visibility", visibility)),
     h("button", { type: "submit", class: "primary" }, "Import"),
   );
   const panel = h("div", { class: "import-panel" });
   replace(container, h("h1", {}, "Import from a URL"), form, panel);
   url.addEventListener("change", () => {
-    if (!name.value) name.value = url.value.split("/").pop().replace(/\.[^.]+$/, "");
+    if (!name.value) {
+      name.value = url.value.split("/").pop().replace(/\.[^.]+$/, "");
+      name.dispatchEvent(new Event("input")); // its direction controls warned about
+    }
   });
 
   let timer = null;
