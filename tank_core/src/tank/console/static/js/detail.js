@@ -28,7 +28,6 @@ function shown(key, value) {
   return String(value);
 }
 
-/** Run an action; its failure becomes a readable message, never a blank page. */
 /** What ``action`` came to: ``{ value }``, or ``{ error }`` if it threw. */
 async function outcome(action) {
   try {
