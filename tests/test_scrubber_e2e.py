@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tank.testing import require_env
-from tank.testing.api_server import ApiServer, find_script, stop_all
+from tank.testing.api_server import ApiServer, find_script, stop_all, stored_image
 from tank.testing.ports import free_port
 from tank.testing.postgresql import pg_schema
 
@@ -102,22 +102,7 @@ def pg_site(tmp_path: Path) -> Iterator[Site]:
 
 
 def upload(server: ApiServer, data: bytes, name: str = "scrub-me") -> str:
-    resp = requests.post(
-        f"{server.url}/v2/images",
-        json={"name": name, "disk_format": "raw", "container_format": "bare"},
-        headers=ALICE,
-        timeout=10,
-    )
-    assert resp.status_code == 201, resp.text
-    image_id = str(resp.json()["id"])
-    resp = requests.put(
-        f"{server.url}/v2/images/{image_id}/file",
-        data=data,
-        headers={**ALICE, "Content-Type": "application/octet-stream"},
-        timeout=30,
-    )
-    assert resp.status_code == 204, resp.text
-    return image_id
+    return stored_image(server, data, name, ALICE, timeout=30)
 
 
 def v1_head(server: ApiServer, image_id: str, who: dict[str, str]) -> requests.Response:

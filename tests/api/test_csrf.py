@@ -14,21 +14,11 @@ from typing import Any
 import pytest
 import requests
 
-from tank.testing.api_server import ApiServer
-
-BODY = {"name": "target", "disk_format": "raw", "container_format": "bare"}
+from tank.testing.api_server import ApiServer, stored_image
 
 
 def active_image(api: ApiServer) -> str:
-    image_id = str(requests.post(f"{api.url}/v2/images", json=BODY, timeout=5).json()["id"])
-    put = requests.put(
-        f"{api.url}/v2/images/{image_id}/file",
-        data=b"data",
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=5,
-    )
-    assert put.status_code == 204, put.text
-    return image_id
+    return stored_image(api, b"data", "target", timeout=5)
 
 
 def state(api: ApiServer, image_id: str) -> tuple[str, list[str]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from tank.testing.api_server import ApiServer
+from tank.testing.api_server import ApiServer, stored_image
 from tank.testing.raw_http import RawHttp
 
 HEADER_TIMEOUT = 3.0
@@ -199,20 +199,6 @@ def test_slow_uploads_leave_threads_for_requests_without_a_body(
         feeder.join()
         for conn in trickling:
             conn.close()
-
-
-def stored_image(api: ApiServer, data: bytes, name: str) -> str:
-    """A new active image holding ``data``: its id."""
-    body = {"name": name, "disk_format": "raw", "container_format": "bare"}
-    image_id = str(requests.post(f"{api.url}/v2/images", json=body, timeout=10).json()["id"])
-    put = requests.put(
-        f"{api.url}/v2/images/{image_id}/file",
-        data=data,
-        headers={"Content-Type": "application/octet-stream"},
-        timeout=60,
-    )
-    assert put.status_code == 204, put.text
-    return image_id
 
 
 def stall_downloads(api: ApiServer, image_id: str, count: int) -> list[RawHttp]:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -153,3 +153,27 @@ def stop_all(servers: Iterable[ApiServer]) -> None:
     for server in servers:
         server.stop()
         assert "unexpected error" not in server.log(), server.log()
+
+
+def stored_image(
+    server: ApiServer,
+    data: bytes,
+    name: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> str:
+    """A new active image holding ``data``, created and uploaded through v2 (``headers``:
+    who asks, for ``--auth``): its id."""
+    meta = {"name": name, "disk_format": "raw", "container_format": "bare"}
+    who = dict(headers or {})
+    made = requests.post(f"{server.url}/v2/images", json=meta, headers=who, timeout=timeout)
+    assert made.status_code == 201, made.text
+    image_id = str(made.json()["id"])
+    put = requests.put(
+        f"{server.url}/v2/images/{image_id}/file",
+        data=data,
+        headers={**who, "Content-Type": "application/octet-stream"},
+        timeout=timeout,
+    )
+    assert put.status_code == 204, put.text
+    return image_id
